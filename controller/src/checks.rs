@@ -1,0 +1,364 @@
+//! The validate checks: each turns facts into a status, a detail and, when it
+//! is not a pass, a remedy. The SSH checks come from the connection itself
+//! (see `cmd::validate`); the rest from the probe's [`Facts`].
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::probe::Facts;
+
+const GIB: u64 = 1 << 30;
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Pass,
+    /// Works, but worth a look.
+    Warn,
+    /// Blocks using the host.
+    Fail,
+    /// Does not apply.
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable id, e.g. `disk.free`.
+    pub id: &'static str,
+    /// Outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it (warn and fail only).
+    pub remedy: Option<String>,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn pass(id: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Pass,
+            detail: detail.into(),
+            remedy: None,
+        }
+    }
+
+    /// A skipped check.
+    pub fn skip(id: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Skip,
+            detail: detail.into(),
+            remedy: None,
+        }
+    }
+
+    /// A warning, with its remedy.
+    pub fn warn(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Warn,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+
+    /// A failure, with its remedy.
+    pub fn fail(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Fail,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+}
+
+/// What kind of machine is being validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A VM or server (Ubuntu or Debian).
+    Vm,
+    /// An HDInsight (or other Spark/YARN) cluster head node.
+    Hdinsight,
+}
+
+/// Settings that change verdicts.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// VM or head node.
+    pub kind: Kind,
+    /// A private address fails instead of warning.
+    pub require_public_ip: bool,
+}
+
+/// Runs every probe-based check.
+pub fn evaluate(facts: &Facts, peer: IpAddr, options: Options) -> Vec<Check> {
+    let mut checks = vec![
+        os_supported(facts),
+        os_arch(facts),
+        public_ip(facts, peer, options.require_public_ip),
+        disk_free(facts),
+        memory(facts),
+        cpu(facts),
+    ];
+    checks.extend(docker(facts));
+    checks.push(conda(facts));
+    checks.push(python(facts));
+    checks.push(gpu(facts));
+    checks.push(sudo(facts));
+    if options.kind == Kind::Hdinsight {
+        checks.push(spark_submit(facts));
+    }
+    checks
+}
+
+/// Supported: Ubuntu 20.04, 22.04, 24.04; Debian 11, 12.
+fn os_supported(f: &Facts) -> Check {
+    const ID: &str = "os.supported";
+    let name = if f.os.pretty_name.is_empty() {
+        format!("{} {}", f.os.id, f.os.version_id)
+    } else {
+        f.os.pretty_name.clone()
+    };
+    let major = f.os.version_id.split('.').next().unwrap_or("");
+    let supported = match f.os.id.as_str() {
+        "ubuntu" => ["20.04", "22.04", "24.04"].contains(&f.os.version_id.as_str()),
+        "debian" => ["11", "12"].contains(&major),
+        _ => false,
+    };
+    if supported {
+        Check::pass(ID, name)
+    } else if f.os.id.is_empty() {
+        Check::fail(
+            ID,
+            "no /etc/os-release: cannot tell the operating system",
+            "use Ubuntu 20.04, 22.04 or 24.04, or Debian 11 or 12",
+        )
+    } else {
+        Check::fail(
+            ID,
+            format!("{name} is not supported"),
+            "use Ubuntu 20.04, 22.04 or 24.04, or Debian 11 or 12 (an Azure Data Science VM on Ubuntu works)",
+        )
+    }
+}
+
+fn os_arch(f: &Facts) -> Check {
+    const ID: &str = "os.arch";
+    match f.arch.as_str() {
+        "x86_64" | "amd64" => Check::pass(ID, format!("{} (kernel {})", f.arch, f.kernel)),
+        other => Check::fail(
+            ID,
+            format!("{other} is not supported"),
+            "use an x86_64 machine: moor's agent is built for x86_64 Linux",
+        ),
+    }
+}
+
+fn public_ip(f: &Facts, peer: IpAddr, required: bool) -> Check {
+    const ID: &str = "network.public_ip";
+    if crate::net::is_public(&peer) {
+        return Check::pass(ID, format!("reached at public address {peer}"));
+    }
+    if let Some(public) = f.addresses.iter().find(|a| crate::net::is_public(a)) {
+        return Check::pass(ID, format!("public address {public} (reached at {peer})"));
+    }
+    let detail = format!("no public address: reached at private address {peer}");
+    let remedy = "give the machine a public IP, or reach it over a VPN (pass --require-public-ip only where a public address is a must)";
+    if required {
+        Check::fail(ID, detail, "give the machine a public IP address")
+    } else {
+        Check::warn(ID, detail, remedy)
+    }
+}
+
+fn disk_free(f: &Facts) -> Check {
+    const ID: &str = "disk.free";
+    let Some(disk) = &f.home_disk else {
+        return Check::warn(ID, format!("could not read free space of {}", f.home), "check that `df` works on the host");
+    };
+    let detail = format!(
+        "{} free of {} in {} ({})",
+        bytes(disk.free_bytes),
+        bytes(disk.total_bytes),
+        f.home,
+        disk.mount
+    );
+    let remedy = format!("free space on {} or grow the disk", disk.mount);
+    if disk.free_bytes < 2 * GIB {
+        Check::fail(ID, format!("{detail}: under 2 GiB"), remedy)
+    } else if disk.free_bytes < 10 * GIB {
+        Check::warn(ID, format!("{detail}: under 10 GiB"), remedy)
+    } else {
+        Check::pass(ID, detail)
+    }
+}
+
+fn memory(f: &Facts) -> Check {
+    const ID: &str = "memory";
+    match f.memory_total_bytes {
+        Some(total) if total < 2 * GIB => Check::warn(
+            ID,
+            format!("{} total: under 2 GiB", bytes(total)),
+            "training needs memory: use a machine with at least 2 GiB",
+        ),
+        Some(total) => Check::pass(
+            ID,
+            match f.memory_available_bytes {
+                Some(avail) => format!("{} total, {} available", bytes(total), bytes(avail)),
+                None => format!("{} total", bytes(total)),
+            },
+        ),
+        None => Check::warn(ID, "could not read /proc/meminfo", "check that /proc is mounted"),
+    }
+}
+
+fn cpu(f: &Facts) -> Check {
+    const ID: &str = "cpu";
+    let model = f.cpu_model.as_deref().unwrap_or("unknown model");
+    match f.cpus {
+        Some(n) => Check::pass(ID, format!("{n} CPU{} ({model})", if n == 1 { "" } else { "s" })),
+        None => Check::warn(ID, "could not count CPUs", "check that nproc or /proc/cpuinfo works"),
+    }
+}
+
+fn docker(f: &Facts) -> Vec<Check> {
+    const ENGINE: &str = "docker.engine";
+    const ACCESS: &str = "docker.access";
+    let d = &f.docker;
+    if d.cli.is_none() && d.socket.is_none() {
+        return vec![
+            Check::warn(
+                ENGINE,
+                "no Docker engine (no docker command, no /var/run/docker.sock)",
+                "install Docker Engine (sudo apt-get install docker.io) to use Docker environments; conda and pip environments work without it",
+            ),
+            Check::skip(ACCESS, "no Docker engine"),
+        ];
+    }
+    let engine = match (&d.server_version, &d.cli, &d.socket) {
+        (Some(v), _, _) => Check::pass(ENGINE, format!("Docker {v}")),
+        (None, _, Some(sock)) => Check::pass(ENGINE, format!("Docker engine socket at {sock}")),
+        (None, Some(cli), None) => Check::warn(
+            ENGINE,
+            format!("docker command at {cli}, but no engine socket"),
+            "start the engine: sudo systemctl start docker",
+        ),
+        (None, None, None) => unreachable!("handled above"),
+    };
+    let group = d.socket_group.as_deref().unwrap_or("docker");
+    let can_use = d.server_version.is_some() || d.socket_access == Some(true);
+    let access = if can_use {
+        Check::pass(ACCESS, format!("{} can use Docker without sudo", f.user))
+    } else if d.socket.is_none() {
+        Check::warn(
+            ACCESS,
+            d.error.clone().unwrap_or_else(|| "the engine does not answer".into()),
+            "start the engine: sudo systemctl start docker",
+        )
+    } else {
+        Check::warn(
+            ACCESS,
+            format!("{} cannot use {} (not in group {group})", f.user, d.socket.as_deref().unwrap_or("the socket")),
+            format!("add the user to the group: sudo usermod -aG {group} {}, then log in again", f.user),
+        )
+    };
+    vec![engine, access]
+}
+
+fn conda(f: &Facts) -> Check {
+    const ID: &str = "conda.present";
+    match f.conda.first() {
+        Some(c) => Check::pass(
+            ID,
+            format!(
+                "{} at {}{}",
+                c.kind,
+                c.path,
+                c.version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+            ),
+        ),
+        None => Check::skip(ID, "no conda, mamba or micromamba (not needed: moor builds conda environments itself)"),
+    }
+}
+
+fn python(f: &Facts) -> Check {
+    const ID: &str = "python.present";
+    match &f.python {
+        Some(p) => Check::pass(
+            ID,
+            format!("{}{}", p.path, p.version.as_ref().map(|v| format!(" (Python {v})")).unwrap_or_default()),
+        ),
+        None => Check::warn(
+            ID,
+            "no python3 or python on PATH",
+            "install Python 3 (sudo apt-get install python3 python3-venv) for pip environments",
+        ),
+    }
+}
+
+fn gpu(f: &Facts) -> Check {
+    const ID: &str = "gpu.nvidia";
+    match &f.nvidia {
+        None => Check::skip(ID, "no nvidia-smi: no NVIDIA GPU driver"),
+        Some(n) if n.error.is_some() || n.gpus.is_empty() => Check::warn(
+            ID,
+            format!("nvidia-smi failed: {}", n.error.as_deref().unwrap_or("no GPUs listed")),
+            "install or reload the NVIDIA driver (sudo ubuntu-drivers install), then reboot",
+        ),
+        Some(n) => {
+            let names: Vec<&str> = n.gpus.iter().map(|g| g.name.as_str()).collect();
+            Check::pass(
+                ID,
+                format!("{} GPU{}: {} (driver {})", n.gpus.len(), if n.gpus.len() == 1 { "" } else { "s" }, names.join(", "), n.gpus[0].driver),
+            )
+        }
+    }
+}
+
+fn sudo(f: &Facts) -> Check {
+    const ID: &str = "sudo.passwordless";
+    match f.sudo_passwordless {
+        Some(true) => Check::pass(ID, "passwordless sudo (moor does not need it)"),
+        Some(false) => Check::skip(ID, "sudo asks for a password (moor does not need sudo)"),
+        None => Check::skip(ID, "no sudo (moor does not need it)"),
+    }
+}
+
+fn spark_submit(f: &Facts) -> Check {
+    const ID: &str = "spark.submit";
+    match &f.spark_submit {
+        Some(path) => Check::pass(ID, format!("spark-submit at {path}")),
+        None => Check::fail(
+            ID,
+            "no spark-submit on PATH, in /usr/hdp/current/spark2-client or $SPARK_HOME",
+            "attach the cluster's head node (<cluster>-ssh.azurehdinsight.net), or install Spark and put spark-submit on PATH",
+        ),
+    }
+}
+
+/// Bytes in binary units with one decimal: `1.5 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,279 @@
+//! moor's error type: every failure carries what went wrong (the cause) and
+//! what the user can do about it (the fix), and maps to a documented,
+//! stable exit code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Process exit codes. Stable: scripts depend on them.
+pub mod exit {
+    /// Success: no check failed.
+    pub const OK: u8 = 0;
+    /// An unexpected error (workspace not writable, internal error).
+    pub const INTERNAL: u8 = 1;
+    /// Bad usage: a wrong flag, a missing argument, a key file that is not there.
+    pub const USAGE: u8 = 2;
+    /// The host was reached and probed, and at least one check failed.
+    pub const CHECK_FAILED: u8 = 3;
+    /// Authentication failed (wrong password or key, or a key that cannot be decrypted).
+    pub const AUTH: u8 = 4;
+    /// The host key is unknown, changed or does not match the one given.
+    pub const HOST_KEY: u8 = 5;
+    /// The host is unreachable or timed out: refused, no route, DNS, not an SSH server.
+    pub const UNREACHABLE: u8 = 6;
+}
+
+/// Result alias for moor's library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop a moor command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line or its inputs are wrong.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// A private key file could not be read or parsed.
+    #[error("cannot read key file {}: {cause}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// The key file is encrypted and no passphrase was given, or the passphrase is wrong.
+    #[error("key file {} is encrypted and {}", path.display(), if *given { "the passphrase is wrong" } else { "no passphrase was given" })]
+    KeyPassphrase {
+        /// The key file.
+        path: PathBuf,
+        /// Whether a passphrase was given (and so is wrong).
+        given: bool,
+    },
+    /// The host name does not resolve.
+    #[error("cannot resolve host {host}: {cause}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        cause: String,
+    },
+    /// The TCP connection failed.
+    #[error("cannot connect to {host}:{port}: {cause}")]
+    Connect {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Why (refused, no route, ...).
+        cause: String,
+    },
+    /// A step did not finish within its time.
+    #[error("{step} with {host}:{port} timed out after {}s", timeout.as_secs_f32())]
+    Timeout {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// What was going on ("connect", "SSH handshake", "probe").
+        step: &'static str,
+        /// The limit that ran out.
+        timeout: Duration,
+    },
+    /// The peer answered, but not as an SSH server.
+    #[error("{host}:{port} is not an SSH server ({cause})")]
+    NotSsh {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// What went wrong in the handshake.
+        cause: String,
+    },
+    /// The SSH connection broke after it was set up.
+    #[error("SSH connection to {host}:{port} failed: {cause}")]
+    Ssh {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// What russh reported.
+        cause: String,
+    },
+    /// The host key is in no known_hosts file.
+    #[error("host key of {host} is unknown: {algorithm} {fingerprint}")]
+    HostKeyUnknown {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Key algorithm, e.g. `ssh-ed25519`.
+        algorithm: String,
+        /// `SHA256:...`
+        fingerprint: String,
+    },
+    /// The host key differs from the one recorded: possibly an attack.
+    #[error("HOST KEY CHANGED for {host}: it now offers {algorithm} {fingerprint}, but {} line {line} records another key (possible man-in-the-middle attack; the connection was refused)", file.display())]
+    HostKeyChanged {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Key algorithm.
+        algorithm: String,
+        /// Fingerprint of the key the host offers now.
+        fingerprint: String,
+        /// The known_hosts file with the old key.
+        file: PathBuf,
+        /// Its line.
+        line: usize,
+        /// Whether `file` is the workspace's own (then `moor host-key forget` fixes it).
+        in_workspace: bool,
+    },
+    /// The host key is marked revoked in a known_hosts file.
+    #[error("host key of {host} ({fingerprint}) is marked @revoked in {}", file.display())]
+    HostKeyRevoked {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Fingerprint.
+        fingerprint: String,
+        /// The file that revokes it.
+        file: PathBuf,
+    },
+    /// `--host-key-fingerprint` was given and the host offers another key.
+    #[error("host key of {host} is {fingerprint}, not the expected {expected}")]
+    HostKeyMismatch {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// What the host offers.
+        fingerprint: String,
+        /// What the user said to expect.
+        expected: String,
+    },
+    /// No authentication method worked.
+    #[error("authentication failed for {user}@{host}:{port} (tried: {tried}; server accepts: {accepted})")]
+    Auth {
+        /// User.
+        user: String,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// What was tried, e.g. `publickey (~/.ssh/id_ed25519), password`.
+        tried: String,
+        /// Methods the server still offers.
+        accepted: String,
+        /// Whether a secret (password) was given; shapes the fix.
+        fix: String,
+    },
+    /// A local file or directory problem (workspace, known_hosts).
+    #[error("{what} {}: {cause}", path.display())]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        cause: std::io::Error,
+    },
+    /// The probe output could not be understood.
+    #[error("probe of {host} failed: {cause}")]
+    Probe {
+        /// Host.
+        host: String,
+        /// Why.
+        cause: String,
+    },
+}
+
+impl Error {
+    /// A usage error with its fix.
+    pub fn usage(message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// The documented exit code of this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage { .. } | Error::KeyFile { .. } => exit::USAGE,
+            Error::KeyPassphrase { .. } | Error::Auth { .. } => exit::AUTH,
+            Error::HostKeyUnknown { .. }
+            | Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::HostKeyMismatch { .. } => exit::HOST_KEY,
+            Error::Resolve { .. }
+            | Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::NotSsh { .. }
+            | Error::Ssh { .. }
+            | Error::Probe { .. } => exit::UNREACHABLE,
+            Error::Io { .. } => exit::INTERNAL,
+        }
+    }
+
+    /// A short machine-readable name of the error, for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage { .. } => "usage",
+            Error::KeyFile { .. } => "key_file",
+            Error::KeyPassphrase { .. } => "key_passphrase",
+            Error::Resolve { .. } => "resolve",
+            Error::Connect { .. } => "connect",
+            Error::Timeout { .. } => "timeout",
+            Error::NotSsh { .. } => "not_ssh",
+            Error::Ssh { .. } => "ssh",
+            Error::HostKeyUnknown { .. } => "host_key_unknown",
+            Error::HostKeyChanged { .. } => "host_key_changed",
+            Error::HostKeyRevoked { .. } => "host_key_revoked",
+            Error::HostKeyMismatch { .. } => "host_key_mismatch",
+            Error::Auth { .. } => "auth",
+            Error::Io { .. } => "io",
+            Error::Probe { .. } => "probe",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn fix(&self) -> String {
+        match self {
+            Error::Usage { fix, .. } => fix.clone(),
+            Error::KeyFile { .. } => "pass --key with the path of an OpenSSH private key file".into(),
+            Error::KeyPassphrase { given: false, .. } => {
+                "put the passphrase in an environment variable and pass its name with --key-passphrase-env VAR".into()
+            }
+            Error::KeyPassphrase { given: true, .. } => {
+                "check the passphrase in the variable named by --key-passphrase-env".into()
+            }
+            Error::Resolve { .. } => "check the host name, or pass an IP address with --host".into(),
+            Error::Connect { port, .. } => {
+                format!("check that sshd runs on the host and listens on port {port} (--port), and that no firewall blocks it")
+            }
+            Error::Timeout { step: "probe", .. } => {
+                "the host is slow or overloaded; try again, or check it with ssh".into()
+            }
+            Error::Timeout { .. } => {
+                "check that the host is up and reachable, or raise --connect-timeout".into()
+            }
+            Error::NotSsh { .. } => "check --port: it must be the port sshd listens on".into(),
+            Error::Ssh { .. } => "try again; if it keeps failing, run with -vv and check the host's sshd log".into(),
+            Error::HostKeyUnknown { fingerprint, .. } => format!(
+                "check the fingerprint with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then pass --host-key-fingerprint {fingerprint} (or --accept-new-host-key)"
+            ),
+            Error::HostKeyChanged { host, in_workspace: true, .. } => format!(
+                "if the host was really reinstalled, verify the new key, then run `moor host-key forget {host}` and connect again with --host-key-fingerprint"
+            ),
+            Error::HostKeyChanged { host, file, .. } => format!(
+                "if the host was really reinstalled, verify the new key, then run `ssh-keygen -R '{host}' -f {}`",
+                file.display()
+            ),
+            Error::HostKeyRevoked { .. } => "this key was revoked on purpose; ask the host's owner".into(),
+            Error::HostKeyMismatch { .. } => {
+                "check the fingerprint you passed with --host-key-fingerprint; if the host offers the right key, pass that".into()
+            }
+            Error::Auth { fix, .. } => fix.clone(),
+            Error::Io { .. } => "check that the path exists and is writable by you".into(),
+            Error::Probe { .. } => "the host's /bin/sh must be POSIX; run with -vv to see the probe output".into(),
+        }
+    }
+}

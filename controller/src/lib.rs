@@ -1,0 +1,20 @@
+//! moor: attach machines you already own (Ubuntu VMs, on-prem servers,
+//! HDInsight head nodes) as ML compute targets over plain SSH.
+//!
+//! The library behind the `moor` binary: the SSH layer ([`ssh`]), the
+//! one-round-trip host probe ([`probe`]) and the checks made from it
+//! ([`checks`]), the workspace ([`workspace`]), and one module per command
+//! ([`cmd`]).
+
+pub mod checks;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod net;
+pub mod output;
+pub mod probe;
+pub mod secret;
+pub mod ssh;
+pub mod workspace;
+
+pub use error::{Error, Result};

@@ -1,0 +1,88 @@
+# moor host probe, version 1. Read-only: it changes nothing on the host.
+# Run as `sh -s` with this text on stdin; prints sections `@@moor NAME`
+# followed by raw command output, which the controller parses. Everything runs
+# inside main() with stdin from /dev/null, so no command can swallow the rest
+# of the script.
+main() {
+export LC_ALL=C
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+t() { if command -v timeout >/dev/null 2>&1; then timeout "$@"; else shift; "$@"; fi; }
+s() { printf '\n@@moor %s\n' "$1"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+printf '@@moor-probe 1\n'
+s uname; uname -m; uname -r
+s os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
+s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
+s machine-id; cat /etc/machine-id 2>/dev/null
+s user; id -un; id -u; id -Gn
+s home; printf '%s\n' "$HOME"
+s df-home; df -Pk "$HOME" 2>/dev/null | tail -n 1
+s meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
+s cpu; nproc 2>/dev/null || grep -c '^processor' /proc/cpuinfo; grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-
+s addrs; ip -o addr show 2>/dev/null || hostname -I 2>/dev/null
+
+s docker
+sock=/var/run/docker.sock
+have docker && echo "cli=$(command -v docker)"
+if [ -S "$sock" ]; then
+  echo "socket=$sock"
+  echo "socket_group=$(stat -c %G "$sock" 2>/dev/null)"
+  if [ -r "$sock" ] && [ -w "$sock" ]; then echo access=yes; else echo access=no; fi
+fi
+if have docker; then
+  v=$(t 10 docker version --format '{{.Server.Version}}' 2>&1); rc=$?
+  echo "cli_rc=$rc"
+  echo "server=$(printf '%s' "$v" | tr '\n' ' ')"
+elif [ -S "$sock" ] && [ -w "$sock" ] && have python3; then
+  t 10 python3 - "$sock" <<'PY' 2>/dev/null
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+body = data.split(b"\r\n\r\n", 1)[1]
+print("cli_rc=0")
+print("server=" + json.loads(body)["Version"])
+PY
+fi
+
+s conda
+for c in conda mamba micromamba; do have "$c" && echo "path=$c:$(command -v "$c")"; done
+for d in /anaconda /opt/conda "$HOME/miniconda3" "$HOME/anaconda3" /usr/bin/anaconda; do
+  if [ -x "$d/bin/conda" ] || [ -x "$d/bin/mamba" ] || [ -x "$d/bin/micromamba" ]; then
+    echo "dir=$d:$(ls "$d/conda-meta" 2>/dev/null | grep -m1 '^conda-[0-9]')"
+  fi
+done
+
+s python
+for p in python3 python; do have "$p" && echo "path=$(command -v "$p")"; done
+if have python3; then echo "version=$(python3 --version 2>&1)"; elif have python; then echo "version=$(python --version 2>&1)"; fi
+
+s nvidia
+if have nvidia-smi; then
+  echo "path=$(command -v nvidia-smi)"
+  out=$(t 15 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1); echo "rc=$?"
+  printf '%s\n' "$out" | while IFS= read -r line; do echo "gpu=$line"; done
+fi
+
+s sudo
+if have sudo; then
+  if t 5 sudo -n true >/dev/null 2>&1; then echo passwordless=yes; else echo passwordless=no; fi
+else
+  echo passwordless=absent
+fi
+
+s spark
+for p in spark-submit /usr/hdp/current/spark2-client/bin/spark-submit "${SPARK_HOME:-/nonexistent}/bin/spark-submit"; do
+  if have "$p"; then echo "submit=$(command -v "$p")"; break; fi
+done
+printf '\n@@moor end\n'
+}
+main </dev/null

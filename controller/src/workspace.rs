@@ -1,0 +1,118 @@
+//! The workspace: the directory where moor keeps its state (known_hosts now;
+//! targets and keys later). Chosen by `--workspace DIR`, else
+//! `$MOOR_WORKSPACE`, else `$XDG_DATA_HOME/moor` (`~/.local/share/moor`).
+//! The directory is mode 0700 and every file in it 0600.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An opened workspace directory.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    dir: PathBuf,
+}
+
+impl Workspace {
+    /// The default location when neither `--workspace` nor `MOOR_WORKSPACE` is set.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(xdg).join("moor"));
+        }
+        home_dir().map(|h| h.join(".local/share/moor"))
+    }
+
+    /// Opens (creating, mode 0700) the workspace at `dir`.
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        let io = |cause| Error::Io {
+            what: "cannot create workspace",
+            path: dir.clone(),
+            cause,
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io)?;
+        // A directory made by someone else (or an older moor) may be wider.
+        let mode = fs::metadata(&dir).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        Ok(Workspace { dir })
+    }
+
+    /// The workspace directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The workspace's own known_hosts file.
+    pub fn known_hosts_file(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+}
+
+/// The user's home directory, from `$HOME`.
+pub fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Opens `path` for appending, creating it with mode 0600.
+pub fn open_private_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Replaces `path` with `contents` atomically (temporary file, fsync, rename),
+/// mode 0600. A crash leaves either the old or the new file, never a mix.
+pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_and_files_are_private() {
+        let root = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(root.path().join("a/b")).unwrap();
+        let mode = fs::metadata(ws.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let f = ws.dir().join("f");
+        write_private_atomic(&f, b"one").unwrap();
+        write_private_atomic(&f, b"two").unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"two");
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        let g = ws.dir().join("g");
+        open_private_append(&g).unwrap();
+        assert_eq!(fs::metadata(&g).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

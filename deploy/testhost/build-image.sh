@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the moor test-host image offline, with no registry:
+#   1. base: a minbase debootstrap of Debian bookworm with the packages in
+#      base.packages, turned into an image with `docker import`;
+#   2. layer: Dockerfile (entrypoint.sh on top of the base).
+# Both are tagged by the sha256 of their recipe, so an unchanged recipe is a
+# cache hit and a changed one rebuilds. Prints the final image tag on stdout.
+#
+# Env: MOOR_DEBIAN_MIRROR (default: the mirror apt uses here, else deb.debian.org).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf 'testhost: %s\n' "$*" >&2; }
+
+hash_of() { cat "$@" | sha256sum | cut -c1-12; }
+base_hash=$(hash_of "$here/base.packages" <(sed -n '/^# --- base recipe ---$/,/^# --- end base recipe ---$/p' "$0"))
+layer_hash=$(hash_of "$here/Dockerfile" "$here/entrypoint.sh" <(echo "$base_hash"))
+base_tag="moor-testhost-base:$base_hash"
+tag="moor-testhost:$layer_hash"
+
+if docker image inspect "$tag" >/dev/null 2>&1; then
+  log "cached $tag"
+  echo "$tag"
+  exit 0
+fi
+
+# --- base recipe ---
+if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
+  command -v debootstrap >/dev/null || { log "debootstrap missing: apt-get install -y debootstrap"; exit 1; }
+  mirror=${MOOR_DEBIAN_MIRROR:-$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | grep -oE 'https?://[^ ]+/debian/?$' | head -n1 || true)}
+  mirror=${mirror:-http://deb.debian.org/debian}
+  include=$(grep -vE '^(#|$)' "$here/base.packages" | paste -sd, -)
+  rootfs=$(mktemp -d /var/tmp/moor-testhost-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  log "debootstrap bookworm ($include) from $mirror"
+  debootstrap --variant=minbase --include="$include" bookworm "$rootfs" "$mirror" >&2
+  # Every host generates its own host keys and machine-id at start.
+  rm -f "$rootfs"/etc/ssh/ssh_host_* "$rootfs"/etc/machine-id "$rootfs"/var/lib/dbus/machine-id
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import - "$base_tag" >/dev/null
+  log "imported $base_tag"
+fi
+# --- end base recipe ---
+
+DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$base_tag" -t "$tag" "$here" >&2
+log "built $tag"
+echo "$tag"
