@@ -182,7 +182,11 @@ fn public_ip(f: &Facts, peer: IpAddr, required: bool) -> Check {
 fn disk_free(f: &Facts) -> Check {
     const ID: &str = "disk.free";
     let Some(disk) = &f.home_disk else {
-        return Check::warn(ID, format!("could not read free space of {}", f.home), "check that `df` works on the host");
+        return Check::warn(
+            ID,
+            format!("could not read free space of {}", f.home),
+            "check that `df` works on the host",
+        );
     };
     let detail = format!(
         "{} free of {} in {} ({})",
@@ -216,7 +220,11 @@ fn memory(f: &Facts) -> Check {
                 None => format!("{} total", bytes(total)),
             },
         ),
-        None => Check::warn(ID, "could not read /proc/meminfo", "check that /proc is mounted"),
+        None => Check::warn(
+            ID,
+            "could not read /proc/meminfo",
+            "check that /proc is mounted",
+        ),
     }
 }
 
@@ -224,8 +232,15 @@ fn cpu(f: &Facts) -> Check {
     const ID: &str = "cpu";
     let model = f.cpu_model.as_deref().unwrap_or("unknown model");
     match f.cpus {
-        Some(n) => Check::pass(ID, format!("{n} CPU{} ({model})", if n == 1 { "" } else { "s" })),
-        None => Check::warn(ID, "could not count CPUs", "check that nproc or /proc/cpuinfo works"),
+        Some(n) => Check::pass(
+            ID,
+            format!("{n} CPU{} ({model})", if n == 1 { "" } else { "s" }),
+        ),
+        None => Check::warn(
+            ID,
+            "could not count CPUs",
+            "check that nproc or /proc/cpuinfo works",
+        ),
     }
 }
 
@@ -253,21 +268,36 @@ fn docker(f: &Facts) -> Vec<Check> {
         ),
         (None, None, None) => unreachable!("handled above"),
     };
-    let group = d.socket_group.as_deref().unwrap_or("docker");
+    // stat prints UNKNOWN for a gid with no name; `docker` is what the
+    // Docker packages create.
+    let group = d
+        .socket_group
+        .as_deref()
+        .filter(|g| *g != "UNKNOWN")
+        .unwrap_or("docker");
     let can_use = d.server_version.is_some() || d.socket_access == Some(true);
     let access = if can_use {
         Check::pass(ACCESS, format!("{} can use Docker without sudo", f.user))
     } else if d.socket.is_none() {
         Check::warn(
             ACCESS,
-            d.error.clone().unwrap_or_else(|| "the engine does not answer".into()),
+            d.error
+                .clone()
+                .unwrap_or_else(|| "the engine does not answer".into()),
             "start the engine: sudo systemctl start docker",
         )
     } else {
         Check::warn(
             ACCESS,
-            format!("{} cannot use {} (not in group {group})", f.user, d.socket.as_deref().unwrap_or("the socket")),
-            format!("add the user to the group: sudo usermod -aG {group} {}, then log in again", f.user),
+            format!(
+                "{} cannot use {} (not in group {group})",
+                f.user,
+                d.socket.as_deref().unwrap_or("the socket")
+            ),
+            format!(
+                "add the user to the group: sudo usermod -aG {group} {}, then log in again",
+                f.user
+            ),
         )
     };
     vec![engine, access]
@@ -282,10 +312,16 @@ fn conda(f: &Facts) -> Check {
                 "{} at {}{}",
                 c.kind,
                 c.path,
-                c.version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+                c.version
+                    .as_ref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default()
             ),
         ),
-        None => Check::skip(ID, "no conda, mamba or micromamba (not needed: moor builds conda environments itself)"),
+        None => Check::skip(
+            ID,
+            "no conda, mamba or micromamba (not needed: moor builds conda environments itself)",
+        ),
     }
 }
 
@@ -294,7 +330,14 @@ fn python(f: &Facts) -> Check {
     match &f.python {
         Some(p) => Check::pass(
             ID,
-            format!("{}{}", p.path, p.version.as_ref().map(|v| format!(" (Python {v})")).unwrap_or_default()),
+            format!(
+                "{}{}",
+                p.path,
+                p.version
+                    .as_ref()
+                    .map(|v| format!(" (Python {v})"))
+                    .unwrap_or_default()
+            ),
         ),
         None => Check::warn(
             ID,
@@ -310,14 +353,23 @@ fn gpu(f: &Facts) -> Check {
         None => Check::skip(ID, "no nvidia-smi: no NVIDIA GPU driver"),
         Some(n) if n.error.is_some() || n.gpus.is_empty() => Check::warn(
             ID,
-            format!("nvidia-smi failed: {}", n.error.as_deref().unwrap_or("no GPUs listed")),
+            format!(
+                "nvidia-smi failed: {}",
+                n.error.as_deref().unwrap_or("no GPUs listed")
+            ),
             "install or reload the NVIDIA driver (sudo ubuntu-drivers install), then reboot",
         ),
         Some(n) => {
             let names: Vec<&str> = n.gpus.iter().map(|g| g.name.as_str()).collect();
             Check::pass(
                 ID,
-                format!("{} GPU{}: {} (driver {})", n.gpus.len(), if n.gpus.len() == 1 { "" } else { "s" }, names.join(", "), n.gpus[0].driver),
+                format!(
+                    "{} GPU{}: {} (driver {})",
+                    n.gpus.len(),
+                    if n.gpus.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    n.gpus[0].driver
+                ),
             )
         }
     }

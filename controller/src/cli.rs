@@ -103,7 +103,12 @@ pub struct ConnectArgs {
     pub key_passphrase_env: Option<String>,
 
     /// Name of the environment variable holding the password (never the password itself).
-    #[arg(long, value_name = "VAR", help_heading = "Authentication", conflicts_with = "password_stdin")]
+    #[arg(
+        long,
+        value_name = "VAR",
+        help_heading = "Authentication",
+        conflicts_with = "password_stdin"
+    )]
     pub password_env: Option<String>,
 
     /// Read the password from the first line of standard input.
@@ -111,7 +116,11 @@ pub struct ConnectArgs {
     pub password_stdin: bool,
 
     /// Trust the host key if no known_hosts file has one for this host, and record it.
-    #[arg(long, help_heading = "Host key", conflicts_with = "host_key_fingerprint")]
+    #[arg(
+        long,
+        help_heading = "Host key",
+        conflicts_with = "host_key_fingerprint"
+    )]
     pub accept_new_host_key: bool,
 
     /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it.

@@ -12,7 +12,10 @@ use moor::output;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}; fix: check the process limits (ulimit -n)");
@@ -37,10 +40,12 @@ async fn run(cli: Cli) -> u8 {
             cmd::validate::print(&report, json);
             report.exit_code()
         }),
-        Command::HostKey(HostKeyCommand::Forget { host }) => cmd::host_key::forget(&ctx, host).map(|f| {
-            cmd::host_key::print(&f, json);
-            exit::OK
-        }),
+        Command::HostKey(HostKeyCommand::Forget { host }) => {
+            cmd::host_key::forget(&ctx, host).map(|f| {
+                cmd::host_key::print(&f, json);
+                exit::OK
+            })
+        }
     };
     result.unwrap_or_else(|e| {
         output::error(&e, json);

@@ -77,7 +77,12 @@ pub fn check_table(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        out.push_str(&format!("  {:<4}  {:<width$}  {}\n", mark(c.status), c.id, c.detail));
+        out.push_str(&format!(
+            "  {:<4}  {:<width$}  {}\n",
+            mark(c.status),
+            c.id,
+            c.detail
+        ));
         if let Some(remedy) = &c.remedy {
             out.push_str(&format!("        {:<width$}  fix: {remedy}\n", ""));
         }
@@ -88,7 +93,8 @@ pub fn check_table(checks: &[Check]) -> String {
 /// `1 failed, 2 warnings, 9 passed, 3 skipped`.
 pub fn summary(checks: &[Check]) -> String {
     let count = |s| checks.iter().filter(|c| c.status == s).count();
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     [
         plural(count(Status::Fail), "failed", "failed"),
         plural(count(Status::Warn), "warning", "warnings"),
@@ -113,7 +119,10 @@ mod tests {
             table,
             "  pass  ssh.connect  10.0.0.1:22\n  FAIL  disk.free    1.0 GiB free\n                     fix: free space\n"
         );
-        assert_eq!(summary(&checks), "1 failed, 0 warnings, 1 passed, 0 skipped");
+        assert_eq!(
+            summary(&checks),
+            "1 failed, 0 warnings, 1 passed, 0 skipped"
+        );
     }
 
     #[test]

@@ -110,9 +110,15 @@ mod tests {
         write_private_atomic(&f, b"one").unwrap();
         write_private_atomic(&f, b"two").unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let g = ws.dir().join("g");
         open_private_append(&g).unwrap();
-        assert_eq!(fs::metadata(&g).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&g).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -17,6 +17,10 @@ layer_hash=$(hash_of "$here/Dockerfile" "$here/entrypoint.sh" <(echo "$base_hash
 base_tag="moor-testhost-base:$base_hash"
 tag="moor-testhost:$layer_hash"
 
+# One build at a time on this machine: test processes may all ask at once.
+exec 9>"${TMPDIR:-/tmp}/moor-testhost-build.lock"
+flock 9
+
 if docker image inspect "$tag" >/dev/null 2>&1; then
   log "cached $tag"
   echo "$tag"

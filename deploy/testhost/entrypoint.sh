@@ -10,8 +10,9 @@
 #   MOOR_AUTH             any | password | key | kbdint: which methods sshd offers
 #   MOOR_OS               ubuntu-24.04 | ubuntu-22.04 | ubuntu-20.04 |
 #                         debian-12 (the real one) | centos-7: the os-release shown
-#   MOOR_DOCKER_GID       gid of a mounted /var/run/docker.sock: the user joins
-#                         a `docker` group with it
+#   MOOR_DOCKER_ACCESS    yes: the user joins the group of a mounted
+#                         /var/run/docker.sock (made `docker`, as on a host
+#                         with Docker installed); otherwise the user cannot use it
 #   MOOR_SUDO             nopasswd: passwordless sudo for the user
 set -eu
 user=${MOOR_USER:-moor}
@@ -56,10 +57,12 @@ else
   usermod -p '*' "$user"   # no password, but not locked: key login works
 fi
 unset MOOR_PASSWORD
-if [ -n "${MOOR_DOCKER_GID:-}" ]; then
-  getent group docker >/dev/null || groupadd --gid "$MOOR_DOCKER_GID" docker 2>/dev/null \
-    || groupadd docker
-  usermod -aG "$(getent group "$MOOR_DOCKER_GID" | cut -d: -f1)" "$user"
+if [ -S /var/run/docker.sock ]; then
+  gid=$(stat -c %g /var/run/docker.sock)
+  getent group "$gid" >/dev/null || groupadd --gid "$gid" docker
+  if [ "${MOOR_DOCKER_ACCESS:-}" = yes ]; then
+    usermod -aG "$(getent group "$gid" | cut -d: -f1)" "$user"
+  fi
 fi
 if [ "${MOOR_SUDO:-}" = nopasswd ]; then
   echo "$user ALL=(ALL) NOPASSWD:ALL" > "/etc/sudoers.d/$user"

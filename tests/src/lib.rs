@@ -1,1 +1,70 @@
-//! placeholder
+//! Test-host harness for moor's integration tests: real OpenSSH servers in
+//! Docker containers, each on its own address on a private network.
+//!
+//! - [`image`] builds (or finds cached) the test-host image from
+//!   `deploy/testhost/` with no registry.
+//! - [`TestHost::start`] runs one host from a [`HostSpec`] and waits for sshd;
+//!   dropping it removes the container, and dropping the last host of a
+//!   [`Network`] removes the network, also when a test panics. Every container
+//!   and network carries the label `moor.test`, so `.ci/run` can sweep what a
+//!   killed run left behind.
+//! - [`Moor`] runs the real `moor` binary with an isolated HOME and workspace.
+//!
+//! Docker is required: without it the harness panics under `CI=true`, and
+//! elsewhere tests call [`docker_or_skip`] to skip with a message.
+
+mod host;
+mod keys;
+mod moor;
+
+pub use host::{image, HostSpec, Network, SshAuth, TestHost};
+pub use keys::{KeyPair, Keys};
+pub use moor::{Moor, Output};
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The label on every container and network the harness creates.
+pub const LABEL: &str = "moor.test";
+
+/// Whether Docker answers. Under `CI=true` a missing engine is a failure.
+pub fn docker_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let ok = Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but the Docker engine does not answer: integration tests need it");
+        }
+        ok
+    })
+}
+
+/// Returns `true` when the test should run; prints why it skips otherwise.
+pub fn docker_or_skip() -> bool {
+    let ok = docker_available();
+    if !ok {
+        eprintln!(
+            "skipping: no Docker engine (integration tests need one; under CI=true this fails)"
+        );
+    }
+    ok
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+pub(crate) fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -72,7 +72,11 @@ fn arch() {
 
 #[test]
 fn disk_thresholds() {
-    for (free, status) in [(GIB, Status::Fail), (5 * GIB, Status::Warn), (20 * GIB, Status::Pass)] {
+    for (free, status) in [
+        (GIB, Status::Fail),
+        (5 * GIB, Status::Warn),
+        (20 * GIB, Status::Pass),
+    ] {
         let mut f = facts();
         f.home_disk.as_mut().unwrap().free_bytes = free;
         assert_eq!(check(&f, "disk.free").status, status, "{free}");
@@ -86,10 +90,24 @@ fn public_ip_from_peer_or_interfaces() {
         kind: Kind::Vm,
         require_public_ip: require,
     };
-    let find = |checks: Vec<Check>| checks.into_iter().find(|c| c.id == "network.public_ip").unwrap();
-    assert_eq!(find(evaluate(&f, private(), opts(false))).status, Status::Warn);
-    assert_eq!(find(evaluate(&f, private(), opts(true))).status, Status::Fail);
-    assert_eq!(find(evaluate(&f, "20.1.2.3".parse().unwrap(), opts(true))).status, Status::Pass);
+    let find = |checks: Vec<Check>| {
+        checks
+            .into_iter()
+            .find(|c| c.id == "network.public_ip")
+            .unwrap()
+    };
+    assert_eq!(
+        find(evaluate(&f, private(), opts(false))).status,
+        Status::Warn
+    );
+    assert_eq!(
+        find(evaluate(&f, private(), opts(true))).status,
+        Status::Fail
+    );
+    assert_eq!(
+        find(evaluate(&f, "20.1.2.3".parse().unwrap(), opts(true))).status,
+        Status::Pass
+    );
     let mut f2 = facts();
     f2.addresses = vec!["10.0.0.4".parse().unwrap(), "52.1.2.3".parse().unwrap()];
     let c = find(evaluate(&f2, private(), opts(true)));
@@ -126,14 +144,28 @@ fn hdinsight_needs_spark_submit() {
     assert_eq!(check(&f, "spark.submit").status, Status::Fail);
     f.spark_submit = Some("/usr/hdp/current/spark2-client/bin/spark-submit".into());
     assert_eq!(check(&f, "spark.submit").status, Status::Pass);
-    let vm = evaluate(&f, private(), Options { kind: Kind::Vm, require_public_ip: false });
+    let vm = evaluate(
+        &f,
+        private(),
+        Options {
+            kind: Kind::Vm,
+            require_public_ip: false,
+        },
+    );
     assert!(vm.iter().all(|c| c.id != "spark.submit"));
 }
 
 #[test]
 fn every_non_pass_has_a_remedy_or_is_a_skip() {
     let f = Facts::default();
-    for c in evaluate(&f, private(), Options { kind: Kind::Hdinsight, require_public_ip: true }) {
+    for c in evaluate(
+        &f,
+        private(),
+        Options {
+            kind: Kind::Hdinsight,
+            require_public_ip: true,
+        },
+    ) {
         match c.status {
             Status::Warn | Status::Fail => assert!(c.remedy.is_some(), "{c:?}"),
             Status::Pass | Status::Skip => assert!(c.remedy.is_none(), "{c:?}"),

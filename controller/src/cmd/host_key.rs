@@ -57,7 +57,9 @@ pub fn forget(ctx: &Context, target: &str) -> Result<Forgotten> {
     let (host, port) = parse_host_port(target)?;
     let known = ctx.known_hosts();
     let removed = known.forget(&host, port)?;
-    let still_in = known.in_user_file(&host, port).map(|p| p.display().to_string());
+    let still_in = known
+        .in_user_file(&host, port)
+        .map(|p| p.display().to_string());
     Ok(Forgotten {
         file: known.workspace_file().display().to_string(),
         host,
@@ -76,7 +78,11 @@ pub fn print(f: &Forgotten, json: bool) {
     let name = crate::ssh::known_hosts::host_entry_name(&f.host, f.port);
     match f.removed {
         0 => println!("no key for {name} in {}", f.file),
-        n => println!("removed {n} key{} for {name} from {}", if n == 1 { "" } else { "s" }, f.file),
+        n => println!(
+            "removed {n} key{} for {name} from {}",
+            if n == 1 { "" } else { "s" },
+            f.file
+        ),
     }
     if let Some(file) = &f.still_in {
         println!("note: {file} also records {name}; moor never edits it: ssh-keygen -R '{name}' -f {file}");

@@ -72,10 +72,16 @@ pub fn resolve_connect(args: &ConnectArgs, ctx: &Context) -> Result<Resolved> {
     if args.host.is_empty() {
         return Err(Error::usage("--host is empty", "pass --host HOST"));
     }
-    let host = config.host_name.clone().unwrap_or_else(|| args.host.clone());
+    let host = config
+        .host_name
+        .clone()
+        .unwrap_or_else(|| args.host.clone());
     let port = args.port.or(config.port).unwrap_or(22);
     if port == 0 {
-        return Err(Error::usage("--port 0 is not a port", "pass --port 1..65535"));
+        return Err(Error::usage(
+            "--port 0 is not a port",
+            "pass --port 1..65535",
+        ));
     }
     let user = args
         .user
@@ -85,13 +91,18 @@ pub fn resolve_connect(args: &ConnectArgs, ctx: &Context) -> Result<Resolved> {
         .ok_or_else(|| Error::usage("no remote user", "pass --user USER"))?;
     if !(args.connect_timeout.is_finite() && args.connect_timeout > 0.0) {
         return Err(Error::usage(
-            format!("--connect-timeout {} is not a positive number of seconds", args.connect_timeout),
+            format!(
+                "--connect-timeout {} is not a positive number of seconds",
+                args.connect_timeout
+            ),
             "pass --connect-timeout SECS, e.g. 10",
         ));
     }
 
     let host_key_policy = match &args.host_key_fingerprint {
-        Some(fp) if fp.starts_with("SHA256:") && fp.len() > 7 => HostKeyPolicy::Fingerprint(fp.clone()),
+        Some(fp) if fp.starts_with("SHA256:") && fp.len() > 7 => {
+            HostKeyPolicy::Fingerprint(fp.clone())
+        }
         Some(fp) => {
             return Err(Error::usage(
                 format!("--host-key-fingerprint {fp:?} is not a SHA256 fingerprint"),
@@ -115,7 +126,11 @@ pub fn resolve_connect(args: &ConnectArgs, ctx: &Context) -> Result<Resolved> {
             .map(|var| secret_from_env(var, "--password-env"))
             .transpose()?
     };
-    let identities = if args.key.is_none() { config.identity_files.clone() } else { Vec::new() };
+    let identities = if args.key.is_none() {
+        config.identity_files.clone()
+    } else {
+        Vec::new()
+    };
     let credentials = Credentials::resolve(
         args.key.as_deref(),
         passphrase.as_ref(),
@@ -140,17 +155,21 @@ fn secret_from_env(var: &str, flag: &str) -> Result<Secret> {
         Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
         _ => Err(Error::usage(
             format!("{flag} {var}: environment variable {var} is not set or empty"),
-            format!("export {var} before running moor (it names the variable, never the secret itself)"),
+            format!(
+                "export {var} before running moor (it names the variable, never the secret itself)"
+            ),
         )),
     }
 }
 
 fn secret_from_stdin() -> Result<Secret> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::usage(format!("cannot read the password from stdin: {e}"), "pipe the password into moor"))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Error::usage(
+            format!("cannot read the password from stdin: {e}"),
+            "pipe the password into moor",
+        )
+    })?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
         return Err(Error::usage(

@@ -98,7 +98,10 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     if let Some(key) = &progress.host_key {
         report.checks.push(Check::pass(
             "ssh.host_key",
-            format!("{} {} ({} in {})", key.algorithm, key.fingerprint, key.status, key.file),
+            format!(
+                "{} {} ({} in {})",
+                key.algorithm, key.fingerprint, key.status, key.file
+            ),
         ));
         report.host_key = Some(key.clone());
     }
@@ -111,7 +114,11 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
         format!("{} as {}", session.auth_method, endpoint.user),
     ));
 
-    let probed = tokio::time::timeout(PROBE_TIMEOUT, session.exec(probe::COMMAND, probe::SCRIPT.as_bytes())).await;
+    let probed = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        session.exec(probe::COMMAND, probe::SCRIPT.as_bytes()),
+    )
+    .await;
     let output = match probed {
         Err(_) => {
             return Ok(stopped(
@@ -136,8 +143,18 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
         Err(e) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail = stderr.lines().last().unwrap_or("").trim();
-            let cause = if tail.is_empty() { e.to_string() } else { format!("{e}; the shell said: {tail}") };
-            return Ok(stopped(report, Error::Probe { host: endpoint.host.clone(), cause }));
+            let cause = if tail.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e}; the shell said: {tail}")
+            };
+            return Ok(stopped(
+                report,
+                Error::Probe {
+                    host: endpoint.host.clone(),
+                    cause,
+                },
+            ));
         }
     };
 
@@ -152,7 +169,11 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     ));
     report.facts = Some(facts);
     report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
-    report.exit_code = if report.ok { exit::OK } else { exit::CHECK_FAILED };
+    report.exit_code = if report.ok {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    };
     Ok(report)
 }
 
@@ -199,7 +220,11 @@ pub fn print(report: &Report, json: bool) {
     print!("{}", output::check_table(&report.checks));
     if let Some(f) = &report.facts {
         let mut parts = vec![
-            if f.os.pretty_name.is_empty() { f.os.id.clone() } else { f.os.pretty_name.clone() },
+            if f.os.pretty_name.is_empty() {
+                f.os.id.clone()
+            } else {
+                f.os.pretty_name.clone()
+            },
             f.arch.clone(),
         ];
         if let Some(n) = f.cpus {

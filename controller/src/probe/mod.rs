@@ -196,7 +196,10 @@ impl Facts {
             memory_total_bytes: meminfo(&get("meminfo"), "MemTotal:"),
             memory_available_bytes: meminfo(&get("meminfo"), "MemAvailable:"),
             cpus: cpu.first().and_then(|c| c.trim().parse().ok()),
-            cpu_model: cpu.get(1).map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
+            cpu_model: cpu
+                .get(1)
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty()),
             addresses: parse_addresses(&get("addrs")),
             docker: parse_docker(&docker),
             conda: parse_conda(&get("conda")),
@@ -209,7 +212,11 @@ impl Facts {
                     .map(|v| v.trim().to_owned()),
             }),
             nvidia: parse_nvidia(&nvidia),
-            sudo_passwordless: match kv("sudo").get("passwordless").and_then(|v| v.first()).map(String::as_str) {
+            sudo_passwordless: match kv("sudo")
+                .get("passwordless")
+                .and_then(|v| v.first())
+                .map(String::as_str)
+            {
                 Some("yes") => Some(true),
                 Some("no") => Some(false),
                 _ => None,
@@ -220,7 +227,10 @@ impl Facts {
 }
 
 fn first(lines: &[&str]) -> Option<String> {
-    lines.first().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
+    lines
+        .first()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
 }
 
 /// `key=value` lines; a key may repeat.
@@ -228,7 +238,9 @@ fn key_values(lines: &[&str]) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in lines {
         if let Some((k, v)) = line.split_once('=') {
-            map.entry(k.trim().to_owned()).or_default().push(v.trim().to_owned());
+            map.entry(k.trim().to_owned())
+                .or_default()
+                .push(v.trim().to_owned());
         }
     }
     map
@@ -334,7 +346,10 @@ fn parse_conda(lines: &[&str]) -> Vec<Conda> {
             .strip_prefix("conda-")
             .and_then(|rest| rest.split('-').next())
             .map(str::to_owned);
-        if let Some(existing) = out.iter_mut().find(|c| c.path.starts_with(&format!("{dir}/"))) {
+        if let Some(existing) = out
+            .iter_mut()
+            .find(|c| c.path.starts_with(&format!("{dir}/")))
+        {
             existing.version = existing.version.take().or(version);
         } else {
             out.push(Conda {

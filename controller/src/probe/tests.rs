@@ -13,12 +13,18 @@ fn recorded_test_host() {
     assert_eq!(f.os.version_id, "22.04");
     assert_eq!(f.os.pretty_name, "Ubuntu 22.04.4 LTS");
     assert_eq!(f.arch, "x86_64");
-    assert_eq!(f.machine_id.as_deref(), Some("3afe89def77f4fa09696a848472062bb"));
+    assert_eq!(
+        f.machine_id.as_deref(),
+        Some("3afe89def77f4fa09696a848472062bb")
+    );
     assert_eq!((f.user.as_str(), f.uid), ("moor", Some(1000)));
     assert_eq!(f.groups, vec!["moor", "docker"]);
     assert_eq!(f.home, "/home/moor");
     let disk = f.home_disk.unwrap();
-    assert_eq!((disk.mount.as_str(), disk.free_bytes), ("/", 82675080 * 1024));
+    assert_eq!(
+        (disk.mount.as_str(), disk.free_bytes),
+        ("/", 82675080 * 1024)
+    );
     assert_eq!(f.memory_total_bytes, Some(24684092 * 1024));
     assert_eq!(f.cpus, Some(2));
     assert_eq!(f.cpu_model.as_deref(), Some("AMD EPYC"));
@@ -35,7 +41,10 @@ fn recorded_test_host() {
 #[test]
 fn noise_before_the_marker_is_ignored() {
     let noisy = format!("Welcome to the machine!\n@@moor not this\n{RECORDED}");
-    assert_eq!(Facts::parse(&noisy).unwrap(), Facts::parse(RECORDED).unwrap());
+    assert_eq!(
+        Facts::parse(&noisy).unwrap(),
+        Facts::parse(RECORDED).unwrap()
+    );
 }
 
 #[test]
@@ -48,7 +57,11 @@ fn cut_or_missing_output_is_an_error() {
 fn with_section(name: &str, body: &str) -> String {
     let start = RECORDED.find(&format!("@@moor {name}\n")).unwrap();
     let end = start + RECORDED[start..].find("\n\n").unwrap();
-    format!("{}@@moor {name}\n{body}{}", &RECORDED[..start], &RECORDED[end..])
+    format!(
+        "{}@@moor {name}\n{body}{}",
+        &RECORDED[..start],
+        &RECORDED[end..]
+    )
 }
 
 #[test]
@@ -82,7 +95,10 @@ fn gpus_and_conda() {
     assert_eq!(f.conda.len(), 2);
     assert_eq!(f.conda[0].path, "/anaconda/bin/conda");
     assert_eq!(f.conda[0].version.as_deref(), Some("23.7.4"));
-    assert_eq!((f.conda[1].path.as_str(), f.conda[1].version.as_deref()), ("/opt/conda", None));
+    assert_eq!(
+        (f.conda[1].path.as_str(), f.conda[1].version.as_deref()),
+        ("/opt/conda", None)
+    );
 }
 
 #[test]
@@ -100,6 +116,9 @@ fn nvidia_smi_failure_is_kept() {
 fn hostname_dash_i_addresses() {
     assert_eq!(
         parse_addresses(&["10.0.0.4 20.1.2.3 fe80::1 ::1"]),
-        vec!["10.0.0.4".parse::<IpAddr>().unwrap(), "20.1.2.3".parse().unwrap()]
+        vec![
+            "10.0.0.4".parse::<IpAddr>().unwrap(),
+            "20.1.2.3".parse().unwrap()
+        ]
     );
 }

@@ -65,11 +65,14 @@ impl Credentials {
             let defaults = home
                 .into_iter()
                 .flat_map(|h| DEFAULT_KEYS.iter().map(move |k| h.join(k)));
-            let implicit = config_identities.iter().cloned().chain(if password.is_none() {
-                defaults.collect::<Vec<_>>()
-            } else {
-                Vec::new()
-            });
+            let implicit = config_identities
+                .iter()
+                .cloned()
+                .chain(if password.is_none() {
+                    defaults.collect::<Vec<_>>()
+                } else {
+                    Vec::new()
+                });
             for path in implicit {
                 if !path.exists() || keys.iter().any(|k: &LoadedKey| k.path == path) {
                     continue;
@@ -145,7 +148,7 @@ fn method_names(methods: &MethodSet) -> String {
     }
     methods
         .iter()
-        .map(|m| <&'static str>::from(m))
+        .map(<&'static str>::from)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -185,7 +188,11 @@ pub(super) async fn authenticate<H: client::Handler>(
             );
             tracing::debug!(method = %what, "trying");
             let key = PrivateKeyWithHashAlg::new(loaded.key.clone(), rsa_hash);
-            match handle.authenticate_publickey(user, key).await.map_err(ssh_err)? {
+            match handle
+                .authenticate_publickey(user, key)
+                .await
+                .map_err(ssh_err)?
+            {
                 client::AuthResult::Success => return Ok(what),
                 client::AuthResult::Failure {
                     remaining_methods, ..
@@ -194,7 +201,8 @@ pub(super) async fn authenticate<H: client::Handler>(
             tried.push(what);
         }
         if credentials.use_agent {
-            if let Some(what) = try_agent(handle, user, rsa_hash, &mut accepted, &mut tried).await? {
+            if let Some(what) = try_agent(handle, user, rsa_hash, &mut accepted, &mut tried).await?
+            {
                 return Ok(what);
             }
         }
@@ -236,7 +244,11 @@ pub(super) async fn authenticate<H: client::Handler>(
         format!(
             "the server accepts only {}; pass {}",
             method_names(&accepted),
-            if offered_password { "--password-env VAR or --password-stdin" } else { "--key PATH" }
+            if offered_password {
+                "--password-env VAR or --password-stdin"
+            } else {
+                "--key PATH"
+            }
         )
     } else if credentials.password.is_some() {
         format!("check the user name ({user}) and the password")
@@ -250,7 +262,11 @@ pub(super) async fn authenticate<H: client::Handler>(
         user: user.to_owned(),
         host: endpoint.host.clone(),
         port: endpoint.port,
-        tried: if tried.is_empty() { "nothing usable".into() } else { tried.join(", ") },
+        tried: if tried.is_empty() {
+            "nothing usable".into()
+        } else {
+            tried.join(", ")
+        },
         accepted: method_names(&accepted),
         fix,
     })
@@ -279,10 +295,21 @@ async fn try_agent<H: client::Handler>(
     };
     for identity in identities {
         let key = identity.public_key().into_owned();
-        let what = format!("publickey (ssh-agent {} key {})", key.algorithm().as_str(), identity.comment());
+        let what = format!(
+            "publickey (ssh-agent {} key {})",
+            key.algorithm().as_str(),
+            identity.comment()
+        );
         tracing::debug!(method = %what, "trying");
-        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-        match handle.authenticate_publickey_with(user, key, hash, &mut agent).await {
+        let hash = if key.algorithm().is_rsa() {
+            rsa_hash
+        } else {
+            None
+        };
+        match handle
+            .authenticate_publickey_with(user, key, hash, &mut agent)
+            .await
+        {
             Ok(client::AuthResult::Success) => return Ok(Some(what)),
             Ok(client::AuthResult::Failure {
                 remaining_methods, ..
@@ -319,9 +346,17 @@ async fn keyboard_interactive<H: client::Handler>(
             KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
                 let answers = prompts
                     .iter()
-                    .map(|p| if p.echo { String::new() } else { password.expose().to_owned() })
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.expose().to_owned()
+                        }
+                    })
                     .collect();
-                response = handle.authenticate_keyboard_interactive_respond(answers).await?;
+                response = handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await?;
             }
         }
     }

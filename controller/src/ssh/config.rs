@@ -45,7 +45,10 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
         match keyword.as_str() {
             "host" => active = host_block_matches(&value, alias),
             "match" => {
-                tracing::debug!(line = number + 1, "ssh config: Match blocks are not supported; skipping");
+                tracing::debug!(
+                    line = number + 1,
+                    "ssh config: Match blocks are not supported; skipping"
+                );
                 active = false;
             }
             _ if !active => {}
@@ -56,7 +59,10 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
             "port" if out.port.is_none() => out.port = value.parse().ok(),
             "identityfile" => out.identity_files.push(expand_tilde(&value, home)),
             "include" => {
-                tracing::debug!(line = number + 1, "ssh config: Include is not supported; skipping")
+                tracing::debug!(
+                    line = number + 1,
+                    "ssh config: Include is not supported; skipping"
+                )
             }
             _ => {}
         }

@@ -309,15 +309,19 @@ fn hashed_match(pattern: &str, name: &str) -> bool {
     let Ok(mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
         return false;
     };
-    mac.chain_update(name.as_bytes()).verify_slice(&hash).is_ok()
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ED1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFX5JhiUxceeZBpKJzMdFCBfhj6xi/aU9pBwdEVU2+ua";
-    const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJXOCi0lHpfc4ReSBu7HotDI4iiwY+q33KdoVEVIoVoS";
+    const ED1: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFX5JhiUxceeZBpKJzMdFCBfhj6xi/aU9pBwdEVU2+ua";
+    const ED2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJXOCi0lHpfc4ReSBu7HotDI4iiwY+q33KdoVEVIoVoS";
 
     fn key(s: &str) -> PublicKey {
         PublicKey::from_openssh(s).unwrap()
@@ -334,8 +338,14 @@ mod tests {
 
     #[test]
     fn negation_and_ports() {
-        assert!(host_matches("*.example.com,!bad.example.com", "good.example.com"));
-        assert!(!host_matches("*.example.com,!bad.example.com", "bad.example.com"));
+        assert!(host_matches(
+            "*.example.com,!bad.example.com",
+            "good.example.com"
+        ));
+        assert!(!host_matches(
+            "*.example.com,!bad.example.com",
+            "bad.example.com"
+        ));
         assert!(host_matches("[h]:2222", &host_entry_name("h", 2222)));
         assert!(!host_matches("h", &host_entry_name("h", 2222)));
     }
@@ -358,21 +368,36 @@ mod tests {
     #[test]
     fn known_unknown_changed_revoked() {
         let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("@revoked h3 {ED2}\n"));
-        assert!(matches!(kh.check("h1", 22, &key(ED1)), Verdict::Known { line: 1, .. }));
+        assert!(matches!(
+            kh.check("h1", 22, &key(ED1)),
+            Verdict::Known { line: 1, .. }
+        ));
         assert_eq!(kh.check("h2", 22, &key(ED1)), Verdict::Unknown);
         assert!(matches!(
             kh.check("h1", 22, &key(ED2)),
-            Verdict::Changed { line: 1, in_workspace: true, .. }
+            Verdict::Changed {
+                line: 1,
+                in_workspace: true,
+                ..
+            }
         ));
-        assert!(matches!(kh.check("h3", 22, &key(ED2)), Verdict::Revoked { .. }));
+        assert!(matches!(
+            kh.check("h3", 22, &key(ED2)),
+            Verdict::Revoked { .. }
+        ));
         assert_eq!(kh.known_key_types("h1", 22), vec!["ssh-ed25519".to_owned()]);
     }
 
     #[test]
     fn garbage_lines_are_skipped() {
-        let text = format!("# comment\n\ngarbage\nh1 ssh-ed25519 notbase64\nh1 sk-unknown AAAA\nh1 {ED1}\n");
+        let text = format!(
+            "# comment\n\ngarbage\nh1 ssh-ed25519 notbase64\nh1 sk-unknown AAAA\nh1 {ED1}\n"
+        );
         let (_d, kh) = hosts_with(&text, "");
-        assert!(matches!(kh.check("h1", 22, &key(ED1)), Verdict::Known { line: 6, .. }));
+        assert!(matches!(
+            kh.check("h1", 22, &key(ED1)),
+            Verdict::Known { line: 6, .. }
+        ));
     }
 
     #[test]
@@ -380,10 +405,16 @@ mod tests {
         let (_d, kh) = hosts_with("", "");
         kh.learn("h", 2222, &key(ED1)).unwrap();
         kh.learn("other", 22, &key(ED2)).unwrap();
-        assert!(matches!(kh.check("h", 2222, &key(ED1)), Verdict::Known { .. }));
+        assert!(matches!(
+            kh.check("h", 2222, &key(ED1)),
+            Verdict::Known { .. }
+        ));
         assert_eq!(kh.forget("h", 2222).unwrap(), 1);
         assert_eq!(kh.check("h", 2222, &key(ED1)), Verdict::Unknown);
-        assert!(matches!(kh.check("other", 22, &key(ED2)), Verdict::Known { .. }));
+        assert!(matches!(
+            kh.check("other", 22, &key(ED2)),
+            Verdict::Known { .. }
+        ));
         assert_eq!(kh.forget("h", 2222).unwrap(), 0);
     }
 }

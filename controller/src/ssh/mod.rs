@@ -82,7 +82,11 @@ pub struct ConnectOptions {
 /// What the host-key check decided, kept so a refused handshake can say why.
 #[derive(Debug)]
 enum KeyDecision {
-    Accept { key: PublicKey, learn: bool, file: String },
+    Accept {
+        key: PublicKey,
+        learn: bool,
+        file: String,
+    },
     Refuse(Error),
 }
 
@@ -97,7 +101,10 @@ struct Handler {
 impl client::Handler for Handler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let decision = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.decide(key),
             PublicKeyOrCertificate::Certificate(_) => KeyDecision::Refuse(Error::Ssh {
@@ -149,14 +156,18 @@ impl Handler {
                 };
                 match &self.policy {
                     HostKeyPolicy::AcceptNew => learned,
-                    HostKeyPolicy::Fingerprint(expected) if same_fingerprint(expected, &fingerprint) => {
+                    HostKeyPolicy::Fingerprint(expected)
+                        if same_fingerprint(expected, &fingerprint) =>
+                    {
                         learned
                     }
-                    HostKeyPolicy::Fingerprint(expected) => KeyDecision::Refuse(Error::HostKeyMismatch {
-                        host,
-                        fingerprint,
-                        expected: expected.clone(),
-                    }),
+                    HostKeyPolicy::Fingerprint(expected) => {
+                        KeyDecision::Refuse(Error::HostKeyMismatch {
+                            host,
+                            fingerprint,
+                            expected: expected.clone(),
+                        })
+                    }
                     HostKeyPolicy::Strict => KeyDecision::Refuse(Error::HostKeyUnknown {
                         host,
                         algorithm,
@@ -170,7 +181,12 @@ impl Handler {
 
 /// Fingerprints compare with or without the `SHA256:` prefix and base64 padding.
 fn same_fingerprint(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_start_matches("SHA256:").trim_end_matches('=').to_owned();
+    let norm = |s: &str| {
+        s.trim()
+            .trim_start_matches("SHA256:")
+            .trim_end_matches('=')
+            .to_owned()
+    };
     norm(a) == norm(b)
 }
 
@@ -230,14 +246,15 @@ impl Session {
             timeout: options.timeout,
         };
 
-        let addrs: Vec<SocketAddr> = timeout_at(deadline, tokio::net::lookup_host((host.as_str(), port)))
-            .await
-            .map_err(|_| timed_out("name lookup"))?
-            .map_err(|e| Error::Resolve {
-                host: host.clone(),
-                cause: resolve_cause(&e),
-            })?
-            .collect();
+        let addrs: Vec<SocketAddr> =
+            timeout_at(deadline, tokio::net::lookup_host((host.as_str(), port)))
+                .await
+                .map_err(|_| timed_out("name lookup"))?
+                .map_err(|e| Error::Resolve {
+                    host: host.clone(),
+                    cause: resolve_cause(&e),
+                })?
+                .collect();
         tracing::debug!(?addrs, "resolved");
 
         let stream = timeout_at(deadline, connect_tcp(&addrs))
@@ -264,7 +281,9 @@ impl Session {
             known_hosts: options.known_hosts.clone(),
             decision: decision.clone(),
         };
-        let config = Arc::new(client_config(&options.known_hosts.known_key_types(&host, port)));
+        let config = Arc::new(client_config(
+            &options.known_hosts.known_key_types(&host, port),
+        ));
         let handshake = timeout_at(deadline, client::connect_stream(config, stream, handler)).await;
         let decided = decision.lock().expect("decision lock").take();
         let mut handle = match (handshake, decided) {
@@ -284,7 +303,9 @@ impl Session {
                 progress.host_key = Some(info);
                 handle
             }
-            (Ok(Ok(_)), None) => unreachable!("russh completed a handshake without checking the host key"),
+            (Ok(Ok(_)), None) => {
+                unreachable!("russh completed a handshake without checking the host key")
+            }
             (Ok(Err(e)), None) => {
                 return Err(Error::NotSsh {
                     host,

@@ -1,0 +1,269 @@
+//! Test hosts: containers of the moor test-host image running sshd.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::{run, LABEL};
+
+/// Builds the test-host image if its recipe changed; returns its tag. Once per
+/// test process; the build script itself caches across processes.
+pub fn image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let script = repo_root().join("deploy/testhost/build-image.sh");
+        run(&mut Command::new(&script))
+    })
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A private Docker network; removed when the last host on it is dropped.
+#[derive(Debug)]
+pub struct Network {
+    /// Its name.
+    pub name: String,
+}
+
+impl Network {
+    /// Creates a network labelled [`LABEL`].
+    pub fn create() -> Arc<Network> {
+        let name = unique("moor-test-net");
+        run(Command::new("docker").args(["network", "create", "--label", LABEL, &name]));
+        Arc::new(Network { name })
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.name])
+            .output();
+    }
+}
+
+/// Which authentication methods the host's sshd offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshAuth {
+    /// Public key and password.
+    Any,
+    /// Password only.
+    Password,
+    /// Public key only.
+    Key,
+    /// keyboard-interactive only (PAM asks for the password).
+    KeyboardInteractive,
+}
+
+/// What kind of host to start.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// os-release to show: `ubuntu-24.04`, `ubuntu-22.04`, `ubuntu-20.04`,
+    /// `debian-12` or `centos-7`.
+    pub os: &'static str,
+    /// Methods sshd offers.
+    pub auth: SshAuth,
+    /// The user's password.
+    pub password: Option<String>,
+    /// authorized_keys lines.
+    pub authorized_keys: Vec<String>,
+    /// Mount the Docker socket; `Some(true)` also lets the user use it.
+    pub docker_socket: Option<bool>,
+    /// Size of a tmpfs mounted as $HOME, e.g. `1m`: a host with a full disk.
+    pub home_tmpfs: Option<&'static str>,
+    /// Passwordless sudo for the user.
+    pub sudo: bool,
+}
+
+impl Default for HostSpec {
+    fn default() -> Self {
+        HostSpec {
+            os: "debian-12",
+            auth: SshAuth::Any,
+            password: None,
+            authorized_keys: Vec::new(),
+            docker_socket: None,
+            home_tmpfs: None,
+            sudo: false,
+        }
+    }
+}
+
+/// The login user on every test host.
+pub const USER: &str = "moor";
+
+/// A running test host. Dropping it removes the container.
+#[derive(Debug)]
+pub struct TestHost {
+    /// Container name.
+    pub name: String,
+    /// Its address on the private network.
+    pub ip: String,
+    network: Arc<Network>,
+}
+
+impl TestHost {
+    /// Starts a host on a network of its own.
+    pub fn start(spec: &HostSpec) -> TestHost {
+        Self::start_on(&Network::create(), spec)
+    }
+
+    /// Starts a host on `network` and waits until sshd answers.
+    pub fn start_on(network: &Arc<Network>, spec: &HostSpec) -> TestHost {
+        let image = image();
+        let name = unique("moor-test-host");
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "run",
+            "-d",
+            "--label",
+            LABEL,
+            "--name",
+            &name,
+            "--hostname",
+            &name,
+        ])
+        .args(["--network", &network.name])
+        .args(["-e", &format!("MOOR_OS={}", spec.os)])
+        .args([
+            "-e",
+            &format!(
+                "MOOR_AUTH={}",
+                match spec.auth {
+                    SshAuth::Any => "any",
+                    SshAuth::Password => "password",
+                    SshAuth::Key => "key",
+                    SshAuth::KeyboardInteractive => "kbdint",
+                }
+            ),
+        ]);
+        // Secrets go by name (-e VAR), their values through the environment,
+        // never in docker's argv.
+        if let Some(pw) = &spec.password {
+            cmd.args(["-e", "MOOR_PASSWORD"]).env("MOOR_PASSWORD", pw);
+        }
+        if !spec.authorized_keys.is_empty() {
+            cmd.args(["-e", "MOOR_AUTHORIZED_KEYS"])
+                .env("MOOR_AUTHORIZED_KEYS", spec.authorized_keys.join("\n"));
+        }
+        if let Some(access) = spec.docker_socket {
+            cmd.args(["-v", "/var/run/docker.sock:/var/run/docker.sock"]);
+            if access {
+                cmd.args(["-e", "MOOR_DOCKER_ACCESS=yes"]);
+            }
+        }
+        if let Some(size) = spec.home_tmpfs {
+            cmd.args(["--tmpfs", &format!("/home/{USER}:rw,size={size},mode=0755")]);
+        }
+        if spec.sudo {
+            cmd.args(["-e", "MOOR_SUDO=nopasswd"]);
+        }
+        cmd.arg(image);
+        run(&mut cmd);
+        let mut host = TestHost {
+            ip: String::new(),
+            name,
+            network: network.clone(),
+        };
+        host.ip = run(Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &host.name,
+        ]));
+        host.wait_for_ssh(Duration::from_secs(30));
+        host
+    }
+
+    /// The network the host is on.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
+    /// Waits until port 22 sends an SSH banner.
+    pub fn wait_for_ssh(&self, limit: Duration) {
+        let addr: SocketAddr = format!("{}:22", self.ip)
+            .parse()
+            .expect("container address");
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut banner = [0u8; 4];
+                if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "sshd on {} did not come up within {limit:?}: {}",
+            self.name,
+            self.logs()
+        );
+    }
+
+    /// Runs a command in the container as root.
+    pub fn exec(&self, script: &str) -> String {
+        run(Command::new("docker").args(["exec", &self.name, "sh", "-c", script]))
+    }
+
+    /// The SHA256 fingerprint of the host's ed25519 key, as ssh-keygen prints it.
+    pub fn ed25519_fingerprint(&self) -> String {
+        let out = self.exec("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+        out.split_whitespace()
+            .nth(1)
+            .expect("fingerprint")
+            .to_owned()
+    }
+
+    /// Gives the host new host keys (as a reinstall would) and makes sshd use them.
+    pub fn regenerate_host_keys(&self) {
+        self.exec("rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && kill -HUP 1");
+        std::thread::sleep(Duration::from_millis(300));
+        self.wait_for_ssh(Duration::from_secs(10));
+    }
+
+    /// Freezes the container: TCP connects hang, nothing answers.
+    pub fn pause(&self) {
+        run(Command::new("docker").args(["pause", &self.name]));
+    }
+
+    /// The container's log (sshd's output).
+    pub fn logs(&self) -> String {
+        Command::new("docker")
+            .args(["logs", &self.name])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.name])
+            .output();
+    }
+}

@@ -1,0 +1,120 @@
+//! Running the real `moor` binary in an isolated environment: its own HOME
+//! (so no ~/.ssh of the machine running the tests leaks in), its own
+//! workspace, no ssh-agent unless a test sets one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A sandbox for `moor` runs.
+#[derive(Debug)]
+pub struct Moor {
+    bin: PathBuf,
+    home: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The check with this id from `--json` output.
+    pub fn check(&self, id: &str) -> serde_json::Value {
+        self.json()["checks"]
+            .as_array()
+            .expect("checks array")
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id} in {}", self.stdout))
+            .clone()
+    }
+}
+
+impl Moor {
+    /// A sandbox around the binary at `bin` (pass `env!("CARGO_BIN_EXE_moor")`).
+    pub fn new(bin: &str) -> Moor {
+        let home = tempfile::tempdir().expect("temp HOME");
+        std::fs::create_dir_all(home.path().join(".ssh")).expect("~/.ssh");
+        Moor {
+            bin: PathBuf::from(bin),
+            home,
+            env: Vec::new(),
+        }
+    }
+
+    /// The sandbox's HOME.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The sandbox's workspace directory.
+    pub fn workspace(&self) -> PathBuf {
+        self.home.path().join("workspace")
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs `moor ARGS`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `moor ARGS` with `stdin` on standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("USER", "tester")
+            .env("MOOR_WORKSPACE", self.workspace())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn moor");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(input.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait for moor");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
