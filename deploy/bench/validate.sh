@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark: `moor validate` against OpenSSH running the same probe script
+# (`ssh host sh -s < probe.sh`) on the same test host with the same key and
+# strict host-key checking, side by side in one hyperfine run; Ansible's
+# `ansible -m setup` on the same host as a peer figure.
+#
+#   deploy/bench/validate.sh [RUNS]        (default 30 runs each)
+#
+# Installs hyperfine (Debian) and ansible-core (PyPI, into target/bench-venv)
+# when missing. Prints hyperfine's markdown table; BENCHMARKS.md keeps it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-30}
+deploy/prereqs.sh
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+venv=target/bench-venv
+[ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q ansible-core; }
+cargo build --release --quiet -p moor-controller
+image=$(deploy/testhost/build-image.sh)
+
+work=$(mktemp -d)
+name="moor-bench-$$"
+cleanup() {
+  docker rm -f -v "$name" >/dev/null 2>&1 || true
+  docker network rm "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
+docker network create --label moor.test "$name" >/dev/null
+MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub") docker run -d --label moor.test --name "$name" \
+  --network "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 -e MOOR_DOCKER_ACCESS=yes \
+  -v /var/run/docker.sock:/var/run/docker.sock "$image" >/dev/null
+ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && break; sleep 0.1; done
+
+# Both clients know the host key beforehand; neither may accept a new one.
+echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
+export MOOR_WORKSPACE="$work/ws"
+mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
+probe=controller/src/probe/probe.sh
+ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
+export ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o ControlMaster=no"
+export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_NOCOLOR=1
+
+target/release/moor validate --host "$ip" --user moor --key "$work/key" >/dev/null
+ssh $ssh_opts "moor@$ip" sh -s < "$probe" | grep -q '@@moor end'
+
+hyperfine --warmup 3 --runs "$runs" --export-markdown "$work/table.md" \
+  -n "moor validate" "target/release/moor validate --json --host $ip --user moor --key $work/key" \
+  -n "ssh host sh -s < probe.sh" "ssh $ssh_opts moor@$ip sh -s < $probe" \
+  -n "ansible -m setup" "$venv/bin/ansible all -i $ip, -u moor --private-key $work/key -m setup" >&2
+echo
+cat "$work/table.md"
+echo
+echo "moor binary: $(stat -c %s target/release/moor) bytes; host: $(nproc) cores; $(ssh -V 2>&1); $("$venv/bin/ansible" --version | head -n1)"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building moor, the test hosts and the tests need on a fresh
+# Debian/Ubuntu machine (run as root, or with sudo available), and checks that
+# the Docker engine answers. Idempotent: installs only what is missing.
+set -euo pipefail
+log() { printf 'prereqs: %s\n' "$*" >&2; }
+
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v ssh-agent >/dev/null || need+=(openssh-client)
+command -v flock >/dev/null || need+=(util-linux)
+command -v cc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  log "installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { log "cargo missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+  || { log "the Docker engine does not answer: start it (systemctl start docker) and make sure you may use it"; exit 1; }
