@@ -49,6 +49,7 @@ ssh $ssh_opts "moor@$ip" sh -s < "$probe" | grep -q '@@moor end'
 hyperfine --warmup 3 --runs "$runs" --export-markdown "$work/table.md" \
   -n "moor validate" "target/release/moor validate --json --host $ip --user moor --key $work/key" \
   -n "ssh host sh -s < probe.sh" "ssh $ssh_opts moor@$ip sh -s < $probe" \
+  -n "ssh, curve25519 kex" "ssh $ssh_opts -o KexAlgorithms=curve25519-sha256 moor@$ip sh -s < $probe" \
   -n "ansible -m setup" "$venv/bin/ansible all -i $ip, -u moor --private-key $work/key -m setup" >&2
 echo
 cat "$work/table.md"
