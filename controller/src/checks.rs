@@ -11,7 +11,7 @@ use crate::probe::Facts;
 const GIB: u64 = 1 << 30;
 
 /// Outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Fine.
@@ -394,6 +394,31 @@ fn spark_submit(f: &Facts) -> Check {
             "attach the cluster's head node (<cluster>-ssh.azurehdinsight.net), or install Spark and put spark-submit on PATH",
         ),
     }
+}
+
+/// Every check id moor makes, in report order.
+pub const IDS: &[&str] = &[
+    "ssh.connect",
+    "ssh.host_key",
+    "ssh.auth",
+    "os.supported",
+    "os.arch",
+    "network.public_ip",
+    "disk.free",
+    "memory",
+    "cpu",
+    "docker.engine",
+    "docker.access",
+    "conda.present",
+    "python.present",
+    "gpu.nvidia",
+    "sudo.passwordless",
+    "spark.submit",
+];
+
+/// The static id equal to `id`, if it is one of [`IDS`].
+pub fn known_id(id: &str) -> Option<&'static str> {
+    IDS.iter().copied().find(|k| *k == id)
 }
 
 /// Bytes in binary units with one decimal: `1.5 GiB`.

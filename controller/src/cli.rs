@@ -17,7 +17,10 @@ Exit codes:
   3  the host was probed and at least one check failed
   4  authentication failed (wrong password, key or passphrase)
   5  host key unknown, changed, revoked, or not the expected fingerprint
-  6  unreachable or timed out: DNS, refused, no route, not an SSH server";
+  6  unreachable or timed out: DNS, refused, no route, not an SSH server
+  7  taken: the machine is attached under another name or claimed by another
+     workspace, the name belongs to another machine, or an attach is under way
+  8  a step on the host failed (agent upload, claim)";
 
 /// moor: attach machines you already own as ML compute targets, over SSH.
 #[derive(Debug, Parser)]
@@ -46,9 +49,28 @@ pub enum Command {
     /// Connect to a machine over SSH and check that it can be a compute target.
     ///
     /// One SSH connection, one probe round trip. Every check is pass, warn,
-    /// fail or skip, with a remedy for every warning and failure.
+    /// fail or skip, with a remedy for every warning and failure. `moor
+    /// validate NAME` re-validates an attached target with its stored settings.
     #[command(after_help = EXIT_CODES)]
     Validate(ValidateArgs),
+
+    /// Attach a machine as a compute target: validate it, claim it, install
+    /// the agent, and record it in the workspace.
+    #[command(subcommand)]
+    Attach(AttachCommand),
+
+    /// List the attached targets.
+    List,
+
+    /// Show one target: its settings, facts and checks from the last attach or validate.
+    Show {
+        /// Target name.
+        name: String,
+    },
+
+    /// Detach a target: remove it from the workspace and its claim from the host.
+    #[command(after_help = EXIT_CODES)]
+    Detach(DetachArgs),
 
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
@@ -58,6 +80,14 @@ pub enum Command {
 /// `moor validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// An attached target to re-validate with its stored settings (instead of --host).
+    #[arg(
+        value_name = "NAME",
+        conflicts_with = "host",
+        required_unless_present = "host"
+    )]
+    pub target: Option<String>,
+
     /// Where to connect and how to authenticate.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -71,12 +101,107 @@ pub struct ValidateArgs {
     pub require_public_ip: bool,
 }
 
+/// `moor attach vm|hdinsight`.
+#[derive(Debug, Subcommand)]
+pub enum AttachCommand {
+    /// Attach a VM or server (Ubuntu 20.04/22.04/24.04, Debian 11/12).
+    #[command(after_help = EXIT_CODES)]
+    Vm(AttachVmArgs),
+    /// Attach an HDInsight (Spark) cluster's head node.
+    #[command(after_help = EXIT_CODES)]
+    Hdinsight(AttachHdinsightArgs),
+}
+
+/// `moor attach vm`.
+#[derive(Debug, Args)]
+pub struct AttachVmArgs {
+    /// Options every attach takes.
+    #[command(flatten)]
+    pub common: AttachArgs,
+
+    /// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<vm>
+    #[arg(long, value_name = "ID")]
+    pub resource_id: Option<String>,
+
+    /// Where to connect and how to authenticate.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `moor attach hdinsight`.
+#[derive(Debug, Args)]
+pub struct AttachHdinsightArgs {
+    /// Options every attach takes.
+    #[command(flatten)]
+    pub common: AttachArgs,
+
+    /// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.HDInsight/clusters/<cluster>
+    #[arg(long, value_name = "ID")]
+    pub resource_id: Option<String>,
+
+    /// Cluster name: connects to <cluster>-ssh.azurehdinsight.net.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Where to connect and how to authenticate (--host overrides the cluster's SSH endpoint).
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Options of every attach.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Target name: a letter, then letters, digits, '-' or '_' (at most 64).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Move the machine's attachment here if it is attached under another name.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Claim the machine even if another workspace claimed it.
+    #[arg(long)]
+    pub take_over: bool,
+
+    /// With password authentication: do not enroll the workspace key, so
+    /// every later command needs the password again.
+    #[arg(long)]
+    pub no_enroll_key: bool,
+
+    /// Fail (instead of warn) when the machine has no public IP address.
+    #[arg(long)]
+    pub require_public_ip: bool,
+}
+
+/// `moor detach`.
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// Target name.
+    pub name: String,
+
+    /// Also remove the agent and the enrolled workspace key from the host.
+    #[arg(long)]
+    pub purge: bool,
+
+    /// Only forget the target here; do not connect to the host (e.g. it is gone).
+    #[arg(long, conflicts_with = "purge")]
+    pub local_only: bool,
+
+    /// Seconds allowed to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Credentials, for targets that authenticate by password.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
 /// Connection and authentication flags, shared by every command that connects.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Host name, address, or a Host alias from ~/.ssh/config.
     #[arg(long, value_name = "HOST")]
-    pub host: String,
+    pub host: Option<String>,
 
     /// SSH port [default: from ~/.ssh/config, else 22].
     #[arg(long, value_name = "PORT")]
@@ -94,6 +219,26 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "PATH", help_heading = "Connection")]
     pub ssh_config: Option<PathBuf>,
 
+    /// How to authenticate.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Trust the host key if no known_hosts file has one for this host, and record it.
+    #[arg(
+        long,
+        help_heading = "Host key",
+        conflicts_with = "host_key_fingerprint"
+    )]
+    pub accept_new_host_key: bool,
+
+    /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it.
+    #[arg(long, value_name = "SHA256:...", help_heading = "Host key")]
+    pub host_key_fingerprint: Option<String>,
+}
+
+/// Authentication flags. Secrets come from the environment or stdin, never argv.
+#[derive(Debug, Args, Default)]
+pub struct AuthArgs {
     /// Private key file (ed25519, ecdsa or rsa, OpenSSH or PEM format).
     #[arg(long, value_name = "PATH", help_heading = "Authentication")]
     pub key: Option<PathBuf>,
@@ -114,18 +259,13 @@ pub struct ConnectArgs {
     /// Read the password from the first line of standard input.
     #[arg(long, help_heading = "Authentication")]
     pub password_stdin: bool,
+}
 
-    /// Trust the host key if no known_hosts file has one for this host, and record it.
-    #[arg(
-        long,
-        help_heading = "Host key",
-        conflicts_with = "host_key_fingerprint"
-    )]
-    pub accept_new_host_key: bool,
-
-    /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it.
-    #[arg(long, value_name = "SHA256:...", help_heading = "Host key")]
-    pub host_key_fingerprint: Option<String>,
+impl AuthArgs {
+    /// Whether any credential flag was given.
+    pub fn any(&self) -> bool {
+        self.key.is_some() || self.password_env.is_some() || self.password_stdin
+    }
 }
 
 /// `moor host-key ...`.

@@ -21,6 +21,11 @@ pub mod exit {
     pub const HOST_KEY: u8 = 5;
     /// The host is unreachable or timed out: refused, no route, DNS, not an SSH server.
     pub const UNREACHABLE: u8 = 6;
+    /// The machine or the name is already taken (attached under another name,
+    /// claimed by another workspace, or being attached right now).
+    pub const TAKEN: u8 = 7;
+    /// A command on the host failed (agent install, claim).
+    pub const REMOTE: u8 = 8;
 }
 
 /// Result alias for moor's library.
@@ -175,6 +180,34 @@ pub enum Error {
         /// The OS error.
         cause: std::io::Error,
     },
+    /// The machine or name is taken.
+    #[error("{message}")]
+    Taken {
+        /// What is taken, and by whom.
+        message: String,
+        /// How to proceed.
+        fix: String,
+    },
+    /// A step on the host failed.
+    #[error("{step} on {host} failed: {cause}")]
+    Remote {
+        /// Host.
+        host: String,
+        /// What moor was doing.
+        step: &'static str,
+        /// What the host said.
+        cause: String,
+        /// How to proceed.
+        fix: String,
+    },
+    /// No such target in the workspace.
+    #[error("no target named {name:?} in workspace {}", workspace.display())]
+    NoTarget {
+        /// The name asked for.
+        name: String,
+        /// The workspace.
+        workspace: PathBuf,
+    },
     /// The probe output could not be understood.
     #[error("probe of {host} failed: {cause}")]
     Probe {
@@ -210,6 +243,9 @@ impl Error {
             | Error::Ssh { .. }
             | Error::Probe { .. } => exit::UNREACHABLE,
             Error::Io { .. } => exit::INTERNAL,
+            Error::Taken { .. } => exit::TAKEN,
+            Error::Remote { .. } => exit::REMOTE,
+            Error::NoTarget { .. } => exit::USAGE,
         }
     }
 
@@ -231,6 +267,9 @@ impl Error {
             Error::Auth { .. } => "auth",
             Error::Io { .. } => "io",
             Error::Probe { .. } => "probe",
+            Error::Taken { .. } => "taken",
+            Error::Remote { .. } => "remote",
+            Error::NoTarget { .. } => "no_target",
         }
     }
 
@@ -274,6 +313,8 @@ impl Error {
             Error::Auth { fix, .. } => fix.clone(),
             Error::Io { .. } => "check that the path exists and is writable by you".into(),
             Error::Probe { .. } => "the host's /bin/sh must be POSIX; run with -vv to see the probe output".into(),
+            Error::Taken { fix, .. } | Error::Remote { fix, .. } => fix.clone(),
+            Error::NoTarget { .. } => "see `moor list` for the targets, or pass --workspace".into(),
         }
     }
 }

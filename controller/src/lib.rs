@@ -6,6 +6,7 @@
 //! ([`checks`]), the workspace ([`workspace`]), and one module per command
 //! ([`cmd`]).
 
+pub mod agent_bundle;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
@@ -13,8 +14,12 @@ pub mod error;
 pub mod net;
 pub mod output;
 pub mod probe;
+pub mod remote;
+pub mod resource_id;
 pub mod secret;
 pub mod ssh;
+pub mod store;
+pub mod time;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use moor::cli::{Cli, Command, HostKeyCommand};
+use moor::cli::{AttachCommand, Cli, Command, HostKeyCommand};
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output;
@@ -39,6 +39,18 @@ async fn run(cli: Cli) -> u8 {
         Command::Validate(args) => cmd::validate::run(args, &ctx).await.map(|report| {
             cmd::validate::print(&report, json);
             report.exit_code()
+        }),
+        Command::Attach(AttachCommand::Vm(args)) => cmd::attach::vm(args, &ctx)
+            .await
+            .map(|outcome| cmd::attach::print(&outcome, json)),
+        Command::Attach(AttachCommand::Hdinsight(args)) => cmd::attach::hdinsight(args, &ctx)
+            .await
+            .map(|outcome| cmd::attach::print(&outcome, json)),
+        Command::List => cmd::targets::list(&ctx).map(|()| exit::OK),
+        Command::Show { name } => cmd::targets::show(&ctx, name).map(|()| exit::OK),
+        Command::Detach(args) => cmd::detach::run(args, &ctx).await.map(|d| {
+            cmd::detach::print(&d, json);
+            exit::OK
         }),
         Command::HostKey(HostKeyCommand::Forget { host }) => {
             cmd::host_key::forget(&ctx, host).map(|f| {

@@ -8,6 +8,25 @@ use serde::Serialize;
 use crate::checks::{Check, Status};
 use crate::error::Error;
 
+/// `println!` that ignores a closed stdout (`moor list | head`) instead of
+/// panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// An error as `--json` prints it.
 #[derive(Debug, Serialize)]
 pub struct ErrorJson {

@@ -8,7 +8,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use russh::keys::ssh_key;
+
 use crate::error::{Error, Result};
+use crate::store::Store;
 
 /// An opened workspace directory.
 #[derive(Debug, Clone)]
@@ -54,6 +57,68 @@ impl Workspace {
     pub fn known_hosts_file(&self) -> PathBuf {
         self.dir.join("known_hosts")
     }
+
+    /// Opens the workspace database.
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.dir.join("moor.db"))
+    }
+
+    /// The workspace key file (`id_ed25519`, mode 0600).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    /// The workspace's key pair, made on first use: the key moor enrolls on
+    /// password-attached hosts so that later commands need no password.
+    /// Returns the public key line, tagged `moor-workspace:<id>`.
+    pub fn key(&self, workspace_id: &str) -> Result<String> {
+        let path = self.key_file();
+        let io = |cause| Error::Io {
+            what: "cannot write the workspace key",
+            path: path.clone(),
+            cause,
+        };
+        if !path.exists() {
+            let mut seed = [0u8; 32];
+            random_bytes(&mut seed).map_err(io)?;
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            seed.fill(0);
+            let mut key = ssh_key::PrivateKey::from(pair);
+            key.set_comment(key_tag(workspace_id));
+            let text = key
+                .to_openssh(ssh_key::LineEnding::LF)
+                .map_err(|e| io(std::io::Error::other(e)))?;
+            // Two processes may race here: each writes a whole key atomically,
+            // and the one that lands last is the key; both read it back below.
+            if !path.exists() {
+                write_private_atomic(&path, text.as_bytes()).map_err(io)?;
+            }
+        }
+        let key = crate::ssh::auth::load_key(&path, None)?;
+        let mut public = key.public_key().clone();
+        public.set_comment(key_tag(workspace_id));
+        public
+            .to_openssh()
+            .map_err(|e| io(std::io::Error::other(e)))
+    }
+}
+
+/// The comment that tags lines moor adds to authorized_keys.
+pub fn key_tag(workspace_id: &str) -> String {
+    format!("moor-workspace:{workspace_id}")
+}
+
+/// Fills `buf` from the kernel's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    random_bytes(&mut buf).expect("/dev/urandom is readable");
+    crate::agent_bundle::hex(&buf)
 }
 
 /// The user's home directory, from `$HOME`.

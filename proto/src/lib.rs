@@ -11,30 +11,42 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Bytes each side writes before anything else, so that shell noise on a
-/// channel (a login banner, a `.bashrc` that prints) is never read as a frame.
-pub const MAGIC: &[u8; 8] = b"MOOR\x00\x01\r\n";
+/// channel (a login banner, a `.bashrc` that prints) is never taken for the
+/// peer. Printable, and a line of its own, so it survives a shell pipeline.
+pub const MAGIC: &[u8] = b"MOOR-AGENT/1\n";
 
-/// What each side says first: its protocol version and build.
+/// What each side says first, after [`MAGIC`]: its protocol version and build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The sender's [`PROTOCOL_VERSION`].
     pub protocol: u32,
     /// The sender's crate version, e.g. `0.1.0`.
     pub version: String,
+    /// Build hash: hex sha256 of the agent's executable as it runs (the agent
+    /// hashes itself), so the controller can tell one build from another even
+    /// at the same version.
+    pub build: String,
 }
 
 impl Hello {
-    /// The hello of this build.
-    pub fn current() -> Self {
-        Hello {
-            protocol: PROTOCOL_VERSION,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }
+    /// Whether a peer that sent `other` can talk to this side, which speaks
+    /// `protocol` and expects the build `build`.
+    pub fn matches(&self, protocol: u32, build: &str) -> bool {
+        self.protocol == protocol && self.build == build
     }
 
-    /// Whether a peer that sent `other` can talk to this build.
-    pub fn compatible_with(&self, other: &Hello) -> bool {
-        self.protocol == other.protocol
+    /// The hello as the agent prints it: [`MAGIC`], then one line of JSON.
+    pub fn to_line(&self) -> String {
+        let json = serde_json::to_string(self).expect("Hello serializes");
+        format!("{}{json}\n", String::from_utf8_lossy(MAGIC))
+    }
+
+    /// Finds the hello in `output`, skipping anything before [`MAGIC`].
+    pub fn find(output: &str) -> Option<Hello> {
+        let magic = std::str::from_utf8(MAGIC).expect("ASCII magic");
+        let start = output.find(magic)? + magic.len();
+        let line = output[start..].lines().next()?;
+        serde_json::from_str(line).ok()
     }
 }
 
@@ -42,20 +54,28 @@ impl Hello {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hello_round_trips() {
-        let hello = Hello::current();
-        let json = serde_json::to_string(&hello).unwrap();
-        assert_eq!(serde_json::from_str::<Hello>(&json).unwrap(), hello);
-        assert!(hello.compatible_with(&hello));
+    fn hello() -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            version: "0.1.0".into(),
+            build: "ab".repeat(32),
+        }
     }
 
     #[test]
-    fn other_protocol_is_incompatible() {
-        let other = Hello {
-            protocol: PROTOCOL_VERSION + 1,
-            version: "9.9.9".into(),
-        };
-        assert!(!Hello::current().compatible_with(&other));
+    fn hello_round_trips_through_noise() {
+        let line = hello().to_line();
+        assert!(line.starts_with("MOOR-AGENT/1\n{"));
+        let noisy = format!("Welcome!\nlast login: today\n{line}trailing");
+        assert_eq!(Hello::find(&noisy), Some(hello()));
+        assert!(hello().matches(PROTOCOL_VERSION, &"ab".repeat(32)));
+    }
+
+    #[test]
+    fn other_protocol_or_build_does_not_match() {
+        assert!(!hello().matches(PROTOCOL_VERSION + 1, &"ab".repeat(32)));
+        assert!(!hello().matches(PROTOCOL_VERSION, &"cd".repeat(32)));
+        assert_eq!(Hello::find("no magic here"), None);
+        assert_eq!(Hello::find("MOOR-AGENT/1\n{not json"), None);
     }
 }

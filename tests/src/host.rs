@@ -221,6 +221,46 @@ impl TestHost {
         );
     }
 
+    /// Runs a command in the container as the login user, with `stdin`.
+    pub fn exec_as_user(&self, args: &[&str], stdin: &[u8]) -> (i32, String) {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .args([
+                "exec",
+                "-i",
+                "-u",
+                USER,
+                "-e",
+                &format!("HOME=/home/{USER}"),
+                &self.name,
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker exec");
+        let mut pipe = child.stdin.take().expect("stdin");
+        let _ = pipe.write_all(stdin);
+        drop(pipe);
+        let out = child.wait_with_output().expect("docker exec");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Reads a file on the host (as root); `None` when it does not exist.
+    pub fn read_file(&self, path: &str) -> Option<String> {
+        let out = Command::new("docker")
+            .args(["exec", &self.name, "cat", path])
+            .output()
+            .expect("docker exec");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs a command in the container as root.
     pub fn exec(&self, script: &str) -> String {
         run(Command::new("docker").args(["exec", &self.name, "sh", "-c", script]))

@@ -17,7 +17,7 @@ mod host;
 mod keys;
 mod moor;
 
-pub use host::{image, HostSpec, Network, SshAuth, TestHost};
+pub use host::{image, HostSpec, Network, SshAuth, TestHost, USER};
 pub use keys::{KeyPair, Keys};
 pub use moor::{Moor, Output};
 

@@ -39,6 +39,14 @@ impl Output {
         })
     }
 
+    /// The detail of the check with this id.
+    pub fn check_detail(&self, id: &str) -> String {
+        self.check(id)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The check with this id from `--json` output.
     pub fn check(&self, id: &str) -> serde_json::Value {
         self.json()["checks"]
@@ -77,6 +85,30 @@ impl Moor {
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Starts `moor ARGS` without waiting (stdout and stderr discarded), for
+    /// tests that kill it or race it.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn().expect("spawn moor")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("USER", "tester")
+            .env("MOOR_WORKSPACE", self.workspace());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Runs `moor ARGS`.

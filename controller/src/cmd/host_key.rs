@@ -77,15 +77,15 @@ pub fn print(f: &Forgotten, json: bool) {
     }
     let name = crate::ssh::known_hosts::host_entry_name(&f.host, f.port);
     match f.removed {
-        0 => println!("no key for {name} in {}", f.file),
-        n => println!(
+        0 => crate::outln!("no key for {name} in {}", f.file),
+        n => crate::outln!(
             "removed {n} key{} for {name} from {}",
             if n == 1 { "" } else { "s" },
             f.file
         ),
     }
     if let Some(file) = &f.still_in {
-        println!("note: {file} also records {name}; moor never edits it: ssh-keygen -R '{name}' -f {file}");
+        crate::outln!("note: {file} also records {name}; moor never edits it: ssh-keygen -R '{name}' -f {file}");
     }
 }
 

@@ -1,21 +1,22 @@
 //! `moor validate`: one SSH connection, one probe exec, a table of checks.
 //!
 //! The SSH checks (`ssh.connect`, `ssh.host_key`, `ssh.auth`) come from the
-//! connection; when one fails, validate stops there and the report carries the
-//! checks so far and the error, whose exit code says what went wrong.
+//! connection; when one fails, validation stops there and the report carries
+//! the checks so far and the error, whose exit code says what went wrong.
+//! [`connect_and_probe`] is shared with `moor attach`, which validates first.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{resolve_connect, Context};
+use super::{find_target, resolve_connect, resolve_target, Context, Resolved};
 use crate::checks::{self, Check, Kind, Status};
 use crate::cli::ValidateArgs;
 use crate::error::{exit, Error};
 use crate::output::{self, ErrorJson};
 use crate::probe::{self, Facts};
-use crate::ssh::{ConnectProgress, Session};
+use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
 
 /// How long the probe may take once connected (it bounds its own slow
 /// commands, docker and nvidia-smi, at 10 to 15 s).
@@ -36,7 +37,7 @@ pub struct HostJson {
     pub address: Option<IpAddr>,
 }
 
-/// The result of `moor validate`.
+/// The result of validating a host.
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// No check failed and no error stopped validation.
@@ -50,7 +51,7 @@ pub struct Report {
     /// What stopped validation early.
     pub error: Option<ErrorJson>,
     /// Host key fingerprint and how it was verified.
-    pub host_key: Option<crate::ssh::HostKeyInfo>,
+    pub host_key: Option<HostKeyInfo>,
     #[serde(skip)]
     exit_code: u8,
     #[serde(skip)]
@@ -64,10 +65,53 @@ impl Report {
     }
 }
 
-/// Validates a host. Usage errors (before connecting) are `Err`; anything
-/// that happens on the network is in the report.
+/// Validates a host (`--host ...`) or an attached target (`NAME`). Usage
+/// errors (before connecting) are `Err`; what happens on the network is in
+/// the report.
 pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
-    let resolved = resolve_connect(&args.connect, ctx)?;
+    let (resolved, kind, target) = match &args.target {
+        Some(name) => {
+            let store = ctx.workspace.store()?;
+            let target = find_target(&store, name, ctx)?;
+            let resolved = resolve_target(
+                &target,
+                &args.connect.auth,
+                args.connect.connect_timeout,
+                ctx,
+            )?;
+            let kind = if target.kind == "hdinsight" {
+                Kind::Hdinsight
+            } else {
+                Kind::Vm
+            };
+            (resolved, kind, Some((store, target)))
+        }
+        None => (resolve_connect(&args.connect, ctx, None)?, args.kind, None),
+    };
+    let options = checks::Options {
+        kind,
+        require_public_ip: args.require_public_ip,
+    };
+    let (report, session) = connect_and_probe(resolved, options, "").await;
+    if let Some(session) = session {
+        session.close().await;
+    }
+    if let (Some((store, target)), Some(facts)) = (target, &report.facts) {
+        let facts = serde_json::to_string(facts).expect("facts serialize");
+        let checks = serde_json::to_string(&report.checks).expect("checks serialize");
+        store.update_facts(&target.name, &facts, &checks)?;
+    }
+    Ok(report)
+}
+
+/// Connects, authenticates and probes (asking about the agent `agent_id`).
+/// Returns the report and, when everything up to the probe worked, the open
+/// session.
+pub async fn connect_and_probe(
+    resolved: Resolved,
+    options: checks::Options,
+    agent_id: &str,
+) -> (Report, Option<Session>) {
     let endpoint = resolved.endpoint.clone();
     let mut report = Report {
         ok: false,
@@ -75,7 +119,7 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
             host: endpoint.host.clone(),
             port: endpoint.port,
             user: endpoint.user.clone(),
-            kind: args.kind,
+            kind: options.kind,
             address: None,
         },
         checks: Vec::new(),
@@ -107,7 +151,7 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     }
     let session = match connected {
         Ok(session) => session,
-        Err(e) => return Ok(stopped(report, e)),
+        Err(e) => return (stopped(report, e), None),
     };
     report.checks.push(Check::pass(
         "ssh.auth",
@@ -116,25 +160,22 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
 
     let probed = tokio::time::timeout(
         PROBE_TIMEOUT,
-        session.exec(probe::COMMAND, probe::SCRIPT.as_bytes()),
+        session.exec(&probe::command(agent_id), probe::SCRIPT.as_bytes()),
     )
     .await;
     let output = match probed {
         Err(_) => {
-            return Ok(stopped(
-                report,
-                Error::Timeout {
-                    host: endpoint.host.clone(),
-                    port: endpoint.port,
-                    step: "probe",
-                    timeout: PROBE_TIMEOUT,
-                },
-            ))
+            let e = Error::Timeout {
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                step: "probe",
+                timeout: PROBE_TIMEOUT,
+            };
+            return (stopped(report, e), None);
         }
-        Ok(Err(e)) => return Ok(stopped(report, e)),
+        Ok(Err(e)) => return (stopped(report, e), None),
         Ok(Ok(output)) => output,
     };
-    session.close().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     tracing::debug!(bytes = output.stdout.len(), status = ?output.exit_status, "probe finished");
     tracing::trace!(stdout = %stdout, stderr = %String::from_utf8_lossy(&output.stderr), "probe output");
@@ -148,25 +189,21 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
             } else {
                 format!("{e}; the shell said: {tail}")
             };
-            return Ok(stopped(
-                report,
-                Error::Probe {
-                    host: endpoint.host.clone(),
-                    cause,
-                },
-            ));
+            let e = Error::Probe {
+                host: endpoint.host.clone(),
+                cause,
+            };
+            return (stopped(report, e), None);
         }
     };
 
-    let peer = session_peer(&report);
-    report.checks.extend(checks::evaluate(
-        &facts,
-        peer,
-        checks::Options {
-            kind: args.kind,
-            require_public_ip: args.require_public_ip,
-        },
-    ));
+    let peer = report
+        .host
+        .address
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    report
+        .checks
+        .extend(checks::evaluate(&facts, peer, options));
     report.facts = Some(facts);
     report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
     report.exit_code = if report.ok {
@@ -174,18 +211,11 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     } else {
         exit::CHECK_FAILED
     };
-    Ok(report)
-}
-
-fn session_peer(report: &Report) -> IpAddr {
-    report
-        .host
-        .address
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    (report, Some(session))
 }
 
 /// Ends the report at an error: records the failed SSH check and the error.
-fn stopped(mut report: Report, e: Error) -> Report {
+pub fn stopped(mut report: Report, e: Error) -> Report {
     let failed = match e.exit_code() {
         exit::UNREACHABLE if report.checks.is_empty() => Some("ssh.connect"),
         exit::HOST_KEY => Some("ssh.host_key"),
@@ -195,6 +225,7 @@ fn stopped(mut report: Report, e: Error) -> Report {
     if let Some(id) = failed {
         report.checks.push(Check::fail(id, e.to_string(), e.fix()));
     }
+    report.ok = false;
     report.exit_code = e.exit_code();
     report.error_line = Some(output::error_line(&e));
     report.error = Some(ErrorJson::from(&e));
@@ -207,17 +238,32 @@ pub fn print(report: &Report, json: bool) {
         output::json(report);
         return;
     }
-    if let Some(line) = &report.error_line {
-        eprintln!("{line}");
+    if print_error(report) {
         return;
     }
+    print_table(report);
+}
+
+/// Prints the one-line error, if the report has one; returns whether it did.
+pub fn print_error(report: &Report) -> bool {
+    match &report.error_line {
+        Some(line) => {
+            eprintln!("{line}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// Prints the check table, the host summary and the result line.
+pub fn print_table(report: &Report) {
     let h = &report.host;
     let kind = match h.kind {
         Kind::Vm => "vm",
         Kind::Hdinsight => "hdinsight",
     };
-    println!("{}@{}:{} ({kind})", h.user, h.host, h.port);
-    print!("{}", output::check_table(&report.checks));
+    crate::outln!("{}@{}:{} ({kind})", h.user, h.host, h.port);
+    crate::out!("{}", output::check_table(&report.checks));
     if let Some(f) = &report.facts {
         let mut parts = vec![
             if f.os.pretty_name.is_empty() {
@@ -236,9 +282,17 @@ pub fn print(report: &Report, json: bool) {
         if let Some(id) = &f.machine_id {
             parts.push(format!("machine-id {id}"));
         }
-        println!("host: {} ({})", f.hostname, parts.join(", "));
+        crate::outln!("host: {} ({})", f.hostname, parts.join(", "));
+        if let Some(claim) = &f.claim {
+            crate::outln!(
+                "attached: as {:?} in workspace {} ({})",
+                claim.target,
+                claim.workspace_id,
+                claim.workspace
+            );
+        }
     }
-    println!(
+    crate::outln!(
         "result: {}: {}",
         if report.ok { "ok" } else { "FAILED" },
         output::summary(&report.checks)

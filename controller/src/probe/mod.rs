@@ -7,16 +7,19 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The probe script. Run with `sh -s`, the script on stdin.
+/// The probe script. Run with [`command`], the script on stdin.
 pub const SCRIPT: &str = include_str!("probe.sh");
 
-/// The command that runs [`SCRIPT`]: fixed, so no user input reaches a shell.
-pub const COMMAND: &str = "sh -s";
+/// The command that runs [`SCRIPT`], asking about the agent installed as
+/// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same).
+pub fn command(agent_id: &str) -> String {
+    format!("sh -s -- {}", crate::remote::quote(agent_id))
+}
 
 /// What the probe learned about a host.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Facts {
     /// From /etc/os-release.
     pub os: OsRelease,
@@ -60,10 +63,27 @@ pub struct Facts {
     pub sudo_passwordless: Option<bool>,
     /// Path of spark-submit, when found.
     pub spark_submit: Option<String>,
+    /// The installed moor agent's hello, when the expected one is there.
+    pub agent: Option<moor_proto::Hello>,
+    /// `~/.moor/claim`: which workspace and target own the machine.
+    pub claim: Option<Claim>,
+}
+
+/// The claim file moor writes on an attached host (`~/.moor/claim`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claim {
+    /// Id of the owning workspace.
+    pub workspace_id: String,
+    /// Where that workspace is: `user@machine:directory`.
+    pub workspace: String,
+    /// The target name there.
+    pub target: String,
+    /// When it was claimed.
+    pub claimed_at: String,
 }
 
 /// The fields of os-release that the checks use.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OsRelease {
     /// `ID`, e.g. `ubuntu`.
     pub id: String,
@@ -74,7 +94,7 @@ pub struct OsRelease {
 }
 
 /// A file system's size.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Disk {
     /// Mount point.
     pub mount: String,
@@ -85,7 +105,7 @@ pub struct Disk {
 }
 
 /// What the probe found of Docker.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Docker {
     /// Path of the docker CLI.
     pub cli: Option<String>,
@@ -102,7 +122,7 @@ pub struct Docker {
 }
 
 /// One conda installation.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Conda {
     /// `conda`, `mamba` or `micromamba`.
     pub kind: String,
@@ -113,7 +133,7 @@ pub struct Conda {
 }
 
 /// The host's Python.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Python {
     /// Path of the interpreter.
     pub path: String,
@@ -122,7 +142,7 @@ pub struct Python {
 }
 
 /// What nvidia-smi reported.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Nvidia {
     /// Path of nvidia-smi.
     pub smi: String,
@@ -133,7 +153,7 @@ pub struct Nvidia {
 }
 
 /// One GPU.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Gpu {
     /// e.g. `Tesla V100-PCIE-16GB`.
     pub name: String,
@@ -222,8 +242,28 @@ impl Facts {
                 _ => None,
             },
             spark_submit: kv("spark").get("submit").and_then(|v| v.first().cloned()),
+            agent: moor_proto::Hello::find(&get("agent").join("\n")),
+            claim: parse_claim(&get("claim")),
         })
     }
+}
+
+/// The claim file's JSON; a file moor cannot read counts as a foreign claim
+/// so that it is never silently overwritten.
+fn parse_claim(lines: &[&str]) -> Option<Claim> {
+    let text = lines.join("\n");
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(&text).unwrap_or_else(|_| Claim {
+        workspace_id: "unknown".into(),
+        workspace: format!(
+            "unreadable claim file: {}",
+            text.chars().take(80).collect::<String>()
+        ),
+        target: String::new(),
+        claimed_at: String::new(),
+    }))
 }
 
 fn first(lines: &[&str]) -> Option<String> {

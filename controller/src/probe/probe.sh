@@ -1,5 +1,6 @@
 # moor host probe, version 1. Read-only: it changes nothing on the host.
-# Run as `sh -s` with this text on stdin; prints sections `@@moor NAME`
+# Run as `sh -s -- AGENT_ID` with this text on stdin (AGENT_ID: the agent
+# directory moor expects, or empty); prints sections `@@moor NAME`
 # followed by raw command output, which the controller parses. Everything runs
 # inside main() with stdin from /dev/null, so no command can swallow the rest
 # of the script.
@@ -83,6 +84,11 @@ s spark
 for p in spark-submit /usr/hdp/current/spark2-client/bin/spark-submit "${SPARK_HOME:-/nonexistent}/bin/spark-submit"; do
   if have "$p"; then echo "submit=$(command -v "$p")"; break; fi
 done
+s agent
+a="$HOME/.moor/agent/$1/moor-agent"
+if [ -n "$1" ] && [ -x "$a" ]; then t 10 "$a" hello 2>&1; fi
+s claim
+cat "$HOME/.moor/claim" 2>/dev/null
 printf '\n@@moor end\n'
 }
-main </dev/null
+main "$@" </dev/null

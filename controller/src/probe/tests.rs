@@ -122,3 +122,31 @@ fn hostname_dash_i_addresses() {
         ]
     );
 }
+
+#[test]
+fn agent_hello_and_claim() {
+    let hello = moor_proto::Hello {
+        protocol: 1,
+        version: "0.1.0".into(),
+        build: "ab".repeat(32),
+    };
+    let out = RECORDED.replace(
+        "@@moor end",
+        &format!(
+            "@@moor agent\n{}\n@@moor claim\n{{\"workspace_id\":\"w1\",\"workspace\":\"me@box:/ws\",\"target\":\"gpu\",\"claimed_at\":\"t\"}}\n\n@@moor end",
+            hello.to_line()
+        ),
+    );
+    let f = Facts::parse(&out).unwrap();
+    assert_eq!(f.agent, Some(hello));
+    let claim = f.claim.unwrap();
+    assert_eq!(
+        (claim.workspace_id.as_str(), claim.target.as_str()),
+        ("w1", "gpu")
+    );
+
+    let garbage = RECORDED.replace("@@moor end", "@@moor claim\nnot json\n@@moor end");
+    let claim = Facts::parse(&garbage).unwrap().claim.unwrap();
+    assert_eq!(claim.workspace_id, "unknown");
+    assert!(Facts::parse(RECORDED).unwrap().claim.is_none());
+}

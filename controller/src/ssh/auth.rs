@@ -33,6 +33,13 @@ pub struct LoadedKey {
     key: Arc<PrivateKey>,
 }
 
+impl LoadedKey {
+    /// The public half.
+    pub fn public_key(&self) -> &russh::keys::PublicKey {
+        self.key.public_key()
+    }
+}
+
 /// Everything moor will try, in order: keys, ssh-agent, password.
 #[derive(Debug, Default)]
 pub struct Credentials {
@@ -153,12 +160,25 @@ fn method_names(methods: &MethodSet) -> String {
         .join(", ")
 }
 
+/// Which credential authenticated a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthUsed {
+    /// The server asked for nothing.
+    None,
+    /// This key file.
+    Key(PathBuf),
+    /// A key held by ssh-agent.
+    Agent,
+    /// The password (by `password` or `keyboard-interactive`).
+    Password,
+}
+
 /// Authenticates `handle` as `endpoint.user`; returns how it succeeded.
 pub(super) async fn authenticate<H: client::Handler>(
     handle: &mut client::Handle<H>,
     endpoint: &Endpoint,
     credentials: &Credentials,
-) -> Result<String> {
+) -> Result<(String, AuthUsed)> {
     let user = endpoint.user.as_str();
     let ssh_err = |e: russh::Error| Error::Ssh {
         host: endpoint.host.clone(),
@@ -167,7 +187,7 @@ pub(super) async fn authenticate<H: client::Handler>(
     };
     // "none" first: it tells which methods the server accepts.
     let mut accepted = match handle.authenticate_none(user).await.map_err(ssh_err)? {
-        client::AuthResult::Success => return Ok("none".into()),
+        client::AuthResult::Success => return Ok(("none".into(), AuthUsed::None)),
         client::AuthResult::Failure {
             remaining_methods, ..
         } => remaining_methods,
@@ -193,7 +213,9 @@ pub(super) async fn authenticate<H: client::Handler>(
                 .await
                 .map_err(ssh_err)?
             {
-                client::AuthResult::Success => return Ok(what),
+                client::AuthResult::Success => {
+                    return Ok((what, AuthUsed::Key(loaded.path.clone())))
+                }
                 client::AuthResult::Failure {
                     remaining_methods, ..
                 } => accepted = remaining_methods,
@@ -203,7 +225,7 @@ pub(super) async fn authenticate<H: client::Handler>(
         if credentials.use_agent {
             if let Some(what) = try_agent(handle, user, rsa_hash, &mut accepted, &mut tried).await?
             {
-                return Ok(what);
+                return Ok((what, AuthUsed::Agent));
             }
         }
     }
@@ -217,7 +239,7 @@ pub(super) async fn authenticate<H: client::Handler>(
                 .await
                 .map_err(ssh_err)?
             {
-                client::AuthResult::Success => return Ok("password".into()),
+                client::AuthResult::Success => return Ok(("password".into(), AuthUsed::Password)),
                 client::AuthResult::Failure {
                     remaining_methods, ..
                 } => accepted = remaining_methods,
@@ -229,7 +251,7 @@ pub(super) async fn authenticate<H: client::Handler>(
                 .await
                 .map_err(ssh_err)?
             {
-                return Ok("keyboard-interactive (password)".into());
+                return Ok(("keyboard-interactive (password)".into(), AuthUsed::Password));
             }
         }
     }

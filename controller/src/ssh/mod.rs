@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
 use crate::error::{Error, Result};
-pub use auth::{Credentials, KeySource};
+pub use auth::{AuthUsed, Credentials, KeySource};
 pub use known_hosts::{KnownHosts, Verdict};
 
 /// Where to connect, and as whom.
@@ -201,6 +201,8 @@ pub struct Session {
     pub host_key: HostKeyInfo,
     /// How authentication succeeded, e.g. `publickey (ssh-ed25519 key ~/.ssh/id)`.
     pub auth_method: String,
+    /// Which credential it was.
+    pub auth_used: AuthUsed,
     /// Time from start to authenticated.
     pub connect_time: Duration,
 }
@@ -322,7 +324,7 @@ impl Session {
             }
         };
 
-        let auth_method = timeout_at(
+        let (auth_method, auth_used) = timeout_at(
             deadline,
             auth::authenticate(&mut handle, endpoint, &options.credentials),
         )
@@ -336,6 +338,7 @@ impl Session {
             peer,
             host_key,
             auth_method,
+            auth_used,
             connect_time: started.elapsed(),
         })
     }

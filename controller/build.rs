@@ -1,0 +1,66 @@
+//! Builds `moor-agent` as a static x86_64 musl binary and hands it to the
+//! controller, which embeds it (`agent_bundle`): a user with only the `moor`
+//! binary can attach machines, and a host never downloads anything.
+//!
+//! Set `MOOR_AGENT_BINARY=/path/to/moor-agent` to embed a prebuilt agent
+//! instead (packagers, cross builds).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "x86_64-unknown-linux-musl";
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .expect("controller/ is in the workspace")
+        .to_owned();
+    for path in [
+        "agent/src",
+        "agent/Cargo.toml",
+        "proto/src",
+        "proto/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    println!("cargo:rerun-if-env-changed=MOOR_AGENT_BINARY");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let dest = out.join("moor-agent");
+
+    if let Some(prebuilt) = env::var_os("MOOR_AGENT_BINARY") {
+        std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
+            panic!("MOOR_AGENT_BINARY={}: {e}", Path::new(&prebuilt).display())
+        });
+        return;
+    }
+
+    // A separate target dir: the outer build holds the lock on the main one.
+    let target_dir = root.join("target").join("agent");
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["build", "--release", "-p", "moor-agent", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's settings (target, flags, jobserver) are not the agent's.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key.starts_with("RUSTC")
+            || key.contains("RUSTFLAGS")
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("run cargo to build moor-agent");
+    if !status.success() {
+        panic!(
+            "building moor-agent for {TARGET} failed; add the target with `rustup target add {TARGET}` \
+             (or set MOOR_AGENT_BINARY to a prebuilt agent)"
+        );
+    }
+    let built = target_dir.join(TARGET).join("release").join("moor-agent");
+    std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+}

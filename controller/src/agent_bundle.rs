@@ -1,0 +1,49 @@
+//! The agent binary the controller carries: a static x86_64 musl build of
+//! `moor-agent`, embedded at build time (see `build.rs`). Installed agents
+//! live in `~/.moor/agent/<version>-<sha256 prefix>/moor-agent` on the host.
+
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+/// The agent executable.
+pub static BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent"));
+
+/// The agent's version (the workspace version; agent and controller ship together).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Hex sha256 of [`BINARY`]: the agent's build hash.
+pub fn sha256() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hex(&Sha256::digest(BINARY)))
+}
+
+/// The name of the agent's directory on the host: `<version>-<sha256 prefix>`.
+/// Only `[0-9a-z.-]`, so it is safe in paths and shell words.
+pub fn install_id() -> String {
+    format!("{VERSION}-{}", &sha256()[..16])
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_agent_is_a_static_x86_64_elf() {
+        assert_eq!(&BINARY[..4], b"\x7fELF");
+        assert_eq!(BINARY[4], 2, "64-bit");
+        assert_eq!(u16::from_le_bytes([BINARY[18], BINARY[19]]), 0x3e, "x86_64");
+        // No program interpreter: statically linked.
+        let text = String::from_utf8_lossy(BINARY);
+        assert!(!text.contains("ld-linux-x86-64.so"));
+        assert!(install_id().starts_with(VERSION));
+        assert!(install_id()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    }
+}

@@ -1,0 +1,546 @@
+//! `moor attach vm|hdinsight NAME`: validate, reserve, claim, install the
+//! agent, record.
+//!
+//! Order matters for crash safety. The target row is written last, in one
+//! transaction, so a `kill -9` at any step leaves either no target or a
+//! complete one; everything before it is idempotent on the host (claim,
+//! enrolled key, agent install), so running attach again completes it.
+//! Races: a reservation in the workspace database keeps two attaches of one
+//! workspace apart (one machine, one name), and the host-side claim is created
+//! with `ln`, which only one of two racing workspaces can win.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::validate::{self, connect_and_probe, Report};
+use super::{resolve_connect, Context, Resolved};
+use crate::agent_bundle;
+use crate::checks::{self, Check, Kind};
+use crate::cli::{AttachArgs, AttachHdinsightArgs, AttachVmArgs, AuthArgs};
+use crate::error::{Error, Result};
+use crate::probe::{Claim, Facts};
+use crate::remote;
+use crate::resource_id::{self, ResourceKind};
+use crate::ssh::{AuthUsed, Session};
+use crate::store::{AuthRef, Conflict, Target};
+
+/// Time allowed for the claim script.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for uploading and checking the agent.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What attach did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Attached {
+    /// Always true: failures are errors or a failed report.
+    pub ok: bool,
+    /// The target as recorded.
+    pub target: Target,
+    /// The agent.
+    pub agent: AgentStatus,
+    /// `created`, `replaced` (ours refreshed, or taken over) or `kept`.
+    pub claim: &'static str,
+    /// Whether the workspace key was enrolled in authorized_keys.
+    pub enrolled_key: bool,
+    /// The previous name of the machine, with `--replace`.
+    pub replaced: Option<String>,
+    /// The validate checks.
+    pub checks: Vec<Check>,
+    /// The probe's facts.
+    pub facts: Facts,
+}
+
+/// The agent's state after attach.
+#[derive(Debug, Serialize)]
+pub struct AgentStatus {
+    /// `installed` (uploaded now) or `present` (already there: nothing sent).
+    pub status: &'static str,
+    /// Agent bytes sent over SSH.
+    pub bytes_sent: usize,
+    /// Version.
+    pub version: String,
+    /// Build (sha256).
+    pub build: String,
+    /// Where it lives on the host.
+    pub path: String,
+}
+
+/// How an attach ended without an error.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The target is attached.
+    Attached(Box<Attached>),
+    /// Validation stopped it (a failed check, or the connection failed): the
+    /// report says why, and nothing was changed.
+    Refused(Box<Report>),
+}
+
+/// `moor attach vm`.
+pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
+    check_name(&args.common.name)?;
+    let resource_id = args
+        .resource_id
+        .as_deref()
+        .map(|id| resource_id::parse(id, ResourceKind::VirtualMachine))
+        .transpose()?;
+    let resolved = resolve_connect(&args.connect, ctx, None)?;
+    attach(
+        &args.common,
+        &args.connect.auth,
+        Kind::Vm,
+        resource_id.map(|r| r.id),
+        resolved,
+        ctx,
+    )
+    .await
+}
+
+/// `moor attach hdinsight`: the host is `--host`, else the cluster's SSH
+/// endpoint from `--cluster` or the resource id.
+pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outcome> {
+    check_name(&args.common.name)?;
+    let resource_id = args
+        .resource_id
+        .as_deref()
+        .map(|id| resource_id::parse(id, ResourceKind::HdInsightCluster))
+        .transpose()?;
+    let cluster = match (&args.cluster, &resource_id) {
+        (Some(c), Some(r)) if !c.eq_ignore_ascii_case(&r.name) => {
+            return Err(Error::usage(
+                format!(
+                    "--cluster {c} does not match the resource id's cluster {}",
+                    r.name
+                ),
+                "pass one of them, or make them agree",
+            ))
+        }
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(r)) => Some(r.name.clone()),
+        (None, None) => None,
+    };
+    if args.connect.host.is_none() && cluster.is_none() {
+        return Err(Error::usage(
+            "no cluster to attach",
+            "pass --resource-id ID, --cluster NAME or --host HOST",
+        ));
+    }
+    let default_host = cluster.as_deref().map(resource_id::hdinsight_ssh_host);
+    let resolved = resolve_connect(&args.connect, ctx, default_host)?;
+    attach(
+        &args.common,
+        &args.connect.auth,
+        Kind::Hdinsight,
+        resource_id.map(|r| r.id),
+        resolved,
+        ctx,
+    )
+    .await
+}
+
+/// Target names: a letter, then letters, digits, `-` or `_`; at most 64.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!("{name:?} is not a valid target name"),
+            "use a letter, then letters, digits, '-' or '_' (at most 64), e.g. gpu-vm1",
+        ))
+    }
+}
+
+async fn attach(
+    common: &AttachArgs,
+    auth_args: &AuthArgs,
+    kind: Kind,
+    resource_id: Option<String>,
+    resolved: Resolved,
+    ctx: &Context,
+) -> Result<Outcome> {
+    let name = common.name.as_str();
+    let mut store = ctx.workspace.store()?;
+    let workspace_id = store.workspace_id()?;
+    let options = checks::Options {
+        kind,
+        require_public_ip: common.require_public_ip,
+    };
+    let install_id = agent_bundle::install_id();
+    let (report, session) = connect_and_probe(resolved, options, &install_id).await;
+    let Some(session) = session else {
+        return Ok(Outcome::Refused(Box::new(report)));
+    };
+    if !report.ok {
+        session.close().await;
+        return Ok(Outcome::Refused(Box::new(report)));
+    }
+    let facts = report.facts.clone().expect("a probed report has facts");
+    let host_key = report
+        .host_key
+        .clone()
+        .expect("a connected report has a host key");
+    let machine_id = facts.machine_id.clone().unwrap_or_default();
+
+    let replaced = store
+        .targets()?
+        .into_iter()
+        .find(|t| {
+            t.host_key_fingerprint == host_key.fingerprint
+                && t.machine_id == machine_id
+                && t.name != name
+        })
+        .map(|t| t.name);
+    let host = session.endpoint.host.clone();
+    if let Err(conflict) =
+        store.reserve(name, &host_key.fingerprint, &machine_id, common.replace)?
+    {
+        session.close().await;
+        return Err(taken(conflict, name, &host));
+    }
+
+    let steps = HostSteps {
+        session: &session,
+        workspace_id: &workspace_id,
+        name,
+        facts: &facts,
+        take_over: common.take_over,
+    };
+    let done = async {
+        let enroll_key = matches!(session.auth_used, AuthUsed::Password) && !common.no_enroll_key;
+        let key_line = if enroll_key {
+            Some(ctx.workspace.key(&workspace_id)?)
+        } else {
+            None
+        };
+        let claim = steps.claim(ctx, key_line.as_deref()).await?;
+        let agent = steps.agent().await?;
+        Ok::<_, Error>((claim, agent, enroll_key))
+    }
+    .await;
+    let (claim, agent, enrolled_key) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            store.release(&host_key.fingerprint, &machine_id)?;
+            session.close().await;
+            return Err(e);
+        }
+    };
+    let endpoint = session.endpoint.clone();
+    let auth = if enrolled_key {
+        AuthRef::WorkspaceKey
+    } else {
+        auth_ref(&session.auth_used, auth_args)
+    };
+    session.close().await;
+
+    let now = crate::time::now();
+    let target = Target {
+        name: name.to_owned(),
+        kind: match kind {
+            Kind::Vm => "vm",
+            Kind::Hdinsight => "hdinsight",
+        }
+        .to_owned(),
+        host,
+        port: endpoint.port,
+        user: endpoint.user,
+        auth,
+        resource_id,
+        host_key_algorithm: host_key.algorithm.clone(),
+        host_key_fingerprint: host_key.fingerprint.clone(),
+        machine_id,
+        agent_version: agent.version.clone(),
+        agent_build: agent.build.clone(),
+        state: "ready".into(),
+        facts: serde_json::to_string(&facts).expect("facts serialize"),
+        checks: serde_json::to_string(&report.checks).expect("checks serialize"),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    store.commit_target(&target, replaced.as_deref().filter(|_| common.replace))?;
+    let target = store.target(name)?.expect("just committed");
+    Ok(Outcome::Attached(Box::new(Attached {
+        ok: true,
+        target,
+        agent,
+        claim,
+        enrolled_key,
+        replaced: replaced.filter(|_| common.replace),
+        checks: report.checks,
+        facts,
+    })))
+}
+
+/// How the target will authenticate next time, from what worked now.
+fn auth_ref(used: &AuthUsed, args: &AuthArgs) -> AuthRef {
+    match used {
+        AuthUsed::Key(path) => AuthRef::Key {
+            path: std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            passphrase_env: args.key_passphrase_env.clone(),
+        },
+        AuthUsed::Password => AuthRef::Password {
+            env: args.password_env.clone(),
+        },
+        AuthUsed::Agent | AuthUsed::None => AuthRef::Agent,
+    }
+}
+
+fn taken(conflict: Conflict, name: &str, host: &str) -> Error {
+    match conflict {
+        Conflict::MachineTaken { name: existing } => Error::Taken {
+            message: format!("{host} is already attached as target {existing:?}"),
+            fix: format!("use the target {existing:?}, pass --replace to move it to {name:?}, or `moor detach {existing}` first"),
+        },
+        Conflict::NameTaken { host: other } => Error::Taken {
+            message: format!("the name {name:?} is taken by another machine ({other})"),
+            fix: format!("choose another name, or `moor detach {name}` first"),
+        },
+        Conflict::Busy { pid, name: other } => Error::Taken {
+            message: format!("another moor (pid {pid}) is attaching {host} or the name as {other:?} right now"),
+            fix: "wait for it to finish, then run attach again".into(),
+        },
+    }
+}
+
+/// The steps of attach that change the host.
+struct HostSteps<'a> {
+    session: &'a Session,
+    workspace_id: &'a str,
+    name: &'a str,
+    facts: &'a Facts,
+    take_over: bool,
+}
+
+impl HostSteps<'_> {
+    fn foreign(&self, claim: &Claim) -> Error {
+        Error::Taken {
+            message: format!(
+                "{} is claimed by another workspace, {} ({}), as target {:?}",
+                self.session.endpoint.host, claim.workspace_id, claim.workspace, claim.target
+            ),
+            fix: "detach it there first, or pass --take-over to claim it for this workspace".into(),
+        }
+    }
+
+    /// Claims the machine (and enrolls `key_line`). Skips the round trip when
+    /// the claim is already this workspace's under this name and there is no
+    /// key to enroll.
+    async fn claim(&self, ctx: &Context, key_line: Option<&str>) -> Result<&'static str> {
+        let mode = match &self.facts.claim {
+            None => "create",
+            Some(c) if c.workspace_id == self.workspace_id => {
+                if c.target == self.name && key_line.is_none() {
+                    return Ok("kept");
+                }
+                "replace"
+            }
+            Some(_) if self.take_over => "replace",
+            Some(c) => return Err(self.foreign(c)),
+        };
+        let claim = Claim {
+            workspace_id: self.workspace_id.to_owned(),
+            workspace: format!(
+                "{}@{}:{}",
+                local_user(),
+                local_hostname(),
+                ctx.workspace.dir().display()
+            ),
+            target: self.name.to_owned(),
+            claimed_at: crate::time::now(),
+        };
+        let claim_json = serde_json::to_string(&claim).expect("claim serializes");
+        let tag = crate::workspace::key_tag(self.workspace_id);
+        let run = |mode: &'static str| {
+            let args = [
+                mode,
+                claim_json.as_str(),
+                key_line.unwrap_or(""),
+                tag.as_str(),
+            ];
+            async move {
+                let out = tokio::time::timeout(
+                    CLAIM_TIMEOUT,
+                    remote::run(
+                        self.session,
+                        "claim",
+                        remote::CLAIM,
+                        &args,
+                        &[],
+                        "check that $HOME on the host is writable",
+                    ),
+                )
+                .await
+                .map_err(|_| self.timeout("claim", CLAIM_TIMEOUT))??;
+                Ok::<_, Error>(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+        };
+        let out = run(mode).await?;
+        let kv = remote::key_values(&out);
+        match kv.get("claim").map(String::as_str) {
+            Some("created") => Ok("created"),
+            Some("replaced") => Ok("replaced"),
+            Some("exists") => {
+                // Someone claimed it between the probe and now.
+                let current: Option<Claim> =
+                    kv.get("current").and_then(|c| serde_json::from_str(c).ok());
+                match current {
+                    Some(c) if c.workspace_id == self.workspace_id || self.take_over => {
+                        run("replace").await?;
+                        Ok("replaced")
+                    }
+                    Some(c) => Err(self.foreign(&c)),
+                    None => Err(self.foreign(&Claim {
+                        workspace_id: "unknown".into(),
+                        workspace: "an unreadable claim file".into(),
+                        target: String::new(),
+                        claimed_at: String::new(),
+                    })),
+                }
+            }
+            _ => Err(Error::Remote {
+                host: self.session.endpoint.host.clone(),
+                step: "claim",
+                cause: format!("unexpected output: {}", out.trim()),
+                fix: "run with -vv and check the host's shell".into(),
+            }),
+        }
+    }
+
+    /// Installs the agent unless the probe found this very build.
+    async fn agent(&self) -> Result<AgentStatus> {
+        let id = agent_bundle::install_id();
+        let build = agent_bundle::sha256();
+        let path = format!("~/.moor/agent/{id}/moor-agent");
+        let status = |status, bytes_sent| AgentStatus {
+            status,
+            bytes_sent,
+            version: agent_bundle::VERSION.to_owned(),
+            build: build.to_owned(),
+            path: path.clone(),
+        };
+        if self
+            .facts
+            .agent
+            .as_ref()
+            .is_some_and(|h| h.matches(moor_proto::PROTOCOL_VERSION, build))
+        {
+            return Ok(status("present", 0));
+        }
+        let out = tokio::time::timeout(
+            INSTALL_TIMEOUT,
+            remote::run(
+                self.session,
+                "agent install",
+                remote::INSTALL,
+                &[&id, build],
+                agent_bundle::BINARY,
+                "check free space and that $HOME is not mounted noexec, then run attach again",
+            ),
+        )
+        .await
+        .map_err(|_| self.timeout("agent install", INSTALL_TIMEOUT))??;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let hello = moor_proto::Hello::find(&stdout);
+        if !hello
+            .as_ref()
+            .is_some_and(|h| h.matches(moor_proto::PROTOCOL_VERSION, build))
+        {
+            return Err(Error::Remote {
+                host: self.session.endpoint.host.clone(),
+                step: "agent handshake",
+                cause: format!(
+                    "the installed agent answered {hello:?}, expected protocol {} build {build}",
+                    moor_proto::PROTOCOL_VERSION
+                ),
+                fix: "run attach again to reinstall the agent".into(),
+            });
+        }
+        // When another attach installed it first (status=present), the bytes
+        // went over all the same.
+        Ok(status("installed", agent_bundle::BINARY.len()))
+    }
+
+    fn timeout(&self, step: &'static str, limit: Duration) -> Error {
+        Error::Timeout {
+            host: self.session.endpoint.host.clone(),
+            port: self.session.endpoint.port,
+            step,
+            timeout: limit,
+        }
+    }
+}
+
+fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Prints the outcome; returns the exit code.
+pub fn print(outcome: &Outcome, json: bool) -> u8 {
+    match outcome {
+        Outcome::Refused(report) => {
+            validate::print(report, json);
+            report.exit_code()
+        }
+        Outcome::Attached(a) => {
+            if json {
+                crate::output::json(a);
+                return crate::error::exit::OK;
+            }
+            crate::out!("{}", crate::output::check_table(&a.checks));
+            let t = &a.target;
+            let agent = match a.agent.status {
+                "present" => format!("agent {} already installed (0 bytes sent)", a.agent.version),
+                _ => format!(
+                    "agent {} installed ({} sent)",
+                    a.agent.version,
+                    checks::bytes(a.agent.bytes_sent as u64)
+                ),
+            };
+            crate::outln!(
+                "attached {}: {}@{}:{} ({}), {agent}",
+                t.name,
+                t.user,
+                t.host,
+                t.port,
+                t.kind
+            );
+            if let Some(old) = &a.replaced {
+                crate::outln!("moved from target {old}");
+            }
+            if a.enrolled_key {
+                crate::outln!("enrolled the workspace key: later commands need no password");
+            }
+            crate::error::exit::OK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn target_names() {
+        for ok in ["a", "gpu-vm1", "Spark_Head", &"x".repeat(64)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1vm", "-x", "a b", "a/b", "ä", "a;rm", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

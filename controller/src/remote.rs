@@ -1,0 +1,275 @@
+//! Shell scripts moor runs on hosts, and how it runs them safely.
+//!
+//! Every script is a constant. Values (ids, names, key lines) reach it only as
+//! positional parameters, each quoted with [`quote`], so nothing a user typed
+//! is ever parsed as shell code. Scripts print `key=value` lines that
+//! [`key_values`] reads back.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::ssh::{ExecOutput, Session};
+
+/// Quotes `s` as one POSIX shell word.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The command line that runs `script` with `args` as `$1 $2 ...`.
+pub fn command(script: &str, name: &str, args: &[&str]) -> String {
+    let mut cmd = format!("sh -c {} {}", quote(script), quote(name));
+    for arg in args {
+        cmd.push(' ');
+        cmd.push_str(&quote(arg));
+    }
+    cmd
+}
+
+/// Runs a script; a non-zero exit is an [`Error::Remote`] carrying the
+/// script's `error=` line, or its last stderr line.
+pub async fn run(
+    session: &Session,
+    step: &'static str,
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+    fix: &str,
+) -> Result<ExecOutput> {
+    let out = session.exec(&command(script, step, args), stdin).await?;
+    if out.exit_status == Some(0) {
+        return Ok(out);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let cause = key_values(&stdout)
+        .remove("error")
+        .or_else(|| {
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| match (&out.exit_status, &out.exit_signal) {
+            (_, Some(sig)) => format!("killed by signal {sig}"),
+            (Some(code), None) => format!("exit status {code}"),
+            (None, None) => "no exit status".into(),
+        });
+    Err(Error::Remote {
+        host: session.endpoint.host.clone(),
+        step,
+        cause,
+        fix: fix.to_owned(),
+    })
+}
+
+/// `key=value` lines of a script's output (the first value of each key).
+pub fn key_values(output: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in output.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                map.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+            }
+        }
+    }
+    map
+}
+
+/// Claims the machine and, when a key line is given, enrolls it.
+/// `$1` mode (`create`: only if unclaimed; `replace`), `$2` claim JSON,
+/// `$3` authorized_keys line or empty, `$4` the tag that marks moor's line.
+pub const CLAIM: &str = r#"set -eu
+mode=$1 claim=$2 pubkey=$3 tag=$4
+umask 077
+mkdir -p "$HOME/.moor"
+c="$HOME/.moor/claim"
+tmp="$c.tmp.$$"
+printf '%s\n' "$claim" > "$tmp"
+if [ "$mode" = create ]; then
+  # ln fails if the claim exists: of two racing attaches, exactly one wins.
+  if ln "$tmp" "$c" 2>/dev/null; then
+    rm -f "$tmp"; echo claim=created
+  else
+    rm -f "$tmp"; echo claim=exists; printf 'current='; cat "$c"; exit 0
+  fi
+else
+  mv -f "$tmp" "$c"; echo claim=replaced
+fi
+if [ -n "$pubkey" ]; then
+  mkdir -p "$HOME/.ssh"; chmod 700 "$HOME/.ssh"
+  ak="$HOME/.ssh/authorized_keys"
+  touch "$ak"; chmod 600 "$ak"
+  if grep -qF -- "$tag" "$ak"; then echo enroll=present
+  else printf '%s\n' "$pubkey" >> "$ak"; echo enroll=added; fi
+fi
+"#;
+
+/// Installs the agent from stdin. `$1` install id (directory name), `$2` its
+/// sha256. Verifies the hash on the host, runs the agent (catching noexec
+/// mounts and a wrong architecture), renames it into place atomically under a
+/// lock, prunes all but the newest 3 versions, and prints the agent's hello.
+pub const INSTALL: &str = r#"set -eu
+id=$1 want=$2
+root="$HOME/.moor/agent"; dir="$root/$id"
+umask 077
+mkdir -p "$dir"
+sha() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+  elif command -v python3 >/dev/null 2>&1; then python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"
+  else echo "error=no sha256sum, shasum or python3 on the host to verify the agent"; exit 69; fi
+}
+if command -v flock >/dev/null 2>&1; then exec 9>"$root/.lock"; flock -w 120 9; fi
+if [ -x "$dir/moor-agent" ] && [ "$(sha "$dir/moor-agent")" = "$want" ]; then
+  cat >/dev/null; echo status=present
+else
+  rm -f "$dir"/.moor-agent.tmp.*
+  tmp="$dir/.moor-agent.tmp.$$"
+  trap 'rm -f "$tmp"' EXIT
+  cat > "$tmp"
+  got=$(sha "$tmp")
+  if [ "$got" != "$want" ]; then echo "error=agent upload corrupted: sha256 $got, expected $want"; exit 65; fi
+  chmod 0700 "$tmp"
+  if ! "$tmp" --version >/dev/null 2>&1; then
+    echo "error=the agent does not run in $dir (noexec mount, or not an x86_64 host)"; exit 66
+  fi
+  mv -f "$tmp" "$dir/moor-agent"
+  trap - EXIT
+  echo status=installed
+fi
+touch "$dir"
+# Keep the newest three versions.
+ls -1t "$root" | tail -n +4 | while IFS= read -r old; do
+  [ "$old" = "$id" ] || rm -rf "${root:?}/$old"
+done
+"$dir/moor-agent" hello
+"#;
+
+/// Undoes an attach. `$1` workspace id, `$2` `1` to purge, `$3` the
+/// authorized_keys tag. Removes the claim only if it is this workspace's;
+/// with purge, also the agent (when the claim was ours) and the enrolled key.
+pub const DETACH: &str = r#"set -eu
+wid=$1 purge=$2 tag=$3
+c="$HOME/.moor/claim"
+ours=0
+if [ -f "$c" ]; then
+  if grep -qF "\"workspace_id\":\"$wid\"" "$c"; then rm -f "$c"; ours=1; echo claim=removed
+  else echo claim=other; fi
+else
+  ours=1; echo claim=absent
+fi
+if [ "$purge" = 1 ]; then
+  if [ "$ours" = 1 ]; then rm -rf "$HOME/.moor/agent"; echo agent=removed; fi
+  ak="$HOME/.ssh/authorized_keys"
+  if [ -f "$ak" ] && grep -qF -- "$tag" "$ak"; then
+    tmp="$ak.moor.$$"
+    grep -vF -- "$tag" "$ak" > "$tmp" || true
+    chmod 600 "$tmp"; mv -f "$tmp" "$ak"; echo enroll=removed
+  fi
+fi
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_hostile_input() {
+        for s in [
+            "plain",
+            "it's",
+            "$(reboot)",
+            "`id`",
+            "a b\nc",
+            "'; rm -rf / #",
+            "",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s);
+        }
+    }
+
+    #[test]
+    fn command_passes_arguments_verbatim() {
+        let cmd = command(r#"printf '%s|' "$@""#, "t", &["a b", "$HOME", "x'y"]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$HOME|x'y|");
+    }
+
+    #[test]
+    fn key_values_take_the_first() {
+        let kv = key_values(
+            "noise\nstatus=installed\nstatus=again\nerror=bad: x=y\nMOOR-AGENT/1\n{\"a\":1}\n",
+        );
+        assert_eq!(kv["status"], "installed");
+        assert_eq!(kv["error"], "bad: x=y");
+        assert_eq!(kv.len(), 2);
+    }
+
+    /// The install script, run locally: a good upload installs, a corrupt or
+    /// cut one leaves nothing that looks installed, and a second install of
+    /// the same agent is a no-op.
+    #[test]
+    fn install_script_verifies_and_is_atomic() {
+        let home = tempfile::tempdir().unwrap();
+        let agent = crate::agent_bundle::BINARY;
+        let sha = crate::agent_bundle::sha256();
+        let id = crate::agent_bundle::install_id();
+        let run = |stdin: &[u8]| {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", INSTALL, "install", &id, sha])
+                .env("HOME", home.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(stdin).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let installed = home.path().join(".moor/agent").join(&id).join("moor-agent");
+
+        let (code, out) = run(&agent[..agent.len() / 2]);
+        assert_eq!(code, Some(65), "{out}");
+        assert!(out.contains("error=agent upload corrupted"));
+        assert!(!installed.exists());
+        let dir = installed.parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(".moor-agent.tmp")
+                })
+                .count(),
+            0,
+            "no temporary file left"
+        );
+
+        let (code, out) = run(agent);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(key_values(&out)["status"], "installed");
+        let hello = moor_proto::Hello::find(&out).unwrap();
+        assert_eq!(hello.build, sha);
+
+        let (code, out) = run(agent);
+        assert_eq!(code, Some(0));
+        assert_eq!(key_values(&out)["status"], "present");
+    }
+}

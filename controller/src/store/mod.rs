@@ -1,0 +1,333 @@
+//! The workspace store: embedded SQLite (`moor.db` in the workspace).
+//!
+//! WAL journal and a busy timeout let several `moor` processes share one
+//! workspace; every write is one `BEGIN IMMEDIATE` transaction, so none is
+//! lost or half-done, also when a process is killed. The schema is versioned
+//! with `PRAGMA user_version` and migrated on open. Secrets are never stored:
+//! a target records *how* it authenticates (a key path, the name of an
+//! environment variable), not with what.
+
+mod target;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+pub use target::{AuthRef, Target};
+
+use crate::error::{Error, Result};
+
+/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: workspace identity, targets, attach reservations.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE targets (
+         name TEXT PRIMARY KEY,
+         kind TEXT NOT NULL,
+         host TEXT NOT NULL,
+         port INTEGER NOT NULL,
+         user TEXT NOT NULL,
+         auth TEXT NOT NULL,
+         resource_id TEXT,
+         host_key_algorithm TEXT NOT NULL,
+         host_key_fingerprint TEXT NOT NULL,
+         machine_id TEXT NOT NULL,
+         agent_version TEXT NOT NULL,
+         agent_build TEXT NOT NULL,
+         state TEXT NOT NULL,
+         facts TEXT NOT NULL,
+         checks TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         UNIQUE (host_key_fingerprint, machine_id)
+     );
+     CREATE TABLE attach_reservations (
+         machine TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         pid INTEGER NOT NULL,
+         pid_start TEXT NOT NULL,
+         started_at TEXT NOT NULL
+     );",
+];
+
+/// An open workspace database.
+pub struct Store {
+    conn: Connection,
+    path: std::path::PathBuf,
+}
+
+/// Why a target cannot be attached under a name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// The machine is already the target `name`.
+    MachineTaken {
+        /// The existing target.
+        name: String,
+    },
+    /// The name belongs to another machine.
+    NameTaken {
+        /// Where that target is.
+        host: String,
+    },
+    /// Another live `moor attach` works on this machine or name.
+    Busy {
+        /// Its process id.
+        pid: u32,
+        /// The name it attaches under.
+        name: String,
+    },
+}
+
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::Io {
+        what: "workspace database",
+        path: path.to_owned(),
+        cause: std::io::Error::other(e),
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let err = db_err(path);
+        let existed = path.exists();
+        let mut conn = Connection::open(path).map_err(&err)?;
+        if !existed {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(&err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(&err)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(Error::usage(
+                format!(
+                    "workspace {} was written by a newer moor (schema {version})",
+                    path.display()
+                ),
+                "upgrade moor, or use another --workspace",
+            ));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql).map_err(&err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(&err)?;
+            tracing::debug!(version = i + 1, "migrated workspace schema");
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace_id', ?1)",
+            params![crate::workspace::random_hex(8)],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        db_err(&self.path)
+    }
+
+    /// The workspace's random id (16 hex digits), made when it was created.
+    pub fn workspace_id(&self) -> Result<String> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'workspace_id'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Every target, by name.
+    pub fn targets(&self) -> Result<Vec<Target>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM targets ORDER BY name",
+                target::COLUMNS
+            ))
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], target::from_row).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
+    }
+
+    /// The target called `name`.
+    pub fn target(&self, name: &str) -> Result<Option<Target>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {} FROM targets WHERE name = ?1", target::COLUMNS),
+                params![name],
+                target::from_row,
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Reserves `machine` under `name` for this process, unless that
+    /// conflicts with a target or another live attach. With `replace`, the
+    /// machine attached under another name may move to `name`.
+    pub fn reserve(
+        &mut self,
+        name: &str,
+        fingerprint: &str,
+        machine_id: &str,
+        replace: bool,
+    ) -> Result<Result<(), Conflict>> {
+        let path = self.path.clone();
+        let err = db_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let machine = machine_key(fingerprint, machine_id);
+        let same_machine: Option<String> = tx
+            .query_row(
+                "SELECT name FROM targets WHERE host_key_fingerprint = ?1 AND machine_id = ?2",
+                params![fingerprint, machine_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        if let Some(existing) = same_machine {
+            if existing != name && !replace {
+                return Ok(Err(Conflict::MachineTaken { name: existing }));
+            }
+        }
+        let same_name: Option<(String, String, String)> = tx
+            .query_row(
+                "SELECT host_key_fingerprint, machine_id, host FROM targets WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(&err)?;
+        if let Some((fp, id, host)) = same_name {
+            if fp != fingerprint || id != machine_id {
+                return Ok(Err(Conflict::NameTaken { host }));
+            }
+        }
+        let (me, my_start) = (
+            std::process::id(),
+            process_start(std::process::id()).unwrap_or_default(),
+        );
+        let holders: Vec<(String, String, u32, String)> = {
+            let mut stmt = tx
+                .prepare("SELECT machine, name, pid, pid_start FROM attach_reservations WHERE machine = ?1 OR name = ?2")
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map(params![machine, name], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(&err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&err)?
+        };
+        for (held_machine, held_name, pid, start) in holders {
+            let alive = process_start(pid).is_some_and(|s| s == start);
+            if alive && pid != me {
+                return Ok(Err(Conflict::Busy {
+                    pid,
+                    name: held_name,
+                }));
+            }
+            // A dead process (kill -9) leaves its reservation: clear it.
+            tx.execute(
+                "DELETE FROM attach_reservations WHERE machine = ?1",
+                params![held_machine],
+            )
+            .map_err(&err)?;
+        }
+        tx.execute(
+            "INSERT INTO attach_reservations (machine, name, pid, pid_start, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![machine, name, me, my_start, crate::time::now()],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(Ok(()))
+    }
+
+    /// Records `target` as attached, in one transaction: removes `replaced`
+    /// (the machine's previous name, with `--replace`) and this process's
+    /// reservation. Keeps `created_at` when the target is refreshed.
+    pub fn commit_target(&mut self, target: &Target, replaced: Option<&str>) -> Result<()> {
+        let path = self.path.clone();
+        let err = db_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        if let Some(old) = replaced {
+            tx.execute("DELETE FROM targets WHERE name = ?1", params![old])
+                .map_err(&err)?;
+        }
+        target::upsert(&tx, target).map_err(&err)?;
+        tx.execute(
+            "DELETE FROM attach_reservations WHERE machine = ?1",
+            params![machine_key(
+                &target.host_key_fingerprint,
+                &target.machine_id
+            )],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
+    /// Drops this process's reservation of a machine (attach gave up).
+    pub fn release(&self, fingerprint: &str, machine_id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM attach_reservations WHERE machine = ?1 AND pid = ?2",
+                params![machine_key(fingerprint, machine_id), std::process::id()],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Updates a target's facts and checks after a re-validation.
+    pub fn update_facts(&self, name: &str, facts: &str, checks: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE targets SET facts = ?2, checks = ?3, updated_at = ?4 WHERE name = ?1",
+                params![name, facts, checks, crate::time::now()],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Removes a target; returns whether it existed.
+    pub fn delete_target(&self, name: &str) -> Result<bool> {
+        self.conn
+            .execute("DELETE FROM targets WHERE name = ?1", params![name])
+            .map(|n| n > 0)
+            .map_err(self.err())
+    }
+}
+
+fn machine_key(fingerprint: &str, machine_id: &str) -> String {
+    format!("{fingerprint}|{machine_id}")
+}
+
+/// A process's start time (field 22 of /proc/PID/stat), to tell a live
+/// process from a new one that reused a dead one's pid.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it follow ") ".
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(19).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Store: migrations, conflicts, reservations, concurrent writers.
+
+use super::*;
+
+pub(crate) fn target(name: &str, fp: &str, id: &str) -> Target {
+    Target {
+        name: name.into(),
+        kind: "vm".into(),
+        host: format!("{name}.example"),
+        port: 22,
+        user: "u".into(),
+        auth: AuthRef::WorkspaceKey,
+        resource_id: None,
+        host_key_algorithm: "ssh-ed25519".into(),
+        host_key_fingerprint: fp.into(),
+        machine_id: id.into(),
+        agent_version: "0.1.0".into(),
+        agent_build: "ab".into(),
+        state: "ready".into(),
+        facts: "{}".into(),
+        checks: "[]".into(),
+        created_at: crate::time::now(),
+        updated_at: crate::time::now(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("moor.db")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn migrates_and_keeps_its_id() {
+    let (dir, store) = open();
+    let id = store.workspace_id().unwrap();
+    assert_eq!(id.len(), 16);
+    drop(store);
+    let again = Store::open(&dir.path().join("moor.db")).unwrap();
+    assert_eq!(again.workspace_id().unwrap(), id);
+    let version: i64 = again
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version as usize, MIGRATIONS.len());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("moor.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let (dir, store) = open();
+    store.conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(store);
+    assert!(Store::open(&dir.path().join("moor.db")).is_err());
+}
+
+#[test]
+fn one_machine_one_name() {
+    let (_d, mut store) = open();
+    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(()));
+    store
+        .commit_target(&target("a", "fp1", "m1"), None)
+        .unwrap();
+    // Same machine, other name.
+    assert_eq!(
+        store.reserve("b", "fp1", "m1", false).unwrap(),
+        Err(Conflict::MachineTaken { name: "a".into() })
+    );
+    // Same name, other machine.
+    assert_eq!(
+        store.reserve("a", "fp2", "m2", false).unwrap(),
+        Err(Conflict::NameTaken {
+            host: "a.example".into()
+        })
+    );
+    // Same name, same machine: a refresh.
+    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(()));
+    // --replace moves it.
+    assert_eq!(store.reserve("b", "fp1", "m1", true).unwrap(), Ok(()));
+    store
+        .commit_target(&target("b", "fp1", "m1"), Some("a"))
+        .unwrap();
+    let names: Vec<String> = store
+        .targets()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["b"]);
+    assert!(
+        store
+            .conn
+            .query_row("SELECT COUNT(*) FROM attach_reservations", [], |r| r
+                .get::<_, i64>(0))
+            .unwrap()
+            == 0
+    );
+}
+
+#[test]
+fn refresh_keeps_created_at() {
+    let (_d, mut store) = open();
+    let mut t = target("a", "fp", "m");
+    t.created_at = "2020-01-01T00:00:00Z".into();
+    store.commit_target(&t, None).unwrap();
+    let mut t2 = target("a", "fp", "m");
+    t2.agent_version = "0.2.0".into();
+    store.commit_target(&t2, None).unwrap();
+    let got = store.target("a").unwrap().unwrap();
+    assert_eq!(got.created_at, "2020-01-01T00:00:00Z");
+    assert_eq!(got.agent_version, "0.2.0");
+    assert!(store.delete_target("a").unwrap());
+    assert!(!store.delete_target("a").unwrap());
+}
+
+#[test]
+fn a_live_reservation_blocks_a_dead_one_does_not() {
+    let (_d, mut store) = open();
+    // pid 1 is alive (init); a reservation it holds blocks.
+    let init_start = process_start(1).unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO attach_reservations VALUES ('fp|m', 'x', 1, ?1, 'now')",
+            params![init_start],
+        )
+        .unwrap();
+    assert_eq!(
+        store.reserve("y", "fp", "m", false).unwrap(),
+        Err(Conflict::Busy {
+            pid: 1,
+            name: "x".into()
+        })
+    );
+    // Same pid but another start time: the holder died and the pid was reused.
+    store
+        .conn
+        .execute("UPDATE attach_reservations SET pid_start = 'stale'", [])
+        .unwrap();
+    assert_eq!(store.reserve("y", "fp", "m", false).unwrap(), Ok(()));
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moor.db");
+    Store::open(&path).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                for j in 0..10 {
+                    let name = format!("t{i}-{j}");
+                    store
+                        .commit_target(&target(&name, &format!("fp{i}-{j}"), "m"), None)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(Store::open(&path).unwrap().targets().unwrap().len(), 80);
+}

@@ -1,0 +1,730 @@
+//! `moor attach`, `list`, `show`, `validate NAME`, `detach` against real
+//! OpenSSH test hosts: agent install and idempotence, key enrollment, one
+//! machine one attachment, claims across workspaces, races, kill -9, and no
+//! secret anywhere it should not be.
+
+use std::time::{Duration, Instant};
+
+use moor_tests::{docker_or_skip, HostSpec, KeyPair, Keys, Moor, Output, SshAuth, TestHost};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+const PASSWORD: &str = "tr0ub4dor&3-attach-secret";
+const SUB: &str = "6c2f2e4a-1b2c-4d5e-8f90-123456789abc";
+
+struct Fixture {
+    host: TestHost,
+    key: KeyPair,
+    moor: Moor,
+    _keys: Keys,
+}
+
+fn fixture(spec: HostSpec) -> Fixture {
+    let keys = Keys::new();
+    let key = keys.generate("id_ed25519", "ed25519", None);
+    let host = TestHost::start(&HostSpec {
+        authorized_keys: vec![key.public.clone()],
+        ..spec
+    });
+    Fixture {
+        host,
+        key,
+        moor: Moor::new(MOOR),
+        _keys: keys,
+    }
+}
+
+impl Fixture {
+    fn attach_args<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        vec![
+            "attach",
+            "vm",
+            name,
+            "--json",
+            "--host",
+            &self.host.ip,
+            "--user",
+            "moor",
+            "--key",
+            self.key.private.to_str().unwrap(),
+            "--accept-new-host-key",
+        ]
+    }
+
+    fn attach(&self, name: &str, extra: &[&str]) -> Output {
+        self.attach_with(&self.moor, name, extra)
+    }
+
+    fn attach_with(&self, moor: &Moor, name: &str, extra: &[&str]) -> Output {
+        moor.run(&[&self.attach_args(name)[..], extra].concat())
+    }
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.code, code,
+        "expected exit {code}\nstdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+}
+
+fn agent_path(out: &Output) -> String {
+    out.json()["agent"]["path"]
+        .as_str()
+        .unwrap()
+        .replace('~', "/home/moor")
+}
+
+#[test]
+fn attach_installs_the_agent_once_and_reattach_sends_nothing() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    let out = f.attach("trainer", &[]);
+    assert_exit(&out, 0);
+    let json = out.json();
+    assert_eq!(json["agent"]["status"], "installed");
+    assert!(json["agent"]["bytes_sent"].as_u64().unwrap() > 100_000);
+    assert_eq!(json["claim"], "created");
+    let build = json["agent"]["build"].as_str().unwrap().to_owned();
+    // The agent on the host is the very build, verified by its hash there.
+    let path = agent_path(&out);
+    let sum = f.host.exec(&format!("sha256sum {path}"));
+    assert_eq!(sum.split_whitespace().next().unwrap(), build);
+    let hello = f.host.exec_as_user(&[&path, "hello"], b"").1;
+    assert!(hello.starts_with("MOOR-AGENT/1\n"), "{hello}");
+    let claim: serde_json::Value =
+        serde_json::from_str(&f.host.read_file("/home/moor/.moor/claim").unwrap()).unwrap();
+    assert_eq!(claim["target"], "trainer");
+    // Private files.
+    assert_eq!(f.host.exec(&format!("stat -c %a {path}")), "700");
+
+    // Re-attach: same name refreshes, no agent bytes, claim kept.
+    let again = f.attach("trainer", &[]);
+    assert_exit(&again, 0);
+    assert_eq!(again.json()["agent"]["status"], "present");
+    assert_eq!(again.json()["agent"]["bytes_sent"], 0);
+    assert_eq!(again.json()["claim"], "kept");
+    assert_eq!(
+        again.json()["target"]["created_at"],
+        json["target"]["created_at"]
+    );
+
+    // list / show.
+    let list = f.moor.run(&["list", "--json"]);
+    assert_exit(&list, 0);
+    let targets = list.json();
+    let t = &targets.as_array().unwrap()[0];
+    for field in [
+        "name",
+        "kind",
+        "host",
+        "port",
+        "user",
+        "state",
+        "agent_version",
+        "host_key_fingerprint",
+        "machine_id",
+        "resource_id",
+    ] {
+        assert!(t.get(field).is_some(), "list --json lacks {field}: {t}");
+    }
+    assert_eq!(t["name"], "trainer");
+    assert_eq!(t["state"], "ready");
+    assert_eq!(t["machine_id"], f.host.exec("cat /etc/machine-id").as_str());
+    assert_eq!(
+        t["host_key_fingerprint"],
+        f.host.ed25519_fingerprint().as_str()
+    );
+    let show = f.moor.run(&["show", "trainer", "--json"]);
+    assert_exit(&show, 0);
+    assert_eq!(show.json()["facts"]["os"]["id"], "debian");
+    assert!(show.json()["checks"].as_array().unwrap().len() >= 14);
+    let human = f.moor.run(&["list"]);
+    assert!(human.stdout.starts_with("NAME"), "{}", human.stdout);
+
+    // validate NAME uses the stored settings.
+    let v = f.moor.run(&["validate", "trainer", "--json"]);
+    assert_exit(&v, 0);
+    assert_eq!(v.json()["facts"]["claim"]["target"], "trainer");
+
+    // Workspace files are private.
+    use std::os::unix::fs::PermissionsExt;
+    let ws = f.moor.workspace();
+    assert_eq!(
+        std::fs::metadata(&ws).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for file in ["moor.db", "known_hosts"] {
+        let mode = std::fs::metadata(ws.join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+}
+
+#[test]
+fn password_attach_enrolls_the_workspace_key_and_leaks_the_password_nowhere() {
+    if !docker_or_skip() {
+        return;
+    }
+    let host = TestHost::start(&HostSpec {
+        password: Some(PASSWORD.into()),
+        ..HostSpec::default()
+    });
+    let mut moor = Moor::new(MOOR);
+    moor.env("PW", PASSWORD);
+    // Watch argv of every process here and on the host while attaching.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let name = host.name.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let remote = std::process::Command::new("docker")
+                    .args(["exec", &name, "ps", "-eo", "args"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                seen.push(remote);
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                        seen.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    let out = moor.run(&[
+        "attach",
+        "vm",
+        "pw-box",
+        "--json",
+        "-vvv",
+        "--host",
+        &host.ip,
+        "--user",
+        "moor",
+        "--password-env",
+        "PW",
+        "--accept-new-host-key",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let argvs = watcher.join().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        argvs.iter().all(|a| !a.contains(PASSWORD)),
+        "password in some process's argv"
+    );
+    assert_eq!(out.json()["enrolled_key"], true);
+    assert_eq!(out.json()["target"]["auth"]["method"], "workspace_key");
+    assert!(
+        !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+        "password in output or trace log"
+    );
+    assert!(out.stderr.contains("TRACE"));
+    for entry in walk(&moor.workspace()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(PASSWORD),
+            "password in {}",
+            entry.display()
+        );
+    }
+    let key_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(moor.workspace().join("id_ed25519"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(key_mode, 0o600);
+
+    // Enrolled once, tagged with the workspace id.
+    let again = moor.run(&[
+        "attach",
+        "vm",
+        "pw-box",
+        "--json",
+        "--host",
+        &host.ip,
+        "--user",
+        "moor",
+        "--password-env",
+        "PW",
+    ]);
+    assert_exit(&again, 0);
+    let ak = host.read_file("/home/moor/.ssh/authorized_keys").unwrap();
+    assert_eq!(
+        ak.lines().filter(|l| l.contains("moor-workspace:")).count(),
+        1,
+        "{ak}"
+    );
+
+    // Later commands need no password.
+    let mut no_pw = Moor::new(MOOR);
+    no_pw.env("MOOR_WORKSPACE", moor.workspace().to_str().unwrap());
+    let v = no_pw.run(&["validate", "pw-box", "--json"]);
+    assert_exit(&v, 0);
+    assert!(v.check_detail("ssh.auth").contains("id_ed25519"));
+
+    // detach --purge removes claim, agent and the enrolled key.
+    let d = moor.run(&["detach", "pw-box", "--purge", "--json"]);
+    assert_exit(&d, 0);
+    assert_eq!(d.json()["claim"], "removed");
+    assert_eq!(d.json()["agent_removed"], true);
+    assert_eq!(d.json()["key_removed"], true);
+    assert!(host.read_file("/home/moor/.moor/claim").is_none());
+    assert!(!host
+        .read_file("/home/moor/.ssh/authorized_keys")
+        .unwrap()
+        .contains("moor-workspace:"));
+    assert_eq!(host.exec("ls /home/moor/.moor"), "");
+    assert_eq!(moor.run(&["list", "--json"]).json(), serde_json::json!([]));
+}
+
+#[test]
+fn no_enroll_key_keeps_password_auth() {
+    if !docker_or_skip() {
+        return;
+    }
+    let host = TestHost::start(&HostSpec {
+        auth: SshAuth::Password,
+        password: Some(PASSWORD.into()),
+        ..HostSpec::default()
+    });
+    let mut moor = Moor::new(MOOR);
+    moor.env("PW", PASSWORD);
+    let out = moor.run(&[
+        "attach",
+        "vm",
+        "p",
+        "--json",
+        "--host",
+        &host.ip,
+        "--user",
+        "moor",
+        "--password-env",
+        "PW",
+        "--accept-new-host-key",
+        "--no-enroll-key",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["enrolled_key"], false);
+    assert_eq!(
+        out.json()["target"]["auth"],
+        serde_json::json!({"method": "password", "env": "PW"})
+    );
+    assert!(host
+        .read_file("/home/moor/.ssh/authorized_keys")
+        .is_none_or(|ak| !ak.contains("moor-workspace")));
+    // The stored reference is the variable's name; with it set, validate works.
+    assert_exit(&moor.run(&["validate", "p"]), 0);
+}
+
+#[test]
+fn one_machine_one_attachment() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    assert_exit(&f.attach("a", &[]), 0);
+    let out = f.attach("b", &[]);
+    assert_exit(&out, 7);
+    assert_eq!(out.json()["error"]["kind"], "taken");
+    assert!(out.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already attached as target \"a\""));
+
+    let out = f.attach("b", &["--replace"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["replaced"], "a");
+    let names: Vec<String> = f
+        .moor
+        .run(&["list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["b"]);
+    let claim = f.host.read_file("/home/moor/.moor/claim").unwrap();
+    assert!(claim.contains("\"target\":\"b\""), "{claim}");
+
+    // The name b belongs to this machine: another machine cannot take it.
+    let other = TestHost::start(&HostSpec {
+        authorized_keys: vec![f.key.public.clone()],
+        ..HostSpec::default()
+    });
+    let out = f.moor.run(&[
+        "attach",
+        "vm",
+        "b",
+        "--json",
+        "--host",
+        &other.ip,
+        "--user",
+        "moor",
+        "--key",
+        f.key.private.to_str().unwrap(),
+        "--accept-new-host-key",
+    ]);
+    assert_exit(&out, 7);
+    assert!(out.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("taken by another machine"));
+    // Nothing was claimed on the other machine.
+    assert!(other.read_file("/home/moor/.moor/claim").is_none());
+}
+
+#[test]
+fn a_machine_claimed_by_another_workspace_needs_take_over() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    assert_exit(&f.attach("mine", &[]), 0);
+    let first_id = serde_json::from_str::<serde_json::Value>(
+        &f.host.read_file("/home/moor/.moor/claim").unwrap(),
+    )
+    .unwrap()["workspace_id"]
+        .clone();
+
+    let other = Moor::new(MOOR);
+    let out = f.attach_with(&other, "theirs", &[]);
+    assert_exit(&out, 7);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(first_id.as_str().unwrap()),
+        "names the other workspace: {message}"
+    );
+    assert!(out.json()["error"]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("--take-over"));
+
+    let out = f.attach_with(&other, "theirs", &["--take-over"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["claim"], "replaced");
+    let claim: serde_json::Value =
+        serde_json::from_str(&f.host.read_file("/home/moor/.moor/claim").unwrap()).unwrap();
+    assert_ne!(claim["workspace_id"], first_id);
+    // The first workspace's detach leaves the new owner's claim alone.
+    let d = f.moor.run(&["detach", "mine", "--json"]);
+    assert_exit(&d, 0);
+    assert_eq!(d.json()["claim"], "other");
+    assert!(f.host.read_file("/home/moor/.moor/claim").is_some());
+}
+
+#[test]
+fn racing_attaches_exactly_one_wins() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    // Known host key first, so both racers connect the same way.
+    assert_exit(
+        &f.moor.run(&[
+            "validate",
+            "--host",
+            &f.host.ip,
+            "--user",
+            "moor",
+            "--key",
+            f.key.private.to_str().unwrap(),
+            "--accept-new-host-key",
+        ]),
+        0,
+    );
+
+    // Two workspaces: the host-side claim decides.
+    let other = Moor::new(MOOR);
+    std::fs::create_dir_all(other.workspace()).unwrap();
+    std::fs::copy(
+        f.moor.workspace().join("known_hosts"),
+        other.workspace().join("known_hosts"),
+    )
+    .unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| f.attach("w1", &[]));
+        let b = s.spawn(|| f.attach_with(&other, "w2", &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 7],
+        "a: {} {}\nb: {} {}",
+        a.stdout,
+        a.stderr,
+        b.stdout,
+        b.stderr
+    );
+
+    // One workspace, two names at once: the reservation decides.
+    let g = fixture(HostSpec::default());
+    assert_exit(
+        &g.moor.run(&[
+            "validate",
+            "--host",
+            &g.host.ip,
+            "--user",
+            "moor",
+            "--key",
+            g.key.private.to_str().unwrap(),
+            "--accept-new-host-key",
+        ]),
+        0,
+    );
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| g.attach("x1", &[]));
+        let b = s.spawn(|| g.attach("x2", &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 7],
+        "a: {} {}\nb: {} {}",
+        a.stdout,
+        a.stderr,
+        b.stdout,
+        b.stderr
+    );
+    assert_eq!(
+        g.moor
+            .run(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn kill_9_at_any_point_leaves_no_target_or_a_complete_one() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    let args = f.attach_args("k");
+    let key_known = f.moor.run(&[
+        "validate",
+        "--host",
+        &f.host.ip,
+        "--user",
+        "moor",
+        "--key",
+        f.key.private.to_str().unwrap(),
+        "--accept-new-host-key",
+    ]);
+    assert_exit(&key_known, 0);
+    // Time a whole attach, then kill runs at points spread over it.
+    let started = Instant::now();
+    assert_exit(&f.attach("probe", &[]), 0);
+    let full = started.elapsed();
+    assert_exit(&f.moor.run(&["detach", "probe", "--purge"]), 0);
+    for step in 0..10u32 {
+        let delay = full * step / 10;
+        let mut child = f.moor.spawn(&args);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let list = f.moor.run(&["list", "--json"]);
+        assert_exit(&list, 0);
+        for t in list.json().as_array().unwrap() {
+            assert_eq!(t["state"], "ready", "after kill at {delay:?}: {t}");
+            assert!(!t["agent_version"].as_str().unwrap().is_empty());
+        }
+        // Whatever is installed under the final name is a verified agent.
+        let installed = f
+            .host
+            .exec("ls /home/moor/.moor/agent/*/moor-agent 2>/dev/null || true");
+        for path in installed.lines() {
+            let code = f.host.exec_as_user(&[path, "hello"], b"").0;
+            assert_eq!(code, 0, "{path} after kill at {delay:?}");
+        }
+        // Running attach again completes it.
+        let again = f.attach("k", &[]);
+        assert_exit(&again, 0);
+        assert_eq!(again.json()["target"]["state"], "ready");
+        assert_exit(&f.moor.run(&["detach", "k", "--purge"]), 0);
+    }
+}
+
+#[test]
+fn an_interrupted_upload_never_looks_installed() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    let id = moor::agent_bundle::install_id();
+    let sha = moor::agent_bundle::sha256();
+    let half = &moor::agent_bundle::BINARY[..moor::agent_bundle::BINARY.len() / 2];
+    // The very script attach runs, fed a cut upload.
+    let (code, out) = f.host.exec_as_user(
+        &["sh", "-c", moor::remote::INSTALL, "install", &id, sha],
+        half,
+    );
+    assert_eq!(code, 65, "{out}");
+    assert_eq!(
+        f.host.exec(&format!("ls -A /home/moor/.moor/agent/{id}")),
+        "",
+        "no agent, no temp file"
+    );
+    let out = f.attach("after-cut", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["agent"]["status"], "installed");
+}
+
+#[test]
+fn a_failed_check_stops_attach_before_anything_is_installed() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec {
+        os: "centos-7",
+        ..HostSpec::default()
+    });
+    let out = f.attach("old", &[]);
+    assert_exit(&out, 3);
+    assert_eq!(out.check("os.supported")["status"], "fail");
+    assert_eq!(
+        f.host.exec("ls -A /home/moor/.moor 2>/dev/null || true"),
+        ""
+    );
+    assert_eq!(
+        f.moor.run(&["list", "--json"]).json(),
+        serde_json::json!([])
+    );
+    // Human output shows the same table.
+    let human = f.moor.run(&[
+        "attach",
+        "vm",
+        "old",
+        "--host",
+        &f.host.ip,
+        "--user",
+        "moor",
+        "--key",
+        f.key.private.to_str().unwrap(),
+    ]);
+    assert_exit(&human, 3);
+    assert!(
+        human.stdout.contains("  FAIL  os.supported"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn resource_ids_and_hdinsight_endpoints() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    let vm_id = format!(
+        "/subscriptions/{SUB}/resourceGroups/ml/providers/Microsoft.Compute/virtualMachines/dsvm"
+    );
+    let out = f.attach("dsvm", &["--resource-id", &vm_id]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["target"]["resource_id"], vm_id.as_str());
+
+    let bad = format!(
+        "/subscriptions/{SUB}/resourceGroups/ml/providers/Microsoft.Storage/virtualMachines/dsvm"
+    );
+    let out = f
+        .moor
+        .run(&["attach", "vm", "x", "--host", "h", "--resource-id", &bad]);
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr
+            .contains("segment 6 is \"Microsoft.Storage\", expected \"Microsoft.Compute\""),
+        "{}",
+        out.stderr
+    );
+
+    // HDInsight: the host comes from the cluster name.
+    let hdi = format!(
+        "/subscriptions/{SUB}/resourceGroups/ml/providers/Microsoft.HDInsight/clusters/spark1"
+    );
+    let out = f.moor.run(&[
+        "attach",
+        "hdinsight",
+        "spark",
+        "--json",
+        "--resource-id",
+        &hdi,
+        "--user",
+        "sshuser",
+        "--connect-timeout",
+        "3",
+    ]);
+    assert_exit(&out, 6);
+    assert_eq!(out.json()["host"]["host"], "spark1-ssh.azurehdinsight.net");
+    let out = f
+        .moor
+        .run(&["attach", "hdinsight", "spark", "--user", "sshuser"]);
+    assert_exit(&out, 2);
+    // A head node without spark-submit fails its check.
+    let out = f.moor.run(&[
+        "attach",
+        "hdinsight",
+        "spark",
+        "--json",
+        "--host",
+        &f.host.ip,
+        "--user",
+        "moor",
+        "--key",
+        f.key.private.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 3);
+    assert_eq!(out.check("spark.submit")["status"], "fail");
+}
+
+#[test]
+fn unknown_targets_and_bad_names() {
+    let moor = Moor::new(MOOR);
+    for args in [
+        &["show", "nope"][..],
+        &["detach", "nope"],
+        &["validate", "nope"],
+    ] {
+        let out = moor.run(args);
+        assert_exit(&out, 2);
+        assert!(
+            out.stderr.starts_with("error: no target named \"nope\""),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = moor.run(&["attach", "vm", "1bad", "--host", "h"]);
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("is not a valid target name"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
