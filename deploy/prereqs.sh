@@ -19,5 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { log "cargo missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
+# The agent ships as a static musl binary, built by the controller's build.rs.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  log "adding the Rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl >/dev/null
+fi
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
   || { log "the Docker engine does not answer: start it (systemctl start docker) and make sure you may use it"; exit 1; }

@@ -201,24 +201,26 @@ impl Facts {
         let nvidia = kv("nvidia");
         Ok(Facts {
             os: parse_os_release(&get("os-release")),
-            arch: uname.first().unwrap_or(&"").trim().to_owned(),
-            kernel: uname.get(1).unwrap_or(&"").trim().to_owned(),
+            arch: uname_field(&uname, 1),
+            kernel: uname_field(&uname, 0),
             hostname: first(&get("hostname")).unwrap_or_default(),
             machine_id: first(&get("machine-id")),
-            user: user.first().unwrap_or(&"").trim().to_owned(),
-            uid: user.get(1).and_then(|u| u.trim().parse().ok()),
-            groups: user
-                .get(2)
-                .map(|g| g.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
+            user: parse_id(&user).0,
+            uid: parse_id(&user).1,
+            groups: parse_id(&user).2,
             home: first(&get("home")).unwrap_or_default(),
-            home_disk: get("df-home").first().and_then(|l| parse_df(l)),
+            home_disk: get("df-home").last().and_then(|l| parse_df(l)),
             memory_total_bytes: meminfo(&get("meminfo"), "MemTotal:"),
             memory_available_bytes: meminfo(&get("meminfo"), "MemAvailable:"),
             cpus: cpu.first().and_then(|c| c.trim().parse().ok()),
             cpu_model: cpu
                 .get(1)
-                .map(|m| m.trim().to_owned())
+                .map(|m| {
+                    m.split_once(':')
+                        .map_or(*m, |(_, model)| model)
+                        .trim()
+                        .to_owned()
+                })
                 .filter(|m| !m.is_empty()),
             addresses: parse_addresses(&get("addrs")),
             docker: parse_docker(&docker),
@@ -264,6 +266,43 @@ fn parse_claim(lines: &[&str]) -> Option<Claim> {
         target: String::new(),
         claimed_at: String::new(),
     }))
+}
+
+/// `uname -m -r` prints `RELEASE MACHINE` (POSIX order: -r before -m).
+fn uname_field(lines: &[&str], i: usize) -> String {
+    let words: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+    words.get(i).copied().unwrap_or_default().to_owned()
+}
+
+/// `id` output: `uid=1000(moor) gid=1000(moor) groups=1000(moor),105(docker)`.
+fn parse_id(lines: &[&str]) -> (String, Option<u32>, Vec<String>) {
+    let line = lines.first().copied().unwrap_or_default();
+    let mut user = String::new();
+    let mut uid = None;
+    let mut groups = Vec::new();
+    for field in line.split_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        match key {
+            "uid" => {
+                let (num, name) = value.split_once('(').unwrap_or((value, ""));
+                uid = num.parse().ok();
+                user = name.trim_end_matches(')').to_owned();
+            }
+            "groups" => {
+                groups = value
+                    .split(',')
+                    .filter_map(|g| {
+                        g.split_once('(')
+                            .map(|(_, n)| n.trim_end_matches(')').to_owned())
+                    })
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    (user, uid, groups)
 }
 
 fn first(lines: &[&str]) -> Option<String> {
@@ -349,7 +388,15 @@ fn parse_addresses(lines: &[&str]) -> Vec<IpAddr> {
 }
 
 fn parse_docker(map: &BTreeMap<String, Vec<String>>) -> Docker {
-    let server = one(map, "server");
+    // `server_json` is the engine's /version answer, fetched with curl.
+    let from_json = one(map, "server_json").and_then(|j| {
+        serde_json::from_str::<serde_json::Value>(&j)
+            .ok()?
+            .get("Version")?
+            .as_str()
+            .map(str::to_owned)
+    });
+    let server = from_json.or_else(|| one(map, "server"));
     let ok = one(map, "cli_rc").as_deref() == Some("0");
     let looks_like_version = |v: &str| v.chars().next().is_some_and(|c| c.is_ascii_digit());
     let (server_version, error) = match server {

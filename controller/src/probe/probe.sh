@@ -10,17 +10,19 @@ PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 t() { if command -v timeout >/dev/null 2>&1; then timeout "$@"; else shift; "$@"; fi; }
 s() { printf '\n@@moor %s\n' "$1"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# cat without a process: the probe's time is mostly process start-ups.
+show() { [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 
 printf '@@moor-probe 1\n'
-s uname; uname -m; uname -r
-s os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
-s hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname
-s machine-id; cat /etc/machine-id 2>/dev/null
-s user; id -un; id -u; id -Gn
+s uname; uname -m -r
+s os-release; show /etc/os-release || show /usr/lib/os-release
+s hostname; show /proc/sys/kernel/hostname
+s machine-id; show /etc/machine-id
+s user; id
 s home; printf '%s\n' "$HOME"
-s df-home; df -Pk "$HOME" 2>/dev/null | tail -n 1
-s meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
-s cpu; nproc 2>/dev/null || grep -c '^processor' /proc/cpuinfo; grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-
+s df-home; df -Pk "$HOME" 2>/dev/null
+s meminfo; n=0; while IFS= read -r l && [ $n -lt 3 ]; do printf '%s\n' "$l"; n=$((n+1)); done < /proc/meminfo
+s cpu; nproc 2>/dev/null || grep -c '^processor' /proc/cpuinfo; grep -m1 '^model name' /proc/cpuinfo
 s addrs; ip -o addr show 2>/dev/null || hostname -I 2>/dev/null
 
 s docker
@@ -35,6 +37,9 @@ if have docker; then
   v=$(t 10 docker version --format '{{.Server.Version}}' 2>&1); rc=$?
   echo "cli_rc=$rc"
   echo "server=$(printf '%s' "$v" | tr '\n' ' ')"
+elif [ -S "$sock" ] && [ -w "$sock" ] && have curl; then
+  v=$(t 10 curl -sf --unix-socket "$sock" http://docker/version) && echo cli_rc=0 && \
+    printf 'server_json=%s\n' "$v"
 elif [ -S "$sock" ] && [ -w "$sock" ] && have python3; then
   t 10 python3 - "$sock" <<'PY' 2>/dev/null
 import json, socket, sys
@@ -64,7 +69,18 @@ done
 
 s python
 for p in python3 python; do have "$p" && echo "path=$(command -v "$p")"; done
-if have python3; then echo "version=$(python3 --version 2>&1)"; elif have python; then echo "version=$(python --version 2>&1)"; fi
+# The interpreter's file name usually carries its version (python3.11); ask
+# the interpreter only when it does not (a start-up costs tens of ms).
+for p in python3 python; do
+  if have "$p"; then
+    real=$(readlink -f "$(command -v "$p")")
+    case "${real##*/}" in
+      python[0-9].[0-9]*) echo "version=Python ${real##*/python}" ;;
+      *) echo "version=$("$p" --version 2>&1)" ;;
+    esac
+    break
+  fi
+done
 
 s nvidia
 if have nvidia-smi; then

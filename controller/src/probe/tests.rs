@@ -15,7 +15,7 @@ fn recorded_test_host() {
     assert_eq!(f.arch, "x86_64");
     assert_eq!(
         f.machine_id.as_deref(),
-        Some("3afe89def77f4fa09696a848472062bb")
+        Some("8eb518d362464d1183a006a64109b29d")
     );
     assert_eq!((f.user.as_str(), f.uid), ("moor", Some(1000)));
     assert_eq!(f.groups, vec!["moor", "docker"]);
@@ -23,17 +23,17 @@ fn recorded_test_host() {
     let disk = f.home_disk.unwrap();
     assert_eq!(
         (disk.mount.as_str(), disk.free_bytes),
-        ("/", 82675080 * 1024)
+        ("/", 78735320 * 1024)
     );
     assert_eq!(f.memory_total_bytes, Some(24684092 * 1024));
     assert_eq!(f.cpus, Some(2));
     assert_eq!(f.cpu_model.as_deref(), Some("AMD EPYC"));
-    assert_eq!(f.addresses, vec!["172.19.0.2".parse::<IpAddr>().unwrap()]);
+    assert_eq!(f.addresses, vec!["172.17.0.2".parse::<IpAddr>().unwrap()]);
     assert_eq!(f.docker.server_version.as_deref(), Some("20.10.24+dfsg1"));
     assert_eq!(f.docker.socket_access, Some(true));
     assert_eq!(f.docker.cli, None);
     assert!(f.conda.is_empty());
-    assert_eq!(f.python.unwrap().version.as_deref(), Some("3.11.2"));
+    assert_eq!(f.python.unwrap().version.as_deref(), Some("3.11"));
     assert_eq!(f.nvidia, None);
     assert_eq!(f.sudo_passwordless, Some(true));
 }
@@ -149,4 +149,26 @@ fn agent_hello_and_claim() {
     let claim = Facts::parse(&garbage).unwrap().claim.unwrap();
     assert_eq!(claim.workspace_id, "unknown");
     assert!(Facts::parse(RECORDED).unwrap().claim.is_none());
+}
+
+#[test]
+fn docker_version_from_curl_json() {
+    let out = with_section(
+        "docker",
+        "socket=/var/run/docker.sock\nsocket_group=docker\naccess=yes\ncli_rc=0\nserver_json={\"Version\":\"24.0.7\",\"ApiVersion\":\"1.43\"}\n",
+    );
+    assert_eq!(
+        Facts::parse(&out).unwrap().docker.server_version.as_deref(),
+        Some("24.0.7")
+    );
+}
+
+#[test]
+fn id_and_uname_forms() {
+    assert_eq!(
+        parse_id(&["uid=0(root) gid=0(root) groups=0(root)"]),
+        ("root".to_owned(), Some(0), vec!["root".to_owned()])
+    );
+    assert_eq!(uname_field(&["5.15.0-1 x86_64"], 1), "x86_64");
+    assert_eq!(uname_field(&[], 1), "");
 }
