@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # moor end to end against a disposable local SSH host: builds moor, starts a
-# throwaway test host (Ubuntu 22.04 os-release, Docker socket mounted, key
-# login), validates it with moor, and removes the host again.
+# throwaway test host (Ubuntu 22.04 os-release, Docker socket mounted,
+# password login), validates it, attaches it (agent install, key enrollment),
+# lists it, re-validates it without the password, detaches it, and removes
+# the host again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/prereqs.sh
@@ -17,10 +19,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ssh-keygen -q -t ed25519 -N '' -C moor-demo -f "$work/id_ed25519"
+# The demo host's password: random, passed by name, never in any argv.
+MOOR_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export MOOR_PASSWORD
 docker network create --label moor.test "$name" >/dev/null
-MOOR_AUTHORIZED_KEYS=$(cat "$work/id_ed25519.pub") docker run -d --label moor.test --name "$name" \
-  --hostname demo-vm --network "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 \
+docker run -d --label moor.test --name "$name" \
+  --hostname demo-vm --network "$name" -e MOOR_PASSWORD -e MOOR_OS=ubuntu-22.04 \
   -e MOOR_DOCKER_ACCESS=yes -v /var/run/docker.sock:/var/run/docker.sock "$image" >/dev/null
 ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
 for _ in $(seq 100); do
@@ -32,9 +36,12 @@ done
 # the host itself: the way to do it for real is to ask the machine's owner.
 fingerprint=$(docker exec "$name" ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2)
 export MOOR_WORKSPACE="$work/workspace"
-set +e
-echo "\$ moor validate --host $ip --user moor --key id_ed25519 --host-key-fingerprint $fingerprint"
-target/release/moor validate --host "$ip" --user moor --key "$work/id_ed25519" --host-key-fingerprint "$fingerprint"
-status=$?
-echo "(exit $status)"
-exit $status
+moor=target/release/moor
+run() { echo; echo "\$ moor $*"; "$moor" "$@"; }
+run validate --host "$ip" --user moor --password-env MOOR_PASSWORD --host-key-fingerprint "$fingerprint"
+run attach vm demo-vm --host "$ip" --user moor --password-env MOOR_PASSWORD
+run list
+unset MOOR_PASSWORD   # the workspace key is enrolled now
+run validate demo-vm
+run detach demo-vm --purge
+echo; echo "demo ok"

@@ -271,5 +271,74 @@ mod tests {
         let (code, out) = run(agent);
         assert_eq!(code, Some(0));
         assert_eq!(key_values(&out)["status"], "present");
+
+        // Older versions are pruned down to the newest three.
+        let root = home.path().join(".moor/agent");
+        for (i, old) in ["0.0.1-a", "0.0.2-b", "0.0.3-c", "0.0.4-d"]
+            .iter()
+            .enumerate()
+        {
+            std::fs::create_dir(root.join(old)).unwrap();
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64);
+            std::fs::File::open(root.join(old))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let (code, _) = run(agent);
+        assert_eq!(code, Some(0));
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["0.0.3-c".to_owned(), "0.0.4-d".to_owned(), id.clone()]
+        );
+    }
+
+    /// Two installs at once (two attaches racing): the lock serializes them,
+    /// both succeed, one agent results.
+    #[test]
+    fn concurrent_installs_do_not_clash() {
+        let home = tempfile::tempdir().unwrap();
+        let id = crate::agent_bundle::install_id();
+        let sha = crate::agent_bundle::sha256();
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                use std::io::Write;
+                let mut child = std::process::Command::new("sh")
+                    .args(["-c", INSTALL, "install", &id, sha])
+                    .env("HOME", home.path())
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                std::thread::spawn(move || stdin.write_all(crate::agent_bundle::BINARY).unwrap());
+                child
+            })
+            .collect();
+        let statuses: Vec<String> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                assert!(out.status.success());
+                key_values(&String::from_utf8_lossy(&out.stdout))["status"].clone()
+            })
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "installed").count(),
+            1,
+            "{statuses:?}"
+        );
+        let dir = home.path().join(".moor/agent").join(&id);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["moor-agent"]);
     }
 }

@@ -110,6 +110,18 @@ fn attach_installs_the_agent_once_and_reattach_sends_nothing() {
         json["target"]["created_at"]
     );
 
+    // An agent that answers the handshake wrongly is replaced, never used.
+    f.host.exec(&format!(
+        "printf '#!/bin/sh\\necho MOOR-AGENT/1\\necho {{\\\"protocol\\\":1,\\\"version\\\":\\\"0.1.0\\\",\\\"build\\\":\\\"bad\\\"}}\\n' > {path}"
+    ));
+    let hello = f.host.exec_as_user(&[&path, "hello"], b"").1;
+    assert!(hello.contains("\"build\":\"bad\""), "{hello}");
+    let fixed = f.attach("trainer", &[]);
+    assert_exit(&fixed, 0);
+    assert_eq!(fixed.json()["agent"]["status"], "installed");
+    let sum = f.host.exec(&format!("sha256sum {path}"));
+    assert_eq!(sum.split_whitespace().next().unwrap(), build);
+
     // list / show.
     let list = f.moor.run(&["list", "--json"]);
     assert_exit(&list, 0);
