@@ -1,9 +1,19 @@
 //! Wire types shared by the moor controller and the moor agent.
 //!
-//! This crate holds serde types only: no runtime, no transport. The controller
-//! and agent both link it, so a type defined here means the same thing on
-//! both ends of the connection.
+//! This crate holds serde types and framing only: no runtime, no transport.
+//! The controller and agent both link it, so a type defined here means the
+//! same thing on both ends of the connection.
+//!
+//! - [`Hello`] and [`MAGIC`]: the handshake, first on every exchange.
+//! - [`frame`]: length-prefixed frames with request ids.
+//! - [`message`]: the [`Request`] and [`Response`] enums.
 #![deny(missing_docs)]
+
+pub mod frame;
+pub mod message;
+
+pub use frame::{read_frame, write_frame, Frame, FrameError, Kind, MAX_FRAME};
+pub use message::{ErrorKind, Request, Response, RunInfo, RunSpec, RunState, WireError};
 
 use serde::{Deserialize, Serialize};
 

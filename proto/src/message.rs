@@ -1,0 +1,272 @@
+//! The messages of the controller/agent protocol: one [`Request`] enum, one
+//! [`Response`] enum, errors as `{kind, message}`. Each travels as the JSON
+//! payload of a frame whose id ties a response (and any data frames) to its
+//! request.
+
+use std::collections::BTreeMap;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::frame::{Frame, FrameError, Kind};
+use crate::Hello;
+
+/// What the controller asks the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The first request on a connection: the controller's hello. The agent
+    /// answers with its own, or a `version_mismatch` error.
+    Hello {
+        /// The controller's protocol and build.
+        hello: Hello,
+    },
+    /// Liveness check; answered with [`Response::Pong`].
+    Ping,
+    /// Agent status: version, uptime, load, runs going.
+    Status,
+    /// Whether the agent has the source snapshot with this hash.
+    HasSnapshot {
+        /// Hex sha256 of the snapshot archive.
+        sha256: String,
+    },
+    /// Upload a snapshot: data frames with the archive follow, then an end
+    /// frame. The agent checks size and hash before keeping it.
+    PutSnapshot {
+        /// Hex sha256 of the archive.
+        sha256: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// Start a run.
+    StartRun {
+        /// What to run.
+        spec: RunSpec,
+    },
+    /// Every run the agent knows.
+    ListRuns,
+    /// One run.
+    GetRun {
+        /// The run's id.
+        run_id: String,
+    },
+    /// A run's log (stdout and stderr, in order) from a byte offset, as data
+    /// frames. With `follow`, the stream goes on until the run ends;
+    /// otherwise it ends at the log's current end.
+    ReadLog {
+        /// The run's id.
+        run_id: String,
+        /// Byte offset to start at: a broken stream resumes where it stopped.
+        offset: u64,
+        /// Keep streaming until the run ends.
+        follow: bool,
+    },
+    /// Stop a run: SIGTERM to its process group, SIGKILL after the grace period.
+    Cancel {
+        /// The run's id.
+        run_id: String,
+        /// Seconds between SIGTERM and SIGKILL.
+        grace_secs: u32,
+    },
+    /// A run's `outputs/` as a tar archive in data frames.
+    Download {
+        /// The run's id.
+        run_id: String,
+    },
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The agent's hello.
+    Hello {
+        /// The agent's protocol and build.
+        hello: Hello,
+    },
+    /// Answer to [`Request::Ping`].
+    Pong,
+    /// Answer to [`Request::Status`].
+    Status {
+        /// Agent version.
+        version: String,
+        /// Seconds since the agent daemon started.
+        uptime_secs: u64,
+        /// 1, 5 and 15 minute load averages.
+        load: [f64; 3],
+        /// Runs queued or running.
+        running: u32,
+    },
+    /// Answer to [`Request::HasSnapshot`] and [`Request::PutSnapshot`].
+    Snapshot {
+        /// Whether the agent has it now.
+        present: bool,
+    },
+    /// A run, answering [`Request::StartRun`], [`Request::GetRun`] and
+    /// [`Request::Cancel`].
+    Run {
+        /// The run.
+        run: RunInfo,
+    },
+    /// Answer to [`Request::ListRuns`].
+    Runs {
+        /// Every run, newest first.
+        runs: Vec<RunInfo>,
+    },
+    /// A byte stream (log, download) starts: data frames and an end frame
+    /// with this request's id follow.
+    Stream {
+        /// Offset of the first byte that follows.
+        offset: u64,
+    },
+    /// The request failed.
+    Error {
+        /// Why.
+        error: WireError,
+    },
+}
+
+/// An error on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// One line for a person.
+    pub message: String,
+}
+
+/// Kinds of protocol errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The peers speak different protocol versions or builds: reinstall.
+    VersionMismatch,
+    /// The request is malformed or not allowed now.
+    BadRequest,
+    /// No such run or snapshot.
+    NotFound,
+    /// An upload did not match its declared size or hash.
+    Corrupt,
+    /// The host ran out of something (disk, processes).
+    Resources,
+    /// Anything else on the agent's side.
+    Internal,
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// A name for people (not unique).
+    pub name: Option<String>,
+    /// Hex sha256 of the source snapshot to run in.
+    pub snapshot: String,
+    /// The command and its arguments, run without a shell.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// States of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Accepted, not started.
+    Queued,
+    /// Its process is going.
+    Running,
+    /// Exited with status 0.
+    Succeeded,
+    /// Exited non-zero or was killed by a signal.
+    Failed,
+    /// Stopped by [`Request::Cancel`].
+    Cancelled,
+    /// Its supervisor vanished without recording an end (the host rebooted).
+    Lost,
+}
+
+impl RunState {
+    /// Whether the run has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+/// A run as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Unique id.
+    pub id: String,
+    /// The spec's name.
+    pub name: Option<String>,
+    /// State.
+    pub state: RunState,
+    /// Exit code, once exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// The command.
+    pub command: Vec<String>,
+    /// The snapshot it runs in.
+    pub snapshot: String,
+    /// When it was accepted (RFC 3339).
+    pub created_at: String,
+    /// When its process started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// Bytes of log so far.
+    pub log_bytes: u64,
+}
+
+impl Request {
+    /// The request as a frame with `id`.
+    pub fn to_frame(&self, id: u64) -> Frame {
+        json_frame(Kind::Request, id, self)
+    }
+}
+
+impl Response {
+    /// The response as a frame answering request `id`.
+    pub fn to_frame(&self, id: u64) -> Frame {
+        json_frame(Kind::Response, id, self)
+    }
+
+    /// An error response.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::Error {
+            error: WireError {
+                kind,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+fn json_frame<T: Serialize>(kind: Kind, id: u64, message: &T) -> Frame {
+    Frame {
+        kind,
+        id,
+        payload: serde_json::to_vec(message).expect("protocol messages serialize"),
+    }
+}
+
+impl Frame {
+    /// The request this frame carries.
+    pub fn request(&self) -> Result<Request, FrameError> {
+        self.message(Kind::Request)
+    }
+
+    /// The response this frame carries.
+    pub fn response(&self) -> Result<Response, FrameError> {
+        self.message(Kind::Response)
+    }
+
+    fn message<T: DeserializeOwned>(&self, want: Kind) -> Result<T, FrameError> {
+        if self.kind != want {
+            return Err(FrameError::BadMessage(format!(
+                "expected a {want:?} frame, got {:?}",
+                self.kind
+            )));
+        }
+        serde_json::from_slice(&self.payload).map_err(|e| FrameError::BadMessage(e.to_string()))
+    }
+}
