@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use moor_proto::frame::HEADER_LEN;
 use moor_proto::*;
 
 fn hello() -> Hello {
