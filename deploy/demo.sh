@@ -8,13 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/prereqs.sh
 cargo build --release --quiet -p moor-controller
-image=$(deploy/testhost/build-image.sh)
 
 work=$(mktemp -d)
 name="moor-demo-$$"
 cleanup() {
-  docker rm -f -v "$name" >/dev/null 2>&1 || true
-  docker network rm "$name" >/dev/null 2>&1 || true
+  deploy/testhost/stop-host.sh "$name"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -22,15 +20,8 @@ trap cleanup EXIT
 # The demo host's password: random, passed by name, never in any argv.
 MOOR_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export MOOR_PASSWORD
-docker network create --label moor.test "$name" >/dev/null
-docker run -d --label moor.test --name "$name" \
-  --hostname demo-vm --network "$name" -e MOOR_PASSWORD -e MOOR_OS=ubuntu-22.04 \
-  -e MOOR_DOCKER_ACCESS=yes -v /var/run/docker.sock:/var/run/docker.sock "$image" >/dev/null
-ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && break
-  sleep 0.1
-done
+ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_PASSWORD -e MOOR_OS=ubuntu-22.04 \
+  -e MOOR_DOCKER_ACCESS=yes -v /var/run/docker.sock:/var/run/docker.sock)
 
 # The host is brand new, so its key is trusted by the fingerprint read from
 # the host itself: the way to do it for real is to ask the machine's owner.

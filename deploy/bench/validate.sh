@@ -16,23 +16,18 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 venv=target/bench-venv
 [ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q ansible-core; }
 cargo build --release --quiet -p moor-controller
-image=$(deploy/testhost/build-image.sh)
 
 work=$(mktemp -d)
 name="moor-bench-$$"
 cleanup() {
-  docker rm -f -v "$name" >/dev/null 2>&1 || true
-  docker network rm "$name" >/dev/null 2>&1 || true
+  deploy/testhost/stop-host.sh "$name"
   rm -rf "$work"
 }
 trap cleanup EXIT
 ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
-docker network create --label moor.test "$name" >/dev/null
-MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub") docker run -d --label moor.test --name "$name" \
-  --network "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 -e MOOR_DOCKER_ACCESS=yes \
-  -v /var/run/docker.sock:/var/run/docker.sock "$image" >/dev/null
-ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/$ip/22") 2>/dev/null && break; sleep 0.1; done
+export MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
+ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 -e MOOR_DOCKER_ACCESS=yes \
+  -v /var/run/docker.sock:/var/run/docker.sock)
 
 # Both clients know the host key beforehand; neither may accept a new one.
 echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"

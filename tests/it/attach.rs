@@ -5,66 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use moor_tests::{docker_or_skip, HostSpec, KeyPair, Keys, Moor, Output, SshAuth, TestHost};
+use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Moor, Output, SshAuth, TestHost};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 const PASSWORD: &str = "tr0ub4dor&3-attach-secret";
 const SUB: &str = "6c2f2e4a-1b2c-4d5e-8f90-123456789abc";
 
-struct Fixture {
-    host: TestHost,
-    key: KeyPair,
-    moor: Moor,
-    _keys: Keys,
-}
-
 fn fixture(spec: HostSpec) -> Fixture {
-    let keys = Keys::new();
-    let key = keys.generate("id_ed25519", "ed25519", None);
-    let host = TestHost::start(&HostSpec {
-        authorized_keys: vec![key.public.clone()],
-        ..spec
-    });
-    Fixture {
-        host,
-        key,
-        moor: Moor::new(MOOR),
-        _keys: keys,
-    }
-}
-
-impl Fixture {
-    fn attach_args<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
-        vec![
-            "attach",
-            "vm",
-            name,
-            "--json",
-            "--host",
-            &self.host.ip,
-            "--user",
-            "moor",
-            "--key",
-            self.key.private.to_str().unwrap(),
-            "--accept-new-host-key",
-        ]
-    }
-
-    fn attach(&self, name: &str, extra: &[&str]) -> Output {
-        self.attach_with(&self.moor, name, extra)
-    }
-
-    fn attach_with(&self, moor: &Moor, name: &str, extra: &[&str]) -> Output {
-        moor.run(&[&self.attach_args(name)[..], extra].concat())
-    }
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.code, code,
-        "expected exit {code}\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    Fixture::new(MOOR, spec)
 }
 
 fn agent_path(out: &Output) -> String {

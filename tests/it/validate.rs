@@ -4,60 +4,15 @@
 
 use std::time::Duration;
 
-use moor_tests::{docker_or_skip, HostSpec, KeyPair, Keys, Moor, Output, SshAuth, TestHost};
+use moor_tests::{
+    assert_exit, docker_or_skip, Fixture, HostSpec, KeyPair, Keys, Moor, Output, SshAuth, TestHost,
+};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 const PASSWORD: &str = "correct horse battery staple 7f3a";
 
-/// A key-only host, a key it trusts, and a moor sandbox.
-struct Fixture {
-    host: TestHost,
-    key: KeyPair,
-    moor: Moor,
-    _keys: Keys,
-}
-
 fn fixture(spec: HostSpec) -> Fixture {
-    let keys = Keys::new();
-    let key = keys.generate("id_ed25519", "ed25519", None);
-    let host = TestHost::start(&HostSpec {
-        authorized_keys: vec![key.public.clone()],
-        ..spec
-    });
-    Fixture {
-        host,
-        key,
-        moor: Moor::new(MOOR),
-        _keys: keys,
-    }
-}
-
-impl Fixture {
-    /// `moor validate --json --host IP --user moor --key KEY --accept-new-host-key EXTRA`.
-    fn validate(&self, extra: &[&str]) -> Output {
-        let key = self.key.private.to_str().unwrap();
-        let mut args = vec![
-            "validate",
-            "--json",
-            "--host",
-            &self.host.ip,
-            "--user",
-            "moor",
-            "--key",
-            key,
-        ];
-        args.push("--accept-new-host-key");
-        args.extend_from_slice(extra);
-        self.moor.run(&args)
-    }
-}
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.code, code,
-        "expected exit {code}\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    Fixture::new(MOOR, spec)
 }
 
 /// Runs without --json and checks the one-line error (cause; fix).

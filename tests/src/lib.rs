@@ -13,10 +13,12 @@
 //! Docker is required: without it the harness panics under `CI=true`, and
 //! elsewhere tests call [`docker_or_skip`] to skip with a message.
 
+mod fixture;
 mod host;
 mod keys;
 mod moor;
 
+pub use fixture::{assert_exit, Fixture};
 pub use host::{image, HostSpec, Network, SshAuth, TestHost, USER};
 pub use keys::{KeyPair, Keys};
 pub use moor::{Moor, Output};
