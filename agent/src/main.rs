@@ -1,46 +1,134 @@
 //! `moor-agent`: the program moor installs on an attached machine. Built as a
 //! static x86_64 musl binary, so it runs on any x86_64 Linux whatever its libc.
 //!
-//! This build answers `--version` and `hello` (the handshake the controller
-//! checks after installing it); the daemon, the protocol and runs come with
-//! issue 4.
+//! Commands:
+//! - `--version`, `hello`: what it is; `hello` is the handshake the
+//!   controller checks (magic line, protocol, self-hashed build).
+//! - `run [--name N] [--workdir DIR] -- CMD ARGS...`: start a run that
+//!   outlives this process; prints the run as JSON.
+//! - `runs`, `show ID`, `cancel ID [--grace SECS]`: runs as JSON.
+//! - `supervise DIR`: internal, the supervisor of one run.
+//!
+//! Runs live under `$HOME/.moor/runs` (see [`runs`]). The daemon and the
+//! stdio relay the controller talks to come next (issue 4).
+
+mod runs;
+mod supervise;
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
         Some("--version") | Some("-V") => {
             println!(
                 "moor-agent {} (protocol {})",
                 env!("CARGO_PKG_VERSION"),
                 moor_proto::PROTOCOL_VERSION
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Some("hello") => match self_hash() {
-            Ok(build) => {
-                let hello = moor_proto::Hello {
-                    protocol: moor_proto::PROTOCOL_VERSION,
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    build,
-                };
-                print!("{}", hello.to_line());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("moor-agent: cannot read its own executable: {e}");
-                ExitCode::from(1)
-            }
+        Some("hello") => hello(),
+        Some("supervise") => match args.get(1) {
+            Some(dir) => supervise::run(std::path::Path::new(dir)).map_err(|e| e.to_string()),
+            None => Err(usage()),
         },
-        _ => {
-            eprintln!("usage: moor-agent --version | hello");
-            ExitCode::from(2)
+        Some("run") => start_run(&args[1..]),
+        Some("runs") => runs()
+            .list()
+            .map_err(|e| e.to_string())
+            .and_then(|r| print_json(&r)),
+        Some("show") => match args.get(1) {
+            Some(id) => runs()
+                .info(id)
+                .map_err(|e| e.to_string())
+                .and_then(|r| print_json(&r)),
+            None => Err(usage()),
+        },
+        Some("cancel") => cancel(&args[1..]),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("moor-agent: {message}");
+            ExitCode::from(if message.starts_with("usage:") { 2 } else { 1 })
         }
     }
+}
+
+fn usage() -> String {
+    "usage: moor-agent --version | hello | run [--name N] [--workdir DIR] -- CMD... | runs | show ID | cancel ID [--grace SECS]".into()
+}
+
+fn runs() -> runs::Runs {
+    runs::Runs::new(runs::Runs::default_root())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+    println!(
+        "{}",
+        serde_json::to_string(value).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn hello() -> Result<(), String> {
+    let build = self_hash().map_err(|e| format!("cannot read its own executable: {e}"))?;
+    let hello = moor_proto::Hello {
+        protocol: moor_proto::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        build,
+    };
+    print!("{}", hello.to_line());
+    Ok(())
+}
+
+fn start_run(args: &[String]) -> Result<(), String> {
+    let split = args.iter().position(|a| a == "--").ok_or_else(usage)?;
+    let (flags, command) = (&args[..split], &args[split + 1..]);
+    if command.is_empty() {
+        return Err(usage());
+    }
+    let mut name = None;
+    let mut workdir = std::env::current_dir().map_err(|e| e.to_string())?;
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        match (flag.as_str(), flags.next()) {
+            ("--name", Some(v)) => name = Some(v.clone()),
+            ("--workdir", Some(v)) => workdir = PathBuf::from(v),
+            _ => return Err(usage()),
+        }
+    }
+    let spec = moor_proto::RunSpec {
+        name,
+        snapshot: String::new(),
+        command: command.to_vec(),
+        env: Default::default(),
+    };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let info = runs()
+        .start(&exe, spec, workdir)
+        .map_err(|e| e.to_string())?;
+    print_json(&info)
+}
+
+fn cancel(args: &[String]) -> Result<(), String> {
+    let id = args.first().ok_or_else(usage)?;
+    let grace = match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("--grace"), Some(secs)) => secs.parse().map_err(|_| usage())?,
+        (None, _) => 10,
+        _ => return Err(usage()),
+    };
+    let info = runs()
+        .cancel(id, Duration::from_secs(grace))
+        .map_err(|e| e.to_string())?;
+    print_json(&info)
 }
 
 /// Hex sha256 of the running executable: the build hash in [`moor_proto::Hello`].

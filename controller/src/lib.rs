@@ -19,7 +19,8 @@ pub mod resource_id;
 pub mod secret;
 pub mod ssh;
 pub mod store;
-pub mod time;
+
+pub use moor_proto::time;
 pub mod workspace;
 
 pub use error::{Error, Result};

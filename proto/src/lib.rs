@@ -11,6 +11,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod time;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, Kind, MAX_FRAME};
 pub use message::{ErrorKind, Request, Response, RunInfo, RunSpec, RunState, WireError};

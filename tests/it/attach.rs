@@ -688,3 +688,49 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The static agent that attach installs starts, supervises and reports runs
+/// on the (Debian) host itself.
+#[test]
+fn the_installed_agent_runs_jobs_on_the_host() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    let out = f.attach("runner", &[]);
+    assert_exit(&out, 0);
+    let agent = agent_path(&out);
+    let (code, started) = f.host.exec_as_user(
+        &[
+            &agent,
+            "run",
+            "--workdir",
+            "/tmp",
+            "--",
+            "sh",
+            "-c",
+            "echo hi from $(hostname)",
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{started}");
+    let id = serde_json::from_str::<serde_json::Value>(&started).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let (_, shown) = f.host.exec_as_user(&[&agent, "show", &id], b"");
+        let run: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        if run["state"] == "succeeded" || Instant::now() > deadline {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let log = f
+        .host
+        .read_file(&format!("/home/moor/.moor/runs/{id}/log"))
+        .unwrap();
+    assert_eq!(log.trim(), format!("hi from {}", f.host.name));
+}

@@ -1,5 +1,5 @@
-//! Timestamps as RFC 3339 UTC strings (`2026-11-27T18:30:00Z`), without a
-//! date-time dependency.
+//! Timestamps as the protocol writes them: RFC 3339 UTC strings
+//! (`2026-11-27T18:30:00Z`), without a date-time dependency.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

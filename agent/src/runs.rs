@@ -1,0 +1,330 @@
+//! Runs on disk: `~/.moor/runs/<id>/` holds everything about one run, so a
+//! run outlives the SSH connection, the daemon, and the controller.
+//!
+//! ```text
+//! spec.json        what to run (RunSpec), its working directory, boot id
+//! supervisor.json  the supervisor's pid and start time
+//! status.json      state, pid, exit code or signal, times (atomic rewrites)
+//! cancel           present once a cancel was asked for
+//! log              stdout and stderr of the job, in order
+//! outputs/         where the job writes results (MOOR_OUTPUT_DIR)
+//! ```
+//!
+//! Each run has its own supervisor process ([`crate::supervise`]), the
+//! parent of the job, which records the exit status. A run's state is read
+//! from these files: a final `status.json` is the answer; otherwise the run is
+//! going only while its supervisor lives in this boot, and is `lost` after.
+
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use moor_proto::{RunInfo, RunSpec, RunState};
+use serde::{Deserialize, Serialize};
+
+/// A run's spec as stored: the protocol's spec plus where it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSpec {
+    /// What to run.
+    pub spec: RunSpec,
+    /// The job's working directory.
+    pub workdir: PathBuf,
+    /// When it was accepted.
+    pub created_at: String,
+    /// The boot it was started in.
+    pub boot_id: String,
+}
+
+/// What the supervisor records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// State.
+    pub state: Option<RunState>,
+    /// The job's pid (and process group id).
+    pub pid: Option<u32>,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Terminating signal.
+    pub signal: Option<i32>,
+    /// When the job started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// Why it could not start, if it could not.
+    pub error: Option<String>,
+}
+
+/// Who supervises a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Supervisor {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (field 22 of /proc/PID/stat), against pid reuse.
+    pub start: String,
+    /// The boot it runs in.
+    pub boot_id: String,
+}
+
+/// The runs directory of one user.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    root: PathBuf,
+}
+
+/// File names inside a run directory.
+pub mod files {
+    /// The stored spec.
+    pub const SPEC: &str = "spec.json";
+    /// The supervisor's identity.
+    pub const SUPERVISOR: &str = "supervisor.json";
+    /// The recorded status.
+    pub const STATUS: &str = "status.json";
+    /// The cancel marker.
+    pub const CANCEL: &str = "cancel";
+    /// The log.
+    pub const LOG: &str = "log";
+    /// The outputs directory.
+    pub const OUTPUTS: &str = "outputs";
+}
+
+impl Runs {
+    /// Runs under `root` (created 0700 on first use).
+    pub fn new(root: PathBuf) -> Runs {
+        Runs { root }
+    }
+
+    /// `~/.moor/runs`.
+    pub fn default_root() -> PathBuf {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        home.join(".moor/runs")
+    }
+
+    /// A run's directory.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Accepts a run and starts its supervisor (`exe supervise DIR`), which
+    /// outlives this process. Returns the run as it stands.
+    pub fn start(&self, exe: &Path, spec: RunSpec, workdir: PathBuf) -> io::Result<RunInfo> {
+        if spec.command.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        }
+        create_private_dir(&self.root)?;
+        let id = new_run_id();
+        let dir = self.dir(&id);
+        create_private_dir(&dir)?;
+        create_private_dir(&dir.join(files::OUTPUTS))?;
+        let stored = StoredSpec {
+            spec,
+            workdir,
+            created_at: moor_proto::time::now(),
+            boot_id: boot_id(),
+        };
+        write_json_atomic(&dir.join(files::SPEC), &stored)?;
+        // Its own process group, stdio away from ours: the supervisor does
+        // not die with the SSH session or the daemon that started it.
+        Command::new(exe)
+            .arg("supervise")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        self.info(&id)
+    }
+
+    /// Every run, newest first.
+    pub fn list(&self) -> io::Result<Vec<RunInfo>> {
+        let mut runs = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(runs),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Ok(info) = self.info(&name) {
+                runs.push(info);
+            }
+        }
+        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(runs)
+    }
+
+    /// One run, its state read from its files.
+    pub fn info(&self, id: &str) -> io::Result<RunInfo> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no run {id:?}"),
+            ));
+        }
+        let dir = self.dir(id);
+        let stored: StoredSpec = read_json(&dir.join(files::SPEC))?;
+        let status: Status = read_json(&dir.join(files::STATUS)).unwrap_or_default();
+        let state = match status.state {
+            Some(state) if state.is_final() => state,
+            recorded => {
+                let alive = read_json::<Supervisor>(&dir.join(files::SUPERVISOR))
+                    .ok()
+                    .is_some_and(|s| supervisor_alive(&s));
+                match (alive, recorded) {
+                    (true, Some(state)) => state,
+                    (true, None) => RunState::Queued,
+                    // Started (or never started) and the supervisor is gone
+                    // without a final status: a reboot, or it was killed.
+                    (false, None)
+                        if !dir.join(files::SUPERVISOR).exists() && young(&dir, &stored) =>
+                    {
+                        RunState::Queued
+                    }
+                    (false, _) => RunState::Lost,
+                }
+            }
+        };
+        let log_bytes = fs::metadata(dir.join(files::LOG))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(RunInfo {
+            id: id.to_owned(),
+            name: stored.spec.name,
+            state,
+            exit_code: status.exit_code,
+            signal: status.signal,
+            command: stored.spec.command,
+            snapshot: stored.spec.snapshot,
+            created_at: stored.created_at,
+            started_at: status.started_at,
+            ended_at: status.ended_at,
+            log_bytes,
+        })
+    }
+
+    /// Cancels a run: marks it, sends SIGTERM to its process group, and
+    /// SIGKILL if it is still going after `grace`. Returns the final run.
+    pub fn cancel(&self, id: &str, grace: Duration) -> io::Result<RunInfo> {
+        let dir = self.dir(id);
+        let info = self.info(id)?;
+        if info.state.is_final() {
+            return Ok(info);
+        }
+        fs::write(dir.join(files::CANCEL), b"")?;
+        let Some(pid) = read_json::<Status>(&dir.join(files::STATUS))
+            .ok()
+            .and_then(|s| s.pid)
+        else {
+            // Not started yet: the supervisor sees the marker and never starts it.
+            return self.wait_final(id, grace);
+        };
+        signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+        let info = self.wait_final(id, grace)?;
+        if info.state.is_final() {
+            return Ok(info);
+        }
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        self.wait_final(id, Duration::from_secs(5))
+    }
+
+    /// Polls until the run is final or `limit` passes.
+    pub fn wait_final(&self, id: &str, limit: Duration) -> io::Result<RunInfo> {
+        let started = Instant::now();
+        loop {
+            let info = self.info(id)?;
+            if info.state.is_final() || started.elapsed() >= limit {
+                return Ok(info);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A run accepted moments ago (in this boot) whose supervisor has not yet
+/// written its identity is queued, not lost.
+fn young(dir: &Path, stored: &StoredSpec) -> bool {
+    let age = fs::metadata(dir.join(files::SPEC))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    stored.boot_id == boot_id() && age.is_some_and(|a| a < Duration::from_secs(10))
+}
+
+fn signal_group(pgid: u32, signal: nix::sys::signal::Signal) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal);
+    }
+}
+
+/// Whether `s` is a live process in this boot (not a reuse of its pid).
+pub fn supervisor_alive(s: &Supervisor) -> bool {
+    s.boot_id == boot_id() && process_start(s.pid).is_some_and(|start| start == s.start)
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): a run recorded in
+/// another boot cannot still be going.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A process's start time in clock ticks since boot, or `None` if it is gone
+/// (or a zombie, which will not run again).
+pub fn process_start(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19).map(|s| (*s).to_owned())
+}
+
+/// A new run id: time-ordered, then random (`20261127T183000-1a2b3c4d`).
+fn new_run_id() -> String {
+    let now = moor_proto::time::now().replace(['-', ':'], "");
+    let mut random = [0u8; 4];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut random);
+    }
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", now.trim_end_matches('Z'))
+}
+
+/// Creates a directory (and parents), mode 0700.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    let bytes = fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Writes a JSON file atomically: temporary file, fsync, rename. A reader
+/// (or a crash) sees the old or the new content, never half of it.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}

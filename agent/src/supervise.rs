@@ -1,0 +1,95 @@
+//! `moor-agent supervise RUN_DIR`: the supervisor of one run, the parent of
+//! its job. Started detached (own process group, no stdio) by whoever accepts
+//! the run, it records its identity, starts the job with stdout and stderr
+//! both on the run's log (one file description, so their order is kept, and
+//! the job keeps logging even if the supervisor dies), waits for it, and
+//! records the exit status atomically.
+
+use std::fs;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use moor_proto::RunState;
+
+use crate::runs::{self, files, Status, StoredSpec, Supervisor};
+
+/// Supervises the run in `dir` to its end.
+pub fn run(dir: &Path) -> io::Result<()> {
+    let stored: StoredSpec = runs::read_json(&dir.join(files::SPEC))?;
+    let me = std::process::id();
+    runs::write_json_atomic(
+        &dir.join(files::SUPERVISOR),
+        &Supervisor {
+            pid: me,
+            start: runs::process_start(me).unwrap_or_default(),
+            boot_id: runs::boot_id(),
+        },
+    )?;
+    let status_path = dir.join(files::STATUS);
+    if dir.join(files::CANCEL).exists() {
+        return finish(&status_path, Status::default(), RunState::Cancelled);
+    }
+
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join(files::LOG))?
+    };
+    let run_id = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut command = Command::new(&stored.spec.command[0]);
+    command
+        .args(&stored.spec.command[1..])
+        .current_dir(&stored.workdir)
+        .envs(&stored.spec.env)
+        .env("MOOR_RUN_ID", &run_id)
+        .env("MOOR_OUTPUT_DIR", dir.join(files::OUTPUTS))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        // The job leads its own process group: cancel signals all of it.
+        .process_group(0);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let status = Status {
+                error: Some(format!("cannot start {:?}: {e}", stored.spec.command[0])),
+                exit_code: Some(127),
+                ..Status::default()
+            };
+            return finish(&status_path, status, RunState::Failed);
+        }
+    };
+    let mut status = Status {
+        state: Some(RunState::Running),
+        pid: Some(child.id()),
+        started_at: Some(moor_proto::time::now()),
+        ..Status::default()
+    };
+    runs::write_json_atomic(&status_path, &status)?;
+    let exit = child.wait()?;
+    status.exit_code = exit.code();
+    status.signal = exit.signal();
+    let state = if dir.join(files::CANCEL).exists() {
+        RunState::Cancelled
+    } else if exit.success() {
+        RunState::Succeeded
+    } else {
+        RunState::Failed
+    };
+    finish(&status_path, status, state)
+}
+
+fn finish(path: &Path, mut status: Status, state: RunState) -> io::Result<()> {
+    status.state = Some(state);
+    status.ended_at = Some(moor_proto::time::now());
+    runs::write_json_atomic(path, &status)
+}
