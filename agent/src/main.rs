@@ -7,12 +7,16 @@
 //! - `run [--name N] [--workdir DIR] -- CMD ARGS...`: start a run that
 //!   outlives this process; prints the run as JSON.
 //! - `runs`, `show ID`, `cancel ID [--grace SECS]`: runs as JSON.
+//! - `serve`: the per-user daemon speaking moor's protocol on a Unix socket.
+//! - `stdio`: what the controller execs over SSH: relays to the daemon,
+//!   starting it when it is not running.
 //! - `supervise DIR`: internal, the supervisor of one run.
 //!
-//! Runs live under `$HOME/.moor/runs` (see [`runs`]). The daemon and the
-//! stdio relay the controller talks to come next (issue 4).
+//! Runs live under `$HOME/.moor/runs` (see [`runs`]).
 
+mod handler;
 mod runs;
+mod serve;
 mod supervise;
 
 use std::io::Read;
@@ -51,6 +55,8 @@ fn main() -> ExitCode {
             None => Err(usage()),
         },
         Some("cancel") => cancel(&args[1..]),
+        Some("serve") => serve::serve().map_err(|e| e.to_string()),
+        Some("stdio") => serve::stdio().map_err(|e| e.to_string()),
         _ => Err(usage()),
     };
     match result {
@@ -63,7 +69,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: moor-agent --version | hello | run [--name N] [--workdir DIR] -- CMD... | runs | show ID | cancel ID [--grace SECS]".into()
+    "usage: moor-agent --version | hello | serve | stdio | run [--name N] [--workdir DIR] -- CMD... | runs | show ID | cancel ID [--grace SECS]".into()
 }
 
 fn runs() -> runs::Runs {
@@ -132,7 +138,7 @@ fn cancel(args: &[String]) -> Result<(), String> {
 }
 
 /// Hex sha256 of the running executable: the build hash in [`moor_proto::Hello`].
-fn self_hash() -> std::io::Result<String> {
+pub(crate) fn self_hash() -> std::io::Result<String> {
     let mut file = std::fs::File::open("/proc/self/exe")?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];

@@ -112,6 +112,17 @@ impl Runs {
     /// Accepts a run and starts its supervisor (`exe supervise DIR`), which
     /// outlives this process. Returns the run as it stands.
     pub fn start(&self, exe: &Path, spec: RunSpec, workdir: PathBuf) -> io::Result<RunInfo> {
+        self.start_with(exe, spec, |_| Ok(workdir))
+    }
+
+    /// Like [`Runs::start`], with the working directory made by `prepare`
+    /// inside the new run directory (e.g. a snapshot extracted there).
+    pub fn start_with(
+        &self,
+        exe: &Path,
+        spec: RunSpec,
+        prepare: impl FnOnce(&Path) -> io::Result<PathBuf>,
+    ) -> io::Result<RunInfo> {
         if spec.command.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
         }
@@ -120,6 +131,7 @@ impl Runs {
         let dir = self.dir(&id);
         create_private_dir(&dir)?;
         create_private_dir(&dir.join(files::OUTPUTS))?;
+        let workdir = prepare(&dir)?;
         let stored = StoredSpec {
             spec,
             workdir,

@@ -1,0 +1,369 @@
+//! The daemon's side of the protocol: the handshake, then one thread per
+//! request, answers and streams written as frames under one lock.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use moor_proto::{
+    read_frame, ErrorKind, Frame, Hello, Kind, Request, Response, MAGIC, PROTOCOL_VERSION,
+};
+use sha2::{Digest, Sha256};
+
+use crate::runs::{self, files, Runs};
+
+/// What the daemon shares between connections.
+pub struct Daemon {
+    started: Instant,
+    runs: Runs,
+    snapshots: PathBuf,
+    exe: PathBuf,
+    build: String,
+}
+
+impl Daemon {
+    /// The daemon of this user and build.
+    pub fn new() -> Daemon {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        Daemon {
+            started: Instant::now(),
+            runs: Runs::new(Runs::default_root()),
+            snapshots: home.join(".moor/snapshots"),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("moor-agent")),
+            build: crate::self_hash().unwrap_or_default(),
+        }
+    }
+}
+
+type Writer = Arc<Mutex<UnixStream>>;
+
+fn send(writer: &Writer, frame: &Frame) -> io::Result<()> {
+    let bytes = frame.to_bytes().map_err(io::Error::other)?;
+    let mut w = writer.lock().expect("writer lock");
+    w.write_all(&bytes)
+}
+
+/// Serves one connection: magic and hello first, then requests.
+pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
+    let mut reader = io::BufReader::new(stream.try_clone()?);
+    let writer: Writer = Arc::new(Mutex::new(stream));
+    writer.lock().expect("writer lock").write_all(MAGIC)?;
+    let mut magic = vec![0u8; MAGIC.len()];
+    reader.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the peer did not start with moor's magic bytes",
+        ));
+    }
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        build: daemon.build.clone(),
+    };
+    match read_frame(&mut reader).map_err(io::Error::other)? {
+        Some(frame) => match frame.request() {
+            Ok(Request::Hello { hello: theirs }) if theirs.protocol == PROTOCOL_VERSION => {
+                send(&writer, &Response::Hello { hello }.to_frame(frame.id))?;
+            }
+            Ok(Request::Hello { hello: theirs }) => {
+                let message = format!(
+                    "agent speaks protocol {PROTOCOL_VERSION}, controller {}",
+                    theirs.protocol
+                );
+                send(
+                    &writer,
+                    &Response::error(ErrorKind::VersionMismatch, message).to_frame(frame.id),
+                )?;
+                return Ok(());
+            }
+            _ => {
+                send(
+                    &writer,
+                    &Response::error(ErrorKind::BadRequest, "the first request must be hello")
+                        .to_frame(frame.id),
+                )?;
+                return Ok(());
+            }
+        },
+        None => return Ok(()),
+    }
+
+    // Data frames of uploads go to the thread handling their request.
+    let uploads: Arc<Mutex<HashMap<u64, mpsc::Sender<Frame>>>> = Arc::default();
+    loop {
+        let frame = match read_frame(&mut reader) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        match frame.kind {
+            Kind::Request => {
+                let request = match frame.request() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        send(
+                            &writer,
+                            &Response::error(ErrorKind::BadRequest, e.to_string())
+                                .to_frame(frame.id),
+                        )?;
+                        continue;
+                    }
+                };
+                let data = if matches!(request, Request::PutSnapshot { .. }) {
+                    let (tx, rx) = mpsc::channel();
+                    uploads.lock().expect("uploads lock").insert(frame.id, tx);
+                    Some(rx)
+                } else {
+                    None
+                };
+                let (daemon, writer, uploads, id) =
+                    (daemon.clone(), writer.clone(), uploads.clone(), frame.id);
+                std::thread::spawn(move || {
+                    let result = handle(&daemon, &writer, id, request, data);
+                    uploads.lock().expect("uploads lock").remove(&id);
+                    if let Err(e) = result {
+                        let _ = send(
+                            &writer,
+                            &Response::error(ErrorKind::Internal, e.to_string()).to_frame(id),
+                        );
+                    }
+                });
+            }
+            Kind::Data | Kind::End => {
+                if let Some(tx) = uploads.lock().expect("uploads lock").get(&frame.id) {
+                    let _ = tx.send(frame);
+                }
+            }
+            Kind::Response => {}
+        }
+    }
+}
+
+fn not_found(what: impl std::fmt::Display) -> Response {
+    Response::error(ErrorKind::NotFound, what.to_string())
+}
+
+/// Handles one request; errors become `internal` error responses.
+fn handle(
+    daemon: &Daemon,
+    writer: &Writer,
+    id: u64,
+    request: Request,
+    data: Option<mpsc::Receiver<Frame>>,
+) -> io::Result<()> {
+    let reply = |r: Response| send(writer, &r.to_frame(id));
+    match request {
+        Request::Hello { .. } => reply(Response::error(
+            ErrorKind::BadRequest,
+            "hello was already said",
+        )),
+        Request::Ping => reply(Response::Pong),
+        Request::Status => {
+            let running = daemon
+                .runs
+                .list()?
+                .iter()
+                .filter(|r| !r.state.is_final())
+                .count() as u32;
+            reply(Response::Status {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                uptime_secs: daemon.started.elapsed().as_secs(),
+                load: load_average(),
+                running,
+            })
+        }
+        Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
+            present: valid_hash(&sha256) && snapshot_path(daemon, &sha256).exists(),
+        }),
+        Request::PutSnapshot { sha256, size } => {
+            let data = data.expect("uploads get a data channel");
+            reply(put_snapshot(daemon, &sha256, size, data)?)
+        }
+        Request::StartRun { spec } => {
+            if !spec.snapshot.is_empty() && !snapshot_path(daemon, &spec.snapshot).exists() {
+                return reply(not_found(format!("no snapshot {}", spec.snapshot)));
+            }
+            if spec.command.is_empty() {
+                return reply(Response::error(ErrorKind::BadRequest, "empty command"));
+            }
+            let snapshot =
+                (!spec.snapshot.is_empty()).then(|| snapshot_path(daemon, &spec.snapshot));
+            let run = daemon.runs.start_with(&daemon.exe, spec, |dir| {
+                let src = dir.join("src");
+                runs::create_private_dir(&src)?;
+                if let Some(archive) = &snapshot {
+                    tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
+                }
+                Ok(src)
+            })?;
+            reply(Response::Run { run })
+        }
+        Request::ListRuns => reply(Response::Runs {
+            runs: daemon.runs.list()?,
+        }),
+        Request::GetRun { run_id } => match daemon.runs.info(&run_id) {
+            Ok(run) => reply(Response::Run { run }),
+            Err(_) => reply(not_found(format!("no run {run_id}"))),
+        },
+        Request::Cancel { run_id, grace_secs } => match daemon
+            .runs
+            .cancel(&run_id, Duration::from_secs(grace_secs.into()))
+        {
+            Ok(run) => reply(Response::Run { run }),
+            Err(_) => reply(not_found(format!("no run {run_id}"))),
+        },
+        Request::ReadLog {
+            run_id,
+            offset,
+            follow,
+        } => {
+            if daemon.runs.info(&run_id).is_err() {
+                return reply(not_found(format!("no run {run_id}")));
+            }
+            reply(Response::Stream { offset })?;
+            stream_log(daemon, writer, id, &run_id, offset, follow)
+        }
+        Request::Download { run_id } => {
+            if daemon.runs.info(&run_id).is_err() {
+                return reply(not_found(format!("no run {run_id}")));
+            }
+            let mut archive = tar::Builder::new(Vec::new());
+            archive.append_dir_all(".", daemon.runs.dir(&run_id).join(files::OUTPUTS))?;
+            let bytes = archive.into_inner()?;
+            reply(Response::Stream { offset: 0 })?;
+            for chunk in bytes.chunks(256 * 1024) {
+                send(writer, &Frame::data(id, chunk.to_vec()))?;
+            }
+            send(writer, &Frame::end(id))
+        }
+    }
+}
+
+/// Sends the log from `offset` as data frames; with `follow`, until the run
+/// has ended and every byte is sent.
+fn stream_log(
+    daemon: &Daemon,
+    writer: &Writer,
+    id: u64,
+    run_id: &str,
+    offset: u64,
+    follow: bool,
+) -> io::Result<()> {
+    let path = daemon.runs.dir(run_id).join(files::LOG);
+    let mut file = loop {
+        match fs::File::open(&path) {
+            Ok(f) => break f,
+            Err(_) if follow && !daemon.runs.info(run_id)?.state.is_final() => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(_) => return send(writer, &Frame::end(id)),
+        }
+    };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            send(writer, &Frame::data(id, buf[..n].to_vec()))?;
+            continue;
+        }
+        // At the end of what is written: done, unless following a live run.
+        // The state is read before the last read, so no final bytes are lost.
+        if !follow || daemon.runs.info(run_id)?.state.is_final() {
+            let n = file.read(&mut buf)?;
+            if n > 0 {
+                send(writer, &Frame::data(id, buf[..n].to_vec()))?;
+                continue;
+            }
+            return send(writer, &Frame::end(id));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn valid_hash(sha256: &str) -> bool {
+    sha256.len() == 64
+        && sha256
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+}
+
+fn snapshot_path(daemon: &Daemon, sha256: &str) -> PathBuf {
+    daemon.snapshots.join(format!("{sha256}.tar"))
+}
+
+/// Receives an upload into a temporary file, keeps it only if size and hash match.
+fn put_snapshot(
+    daemon: &Daemon,
+    sha256: &str,
+    size: u64,
+    data: mpsc::Receiver<Frame>,
+) -> io::Result<Response> {
+    if !valid_hash(sha256) {
+        return Ok(Response::error(
+            ErrorKind::BadRequest,
+            "snapshot hash must be 64 lowercase hex digits",
+        ));
+    }
+    runs::create_private_dir(&daemon.snapshots)?;
+    let tmp = daemon
+        .snapshots
+        .join(format!(".{sha256}.{}.tmp", std::process::id() ^ rand_u32()));
+    let mut file = fs::File::create(&tmp)?;
+    let mut hasher = Sha256::new();
+    let mut got = 0u64;
+    let complete = loop {
+        match data.recv_timeout(Duration::from_secs(120)) {
+            Ok(frame) if frame.kind == Kind::Data => {
+                got += frame.payload.len() as u64;
+                if got > size {
+                    break false;
+                }
+                hasher.update(&frame.payload);
+                file.write_all(&frame.payload)?;
+            }
+            Ok(_) => break true,
+            Err(_) => break false,
+        }
+    };
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if !complete || got != size || hex != sha256 {
+        let _ = fs::remove_file(&tmp);
+        return Ok(Response::error(
+            ErrorKind::Corrupt,
+            format!("snapshot upload: {got} of {size} bytes, sha256 {hex}"),
+        ));
+    }
+    file.sync_all()?;
+    fs::rename(&tmp, snapshot_path(daemon, sha256))?;
+    Ok(Response::Snapshot { present: true })
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u32::from_le_bytes(b)
+}
+
+fn load_average() -> [f64; 3] {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut out = [0.0; 3];
+    for (slot, field) in out.iter_mut().zip(text.split_whitespace()) {
+        *slot = field.parse().unwrap_or(0.0);
+    }
+    out
+}
