@@ -72,6 +72,54 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Detach(DetachArgs),
 
+    /// Run a command on a target in a snapshot of a source directory, and
+    /// stream its log. Exits with the command's exit code.
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
+
+    /// List runs on the targets (all, or --target).
+    Runs {
+        /// Only this target.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
+
+    /// Print a run's log (stdout and stderr, in order).
+    Logs {
+        /// Run id.
+        run: String,
+        /// Keep streaming until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+        /// Start at this byte of the log.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+
+    /// Stop a run: SIGTERM to its processes, SIGKILL after the grace period.
+    Cancel {
+        /// Run id.
+        run: String,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        grace: u32,
+    },
+
+    /// Fetch a run's outputs/ directory.
+    Download {
+        /// Run id.
+        run: String,
+        /// Where to put them [default: ./moor-outputs/RUN].
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+    },
+
+    /// Agent status of targets (all, or those named): version, uptime, load, runs going.
+    Status {
+        /// Targets.
+        targets: Vec<String>,
+    },
+
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
     HostKey(HostKeyCommand),
@@ -99,6 +147,48 @@ pub struct ValidateArgs {
     /// Fail (instead of warn) when the machine has no public IP address.
     #[arg(long)]
     pub require_public_ip: bool,
+}
+
+/// Exit codes of `moor run`.
+pub const RUN_EXIT_CODES: &str = "\
+Exit codes: the command's own exit code; 128+N when a signal N ended it;
+130 when you detach with Ctrl-C (the run goes on); moor's codes (2, 4-8)
+when the run could not be started.";
+
+/// `moor run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The target to run on.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+
+    /// Directory to snapshot and run in (honours .gitignore and .moorignore).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub source_dir: PathBuf,
+
+    /// A name for the run.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Start the run and return at once (prints its id).
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Largest source snapshot, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_snapshot_size: u64,
+
+    /// Seconds allowed to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Credentials, for targets that authenticate by password.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// The command and its arguments (after --).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// `moor attach vm|hdinsight`.

@@ -7,6 +7,7 @@
 //! ([`cmd`]).
 
 pub mod agent_bundle;
+pub mod agent_client;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
@@ -17,6 +18,7 @@ pub mod probe;
 pub mod remote;
 pub mod resource_id;
 pub mod secret;
+pub mod snapshot;
 pub mod ssh;
 pub mod store;
 

@@ -52,6 +52,16 @@ async fn run(cli: Cli) -> u8 {
             cmd::detach::print(&d, json);
             exit::OK
         }),
+        Command::Run(args) => cmd::run::run(args, &ctx).await,
+        Command::Runs { target } => cmd::run::list(&ctx, target.as_deref()).await,
+        Command::Logs {
+            run,
+            follow,
+            offset,
+        } => cmd::run::logs(&ctx, run, *follow, *offset).await,
+        Command::Cancel { run, grace } => cmd::run::cancel(&ctx, run, *grace).await,
+        Command::Download { run, to } => cmd::run::download(&ctx, run, to.clone()).await,
+        Command::Status { targets } => cmd::run::status(&ctx, targets).await,
         Command::HostKey(HostKeyCommand::Forget { host }) => {
             cmd::host_key::forget(&ctx, host).map(|f| {
                 cmd::host_key::print(&f, json);

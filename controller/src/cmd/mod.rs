@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod detach;
 pub mod host_key;
+pub mod run;
 pub mod targets;
 pub mod validate;
 

@@ -380,6 +380,19 @@ impl Session {
         Ok(out)
     }
 
+    /// Runs `command` with its stdin and stdout as one byte stream (stderr is
+    /// dropped): the transport of the agent protocol.
+    pub async fn exec_stream(&self, command: &str) -> Result<russh::ChannelStream<client::Msg>> {
+        let ssh_err = |e: russh::Error| Error::Ssh {
+            host: self.endpoint.host.clone(),
+            port: self.endpoint.port,
+            cause: e.to_string(),
+        };
+        let channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
+        channel.exec(true, command).await.map_err(ssh_err)?;
+        Ok(channel.into_stream())
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) {
         let _ = self

@@ -49,6 +49,15 @@ const MIGRATIONS: &[&str] = &[
          pid_start TEXT NOT NULL,
          started_at TEXT NOT NULL
      );",
+    // 2: runs started from this workspace, to find a run's target.
+    "CREATE TABLE runs (
+         id TEXT PRIMARY KEY,
+         target TEXT NOT NULL,
+         name TEXT,
+         command TEXT NOT NULL,
+         snapshot TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );",
 ];
 
 /// An open workspace database.
@@ -304,6 +313,36 @@ impl Store {
                 params![name, facts, checks, crate::time::now()],
             )
             .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Records a run started on `target`.
+    pub fn record_run(&self, run: &moor_proto::RunInfo, target: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run.id,
+                    target,
+                    run.name,
+                    serde_json::to_string(&run.command).expect("strings serialize"),
+                    run.snapshot,
+                    run.created_at
+                ],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
+    /// The target a run was started on.
+    pub fn run_target(&self, run_id: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT target FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(self.err())
     }
 

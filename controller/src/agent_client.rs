@@ -1,0 +1,235 @@
+//! The controller's end of the agent protocol: `moor-agent stdio` run over
+//! an SSH exec channel, magic bytes and hellos first, then requests
+//! multiplexed by id. A reader task routes every frame to the request that
+//! owns its id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moor_proto::{Frame, Hello, Kind, Request, Response, MAGIC, PROTOCOL_VERSION};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::ssh::Session;
+
+type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
+
+/// How long the agent may take to say hello (it may start its daemon first).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A connection to a target's agent.
+pub struct AgentConn {
+    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    pending: Pending,
+    next: AtomicU64,
+    host: String,
+    /// The agent's hello.
+    pub hello: Hello,
+}
+
+/// The agent's command line for an install id (`[0-9a-z.-]`, quoted anyway).
+pub fn stdio_command(install_id: &str) -> String {
+    format!(
+        "\"$HOME\"/.moor/agent/{}/moor-agent stdio",
+        crate::remote::quote(install_id)
+    )
+}
+
+impl AgentConn {
+    /// Starts `moor-agent stdio` on the session's host and shakes hands.
+    pub async fn open(session: &Session, install_id: &str) -> Result<AgentConn> {
+        let stream = session.exec_stream(&stdio_command(install_id)).await?;
+        let host = session.endpoint.host.clone();
+        let (reader, writer) = tokio::io::split(stream);
+        Self::handshake(Box::new(reader), Box::new(writer), host).await
+    }
+
+    async fn handshake(
+        mut reader: Box<dyn AsyncRead + Send + Unpin>,
+        mut writer: Box<dyn AsyncWrite + Send + Unpin>,
+        host: String,
+    ) -> Result<AgentConn> {
+        let proto_err = |cause: String| Error::Remote {
+            host: host.clone(),
+            step: "agent handshake",
+            cause,
+            fix: "run `moor attach` again to reinstall the agent".into(),
+        };
+        let mine = Hello {
+            protocol: PROTOCOL_VERSION,
+            version: crate::agent_bundle::VERSION.to_owned(),
+            build: crate::agent_bundle::sha256().to_owned(),
+        };
+        let mut out = MAGIC.to_vec();
+        Request::Hello { hello: mine }
+            .to_frame(0)
+            .encode(&mut out)
+            .map_err(|e| proto_err(e.to_string()))?;
+        writer
+            .write_all(&out)
+            .await
+            .map_err(|e| proto_err(e.to_string()))?;
+        writer.flush().await.map_err(|e| proto_err(e.to_string()))?;
+
+        // Skip anything before the magic (shell noise), then read the hello.
+        let mut buf = Vec::new();
+        let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
+            let start = loop {
+                if let Some(pos) = buf.windows(MAGIC.len()).position(|w| w == MAGIC) {
+                    break pos + MAGIC.len();
+                }
+                if buf.len() > 64 * 1024 {
+                    return Err(proto_err("no magic bytes from the agent".into()));
+                }
+                read_more(&mut reader, &mut buf)
+                    .await
+                    .map_err(&proto_err)?;
+            };
+            buf.drain(..start);
+            loop {
+                if let Some((frame, used)) =
+                    Frame::decode(&buf).map_err(|e| proto_err(e.to_string()))?
+                {
+                    buf.drain(..used);
+                    return match frame.response().map_err(|e| proto_err(e.to_string()))? {
+                        Response::Hello { hello } if hello.protocol == PROTOCOL_VERSION => {
+                            Ok(hello)
+                        }
+                        Response::Hello { hello } => Err(proto_err(format!(
+                            "agent protocol {}, controller {PROTOCOL_VERSION}",
+                            hello.protocol
+                        ))),
+                        Response::Error { error } => Err(proto_err(error.message)),
+                        other => Err(proto_err(format!("unexpected {other:?}"))),
+                    };
+                }
+                read_more(&mut reader, &mut buf)
+                    .await
+                    .map_err(&proto_err)?;
+            }
+        })
+        .await
+        .map_err(|_| proto_err("the agent did not answer".into()))??;
+
+        let pending: Pending = Arc::default();
+        tokio::spawn(route(reader, buf, pending.clone()));
+        Ok(AgentConn {
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next: AtomicU64::new(1),
+            host,
+            hello,
+        })
+    }
+
+    fn lost(&self, cause: impl Into<String>) -> Error {
+        Error::Ssh {
+            host: self.host.clone(),
+            port: 0,
+            cause: format!("agent connection lost: {}", cause.into()),
+        }
+    }
+
+    /// Sends a request; the receiver gets every frame with its id (the
+    /// response, then any data and end frames).
+    pub async fn request(
+        &self,
+        request: &Request,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<Frame>)> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.pending.lock().expect("pending lock").insert(id, tx);
+        self.write(&request.to_frame(id)).await?;
+        Ok((id, rx))
+    }
+
+    /// Writes one frame.
+    pub async fn write(&self, frame: &Frame) -> Result<()> {
+        let bytes = frame.to_bytes().map_err(|e| self.lost(e.to_string()))?;
+        let mut w = self.writer.lock().await;
+        w.write_all(&bytes)
+            .await
+            .map_err(|e| self.lost(e.to_string()))?;
+        w.flush().await.map_err(|e| self.lost(e.to_string()))
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call(&self, request: &Request) -> Result<Response> {
+        let (_, mut rx) = self.request(request).await?;
+        self.response(&mut rx).await
+    }
+
+    /// The next frame of a request, as a response; an error response is an error.
+    pub async fn response(&self, rx: &mut mpsc::UnboundedReceiver<Frame>) -> Result<Response> {
+        let frame = rx.recv().await.ok_or_else(|| self.lost("closed"))?;
+        match frame.response().map_err(|e| self.lost(e.to_string()))? {
+            Response::Error { error } => Err(Error::Remote {
+                host: self.host.clone(),
+                step: "agent request",
+                cause: format!("{:?}: {}", error.kind, error.message),
+                fix: match error.kind {
+                    moor_proto::ErrorKind::NotFound => "check the run id with `moor runs`".into(),
+                    _ => "run with -vv; see the agent log in ~/.moor/agent/*/run/log on the host"
+                        .into(),
+                },
+            }),
+            response => Ok(response),
+        }
+    }
+}
+
+async fn read_more<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    match reader.read(&mut chunk).await {
+        Ok(0) => Err("the agent closed the connection".into()),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Reads frames and hands each to its request; drops a request's sender at
+/// its end (a final response, or an end frame after a stream).
+async fn route(mut reader: Box<dyn AsyncRead + Send + Unpin>, mut buf: Vec<u8>, pending: Pending) {
+    loop {
+        loop {
+            match Frame::decode(&buf) {
+                Ok(Some((frame, used))) => {
+                    buf.drain(..used);
+                    let id = frame.id;
+                    let done = match frame.kind {
+                        Kind::End => true,
+                        Kind::Response => !matches!(frame.response(), Ok(Response::Stream { .. })),
+                        _ => false,
+                    };
+                    let mut pending = pending.lock().expect("pending lock");
+                    if let Some(tx) = pending.get(&id) {
+                        let _ = tx.send(frame);
+                    }
+                    if done {
+                        pending.remove(&id);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("bad frame from the agent: {e}");
+                    pending.lock().expect("pending lock").clear();
+                    return;
+                }
+            }
+        }
+        if read_more(&mut reader, &mut buf).await.is_err() {
+            // Dropping the senders wakes every waiting request with "closed".
+            pending.lock().expect("pending lock").clear();
+            return;
+        }
+    }
+}

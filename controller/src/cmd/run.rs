@@ -1,0 +1,545 @@
+//! `moor run`, `runs`, `logs`, `cancel`, `download`, `status`: runs on
+//! targets through their agents.
+//!
+//! `moor run` packs the source, uploads it only when the agent lacks that
+//! hash, starts the run and follows its log. Following survives a broken
+//! connection: it reconnects and resumes at the byte where it stopped, and a
+//! quiet stream is checked with a ping so a dead link is noticed within
+//! seconds, not at TCP's pace. Ctrl-C detaches; the run goes on.
+
+use std::io::Write;
+use std::time::Duration;
+
+use moor_proto::{Frame, Kind, Request, Response, RunInfo, RunSpec, RunState};
+use serde::Serialize;
+
+use super::{find_target, resolve_target, Context};
+use crate::agent_client::AgentConn;
+use crate::cli::{AuthArgs, RunArgs};
+use crate::error::{exit, Error, Result};
+use crate::snapshot;
+use crate::ssh::{ConnectProgress, Session};
+use crate::store::Target;
+
+/// A quiet log stream is pinged after this long.
+const QUIET: Duration = Duration::from_secs(5);
+/// A ping must come back within this long, or the link is dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `follow` keeps trying to reconnect.
+const RECONNECT_FOR: Duration = Duration::from_secs(600);
+
+/// A session and the agent on it.
+pub struct Connected {
+    session: Session,
+    /// The agent.
+    pub agent: AgentConn,
+}
+
+/// Connects to a target's agent.
+pub async fn connect(
+    ctx: &Context,
+    target: &Target,
+    auth: &AuthArgs,
+    timeout: f64,
+) -> Result<Connected> {
+    let resolved = resolve_target(target, auth, timeout, ctx)?;
+    let session = Session::connect(
+        &resolved.endpoint,
+        resolved.options,
+        &mut ConnectProgress::default(),
+    )
+    .await?;
+    let install_id = format!(
+        "{}-{}",
+        target.agent_version,
+        &target.agent_build[..16.min(target.agent_build.len())]
+    );
+    let agent = AgentConn::open(&session, &install_id).await?;
+    Ok(Connected { session, agent })
+}
+
+/// `moor run`: returns the exit code.
+pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
+    let store = ctx.workspace.store()?;
+    let target = find_target(&store, &args.target, ctx)?;
+    let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
+    let conn = connect(ctx, &target, &args.auth, args.connect_timeout).await?;
+    let agent = &conn.agent;
+    let uploaded = match agent
+        .call(&Request::HasSnapshot {
+            sha256: snap.sha256.clone(),
+        })
+        .await?
+    {
+        Response::Snapshot { present: true } => 0,
+        _ => {
+            let (id, mut rx) = agent
+                .request(&Request::PutSnapshot {
+                    sha256: snap.sha256.clone(),
+                    size: snap.bytes.len() as u64,
+                })
+                .await?;
+            for chunk in snap.bytes.chunks(1 << 20) {
+                agent.write(&Frame::data(id, chunk.to_vec())).await?;
+            }
+            agent.write(&Frame::end(id)).await?;
+            agent.response(&mut rx).await?;
+            snap.bytes.len()
+        }
+    };
+    tracing::info!(sha256 = %snap.sha256, files = snap.files, uploaded, "snapshot");
+    let spec = RunSpec {
+        name: args.name.clone(),
+        snapshot: snap.sha256.clone(),
+        command: args.command.clone(),
+        env: Default::default(),
+    };
+    let run = match agent.call(&Request::StartRun { spec }).await? {
+        Response::Run { run } => run,
+        other => return Err(unexpected(&target, other)),
+    };
+    store.record_run(&run, &target.name)?;
+    if args.detach {
+        #[derive(Serialize)]
+        struct Started<'a> {
+            id: &'a str,
+            target: &'a str,
+            snapshot: &'a str,
+            snapshot_bytes_sent: usize,
+        }
+        if ctx.json {
+            crate::output::json(&Started {
+                id: &run.id,
+                target: &target.name,
+                snapshot: &snap.sha256,
+                snapshot_bytes_sent: uploaded,
+            });
+        } else {
+            crate::outln!("{}", run.id);
+        }
+        return Ok(exit::OK);
+    }
+    eprintln!(
+        "moor: run {} on {} ({} source bytes sent); Ctrl-C detaches",
+        run.id, target.name, uploaded
+    );
+    let hint = format!("moor logs {} --follow", run.id);
+    tokio::select! {
+        done = follow(ctx, &target, &args.auth, &run.id, 0, true, Some(conn)) => {
+            let run = done?;
+            if ctx.json {
+                crate::output::json(&run_json(&run, &target.name));
+            }
+            Ok(exit_code(&run))
+        }
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("moor: detached; run {} goes on. Follow it again with: {hint}", run.id);
+            Ok(130)
+        }
+    }
+}
+
+/// The exit code `moor run` ends with for a finished run.
+pub fn exit_code(run: &RunInfo) -> u8 {
+    match (run.exit_code, run.signal) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+fn unexpected(target: &Target, response: Response) -> Error {
+    Error::Remote {
+        host: target.host.clone(),
+        step: "agent request",
+        cause: format!("unexpected answer {response:?}"),
+        fix: "run `moor attach` again to update the agent".into(),
+    }
+}
+
+/// Streams a run's log to stdout from `offset`, reconnecting when the link
+/// breaks; returns the run once the stream ends (with `follow`, when the run
+/// has ended).
+pub async fn follow(
+    ctx: &Context,
+    target: &Target,
+    auth: &AuthArgs,
+    run_id: &str,
+    mut offset: u64,
+    follow: bool,
+    mut conn: Option<Connected>,
+) -> Result<RunInfo> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match connect(ctx, target, auth, 10.0).await {
+                Ok(c) => c,
+                Err(e)
+                    if started.elapsed() < RECONNECT_FOR && e.exit_code() == exit::UNREACHABLE =>
+                {
+                    tracing::info!("reconnecting to {}: {e}", target.name);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        match stream_log(&c.agent, run_id, &mut offset, follow).await {
+            Ok(()) => {
+                let run = match c
+                    .agent
+                    .call(&Request::GetRun {
+                        run_id: run_id.to_owned(),
+                    })
+                    .await?
+                {
+                    Response::Run { run } => run,
+                    other => return Err(unexpected(target, other)),
+                };
+                c.session.close().await;
+                return Ok(run);
+            }
+            Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
+                eprintln!(
+                    "moor: connection to {} lost ({e}); resuming at byte {offset}",
+                    target.name
+                );
+                backoff = Duration::from_millis(200);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One attempt at streaming; `offset` advances with every byte written.
+async fn stream_log(agent: &AgentConn, run_id: &str, offset: &mut u64, follow: bool) -> Result<()> {
+    let (_, mut rx) = agent
+        .request(&Request::ReadLog {
+            run_id: run_id.to_owned(),
+            offset: *offset,
+            follow,
+        })
+        .await?;
+    agent.response(&mut rx).await?;
+    let mut stdout = std::io::stdout();
+    loop {
+        let frame = match tokio::time::timeout(QUIET, rx.recv()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Err(lost("the agent closed the stream")),
+            Err(_) => {
+                // Quiet: is the link alive?
+                match tokio::time::timeout(PING_TIMEOUT, agent.call(&Request::Ping)).await {
+                    Ok(Ok(Response::Pong)) => continue,
+                    _ => return Err(lost("no answer to a ping")),
+                }
+            }
+        };
+        match frame.kind {
+            Kind::Data => {
+                let _ = stdout.write_all(&frame.payload);
+                let _ = stdout.flush();
+                *offset += frame.payload.len() as u64;
+            }
+            Kind::End => return Ok(()),
+            _ => return Err(lost("unexpected frame in a log stream")),
+        }
+    }
+}
+
+fn lost(cause: &str) -> Error {
+    Error::Ssh {
+        host: String::new(),
+        port: 0,
+        cause: cause.to_owned(),
+    }
+}
+
+/// A run as `moor runs --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RunJson<'a> {
+    /// Run id.
+    pub id: &'a str,
+    /// Target name.
+    pub target: &'a str,
+    /// The run's name.
+    pub name: Option<&'a str>,
+    /// State.
+    pub state: RunState,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Signal.
+    pub signal: Option<i32>,
+    /// Command.
+    pub command: &'a [String],
+    /// Times.
+    pub created_at: &'a str,
+    /// Started.
+    pub started_at: Option<&'a str>,
+    /// Ended.
+    pub ended_at: Option<&'a str>,
+}
+
+fn run_json<'a>(run: &'a RunInfo, target: &'a str) -> RunJson<'a> {
+    RunJson {
+        id: &run.id,
+        target,
+        name: run.name.as_deref(),
+        state: run.state,
+        exit_code: run.exit_code,
+        signal: run.signal,
+        command: &run.command,
+        created_at: &run.created_at,
+        started_at: run.started_at.as_deref(),
+        ended_at: run.ended_at.as_deref(),
+    }
+}
+
+/// `moor runs`.
+pub async fn list(ctx: &Context, only: Option<&str>) -> Result<u8> {
+    let store = ctx.workspace.store()?;
+    let targets = match only {
+        Some(name) => vec![find_target(&store, name, ctx)?],
+        None => store.targets()?,
+    };
+    let mut all: Vec<(RunInfo, String)> = Vec::new();
+    let mut code = exit::OK;
+    for target in &targets {
+        let result = async {
+            let c = connect(ctx, target, &AuthArgs::default(), 10.0).await?;
+            let runs = match c.agent.call(&Request::ListRuns).await? {
+                Response::Runs { runs } => runs,
+                other => return Err(unexpected(target, other)),
+            };
+            c.session.close().await;
+            Ok(runs)
+        }
+        .await;
+        match result {
+            Ok(runs) => all.extend(runs.into_iter().map(|r| (r, target.name.clone()))),
+            Err(e) => {
+                eprintln!("{} (target {})", crate::output::error_line(&e), target.name);
+                code = e.exit_code();
+            }
+        }
+    }
+    all.sort_by(|a, b| b.0.created_at.cmp(&a.0.created_at));
+    if ctx.json {
+        let rows: Vec<RunJson> = all.iter().map(|(r, t)| run_json(r, t)).collect();
+        crate::output::json(&rows);
+    } else {
+        crate::outln!(
+            "{:<26}  {:<12}  {:<10}  {:>4}  COMMAND",
+            "RUN",
+            "TARGET",
+            "STATE",
+            "EXIT"
+        );
+        for (r, t) in &all {
+            let exit = r
+                .exit_code
+                .map(|c| c.to_string())
+                .or(r.signal.map(|s| format!("s{s}")))
+                .unwrap_or_default();
+            let state = serde_json::to_value(r.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            crate::outln!(
+                "{:<26}  {:<12}  {:<10}  {:>4}  {}",
+                r.id,
+                t,
+                state,
+                exit,
+                r.command.join(" ")
+            );
+        }
+    }
+    Ok(code)
+}
+
+fn run_target(ctx: &Context, run_id: &str) -> Result<Target> {
+    let store = ctx.workspace.store()?;
+    let name = store.run_target(run_id)?.ok_or_else(|| {
+        Error::usage(
+            format!(
+                "no run {run_id:?} was started from workspace {}",
+                ctx.workspace.dir().display()
+            ),
+            "see `moor runs` for run ids",
+        )
+    })?;
+    find_target(&store, &name, ctx)
+}
+
+/// `moor logs RUN [--follow]`.
+pub async fn logs(ctx: &Context, run_id: &str, follow_on: bool, offset: u64) -> Result<u8> {
+    let target = run_target(ctx, run_id)?;
+    let run = follow(
+        ctx,
+        &target,
+        &AuthArgs::default(),
+        run_id,
+        offset,
+        follow_on,
+        None,
+    )
+    .await?;
+    Ok(if follow_on && run.state.is_final() {
+        exit_code(&run)
+    } else {
+        exit::OK
+    })
+}
+
+/// `moor cancel RUN`.
+pub async fn cancel(ctx: &Context, run_id: &str, grace: u32) -> Result<u8> {
+    let target = run_target(ctx, run_id)?;
+    let c = connect(ctx, &target, &AuthArgs::default(), 10.0).await?;
+    let request = Request::Cancel {
+        run_id: run_id.to_owned(),
+        grace_secs: grace,
+    };
+    let run = match c.agent.call(&request).await? {
+        Response::Run { run } => run,
+        other => return Err(unexpected(&target, other)),
+    };
+    c.session.close().await;
+    if ctx.json {
+        crate::output::json(&run_json(&run, &target.name));
+    } else {
+        crate::outln!("run {}: {:?}", run.id, run.state);
+    }
+    Ok(exit::OK)
+}
+
+/// `moor download RUN [--to DIR]`.
+pub async fn download(ctx: &Context, run_id: &str, to: Option<std::path::PathBuf>) -> Result<u8> {
+    let target = run_target(ctx, run_id)?;
+    let dest = to.unwrap_or_else(|| std::path::PathBuf::from("moor-outputs").join(run_id));
+    let c = connect(ctx, &target, &AuthArgs::default(), 10.0).await?;
+    let (_, mut rx) = c
+        .agent
+        .request(&Request::Download {
+            run_id: run_id.to_owned(),
+        })
+        .await?;
+    c.agent.response(&mut rx).await?;
+    let mut bytes = Vec::new();
+    loop {
+        let frame = rx
+            .recv()
+            .await
+            .ok_or_else(|| lost("the agent closed the download"))?;
+        match frame.kind {
+            Kind::Data => bytes.extend_from_slice(&frame.payload),
+            _ => break,
+        }
+    }
+    c.session.close().await;
+    let io = |cause| Error::Io {
+        what: "cannot write the outputs",
+        path: dest.clone(),
+        cause,
+    };
+    std::fs::create_dir_all(&dest).map_err(io)?;
+    tar::Archive::new(&bytes[..]).unpack(&dest).map_err(io)?;
+    if ctx.json {
+        crate::output::json(&serde_json::json!({"run": run_id, "to": dest, "bytes": bytes.len()}));
+    } else {
+        crate::outln!("outputs of {run_id} in {}", dest.display());
+    }
+    Ok(exit::OK)
+}
+
+/// `moor status [TARGET...]`: every target at once.
+pub async fn status(ctx: &Context, names: &[String]) -> Result<u8> {
+    let store = ctx.workspace.store()?;
+    let targets = if names.is_empty() {
+        store.targets()?
+    } else {
+        names
+            .iter()
+            .map(|n| find_target(&store, n, ctx))
+            .collect::<Result<_>>()?
+    };
+    let checks = targets.iter().map(|t| async move {
+        let c = connect(ctx, t, &AuthArgs::default(), 10.0).await?;
+        let status = c.agent.call(&Request::Status).await?;
+        c.session.close().await;
+        Ok::<_, Error>(status)
+    });
+    let results = futures_join_all(checks).await;
+    let mut rows = Vec::new();
+    let mut code = exit::OK;
+    for (t, result) in targets.iter().zip(results) {
+        match result {
+            Ok(Response::Status {
+                version,
+                uptime_secs,
+                load,
+                running,
+            }) => rows.push(serde_json::json!({
+                "target": t.name, "up": true, "version": version, "uptime_secs": uptime_secs,
+                "load": load, "running": running,
+            })),
+            Ok(other) => return Err(unexpected(t, other)),
+            Err(e) => {
+                code = e.exit_code();
+                rows.push(
+                    serde_json::json!({"target": t.name, "up": false, "error": e.to_string()}),
+                );
+            }
+        }
+    }
+    if ctx.json {
+        crate::output::json(&rows);
+    } else {
+        for row in &rows {
+            crate::outln!("{}", row);
+        }
+    }
+    Ok(code)
+}
+
+/// Runs futures concurrently on this task and collects their results in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Poll all together; each connect is independent network I/O.
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(fut) = slot {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(
+        results
+            .into_iter()
+            .map(|r| r.expect("every future finished")),
+    );
+    out
+}

@@ -1,0 +1,138 @@
+//! Source snapshots: a deterministic tar of a directory that honours
+//! `.gitignore` (and `.ignore`, `.moorignore`), addressed by its sha256, so
+//! an unchanged source is never sent twice.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Default largest snapshot.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
+/// A packed snapshot.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The tar archive.
+    pub bytes: Vec<u8>,
+    /// Its hex sha256.
+    pub sha256: String,
+    /// Files in it.
+    pub files: usize,
+}
+
+/// Packs `dir`. Entries are sorted and their metadata normalised (owner 0,
+/// mtime 0, mode 0644 or 0755), so the same files give the same hash.
+pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
+    let io = |cause: std::io::Error| Error::Io {
+        what: "cannot pack the source snapshot",
+        path: dir.to_owned(),
+        cause,
+    };
+    if !dir.is_dir() {
+        return Err(Error::usage(
+            format!("--source-dir {} is not a directory", dir.display()),
+            "pass the directory with your training code",
+        ));
+    }
+    let mut paths = Vec::new();
+    let walker = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .require_git(false)
+        .add_custom_ignore_filename(".moorignore")
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    let mut total = 0u64;
+    for entry in walker {
+        let entry = entry.map_err(|e| io(std::io::Error::other(e)))?;
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .expect("walk stays inside")
+                .to_owned();
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if total > max_bytes {
+                return Err(Error::usage(
+                    format!(
+                        "the source in {} is over {} (at {})",
+                        dir.display(),
+                        crate::checks::bytes(max_bytes),
+                        rel.display()
+                    ),
+                    "list data and build outputs in .moorignore or .gitignore, or raise --max-snapshot-size",
+                ));
+            }
+            paths.push(rel);
+        }
+    }
+    paths.sort();
+    let mut archive = tar::Builder::new(Vec::new());
+    for rel in &paths {
+        let full = dir.join(rel);
+        let data = std::fs::read(&full).map_err(io)?;
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&full).map_err(io)?.permissions().mode() & 0o111 != 0
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, rel, &data[..])
+            .map_err(io)?;
+    }
+    let bytes = archive.into_inner().map_err(io)?;
+    let sha256 = crate::agent_bundle::hex(&Sha256::digest(&bytes));
+    Ok(Snapshot {
+        bytes,
+        sha256,
+        files: paths.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn honours_ignores_and_is_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("src")).unwrap();
+        std::fs::create_dir_all(p.join("data")).unwrap();
+        std::fs::create_dir_all(p.join(".git")).unwrap();
+        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
+        std::fs::write(p.join("src/model.py"), "x = 1\n").unwrap();
+        std::fs::write(p.join("data/big.bin"), vec![0u8; 1000]).unwrap();
+        std::fs::write(p.join("notes.tmp"), "scratch").unwrap();
+        std::fs::write(p.join(".git/HEAD"), "ref").unwrap();
+        std::fs::write(p.join(".gitignore"), "data/\n").unwrap();
+        std::fs::write(p.join(".moorignore"), "*.tmp\n").unwrap();
+        let a = pack(p, DEFAULT_MAX_BYTES).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&a.bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".gitignore", ".moorignore", "src/model.py", "train.py"]
+        );
+        // Same content, new mtimes: same hash. Changed content: new hash.
+        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
+        assert_eq!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
+        std::fs::write(p.join("train.py"), "print(2)\n").unwrap();
+        assert_ne!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
+        let err = pack(p, 10).unwrap_err();
+        assert!(err.to_string().contains("is over"), "{err}");
+    }
+}
