@@ -84,9 +84,7 @@ impl AgentConn {
                 if buf.len() > 64 * 1024 {
                     return Err(proto_err("no magic bytes from the agent".into()));
                 }
-                read_more(&mut reader, &mut buf)
-                    .await
-                    .map_err(&proto_err)?;
+                read_more(&mut reader, &mut buf).await.map_err(&proto_err)?;
             };
             buf.drain(..start);
             loop {
@@ -106,9 +104,7 @@ impl AgentConn {
                         other => Err(proto_err(format!("unexpected {other:?}"))),
                     };
                 }
-                read_more(&mut reader, &mut buf)
-                    .await
-                    .map_err(&proto_err)?;
+                read_more(&mut reader, &mut buf).await.map_err(&proto_err)?;
             }
         })
         .await

@@ -287,6 +287,11 @@ impl TestHost {
         run(Command::new("docker").args(["pause", &self.name]));
     }
 
+    /// Thaws a paused container.
+    pub fn unpause(&self) {
+        run(Command::new("docker").args(["unpause", &self.name]));
+    }
+
     /// The container's log (sshd's output).
     pub fn logs(&self) -> String {
         Command::new("docker")

@@ -1,0 +1,304 @@
+//! `moor run` and friends against real test hosts: logs and exit codes, an
+//! unchanged source sent once, ignores honoured, and runs that survive a
+//! killed client, a frozen network and a killed agent daemon.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Moor, Output};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// An attached host and a source directory.
+struct Attached {
+    f: Fixture,
+    src: tempfile::TempDir,
+}
+
+fn attached() -> Attached {
+    let f = Fixture::new(MOOR, HostSpec::default());
+    assert_exit(&f.attach("box", &[]), 0);
+    let src = tempfile::tempdir().unwrap();
+    Attached { f, src }
+}
+
+impl Attached {
+    fn write(&self, name: &str, text: &str) {
+        let path = self.src.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn moor(&self) -> &Moor {
+        &self.f.moor
+    }
+
+    fn run(&self, extra: &[&str], command: &[&str]) -> Output {
+        let src = self.src.path().to_str().unwrap();
+        let args = [
+            &["run", "--target", "box", "--source-dir", src][..],
+            extra,
+            &["--"],
+            command,
+        ]
+        .concat();
+        self.moor().run(&args)
+    }
+
+    fn detach(&self, command: &[&str]) -> serde_json::Value {
+        let out = self.run(&["--detach", "--json"], command);
+        assert_exit(&out, 0);
+        out.json()
+    }
+
+    fn wait_state(&self, id: &str, state: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let runs = self.moor().run(&["runs", "--json"]);
+            assert_exit(&runs, 0);
+            let run = runs
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned();
+            if let Some(run) = run.filter(|r| r["state"] == state) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never reached {state}: {}",
+                runs.stdout
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+const TRAIN: &str = r#"import os, sys, time
+for epoch in range(1, 4):
+    print(f"epoch {epoch}", flush=True)
+    print(f"warn {epoch}", file=sys.stderr, flush=True)
+    time.sleep(0.2)
+open(os.path.join(os.environ["MOOR_OUTPUT_DIR"], "metrics.json"), "w").write('{"accuracy": 0.97}')
+sys.exit(3)
+"#;
+
+#[test]
+fn a_run_streams_its_log_and_exits_with_the_jobs_code() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    a.write("train.py", TRAIN);
+    a.write("data/huge.bin", "ignored");
+    a.write(".gitignore", "data/\n");
+    a.write("scratch.tmp", "ignored too");
+    a.write(".moorignore", "*.tmp\n");
+    let out = a.run(&[], &["python3", "train.py"]);
+    assert_exit(&out, 3);
+    assert_eq!(
+        out.stdout,
+        "epoch 1\nwarn 1\nepoch 2\nwarn 2\nepoch 3\nwarn 3\n"
+    );
+    assert!(out.stderr.contains("source bytes sent"), "{}", out.stderr);
+
+    // The snapshot honoured the ignores; MOOR_RUN_ID is set.
+    let listing = a.run(
+        &[],
+        &["sh", "-c", "find . -type f | sort; echo id=$MOOR_RUN_ID"],
+    );
+    assert_exit(&listing, 0);
+    assert!(
+        listing
+            .stdout
+            .starts_with("./.gitignore\n./.moorignore\n./train.py\nid="),
+        "{}",
+        listing.stdout
+    );
+
+    // Unchanged source: no source bytes the second time.
+    let again = a.detach(&["true"]);
+    assert_eq!(again["snapshot_bytes_sent"], 0);
+
+    // logs, runs, download.
+    let id = again["id"].as_str().unwrap().to_owned();
+    let run = a.wait_state(&id, "succeeded");
+    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["target"], "box");
+    let started = a.detach(&["python3", "train.py"]);
+    let id = started["id"].as_str().unwrap();
+    let logs = a.moor().run(&["logs", id, "--follow"]);
+    assert_exit(&logs, 3);
+    assert_eq!(
+        logs.stdout,
+        "epoch 1\nwarn 1\nepoch 2\nwarn 2\nepoch 3\nwarn 3\n"
+    );
+    let tail = a.moor().run(&["logs", id, "--offset", "8"]);
+    assert_exit(&tail, 0);
+    assert!(tail.stdout.starts_with("warn 1\n"), "{}", tail.stdout);
+    let to = a.src.path().join("out");
+    let dl = a
+        .moor()
+        .run(&["download", id, "--to", to.to_str().unwrap()]);
+    assert_exit(&dl, 0);
+    let metrics = std::fs::read_to_string(find(&to, "metrics.json")).unwrap();
+    assert!(metrics.contains("0.97"));
+
+    let status = a.moor().run(&["status", "--json"]);
+    assert_exit(&status, 0);
+    assert_eq!(status.json()[0]["up"], true);
+    let unknown = a.moor().run(&["logs", "no-such-run"]);
+    assert_exit(&unknown, 2);
+}
+
+#[test]
+fn killing_the_client_does_not_stop_the_run() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    let script = "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.3; done; exit 4";
+    let src = a.src.path().to_str().unwrap().to_owned();
+    let mut child = a.moor().spawn(&[
+        "run",
+        "--target",
+        "box",
+        "--source-dir",
+        &src,
+        "--name",
+        "k9",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = a.moor().run(&["runs", "--json"]);
+    let id = runs
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "k9")
+        .expect("the run exists")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = a.moor().run(&["logs", &id, "--follow"]);
+    assert_exit(&logs, 4);
+    assert_eq!(
+        logs.stdout,
+        "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\n"
+    );
+    assert_eq!(a.wait_state(&id, "failed")["exit_code"], 4);
+}
+
+#[test]
+fn a_frozen_network_is_survived_and_the_log_resumes_where_it_stopped() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    let started = a.detach(&[
+        "sh",
+        "-c",
+        "for i in $(seq 1 12); do echo line $i; sleep 0.5; done",
+    ]);
+    let id = started["id"].as_str().unwrap().to_owned();
+    let logs = std::thread::scope(|s| {
+        let follower = s.spawn(|| a.moor().run(&["logs", &id, "--follow"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        a.f.host.pause();
+        std::thread::sleep(Duration::from_secs(4));
+        a.f.host.unpause();
+        follower.join().unwrap()
+    });
+    assert_exit(&logs, 0);
+    let expected: String = (1..=12).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(
+        logs.stdout, expected,
+        "every line once\nstderr: {}",
+        logs.stderr
+    );
+}
+
+#[test]
+fn killing_the_agent_daemon_keeps_runs_going_and_accounted() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    let started = a.detach(&["sh", "-c", "sleep 2; echo survived"]);
+    let id = started["id"].as_str().unwrap().to_owned();
+    let pid_file = "cat /home/moor/.moor/agent/*/run/pid";
+    let before = a.f.host.exec(pid_file);
+    a.f.host.exec(&format!("kill -9 {before}"));
+    std::thread::sleep(Duration::from_millis(300));
+    let run = a.wait_state(&id, "succeeded");
+    assert_eq!(run["exit_code"], 0);
+    assert_ne!(a.f.host.exec(pid_file), before, "a new daemon answered");
+    let logs = a.moor().run(&["logs", &id]);
+    assert_eq!(logs.stdout, "survived\n");
+}
+
+#[test]
+fn cancel_and_concurrent_runs_from_two_controllers() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    let long = a.detach(&["sleep", "60"]);
+    let id = long["id"].as_str().unwrap();
+    let cancelled = a.moor().run(&["cancel", id, "--grace", "2", "--json"]);
+    assert_exit(&cancelled, 0);
+    assert_eq!(cancelled.json()["state"], "cancelled");
+
+    // Two controllers (two moor processes at a time, many times over) on one target.
+    let src = a.src.path().to_str().unwrap().to_owned();
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let src = src.clone();
+                let moor = a.moor();
+                s.spawn(move || {
+                    moor.run(&[
+                        "run",
+                        "--target",
+                        "box",
+                        "--source-dir",
+                        &src,
+                        "--",
+                        "sh",
+                        "-c",
+                        &format!("echo run {i}"),
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, out) in outs.iter().enumerate() {
+        assert_exit(out, 0);
+        assert_eq!(out.stdout, format!("run {i}\n"));
+    }
+}
+
+fn find(dir: &Path, name: &str) -> std::path::PathBuf {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return path;
+        }
+        if path.is_dir() {
+            let found = find(&path, name);
+            if found.exists() {
+                return found;
+            }
+        }
+    }
+    dir.join("missing")
+}
