@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moor_proto::{Frame, Hello, Kind, Request, Response, MAGIC, PROTOCOL_VERSION};
+use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -45,6 +46,31 @@ impl AgentConn {
         let host = session.endpoint.host.clone();
         let (reader, writer) = tokio::io::split(stream);
         Self::handshake(Box::new(reader), Box::new(writer), host).await
+    }
+
+    /// Runs the embedded agent on this machine (`--target local`): installs
+    /// it under `~/.moor/agent/` here if needed, then speaks to `moor-agent
+    /// stdio` over its stdin and stdout.
+    pub async fn open_local() -> Result<AgentConn> {
+        let path = install_local()?;
+        let mut child = tokio::process::Command::new(&path)
+            .arg("stdio")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|cause| Error::Io {
+                what: "cannot start the local agent",
+                path: path.clone(),
+                cause,
+            })?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        // The relay ends when its stdin closes; the daemon lives on.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Self::handshake(Box::new(stdout), Box::new(stdin), "localhost".into()).await
     }
 
     async fn handshake(
@@ -175,6 +201,52 @@ impl AgentConn {
             response => Ok(response),
         }
     }
+}
+
+/// Installs the embedded agent in `~/.moor/agent/<id>/` on this machine
+/// (atomically, verified by its hash) unless it is there; returns its path.
+fn install_local() -> Result<std::path::PathBuf> {
+    let home = crate::workspace::home_dir().ok_or_else(|| {
+        Error::usage(
+            "HOME is not set",
+            "set HOME: the local agent lives in ~/.moor",
+        )
+    })?;
+    let dir = home
+        .join(".moor/agent")
+        .join(crate::agent_bundle::install_id());
+    let path = dir.join("moor-agent");
+    let io = |cause| Error::Io {
+        what: "cannot install the local agent",
+        path: path.clone(),
+        cause,
+    };
+    let present = std::fs::read(&path)
+        .map(|bytes| {
+            crate::agent_bundle::hex(&sha2::Sha256::digest(&bytes)) == crate::agent_bundle::sha256()
+        })
+        .unwrap_or(false);
+    if !present {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io)?;
+        let tmp = dir.join(format!(".moor-agent.tmp.{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o700)
+            .open(&tmp)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut file, crate::agent_bundle::BINARY).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+    }
+    Ok(path)
 }
 
 async fn read_more<R: AsyncRead + Unpin + ?Sized>(

@@ -302,3 +302,82 @@ fn find(dir: &Path, name: &str) -> std::path::PathBuf {
     }
     dir.join("missing")
 }
+
+#[test]
+fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
+    let moor = Moor::new(MOOR);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("job.sh"), "echo hello from local; exit 5\n").unwrap();
+    let dir = src.path().to_str().unwrap();
+    let out = moor.run(&[
+        "run",
+        "--target",
+        "local",
+        "--source-dir",
+        dir,
+        "--",
+        "sh",
+        "job.sh",
+    ]);
+    assert_exit(&out, 5);
+    assert_eq!(out.stdout, "hello from local\n");
+    let runs = moor.run(&["runs", "--json"]);
+    assert_exit(&runs, 0);
+    assert_eq!(runs.json()[0]["target"], "local");
+    assert_eq!(runs.json()[0]["exit_code"], 5);
+
+    // Ctrl-C (SIGINT) detaches, says how to follow, and the run goes on.
+    std::fs::write(src.path().join("slow.sh"), "sleep 1; echo finished\n").unwrap();
+    let child = std::process::Command::new(MOOR)
+        .args([
+            "run",
+            "--target",
+            "local",
+            "--source-dir",
+            dir,
+            "--name",
+            "slow",
+            "--",
+            "sh",
+            "slow.sh",
+        ])
+        .env("HOME", moor.home())
+        .env("MOOR_WORKSPACE", moor.workspace())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--follow"), "{stderr}");
+    let runs = moor.run(&["runs", "--json"]);
+    let id = runs
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "slow")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = moor.run(&["logs", &id, "--follow"]);
+    assert_exit(&logs, 0);
+    assert_eq!(logs.stdout, "finished\n");
+
+    // The local daemon belongs to this test's HOME: stop it.
+    for pid in std::fs::read_dir(moor.home().join(".moor/agent"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(pid) = std::fs::read_to_string(pid.path().join("run/pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}

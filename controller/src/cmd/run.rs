@@ -28,20 +28,64 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `follow` keeps trying to reconnect.
 const RECONNECT_FOR: Duration = Duration::from_secs(600);
 
-/// A session and the agent on it.
+/// The name that means this machine, without SSH.
+pub const LOCAL: &str = "local";
+
+/// A session (none for `local`) and the agent on it.
 pub struct Connected {
-    session: Session,
+    session: Option<Session>,
     /// The agent.
     pub agent: AgentConn,
 }
 
-/// Connects to a target's agent.
+impl Connected {
+    async fn close(self) {
+        if let Some(session) = self.session {
+            session.close().await;
+        }
+    }
+}
+
+/// The target called `name`: an attached one, or this machine for `local`.
+fn target_named(store: &crate::store::Store, name: &str, ctx: &Context) -> Result<Target> {
+    if name != LOCAL {
+        return find_target(store, name, ctx);
+    }
+    let now = crate::time::now();
+    Ok(Target {
+        name: LOCAL.into(),
+        kind: LOCAL.into(),
+        host: "localhost".into(),
+        port: 0,
+        user: std::env::var("USER").unwrap_or_default(),
+        auth: crate::store::AuthRef::Agent,
+        resource_id: None,
+        host_key_algorithm: String::new(),
+        host_key_fingerprint: String::new(),
+        machine_id: String::new(),
+        agent_version: crate::agent_bundle::VERSION.into(),
+        agent_build: crate::agent_bundle::sha256().into(),
+        state: "ready".into(),
+        facts: "{}".into(),
+        checks: "[]".into(),
+        created_at: now.clone(),
+        updated_at: now,
+    })
+}
+
+/// Connects to a target's agent (for `local`, to the agent on this machine).
 pub async fn connect(
     ctx: &Context,
     target: &Target,
     auth: &AuthArgs,
     timeout: f64,
 ) -> Result<Connected> {
+    if target.kind == LOCAL {
+        return Ok(Connected {
+            session: None,
+            agent: AgentConn::open_local().await?,
+        });
+    }
     let resolved = resolve_target(target, auth, timeout, ctx)?;
     let session = Session::connect(
         &resolved.endpoint,
@@ -55,13 +99,16 @@ pub async fn connect(
         &target.agent_build[..16.min(target.agent_build.len())]
     );
     let agent = AgentConn::open(&session, &install_id).await?;
-    Ok(Connected { session, agent })
+    Ok(Connected {
+        session: Some(session),
+        agent,
+    })
 }
 
 /// `moor run`: returns the exit code.
 pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
     let store = ctx.workspace.store()?;
-    let target = find_target(&store, &args.target, ctx)?;
+    let target = target_named(&store, &args.target, ctx)?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
     let conn = connect(ctx, &target, &args.auth, args.connect_timeout).await?;
     let agent = &conn.agent;
@@ -199,7 +246,7 @@ pub async fn follow(
                     Response::Run { run } => run,
                     other => return Err(unexpected(target, other)),
                 };
-                c.session.close().await;
+                c.close().await;
                 return Ok(run);
             }
             Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
@@ -301,8 +348,14 @@ fn run_json<'a>(run: &'a RunInfo, target: &'a str) -> RunJson<'a> {
 pub async fn list(ctx: &Context, only: Option<&str>) -> Result<u8> {
     let store = ctx.workspace.store()?;
     let targets = match only {
-        Some(name) => vec![find_target(&store, name, ctx)?],
-        None => store.targets()?,
+        Some(name) => vec![target_named(&store, name, ctx)?],
+        None => {
+            let mut targets = store.targets()?;
+            if store.has_runs_on(LOCAL)? {
+                targets.push(target_named(&store, LOCAL, ctx)?);
+            }
+            targets
+        }
     };
     let mut all: Vec<(RunInfo, String)> = Vec::new();
     let mut code = exit::OK;
@@ -313,7 +366,7 @@ pub async fn list(ctx: &Context, only: Option<&str>) -> Result<u8> {
                 Response::Runs { runs } => runs,
                 other => return Err(unexpected(target, other)),
             };
-            c.session.close().await;
+            c.close().await;
             Ok(runs)
         }
         .await;
@@ -371,7 +424,7 @@ fn run_target(ctx: &Context, run_id: &str) -> Result<Target> {
             "see `moor runs` for run ids",
         )
     })?;
-    find_target(&store, &name, ctx)
+    target_named(&store, &name, ctx)
 }
 
 /// `moor logs RUN [--follow]`.
@@ -406,7 +459,7 @@ pub async fn cancel(ctx: &Context, run_id: &str, grace: u32) -> Result<u8> {
         Response::Run { run } => run,
         other => return Err(unexpected(&target, other)),
     };
-    c.session.close().await;
+    c.close().await;
     if ctx.json {
         crate::output::json(&run_json(&run, &target.name));
     } else {
@@ -438,7 +491,7 @@ pub async fn download(ctx: &Context, run_id: &str, to: Option<std::path::PathBuf
             _ => break,
         }
     }
-    c.session.close().await;
+    c.close().await;
     let io = |cause| Error::Io {
         what: "cannot write the outputs",
         path: dest.clone(),
@@ -462,13 +515,13 @@ pub async fn status(ctx: &Context, names: &[String]) -> Result<u8> {
     } else {
         names
             .iter()
-            .map(|n| find_target(&store, n, ctx))
+            .map(|n| target_named(&store, n, ctx))
             .collect::<Result<_>>()?
     };
     let checks = targets.iter().map(|t| async move {
         let c = connect(ctx, t, &AuthArgs::default(), 10.0).await?;
         let status = c.agent.call(&Request::Status).await?;
-        c.session.close().await;
+        c.close().await;
         Ok::<_, Error>(status)
     });
     let results = futures_join_all(checks).await;

@@ -346,6 +346,17 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Whether any run was started on `target`.
+    pub fn has_runs_on(&self, target: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE target = ?1)",
+                params![target],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
     /// Removes a target; returns whether it existed.
     pub fn delete_target(&self, name: &str) -> Result<bool> {
         self.conn
