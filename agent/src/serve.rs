@@ -77,7 +77,7 @@ pub fn stdio() -> io::Result<()> {
         let _ = to_daemon.shutdown(std::net::Shutdown::Write);
     });
     let mut stdout = io::stdout().lock();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match from_daemon.read(&mut buf) {
             Ok(0) => break,

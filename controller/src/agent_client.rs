@@ -249,17 +249,15 @@ fn install_local() -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
+/// Appends what the reader has (up to 256 KiB) to `buf`, without zeroing.
 async fn read_more<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     buf: &mut Vec<u8>,
 ) -> std::result::Result<(), String> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    match reader.read(&mut chunk).await {
+    buf.reserve(256 * 1024);
+    match reader.read_buf(buf).await {
         Ok(0) => Err("the agent closed the connection".into()),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(())
-        }
+        Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -268,10 +266,12 @@ async fn read_more<R: AsyncRead + Unpin + ?Sized>(
 /// its end (a final response, or an end frame after a stream).
 async fn route(mut reader: Box<dyn AsyncRead + Send + Unpin>, mut buf: Vec<u8>, pending: Pending) {
     loop {
+        // Decode every whole frame in the buffer, then drop them in one move.
+        let mut pos = 0;
         loop {
-            match Frame::decode(&buf) {
+            match Frame::decode(&buf[pos..]) {
                 Ok(Some((frame, used))) => {
-                    buf.drain(..used);
+                    pos += used;
                     let id = frame.id;
                     let done = match frame.kind {
                         Kind::End => true,
@@ -294,6 +294,7 @@ async fn route(mut reader: Box<dyn AsyncRead + Send + Unpin>, mut buf: Vec<u8>, 
                 }
             }
         }
+        buf.drain(..pos);
         if read_more(&mut reader, &mut buf).await.is_err() {
             // Dropping the senders wakes every waiting request with "closed".
             pending.lock().expect("pending lock").clear();

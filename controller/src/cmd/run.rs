@@ -271,7 +271,7 @@ async fn stream_log(agent: &AgentConn, run_id: &str, offset: &mut u64, follow: b
         })
         .await?;
     agent.response(&mut rx).await?;
-    let mut stdout = std::io::stdout();
+    let mut stdout = std::io::stdout().lock();
     loop {
         let frame = match tokio::time::timeout(QUIET, rx.recv()).await {
             Ok(Some(frame)) => frame,
@@ -287,8 +287,12 @@ async fn stream_log(agent: &AgentConn, run_id: &str, offset: &mut u64, follow: b
         match frame.kind {
             Kind::Data => {
                 let _ = stdout.write_all(&frame.payload);
-                let _ = stdout.flush();
                 *offset += frame.payload.len() as u64;
+                // Flush only when nothing else is waiting: live, but not a
+                // syscall per frame when the log comes in bulk.
+                if rx.is_empty() {
+                    let _ = stdout.flush();
+                }
             }
             Kind::End => return Ok(()),
             _ => return Err(lost("unexpected frame in a log stream")),

@@ -1,0 +1,50 @@
+//! Submit latency over a warm connection: connects once to an attached
+//! target's agent, then starts N runs of `true` back to back and prints the
+//! latency of each StartRun round trip (min, median, p99, mean).
+//!
+//!   MOOR_WORKSPACE=... cargo run --release --example submit_latency -- TARGET [N]
+
+use std::time::Instant;
+
+use moor::cli::AuthArgs;
+use moor::cmd::{run, Context};
+use moor_proto::{Request, Response, RunSpec};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().ok_or("usage: submit_latency TARGET [N]")?;
+    let n: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100);
+    let ctx = Context::open(std::env::var_os("MOOR_WORKSPACE").map(Into::into), false)?;
+    let store = ctx.workspace.store()?;
+    let target = moor::cmd::find_target(&store, name, &ctx)?;
+    let conn = run::connect(&ctx, &target, &AuthArgs::default(), 10.0).await?;
+    let spec = RunSpec {
+        name: Some("latency".into()),
+        snapshot: String::new(),
+        command: vec!["true".into()],
+        env: Default::default(),
+    };
+    let mut micros = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        match conn
+            .agent
+            .call(&Request::StartRun { spec: spec.clone() })
+            .await?
+        {
+            Response::Run { .. } => micros.push(started.elapsed().as_micros() as u64),
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    micros.sort_unstable();
+    let mean = micros.iter().sum::<u64>() / n as u64;
+    println!(
+        "submit latency over one warm connection, {n} runs: min {:.2} ms, median {:.2} ms, p99 {:.2} ms, mean {:.2} ms",
+        micros[0] as f64 / 1000.0,
+        micros[n / 2] as f64 / 1000.0,
+        micros[(n * 99 / 100).min(n - 1)] as f64 / 1000.0,
+        mean as f64 / 1000.0
+    );
+    Ok(())
+}
