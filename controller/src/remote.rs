@@ -148,7 +148,8 @@ done
 
 /// Undoes an attach. `$1` workspace id, `$2` `1` to purge, `$3` the
 /// authorized_keys tag. Removes the claim only if it is this workspace's;
-/// with purge, also the agent (when the claim was ours) and the enrolled key.
+/// with purge, also the agent and its daemon (when the claim was ours) and
+/// the enrolled key. Runs and their logs stay.
 pub const DETACH: &str = r#"set -eu
 wid=$1 purge=$2 tag=$3
 c="$HOME/.moor/claim"
@@ -160,7 +161,13 @@ else
   ours=1; echo claim=absent
 fi
 if [ "$purge" = 1 ]; then
-  if [ "$ours" = 1 ]; then rm -rf "$HOME/.moor/agent"; echo agent=removed; fi
+  if [ "$ours" = 1 ]; then
+    # Stop the agent daemons first (runs keep going: they have their own supervisors).
+    for p in "$HOME"/.moor/agent/*/run/pid; do
+      [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+    done
+    rm -rf "$HOME/.moor/agent"; echo agent=removed
+  fi
   ak="$HOME/.ssh/authorized_keys"
   if [ -f "$ak" ] && grep -qF -- "$tag" "$ak"; then
     tmp="$ak.moor.$$"
