@@ -381,3 +381,71 @@ fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
         }
     }
 }
+
+#[test]
+fn fifty_concurrent_runs_on_one_agent() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    let src = a.src.path().to_str().unwrap().to_owned();
+    // 50 runs in flight at once, submitted by 10 clients at a time.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let src = src.clone();
+                let moor = a.moor();
+                s.spawn(move || {
+                    (0..5)
+                        .map(|_| {
+                            let out = moor.run(&[
+                                "run",
+                                "--target",
+                                "box",
+                                "--source-dir",
+                                &src,
+                                "--detach",
+                                "--json",
+                                "--",
+                                "sh",
+                                "-c",
+                                "sleep 3; echo $MOOR_RUN_ID",
+                            ]);
+                            assert_exit(&out, 0);
+                            out.json()["id"].as_str().unwrap().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(ids.len(), 50);
+    let running = a.moor().run(&["status", "--json"]);
+    assert!(
+        running.json()[0]["running"].as_u64().unwrap() > 0,
+        "{}",
+        running.stdout
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = a.moor().run(&["runs", "--json"]).json();
+        let done = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "succeeded" && r["exit_code"] == 0)
+            .count();
+        if done == 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of 50 succeeded: {runs}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for id in ids.iter().take(5) {
+        assert_eq!(a.moor().run(&["logs", id]).stdout.trim(), id);
+    }
+}
