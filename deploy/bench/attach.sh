@@ -9,28 +9,13 @@
 #   deploy/bench/attach.sh [RUNS]        (default 20 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-runs=${1:-20}
 deploy/prereqs.sh
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+runs=${1:-20}
 cargo build --release --quiet -p moor-controller
 moor=target/release/moor
 agent=target/agent/x86_64-unknown-linux-musl/release/moor-agent
 
-work=$(mktemp -d)
-name="moor-bench-$$"
-cleanup() {
-  deploy/testhost/stop-host.sh "$name"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
-export MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
-ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04)
-
-echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
-export MOOR_WORKSPACE="$work/ws"
-mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
-ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
+. deploy/bench/common.sh
 attach="$moor attach vm bench --json --host $ip --user moor --key $work/key"
 fresh="docker exec $name rm -rf /home/moor/.moor; rm -f $MOOR_WORKSPACE/moor.db $MOOR_WORKSPACE/moor.db-wal $MOOR_WORKSPACE/moor.db-shm"
 

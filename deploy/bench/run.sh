@@ -9,27 +9,14 @@
 #   deploy/bench/run.sh [RUNS]        (default 20 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-runs=${1:-20}
 deploy/prereqs.sh
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+runs=${1:-20}
 cargo build --release --quiet -p moor-controller --bin moor --example submit_latency
 moor=target/release/moor
 
-work=$(mktemp -d)
-name="moor-bench-$$"
-cleanup() {
-  deploy/testhost/stop-host.sh "$name"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
-export MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
-ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04)
-echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
-export MOOR_WORKSPACE="$work/ws"
-mkdir -p "$MOOR_WORKSPACE" "$work/src" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
+. deploy/bench/common.sh
+mkdir -p "$work/src"
 echo "print('hello')" > "$work/src/train.py"
-ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
 $moor attach vm bench --host "$ip" --user moor --key "$work/key" >/dev/null
 $moor run --target bench --source-dir "$work/src" -- true >/dev/null 2>&1
 

@@ -10,31 +10,15 @@
 # when missing. Prints hyperfine's markdown table; BENCHMARKS.md keeps it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-runs=${1:-30}
 deploy/prereqs.sh
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+runs=${1:-30}
 venv=target/bench-venv
 [ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q ansible-core; }
 cargo build --release --quiet -p moor-controller
 
-work=$(mktemp -d)
-name="moor-bench-$$"
-cleanup() {
-  deploy/testhost/stop-host.sh "$name"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
-export MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
-ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 -e MOOR_DOCKER_ACCESS=yes \
-  -v /var/run/docker.sock:/var/run/docker.sock)
-
-# Both clients know the host key beforehand; neither may accept a new one.
-echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
-export MOOR_WORKSPACE="$work/ws"
-mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
+BENCH_HOST_ARGS="-e MOOR_DOCKER_ACCESS=yes -v /var/run/docker.sock:/var/run/docker.sock"
+. deploy/bench/common.sh
 probe=controller/src/probe/probe.sh
-ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
 export ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o ControlMaster=no"
 export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_NOCOLOR=1
 

@@ -1,0 +1,26 @@
+# Sourced by the benchmark scripts (after deploy/prereqs.sh): installs
+# hyperfine, starts one test host
+# (extra `docker run` arguments in BENCH_HOST_ARGS) that trusts a fresh
+# ed25519 key, and sets for the caller:
+#   work      a temporary directory, removed (with the host) on exit
+#   name, ip  the host's container name and address
+#   ssh_opts  OpenSSH options: that key, strict checking against a
+#             known_hosts holding the host's key, no connection sharing
+#   MOOR_WORKSPACE  a workspace whose known_hosts has the same key
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+work=$(mktemp -d)
+name="moor-bench-$$"
+cleanup() {
+  deploy/testhost/stop-host.sh "$name"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ssh-keygen -q -t ed25519 -N '' -C moor-bench -f "$work/key"
+export MOOR_AUTHORIZED_KEYS
+MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
+# shellcheck disable=SC2086 # BENCH_HOST_ARGS is a list of words
+ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 ${BENCH_HOST_ARGS:-})
+echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
+export MOOR_WORKSPACE="$work/ws"
+mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
+ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
