@@ -147,11 +147,12 @@ impl AgentConn {
         })
     }
 
-    fn lost(&self, cause: impl Into<String>) -> Error {
-        Error::Ssh {
+    /// The error for a connection to the agent that broke (exit code 6:
+    /// callers that follow a log reconnect on it).
+    pub fn lost(&self, cause: impl Into<String>) -> Error {
+        Error::Agent {
             host: self.host.clone(),
-            port: 0,
-            cause: format!("agent connection lost: {}", cause.into()),
+            cause: cause.into(),
         }
     }
 

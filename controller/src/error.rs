@@ -180,6 +180,14 @@ pub enum Error {
         /// The OS error.
         cause: std::io::Error,
     },
+    /// The connection to a target's agent broke.
+    #[error("connection to the agent on {host} lost: {cause}")]
+    Agent {
+        /// Host.
+        host: String,
+        /// What happened.
+        cause: String,
+    },
     /// The machine or name is taken.
     #[error("{message}")]
     Taken {
@@ -241,6 +249,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::NotSsh { .. }
             | Error::Ssh { .. }
+            | Error::Agent { .. }
             | Error::Probe { .. } => exit::UNREACHABLE,
             Error::Io { .. } => exit::INTERNAL,
             Error::Taken { .. } => exit::TAKEN,
@@ -268,6 +277,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Probe { .. } => "probe",
             Error::Taken { .. } => "taken",
+            Error::Agent { .. } => "agent_lost",
             Error::Remote { .. } => "remote",
             Error::NoTarget { .. } => "no_target",
         }
@@ -314,6 +324,7 @@ impl Error {
             Error::Io { .. } => "check that the path exists and is writable by you".into(),
             Error::Probe { .. } => "the host's /bin/sh must be POSIX; run with -vv to see the probe output".into(),
             Error::Taken { fix, .. } | Error::Remote { fix, .. } => fix.clone(),
+            Error::Agent { .. } => "run the command again; a run goes on by itself (moor logs RUN --follow)".into(),
             Error::NoTarget { .. } => "see `moor list` for the targets, or pass --workspace".into(),
         }
     }

@@ -149,6 +149,12 @@ fn a_run_streams_its_log_and_exits_with_the_jobs_code() {
     let status = a.moor().run(&["status", "--json"]);
     assert_exit(&status, 0);
     assert_eq!(status.json()[0]["up"], true);
+    let human = a.moor().run(&["status"]);
+    assert!(
+        human.stdout.lines().nth(1).unwrap().starts_with("box "),
+        "{}",
+        human.stdout
+    );
     let unknown = a.moor().run(&["logs", "no-such-run"]);
     assert_exit(&unknown, 2);
 }
@@ -321,6 +327,22 @@ fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
     ]);
     assert_exit(&out, 5);
     assert_eq!(out.stdout, "hello from local\n");
+    // --json: the log on stderr, the finished run on stdout.
+    let out = moor.run(&[
+        "run",
+        "--json",
+        "--target",
+        "local",
+        "--source-dir",
+        dir,
+        "--",
+        "sh",
+        "job.sh",
+    ]);
+    assert_exit(&out, 5);
+    assert!(out.stderr.contains("hello from local\n"), "{}", out.stderr);
+    assert_eq!(out.json()["exit_code"], 5);
+    assert_eq!(out.json()["state"], "failed");
     let runs = moor.run(&["runs", "--json"]);
     assert_exit(&runs, 0);
     assert_eq!(runs.json()[0]["target"], "local");

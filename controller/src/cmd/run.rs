@@ -216,6 +216,8 @@ pub async fn follow(
     follow: bool,
     mut conn: Option<Connected>,
 ) -> Result<RunInfo> {
+    // With --json, stdout is for the JSON result: the log goes to stderr.
+    let to_stderr = ctx.json;
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -234,7 +236,7 @@ pub async fn follow(
                 Err(e) => return Err(e),
             },
         };
-        match stream_log(&c.agent, run_id, &mut offset, follow).await {
+        match stream_log(&c.agent, run_id, &mut offset, follow, to_stderr).await {
             Ok(()) => {
                 let run = match c
                     .agent
@@ -262,7 +264,13 @@ pub async fn follow(
 }
 
 /// One attempt at streaming; `offset` advances with every byte written.
-async fn stream_log(agent: &AgentConn, run_id: &str, offset: &mut u64, follow: bool) -> Result<()> {
+async fn stream_log(
+    agent: &AgentConn,
+    run_id: &str,
+    offset: &mut u64,
+    follow: bool,
+    to_stderr: bool,
+) -> Result<()> {
     let (_, mut rx) = agent
         .request(&Request::ReadLog {
             run_id: run_id.to_owned(),
@@ -271,40 +279,36 @@ async fn stream_log(agent: &AgentConn, run_id: &str, offset: &mut u64, follow: b
         })
         .await?;
     agent.response(&mut rx).await?;
-    let mut stdout = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     loop {
         let frame = match tokio::time::timeout(QUIET, rx.recv()).await {
             Ok(Some(frame)) => frame,
-            Ok(None) => return Err(lost("the agent closed the stream")),
+            Ok(None) => return Err(agent.lost("the agent closed the stream")),
             Err(_) => {
                 // Quiet: is the link alive?
                 match tokio::time::timeout(PING_TIMEOUT, agent.call(&Request::Ping)).await {
                     Ok(Ok(Response::Pong)) => continue,
-                    _ => return Err(lost("no answer to a ping")),
+                    _ => return Err(agent.lost("no answer to a ping")),
                 }
             }
         };
         match frame.kind {
             Kind::Data => {
-                let _ = stdout.write_all(&frame.payload);
+                let _ = out.write_all(&frame.payload);
                 *offset += frame.payload.len() as u64;
                 // Flush only when nothing else is waiting: live, but not a
                 // syscall per frame when the log comes in bulk.
                 if rx.is_empty() {
-                    let _ = stdout.flush();
+                    let _ = out.flush();
                 }
             }
             Kind::End => return Ok(()),
-            _ => return Err(lost("unexpected frame in a log stream")),
+            _ => return Err(agent.lost("unexpected frame in a log stream")),
         }
-    }
-}
-
-fn lost(cause: &str) -> Error {
-    Error::Ssh {
-        host: String::new(),
-        port: 0,
-        cause: cause.to_owned(),
     }
 }
 
@@ -489,7 +493,7 @@ pub async fn download(ctx: &Context, run_id: &str, to: Option<std::path::PathBuf
         let frame = rx
             .recv()
             .await
-            .ok_or_else(|| lost("the agent closed the download"))?;
+            .ok_or_else(|| c.agent.lost("the agent closed the download"))?;
         match frame.kind {
             Kind::Data => bytes.extend_from_slice(&frame.payload),
             _ => break,
@@ -528,7 +532,7 @@ pub async fn status(ctx: &Context, names: &[String]) -> Result<u8> {
         c.close().await;
         Ok::<_, Error>(status)
     });
-    let results = futures_join_all(checks).await;
+    let results = futures::future::join_all(checks).await;
     let mut rows = Vec::new();
     let mut code = exit::OK;
     for (t, result) in targets.iter().zip(results) {
@@ -554,49 +558,41 @@ pub async fn status(ctx: &Context, names: &[String]) -> Result<u8> {
     if ctx.json {
         crate::output::json(&rows);
     } else {
+        crate::outln!(
+            "{:<16}  {:<5}  {:<8}  {:>8}  {:>15}  RUNNING",
+            "TARGET",
+            "UP",
+            "AGENT",
+            "UPTIME",
+            "LOAD"
+        );
         for row in &rows {
-            crate::outln!("{}", row);
+            let load = row["load"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|v| format!("{:.2}", v.as_f64().unwrap_or(0.0)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            crate::outln!(
+                "{:<16}  {:<5}  {:<8}  {:>7}s  {:>15}  {}",
+                row["target"].as_str().unwrap_or_default(),
+                if row["up"] == true { "yes" } else { "no" },
+                row["version"].as_str().unwrap_or("-"),
+                row["uptime_secs"]
+                    .as_u64()
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                load,
+                row["running"]
+                    .as_u64()
+                    .map(|r| r.to_string())
+                    .or_else(|| row["error"].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(code)
-}
-
-/// Runs futures concurrently on this task and collects their results in order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::with_capacity(set.len());
-    // Poll all together; each connect is independent network I/O.
-    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *result = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(
-        results
-            .into_iter()
-            .map(|r| r.expect("every future finished")),
-    );
-    out
 }
