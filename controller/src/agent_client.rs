@@ -21,6 +21,11 @@ type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
 /// How long the agent may take to say hello (it may start its daemon first).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long a request may wait for its answer by default. Requests that
+/// take longer by design (cancel with a grace period) say so with
+/// [`AgentConn::call_within`]; log streams ping instead.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A connection to a target's agent.
 pub struct AgentConn {
     writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
@@ -181,8 +186,15 @@ impl AgentConn {
 
     /// Sends a request and waits for its response.
     pub async fn call(&self, request: &Request) -> Result<Response> {
+        self.call_within(request, CALL_TIMEOUT).await
+    }
+
+    /// Sends a request and waits at most `limit` for its response.
+    pub async fn call_within(&self, request: &Request, limit: Duration) -> Result<Response> {
         let (_, mut rx) = self.request(request).await?;
-        self.response(&mut rx).await
+        tokio::time::timeout(limit, self.response(&mut rx))
+            .await
+            .map_err(|_| self.lost(format!("no answer within {}s", limit.as_secs())))?
     }
 
     /// The next frame of a request, as a response; an error response is an error.

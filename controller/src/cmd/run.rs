@@ -130,7 +130,9 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
                 agent.write(&Frame::data(id, chunk.to_vec())).await?;
             }
             agent.write(&Frame::end(id)).await?;
-            agent.response(&mut rx).await?;
+            tokio::time::timeout(crate::agent_client::CALL_TIMEOUT, agent.response(&mut rx))
+                .await
+                .map_err(|_| agent.lost("the snapshot upload was not acknowledged"))??;
             snap.bytes.len()
         }
     };
@@ -278,7 +280,9 @@ async fn stream_log(
             follow,
         })
         .await?;
-    agent.response(&mut rx).await?;
+    tokio::time::timeout(crate::agent_client::CALL_TIMEOUT, agent.response(&mut rx))
+        .await
+        .map_err(|_| agent.lost("the log stream did not start"))??;
     let mut out: Box<dyn Write> = if to_stderr {
         Box::new(std::io::stderr().lock())
     } else {
@@ -463,7 +467,8 @@ pub async fn cancel(ctx: &Context, run_id: &str, grace: u32) -> Result<u8> {
         run_id: run_id.to_owned(),
         grace_secs: grace,
     };
-    let run = match c.agent.call(&request).await? {
+    let limit = crate::agent_client::CALL_TIMEOUT + Duration::from_secs(grace.into());
+    let run = match c.agent.call_within(&request, limit).await? {
         Response::Run { run } => run,
         other => return Err(unexpected(&target, other)),
     };
@@ -487,7 +492,10 @@ pub async fn download(ctx: &Context, run_id: &str, to: Option<std::path::PathBuf
             run_id: run_id.to_owned(),
         })
         .await?;
-    c.agent.response(&mut rx).await?;
+    let limit = crate::agent_client::CALL_TIMEOUT;
+    tokio::time::timeout(limit, c.agent.response(&mut rx))
+        .await
+        .map_err(|_| c.agent.lost("the download did not start"))??;
     let mut bytes = Vec::new();
     loop {
         let frame = rx
