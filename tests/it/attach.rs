@@ -392,19 +392,7 @@ fn racing_attaches_exactly_one_wins() {
     }
     let f = fixture(HostSpec::default());
     // Known host key first, so both racers connect the same way.
-    assert_exit(
-        &f.moor.run(&[
-            "validate",
-            "--host",
-            &f.host.ip,
-            "--user",
-            "moor",
-            "--key",
-            f.key.private.to_str().unwrap(),
-            "--accept-new-host-key",
-        ]),
-        0,
-    );
+    assert_exit(&f.validate(&[]), 0);
 
     // Two workspaces: the host-side claim decides.
     let other = Moor::new(MOOR);
@@ -433,19 +421,7 @@ fn racing_attaches_exactly_one_wins() {
 
     // One workspace, two names at once: the reservation decides.
     let g = fixture(HostSpec::default());
-    assert_exit(
-        &g.moor.run(&[
-            "validate",
-            "--host",
-            &g.host.ip,
-            "--user",
-            "moor",
-            "--key",
-            g.key.private.to_str().unwrap(),
-            "--accept-new-host-key",
-        ]),
-        0,
-    );
+    assert_exit(&g.validate(&[]), 0);
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| g.attach("x1", &[]));
         let b = s.spawn(|| g.attach("x2", &[]));
@@ -480,17 +456,7 @@ fn kill_9_at_any_point_leaves_no_target_or_a_complete_one() {
     }
     let f = fixture(HostSpec::default());
     let args = f.attach_args("k");
-    let key_known = f.moor.run(&[
-        "validate",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-        "--accept-new-host-key",
-    ]);
-    assert_exit(&key_known, 0);
+    assert_exit(&f.validate(&[]), 0);
     // Time a whole attach, then kill runs at points spread over it.
     let started = Instant::now();
     assert_exit(&f.attach("probe", &[]), 0);
@@ -570,17 +536,9 @@ fn a_failed_check_stops_attach_before_anything_is_installed() {
         serde_json::json!([])
     );
     // Human output shows the same table.
-    let human = f.moor.run(&[
-        "attach",
-        "vm",
-        "old",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-    ]);
+    let human = f
+        .moor
+        .run(&[&["attach", "vm", "old"][..], &f.login()].concat());
     assert_exit(&human, 3);
     assert!(
         human.stdout.contains("  FAIL  os.supported"),
@@ -639,18 +597,9 @@ fn resource_ids_and_hdinsight_endpoints() {
         .run(&["attach", "hdinsight", "spark", "--user", "sshuser"]);
     assert_exit(&out, 2);
     // A head node without spark-submit fails its check.
-    let out = f.moor.run(&[
-        "attach",
-        "hdinsight",
-        "spark",
-        "--json",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-    ]);
+    let out = f
+        .moor
+        .run(&[&["attach", "hdinsight", "spark", "--json"][..], &f.login()].concat());
     assert_exit(&out, 3);
     assert_eq!(out.check("spark.submit")["status"], "fail");
 }

@@ -315,30 +315,19 @@ fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("job.sh"), "echo hello from local; exit 5\n").unwrap();
     let dir = src.path().to_str().unwrap();
-    let out = moor.run(&[
-        "run",
-        "--target",
-        "local",
-        "--source-dir",
-        dir,
-        "--",
-        "sh",
-        "job.sh",
-    ]);
+    let run_local = |extra: &[&str]| {
+        let args = [
+            &["run", "--target", "local", "--source-dir", dir][..],
+            extra,
+            &["--", "sh", "job.sh"],
+        ];
+        moor.run(&args.concat())
+    };
+    let out = run_local(&[]);
     assert_exit(&out, 5);
     assert_eq!(out.stdout, "hello from local\n");
     // --json: the log on stderr, the finished run on stdout.
-    let out = moor.run(&[
-        "run",
-        "--json",
-        "--target",
-        "local",
-        "--source-dir",
-        dir,
-        "--",
-        "sh",
-        "job.sh",
-    ]);
+    let out = run_local(&["--json"]);
     assert_exit(&out, 5);
     assert!(out.stderr.contains("hello from local\n"), "{}", out.stderr);
     assert_eq!(out.json()["exit_code"], 5);

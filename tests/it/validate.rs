@@ -529,16 +529,9 @@ fn changed_host_key_is_refused_until_forgotten() {
     f.host.regenerate_host_keys();
     let new_fingerprint = f.host.ed25519_fingerprint();
     // Even --accept-new-host-key does not replace a changed key.
-    let out = f.moor.run(&[
-        "validate",
-        "--accept-new-host-key",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-    ]);
+    let out = f
+        .moor
+        .run(&[&["validate", "--accept-new-host-key"][..], &f.login()].concat());
     assert_one_line_error(&out, 5, "HOST KEY CHANGED");
     assert!(out.stderr.contains(&new_fingerprint));
     assert!(out
@@ -556,18 +549,14 @@ fn changed_host_key_is_refused_until_forgotten() {
     let out = f.validate(&["--host-key-fingerprint", &new_fingerprint]);
     // --accept-new-host-key and --host-key-fingerprint conflict: usage error.
     assert_exit(&out, 2);
-    let out = f.moor.run(&[
-        "validate",
-        "--json",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-        "--host-key-fingerprint",
-        &new_fingerprint,
-    ]);
+    let out = f.moor.run(
+        &[
+            &["validate", "--json"][..],
+            &f.login(),
+            &["--host-key-fingerprint", &new_fingerprint],
+        ]
+        .concat(),
+    );
     assert_exit(&out, 0);
 }
 
@@ -584,16 +573,9 @@ fn host_key_from_user_known_hosts_is_honoured() {
         format!("{} {}\n", f.host.ip, pubkey.join(" ")),
     )
     .unwrap();
-    let out = f.moor.run(&[
-        "validate",
-        "--json",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-    ]);
+    let out = f
+        .moor
+        .run(&[&["validate", "--json"][..], &f.login()].concat());
     assert_exit(&out, 0);
     assert!(out.json()["host_key"]["file"]
         .as_str()
@@ -626,15 +608,7 @@ fn operating_systems() {
                 .as_str()
                 .unwrap()
                 .contains("Ubuntu 20.04, 22.04 or 24.04"));
-            let human = f.moor.run(&[
-                "validate",
-                "--host",
-                &f.host.ip,
-                "--user",
-                "moor",
-                "--key",
-                f.key.private.to_str().unwrap(),
-            ]);
+            let human = f.moor.run(&[&["validate"][..], &f.login()].concat());
             assert_exit(&human, 3);
             assert!(
                 human.stdout.contains("  FAIL  os.supported"),
@@ -784,17 +758,9 @@ fn paused_host_times_out_within_the_connect_timeout() {
     }
     let f = fixture(HostSpec::default());
     f.host.pause();
-    let out = f.moor.run(&[
-        "validate",
-        "--connect-timeout",
-        "2",
-        "--host",
-        &f.host.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-    ]);
+    let out = f
+        .moor
+        .run(&[&["validate", "--connect-timeout", "2"][..], &f.login()].concat());
     assert_one_line_error(&out, 6, "timed out after 2s");
     assert!(
         out.elapsed < Duration::from_secs(4),
