@@ -2,6 +2,7 @@
 //! is not a pass, a remedy. The SSH checks come from the connection itself
 //! (see `cmd::validate`); the rest from the probe's [`Facts`].
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -25,10 +26,11 @@ pub enum Status {
 }
 
 /// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Check {
-    /// Stable id, e.g. `disk.free`.
-    pub id: &'static str,
+    /// Stable id, e.g. `disk.free` (borrowed when made here, owned when read
+    /// back from the workspace).
+    pub id: Cow<'static, str>,
     /// Outcome.
     pub status: Status,
     /// What was found.
@@ -38,44 +40,38 @@ pub struct Check {
 }
 
 impl Check {
+    fn new(
+        id: &'static str,
+        status: Status,
+        detail: impl Into<String>,
+        remedy: Option<String>,
+    ) -> Self {
+        Check {
+            id: Cow::Borrowed(id),
+            status,
+            detail: detail.into(),
+            remedy,
+        }
+    }
+
     /// A passed check.
     pub fn pass(id: &'static str, detail: impl Into<String>) -> Self {
-        Check {
-            id,
-            status: Status::Pass,
-            detail: detail.into(),
-            remedy: None,
-        }
+        Check::new(id, Status::Pass, detail, None)
     }
 
     /// A skipped check.
     pub fn skip(id: &'static str, detail: impl Into<String>) -> Self {
-        Check {
-            id,
-            status: Status::Skip,
-            detail: detail.into(),
-            remedy: None,
-        }
+        Check::new(id, Status::Skip, detail, None)
     }
 
     /// A warning, with its remedy.
     pub fn warn(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Check {
-            id,
-            status: Status::Warn,
-            detail: detail.into(),
-            remedy: Some(remedy.into()),
-        }
+        Check::new(id, Status::Warn, detail, Some(remedy.into()))
     }
 
     /// A failure, with its remedy.
     pub fn fail(id: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Self {
-        Check {
-            id,
-            status: Status::Fail,
-            detail: detail.into(),
-            remedy: Some(remedy.into()),
-        }
+        Check::new(id, Status::Fail, detail, Some(remedy.into()))
     }
 }
 
@@ -394,31 +390,6 @@ fn spark_submit(f: &Facts) -> Check {
             "attach the cluster's head node (<cluster>-ssh.azurehdinsight.net), or install Spark and put spark-submit on PATH",
         ),
     }
-}
-
-/// Every check id moor makes, in report order.
-pub const IDS: &[&str] = &[
-    "ssh.connect",
-    "ssh.host_key",
-    "ssh.auth",
-    "os.supported",
-    "os.arch",
-    "network.public_ip",
-    "disk.free",
-    "memory",
-    "cpu",
-    "docker.engine",
-    "docker.access",
-    "conda.present",
-    "python.present",
-    "gpu.nvidia",
-    "sudo.passwordless",
-    "spark.submit",
-];
-
-/// The static id equal to `id`, if it is one of [`IDS`].
-pub fn known_id(id: &str) -> Option<&'static str> {
-    IDS.iter().copied().find(|k| *k == id)
 }
 
 /// Bytes in binary units with one decimal: `1.5 GiB`.

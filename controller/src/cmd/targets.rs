@@ -67,10 +67,7 @@ pub fn show(ctx: &Context, name: &str) -> Result<()> {
     let store = ctx.workspace.store()?;
     let target = find_target(&store, name, ctx)?;
     let facts: Option<serde_json::Value> = serde_json::from_str(&target.facts).ok();
-    let checks: Vec<Check> = serde_json::from_str::<Vec<serde_json::Value>>(&target.checks)
-        .ok()
-        .map(|v| v.into_iter().filter_map(check_from_json).collect())
-        .unwrap_or_default();
+    let checks: Vec<Check> = serde_json::from_str(&target.checks).unwrap_or_default();
     let shown = Shown {
         target,
         facts,
@@ -113,16 +110,4 @@ pub fn show(ctx: &Context, name: &str) -> Result<()> {
         crate::outln!("host: {} ({}, {})", f.hostname, f.os.pretty_name, f.arch);
     }
     Ok(())
-}
-
-/// Rebuilds a check from its stored JSON (ids are static strings in memory).
-fn check_from_json(v: serde_json::Value) -> Option<Check> {
-    let id = crate::checks::known_id(v.get("id")?.as_str()?)?;
-    let status = serde_json::from_value(v.get("status")?.clone()).ok()?;
-    Some(Check {
-        id,
-        status,
-        detail: v.get("detail")?.as_str()?.to_owned(),
-        remedy: v.get("remedy").and_then(|r| r.as_str()).map(str::to_owned),
-    })
 }
