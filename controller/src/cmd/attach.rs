@@ -185,22 +185,14 @@ async fn attach(
         .expect("a connected report has a host key");
     let machine_id = facts.machine_id.clone().unwrap_or_default();
 
-    let replaced = store
-        .targets()?
-        .into_iter()
-        .find(|t| {
-            t.host_key_fingerprint == host_key.fingerprint
-                && t.machine_id == machine_id
-                && t.name != name
-        })
-        .map(|t| t.name);
     let host = session.endpoint.host.clone();
-    if let Err(conflict) =
-        store.reserve(name, &host_key.fingerprint, &machine_id, common.replace)?
-    {
-        session.close().await;
-        return Err(taken(conflict, name, &host));
-    }
+    let replaced = match store.reserve(name, &host_key.fingerprint, &machine_id, common.replace)? {
+        Ok(replaced) => replaced,
+        Err(conflict) => {
+            session.close().await;
+            return Err(taken(conflict, name, &host));
+        }
+    };
 
     let steps = HostSteps {
         session: &session,
@@ -261,7 +253,7 @@ async fn attach(
         created_at: now.clone(),
         updated_at: now,
     };
-    store.commit_target(&target, replaced.as_deref().filter(|_| common.replace))?;
+    store.commit_target(&target, replaced.as_deref())?;
     let target = store.target(name)?.expect("just committed");
     Ok(Outcome::Attached(Box::new(Attached {
         ok: true,
@@ -269,7 +261,7 @@ async fn attach(
         agent,
         claim,
         enrolled_key,
-        replaced: replaced.filter(|_| common.replace),
+        replaced,
         checks: report.checks,
         facts,
     })))

@@ -188,16 +188,16 @@ impl Store {
 
     /// Reserves `machine` under `name` for this process, unless that
     /// conflicts with a target or another live attach. With `replace`, the
-    /// machine attached under another name may move to `name`.
+    /// machine attached under another name may move to `name`: that name is
+    /// returned, for [`Store::commit_target`] to remove.
     pub fn reserve(
         &mut self,
         name: &str,
         fingerprint: &str,
         machine_id: &str,
         replace: bool,
-    ) -> Result<Result<(), Conflict>> {
-        let path = self.path.clone();
-        let err = db_err(&path);
+    ) -> Result<Result<Option<String>, Conflict>> {
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -211,11 +211,13 @@ impl Store {
             )
             .optional()
             .map_err(&err)?;
-        if let Some(existing) = same_machine {
-            if existing != name && !replace {
+        let replaced = match same_machine {
+            Some(existing) if existing != name && !replace => {
                 return Ok(Err(Conflict::MachineTaken { name: existing }));
             }
-        }
+            Some(existing) if existing != name => Some(existing),
+            _ => None,
+        };
         let same_name: Option<(String, String, String)> = tx
             .query_row(
                 "SELECT host_key_fingerprint, machine_id, host FROM targets WHERE name = ?1",
@@ -265,15 +267,14 @@ impl Store {
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        Ok(Ok(()))
+        Ok(Ok(replaced))
     }
 
     /// Records `target` as attached, in one transaction: removes `replaced`
     /// (the machine's previous name, with `--replace`) and this process's
     /// reservation. Keeps `created_at` when the target is refreshed.
     pub fn commit_target(&mut self, target: &Target, replaced: Option<&str>) -> Result<()> {
-        let path = self.path.clone();
-        let err = db_err(&path);
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -62,7 +62,7 @@ fn refuses_a_newer_schema() {
 #[test]
 fn one_machine_one_name() {
     let (_d, mut store) = open();
-    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(()));
+    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(None));
     store
         .commit_target(&target("a", "fp1", "m1"), None)
         .unwrap();
@@ -79,9 +79,12 @@ fn one_machine_one_name() {
         })
     );
     // Same name, same machine: a refresh.
-    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(()));
+    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(None));
     // --replace moves it.
-    assert_eq!(store.reserve("b", "fp1", "m1", true).unwrap(), Ok(()));
+    assert_eq!(
+        store.reserve("b", "fp1", "m1", true).unwrap(),
+        Ok(Some("a".into()))
+    );
     store
         .commit_target(&target("b", "fp1", "m1"), Some("a"))
         .unwrap();
@@ -142,7 +145,7 @@ fn a_live_reservation_blocks_a_dead_one_does_not() {
         .conn
         .execute("UPDATE attach_reservations SET pid_start = 'stale'", [])
         .unwrap();
-    assert_eq!(store.reserve("y", "fp", "m", false).unwrap(), Ok(()));
+    assert_eq!(store.reserve("y", "fp", "m", false).unwrap(), Ok(None));
 }
 
 #[test]
