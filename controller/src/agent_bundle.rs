@@ -18,10 +18,16 @@ pub fn sha256() -> &'static str {
     HASH.get_or_init(|| hex(&Sha256::digest(BINARY)))
 }
 
-/// The name of the agent's directory on the host: `<version>-<sha256 prefix>`.
+/// The name of this agent's directory on the host: `<version>-<sha256 prefix>`.
 /// Only `[0-9a-z.-]`, so it is safe in paths and shell words.
 pub fn install_id() -> String {
-    format!("{VERSION}-{}", &sha256()[..16])
+    install_id_for(VERSION, sha256())
+}
+
+/// The directory name of the agent `version` with build hash `build` (what
+/// a target recorded when it was attached).
+pub fn install_id_for(version: &str, build: &str) -> String {
+    format!("{version}-{}", &build[..16.min(build.len())])
 }
 
 /// Lowercase hex.

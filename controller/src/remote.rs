@@ -139,9 +139,12 @@ else
   echo status=installed
 fi
 touch "$dir"
-# Keep the newest three versions.
+# Keep the newest three versions; stop the daemon of one that goes (its runs
+# keep going under their own supervisors).
 ls -1t "$root" | tail -n +4 | while IFS= read -r old; do
-  [ "$old" = "$id" ] || rm -rf "${root:?}/$old"
+  [ "$old" = "$id" ] && continue
+  [ -f "$root/$old/run/pid" ] && kill "$(cat "$root/$old/run/pid")" 2>/dev/null || true
+  rm -rf "${root:?}/$old"
 done
 "$dir/moor-agent" hello
 "#;
@@ -222,6 +225,23 @@ mod tests {
         assert_eq!(kv.len(), 2);
     }
 
+    /// Starts the install script locally with `HOME` at `home`, feeding it
+    /// `upload` from a thread (so several can run at once).
+    fn spawn_install(home: &std::path::Path, upload: Vec<u8>) -> std::process::Child {
+        use std::io::Write;
+        let id = crate::agent_bundle::install_id();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", INSTALL, "install", &id, crate::agent_bundle::sha256()])
+            .env("HOME", home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || stdin.write_all(&upload));
+        child
+    }
+
     /// The install script, run locally: a good upload installs, a corrupt or
     /// cut one leaves nothing that looks installed, and a second install of
     /// the same agent is a no-op.
@@ -232,16 +252,9 @@ mod tests {
         let sha = crate::agent_bundle::sha256();
         let id = crate::agent_bundle::install_id();
         let run = |stdin: &[u8]| {
-            use std::io::Write;
-            let mut child = std::process::Command::new("sh")
-                .args(["-c", INSTALL, "install", &id, sha])
-                .env("HOME", home.path())
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
+            let out = spawn_install(home.path(), stdin.to_vec())
+                .wait_with_output()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(stdin).unwrap();
-            let out = child.wait_with_output().unwrap();
             (
                 out.status.code(),
                 String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -279,13 +292,23 @@ mod tests {
         assert_eq!(code, Some(0));
         assert_eq!(key_values(&out)["status"], "present");
 
-        // Older versions are pruned down to the newest three.
+        // Older versions are pruned down to the newest three, and the daemon
+        // of a pruned one (here the oldest) is stopped.
         let root = home.path().join(".moor/agent");
+        let mut old_daemon = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         for (i, old) in ["0.0.1-a", "0.0.2-b", "0.0.3-c", "0.0.4-d"]
             .iter()
             .enumerate()
         {
             std::fs::create_dir(root.join(old)).unwrap();
+            if i == 0 {
+                std::fs::create_dir(root.join(old).join("run")).unwrap();
+                std::fs::write(root.join(old).join("run/pid"), old_daemon.id().to_string())
+                    .unwrap();
+            }
             let t = std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64);
             std::fs::File::open(root.join(old))
                 .unwrap()
@@ -294,6 +317,7 @@ mod tests {
         }
         let (code, _) = run(agent);
         assert_eq!(code, Some(0));
+        assert!(!old_daemon.wait().unwrap().success(), "old daemon killed");
         let mut left: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -312,21 +336,8 @@ mod tests {
     fn concurrent_installs_do_not_clash() {
         let home = tempfile::tempdir().unwrap();
         let id = crate::agent_bundle::install_id();
-        let sha = crate::agent_bundle::sha256();
         let children: Vec<_> = (0..4)
-            .map(|_| {
-                use std::io::Write;
-                let mut child = std::process::Command::new("sh")
-                    .args(["-c", INSTALL, "install", &id, sha])
-                    .env("HOME", home.path())
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let mut stdin = child.stdin.take().unwrap();
-                std::thread::spawn(move || stdin.write_all(crate::agent_bundle::BINARY).unwrap());
-                child
-            })
+            .map(|_| spawn_install(home.path(), crate::agent_bundle::BINARY.to_vec()))
             .collect();
         let statuses: Vec<String> = children
             .into_iter()

@@ -93,11 +93,8 @@ pub async fn connect(
         &mut ConnectProgress::default(),
     )
     .await?;
-    let install_id = format!(
-        "{}-{}",
-        target.agent_version,
-        &target.agent_build[..16.min(target.agent_build.len())]
-    );
+    let install_id =
+        crate::agent_bundle::install_id_for(&target.agent_version, &target.agent_build);
     let agent = AgentConn::open(&session, &install_id).await?;
     Ok(Connected {
         session: Some(session),
