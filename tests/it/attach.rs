@@ -160,20 +160,14 @@ fn password_attach_enrolls_the_workspace_key_and_leaks_the_password_nowhere() {
             seen
         })
     };
-    let out = moor.run(&[
-        "attach",
-        "vm",
-        "pw-box",
-        "--json",
-        "-vvv",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "PW",
-        "--accept-new-host-key",
-    ]);
+    let out = moor.run(
+        &[
+            &["attach", "vm", "pw-box", "--json", "-vvv"][..],
+            &host.login(),
+            &["--password-env", "PW", "--accept-new-host-key"],
+        ]
+        .concat(),
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let argvs = watcher.join().unwrap();
     assert_exit(&out, 0);
@@ -207,18 +201,14 @@ fn password_attach_enrolls_the_workspace_key_and_leaks_the_password_nowhere() {
     assert_eq!(key_mode, 0o600);
 
     // Enrolled once, tagged with the workspace id.
-    let again = moor.run(&[
-        "attach",
-        "vm",
-        "pw-box",
-        "--json",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "PW",
-    ]);
+    let again = moor.run(
+        &[
+            &["attach", "vm", "pw-box", "--json"][..],
+            &host.login(),
+            &["--password-env", "PW"],
+        ]
+        .concat(),
+    );
     assert_exit(&again, 0);
     let ak = host.read_file("/home/moor/.ssh/authorized_keys").unwrap();
     assert_eq!(
@@ -261,20 +251,19 @@ fn no_enroll_key_keeps_password_auth() {
     });
     let mut moor = Moor::new(MOOR);
     moor.env("PW", PASSWORD);
-    let out = moor.run(&[
-        "attach",
-        "vm",
-        "p",
-        "--json",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "PW",
-        "--accept-new-host-key",
-        "--no-enroll-key",
-    ]);
+    let out = moor.run(
+        &[
+            &["attach", "vm", "p", "--json"][..],
+            &host.login(),
+            &[
+                "--password-env",
+                "PW",
+                "--accept-new-host-key",
+                "--no-enroll-key",
+            ],
+        ]
+        .concat(),
+    );
     assert_exit(&out, 0);
     assert_eq!(out.json()["enrolled_key"], false);
     assert_eq!(
@@ -324,19 +313,18 @@ fn one_machine_one_attachment() {
         authorized_keys: vec![f.key.public.clone()],
         ..HostSpec::default()
     });
-    let out = f.moor.run(&[
-        "attach",
-        "vm",
-        "b",
-        "--json",
-        "--host",
-        &other.ip,
-        "--user",
-        "moor",
-        "--key",
-        f.key.private.to_str().unwrap(),
-        "--accept-new-host-key",
-    ]);
+    let out = f.moor.run(
+        &[
+            &["attach", "vm", "b", "--json"][..],
+            &other.login(),
+            &[
+                "--key",
+                f.key.private.to_str().unwrap(),
+                "--accept-new-host-key",
+            ],
+        ]
+        .concat(),
+    );
     assert_exit(&out, 7);
     assert!(out.json()["error"]["message"]
         .as_str()
@@ -407,17 +395,7 @@ fn racing_attaches_exactly_one_wins() {
         let b = s.spawn(|| f.attach_with(&other, "w2", &[]));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let mut codes = [a.code, b.code];
-    codes.sort();
-    assert_eq!(
-        codes,
-        [0, 7],
-        "a: {} {}\nb: {} {}",
-        a.stdout,
-        a.stderr,
-        b.stdout,
-        b.stderr
-    );
+    assert_one_wins(&a, &b);
 
     // One workspace, two names at once: the reservation decides.
     let g = fixture(HostSpec::default());
@@ -427,17 +405,7 @@ fn racing_attaches_exactly_one_wins() {
         let b = s.spawn(|| g.attach("x2", &[]));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let mut codes = [a.code, b.code];
-    codes.sort();
-    assert_eq!(
-        codes,
-        [0, 7],
-        "a: {} {}\nb: {} {}",
-        a.stdout,
-        a.stderr,
-        b.stdout,
-        b.stderr
-    );
+    assert_one_wins(&a, &b);
     assert_eq!(
         g.moor
             .run(&["list", "--json"])
@@ -623,6 +591,21 @@ fn unknown_targets_and_bad_names() {
     let out = moor.run(&["attach", "vm", "1bad", "--host", "h"]);
     assert_exit(&out, 2);
     assert!(out.stderr.contains("is not a valid target name"));
+}
+
+/// Of two racing attaches, one succeeded and the other was refused as taken.
+fn assert_one_wins(a: &Output, b: &Output) {
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 7],
+        "a: {} {}\nb: {} {}",
+        a.stdout,
+        a.stderr,
+        b.stdout,
+        b.stderr
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

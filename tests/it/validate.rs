@@ -294,43 +294,40 @@ fn password_from_env_and_stdin_on_a_password_only_host() {
     );
     assert_exit(&out, 0);
 
-    let out = moor.run(&[
-        "validate",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "BAD_PW",
-    ]);
+    let out = moor.run(
+        &[
+            &["validate"][..],
+            &host.login(),
+            &["--password-env", "BAD_PW"],
+        ]
+        .concat(),
+    );
     assert_one_line_error(&out, 4, "authentication failed");
     assert!(out.stderr.contains("tried: password"), "{}", out.stderr);
 
     // A key against a host that takes only passwords.
     let keys = Keys::new();
     let key = keys.generate("k", "ed25519", None);
-    let out = moor.run(&[
-        "validate",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--key",
-        key.private.to_str().unwrap(),
-    ]);
+    let out = moor.run(
+        &[
+            &["validate"][..],
+            &host.login(),
+            &["--key", key.private.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert_one_line_error(&out, 4, "server accepts: password");
     assert!(out.stderr.contains("--password-env"), "{}", out.stderr);
 
     // The variable must exist.
-    let out = moor.run(&[
-        "validate",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "UNSET_VAR",
-    ]);
+    let out = moor.run(
+        &[
+            &["validate"][..],
+            &host.login(),
+            &["--password-env", "UNSET_VAR"],
+        ]
+        .concat(),
+    );
     assert_one_line_error(&out, 2, "UNSET_VAR");
 }
 
@@ -346,33 +343,28 @@ fn keyboard_interactive_only_host() {
     });
     let mut moor = Moor::new(MOOR);
     moor.env("MOOR_PW", PASSWORD).env("BAD_PW", "nope");
-    let out = moor.run(&[
-        "validate",
-        "--json",
-        "--accept-new-host-key",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "MOOR_PW",
-        "-vvv",
-    ]);
+    let out = moor.run(
+        &[
+            &["validate", "--json", "--accept-new-host-key"][..],
+            &host.login(),
+            &["--password-env", "MOOR_PW", "-vvv"],
+        ]
+        .concat(),
+    );
     assert_exit(&out, 0);
     assert!(out.check("ssh.auth")["detail"]
         .as_str()
         .unwrap()
         .starts_with("keyboard-interactive"));
     assert!(!out.stderr.contains(PASSWORD), "password in trace logs");
-    let out = moor.run(&[
-        "validate",
-        "--host",
-        &host.ip,
-        "--user",
-        "moor",
-        "--password-env",
-        "BAD_PW",
-    ]);
+    let out = moor.run(
+        &[
+            &["validate"][..],
+            &host.login(),
+            &["--password-env", "BAD_PW"],
+        ]
+        .concat(),
+    );
     assert_one_line_error(&out, 4, "tried: keyboard-interactive");
 }
 

@@ -37,14 +37,7 @@ impl Fixture {
 
     /// `--host IP --user moor --key KEY`.
     pub fn login(&self) -> Vec<&str> {
-        vec![
-            "--host",
-            &self.host.ip,
-            "--user",
-            crate::USER,
-            "--key",
-            self.key_path(),
-        ]
+        [&self.host.login()[..], &["--key", self.key_path()]].concat()
     }
 
     /// `moor validate --json LOGIN --accept-new-host-key EXTRA`.

@@ -193,6 +193,11 @@ impl TestHost {
         host
     }
 
+    /// `--host IP --user moor`: how moor reaches this host.
+    pub fn login(&self) -> [&str; 4] {
+        ["--host", &self.ip, "--user", USER]
+    }
+
     /// The network the host is on.
     pub fn network(&self) -> &Arc<Network> {
         &self.network
