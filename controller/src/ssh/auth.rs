@@ -16,16 +16,6 @@ use super::Endpoint;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
-/// Where a key came from, which decides how strictly its problems are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
-    /// `--key PATH`: every problem is an error.
-    Flag,
-    /// `IdentityFile` in `~/.ssh/config`, or a default `~/.ssh/id_*`: problems
-    /// are logged and the key is skipped, as OpenSSH does.
-    Implicit,
-}
-
 /// A private key read from a file.
 #[derive(Debug)]
 pub struct LoadedKey {

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
 use crate::error::{Error, Result};
-pub use auth::{AuthUsed, Credentials, KeySource};
+pub use auth::{AuthUsed, Credentials};
 pub use known_hosts::{KnownHosts, Verdict};
 
 /// Where to connect, and as whom.
