@@ -54,10 +54,18 @@ fn main() {
             cmd.env_remove(key.as_ref());
         }
     }
+    // C parts of the agent's dependencies (zstd, bzip2, TLS) need a musl C
+    // compiler: Debian's musl-tools provides musl-gcc.
+    let cc_var = "CC_x86_64_unknown_linux_musl";
+    if env::var_os(cc_var).is_none() {
+        cmd.env(cc_var, "musl-gcc");
+    }
+    println!("cargo:rerun-if-env-changed={cc_var}");
     let status = cmd.status().expect("run cargo to build moor-agent");
     if !status.success() {
         panic!(
             "building moor-agent for {TARGET} failed; add the target with `rustup target add {TARGET}` \
+             and a musl C compiler (`apt-get install musl-tools`) \
              (or set MOOR_AGENT_BINARY to a prebuilt agent)"
         );
     }

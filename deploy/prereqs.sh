@@ -11,6 +11,11 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ssh-agent >/dev/null || need+=(openssh-client)
 command -v flock >/dev/null || need+=(util-linux)
 command -v cc >/dev/null || need+=(gcc)
+# The agent's C dependencies (zstd, bzip2, TLS) are built for musl.
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+# The tests download a wheelhouse (pip) for the pip-environment test.
+command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -15,12 +15,16 @@ use moor_proto::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::envs::Envs;
 use crate::runs::{self, files, Runs};
 
 /// What the daemon shares between connections.
 pub struct Daemon {
     started: Instant,
     runs: Runs,
+    envs: Envs,
+    /// Serialises prepares: one build per environment, however many ask.
+    preparing: Mutex<()>,
     snapshots: PathBuf,
     exe: PathBuf,
     build: String,
@@ -29,12 +33,12 @@ pub struct Daemon {
 impl Daemon {
     /// The daemon of this user and build.
     pub fn new() -> Daemon {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let home = runs::home();
         Daemon {
             started: Instant::now(),
             runs: Runs::new(Runs::default_root()),
+            envs: Envs::new(Envs::default_root()),
+            preparing: Mutex::new(()),
             snapshots: home.join(".moor/snapshots"),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("moor-agent")),
             build: crate::self_hash().unwrap_or_default(),
@@ -187,7 +191,47 @@ fn handle(
             let data = data.expect("uploads get a data channel");
             reply(put_snapshot(daemon, &sha256, size, data)?)
         }
+        Request::PrepareEnv {
+            spec,
+            hash,
+            options,
+        } => {
+            let _one = daemon.preparing.lock().expect("prepare lock");
+            match daemon.envs.prepare(
+                &daemon.runs,
+                &daemon.exe,
+                &daemon.snapshots,
+                spec,
+                &hash,
+                options,
+            ) {
+                Ok(env) => reply(Response::Env { env }),
+                Err((kind, message)) => reply(Response::error(kind, message)),
+            }
+        }
+        Request::GetEnv { hash } => match daemon.envs.info(&daemon.runs, &hash) {
+            Ok(env) => reply(Response::Env { env }),
+            Err(_) => reply(not_found(format!("no environment {hash}"))),
+        },
+        Request::ListEnvs => reply(Response::Envs {
+            envs: daemon.envs.list(&daemon.runs)?,
+        }),
+        Request::RemoveEnv { hash } => {
+            let _one = daemon.preparing.lock().expect("prepare lock");
+            match daemon.envs.remove(&daemon.runs, &hash) {
+                Ok(env) => reply(Response::Env { env }),
+                Err((kind, message)) => reply(Response::error(kind, message)),
+            }
+        }
         Request::StartRun { spec } => {
+            if let Some(hash) = &spec.environment {
+                if daemon.envs.ready(hash).is_none() {
+                    return reply(Response::error(
+                        ErrorKind::EnvNotReady,
+                        format!("environment {hash} is not ready on this host"),
+                    ));
+                }
+            }
             if !spec.snapshot.is_empty() && !snapshot_path(daemon, &spec.snapshot).exists() {
                 return reply(not_found(format!("no snapshot {}", spec.snapshot)));
             }

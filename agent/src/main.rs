@@ -11,9 +11,16 @@
 //! - `stdio`: what the controller execs over SSH: relays to the daemon,
 //!   starting it when it is not running.
 //! - `supervise DIR`: internal, the supervisor of one run.
+//! - `env-build DIR`, `container-run DIR`: internal, the jobs of an
+//!   environment build and of a run in a Docker environment.
+//! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
+//!   with rattler (also inside Docker builds: the static agent runs anywhere).
 //!
 //! Runs live under `$HOME/.moor/runs` (see [`runs`]).
 
+mod docker;
+mod envbuild;
+mod envs;
 mod handler;
 mod runs;
 mod serve;
@@ -55,6 +62,18 @@ fn main() -> ExitCode {
             None => Err(usage()),
         },
         Some("cancel") => cancel(&args[1..]),
+        Some("env-build") => match args.get(1) {
+            Some(dir) => envbuild::run(std::path::Path::new(dir)),
+            None => Err(usage()),
+        },
+        Some("conda-create") => envbuild::conda_create_command(&args[1..]),
+        Some("container-run") => match args.get(1) {
+            Some(dir) => match supervise::container_run(std::path::Path::new(dir)) {
+                Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => Err(e),
+            },
+            None => Err(usage()),
+        },
         Some("serve") => serve::serve().map_err(|e| e.to_string()),
         Some("stdio") => serve::stdio().map_err(|e| e.to_string()),
         _ => Err(usage()),
@@ -116,6 +135,7 @@ fn start_run(args: &[String]) -> Result<(), String> {
         snapshot: String::new(),
         command: command.to_vec(),
         env: Default::default(),
+        environment: None,
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let info = runs()

@@ -98,10 +98,7 @@ impl Runs {
 
     /// `~/.moor/runs`.
     pub fn default_root() -> PathBuf {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        home.join(".moor/runs")
+        home().join(".moor/runs")
     }
 
     /// A run's directory.
@@ -212,6 +209,7 @@ impl Runs {
             signal: status.signal,
             command: stored.spec.command,
             snapshot: stored.spec.snapshot,
+            environment: stored.spec.environment,
             created_at: stored.created_at,
             started_at: status.started_at,
             ended_at: status.ended_at,
@@ -327,6 +325,18 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
 /// Writes a JSON file atomically: temporary file, fsync, rename. A reader
 /// (or a crash) sees the old or the new content, never half of it.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_atomic(path, &serde_json::to_vec(value).map_err(io::Error::other)?)
+}
+
+/// The user's home (`/tmp` when `HOME` is unset).
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+/// Writes a file atomically (mode 0600), as [`write_json_atomic`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
@@ -336,7 +346,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(&serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)
 }

@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 
 use moor_proto::RunState;
 
+use moor_proto::env::EnvKind;
+
+use crate::envs::{Envs, Ready};
 use crate::runs::{self, files, Status, StoredSpec, Supervisor};
 
 /// Supervises the run in `dir` to its end.
@@ -45,9 +48,50 @@ pub fn run(dir: &Path) -> io::Result<()> {
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let mut command = Command::new(&stored.spec.command[0]);
+    let environment = match &stored.spec.environment {
+        Some(hash) => match Envs::new(Envs::default_root()).ready(hash) {
+            Some(ready) => Some(ready),
+            None => {
+                let status = Status {
+                    error: Some(format!("environment {hash} is not ready on this host")),
+                    exit_code: Some(127),
+                    ..Status::default()
+                };
+                return finish(&status_path, status, RunState::Failed);
+            }
+        },
+        None => None,
+    };
+    // Docker environments: the job is a container, driven by `container-run`.
+    let argv: Vec<String> = match &environment {
+        Some(ready) if ready.kind == EnvKind::Docker => vec![
+            std::env::current_exe()?.display().to_string(),
+            "container-run".into(),
+            dir.display().to_string(),
+        ],
+        _ => stored.spec.command.clone(),
+    };
+    let mut command = Command::new(&argv[0]);
+    if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
+        // conda and venv: the environment's interpreter and tools come first.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let paths = std::iter::once(prefix.join("bin")).chain(std::env::split_paths(&path));
+        command
+            .env(
+                "PATH",
+                std::env::join_paths(paths).map_err(io::Error::other)?,
+            )
+            .env(
+                if ready_is_venv(environment.as_ref()) {
+                    "VIRTUAL_ENV"
+                } else {
+                    "CONDA_PREFIX"
+                },
+                prefix,
+            );
+    }
     command
-        .args(&stored.spec.command[1..])
+        .args(&argv[1..])
         .current_dir(&stored.workdir)
         .envs(&stored.spec.env)
         .env("MOOR_RUN_ID", &run_id)
@@ -86,6 +130,51 @@ pub fn run(dir: &Path) -> io::Result<()> {
         RunState::Failed
     };
     finish(&status_path, status, state)
+}
+
+fn ready_is_venv(ready: Option<&Ready>) -> bool {
+    ready.is_some_and(|r| r.kind == EnvKind::Venv)
+}
+
+/// `container-run RUN_DIR`: the job of a run in a Docker environment.
+pub fn container_run(dir: &Path) -> Result<i32, String> {
+    let stored: StoredSpec =
+        runs::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
+    let hash = stored.spec.environment.clone().unwrap_or_default();
+    let ready = Envs::new(Envs::default_root())
+        .ready(&hash)
+        .ok_or_else(|| format!("environment {hash} is not ready"))?;
+    let image = ready.image.ok_or("the environment has no image")?;
+    let run_id = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut env: Vec<String> = stored
+        .spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.push(format!("MOOR_RUN_ID={run_id}"));
+    env.push("MOOR_OUTPUT_DIR=/moor/outputs".into());
+    let outputs = dir.join(files::OUTPUTS);
+    let code = crate::docker::block_on(async {
+        let docker = crate::docker::connect()?;
+        crate::docker::run_container(
+            &docker,
+            crate::docker::ContainerRun {
+                image: &image,
+                command: &stored.spec.command,
+                env,
+                run_id: &run_id,
+                src: &stored.workdir,
+                outputs: &outputs,
+            },
+        )
+        .await
+    })?;
+    Ok(i32::try_from(code).unwrap_or(1))
 }
 
 fn finish(path: &Path, mut status: Status, state: RunState) -> io::Result<()> {

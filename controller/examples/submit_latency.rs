@@ -24,6 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         snapshot: String::new(),
         command: vec!["true".into()],
         env: Default::default(),
+        environment: None,
     };
     let mut micros = Vec::with_capacity(n);
     for _ in 0..n {

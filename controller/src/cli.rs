@@ -20,7 +20,9 @@ Exit codes:
   6  unreachable or timed out: DNS, refused, no route, not an SSH server
   7  taken: the machine is attached under another name or claimed by another
      workspace, the name belongs to another machine, or an attach is under way
-  8  a step on the host failed (agent upload, claim)";
+  8  a step on the host failed (agent upload, claim)
+  9  an environment failed to build (missing package, broken Dockerfile,
+     no Docker engine or no access to it, disk full)";
 
 /// moor: attach machines you already own as ML compute targets, over SSH.
 #[derive(Debug, Parser)]
@@ -76,6 +78,11 @@ pub enum Command {
     /// stream its log. Exits with the command's exit code.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
+
+    /// Environments: specs of what a run needs (Docker image, conda, pip),
+    /// built once per target and content hash.
+    #[command(subcommand)]
+    Env(EnvCommand),
 
     /// List runs on the targets (all, or --target).
     Runs {
@@ -152,8 +159,8 @@ pub struct ValidateArgs {
 /// Exit codes of `moor run`.
 pub const RUN_EXIT_CODES: &str = "\
 Exit codes: the command's own exit code; 128+N when a signal N ended it;
-130 when you detach with Ctrl-C (the run goes on); moor's codes (2, 4-8)
-when the run could not be started.";
+130 when you detach with Ctrl-C (the run goes on); moor's codes (2, 4-9)
+when the run could not be started (9: its --env failed to build).";
 
 /// `moor run`.
 #[derive(Debug, Args)]
@@ -169,6 +176,11 @@ pub struct RunArgs {
     /// A name for the run.
     #[arg(long)]
     pub name: Option<String>,
+
+    /// Run in this environment (`moor env create`); prepared first if the
+    /// target lacks it.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
 
     /// Start the run and return at once (prints its id).
     #[arg(long)]
@@ -356,6 +368,87 @@ impl AuthArgs {
     pub fn any(&self) -> bool {
         self.key.is_some() || self.password_env.is_some() || self.password_stdin
     }
+}
+
+/// `moor env ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Define an environment from standard files (checked now, with the line
+    /// and reason of any problem).
+    Create(EnvCreateArgs),
+    /// List the environments.
+    List,
+    /// Show an environment's spec and hash.
+    Show {
+        /// Environment name.
+        name: String,
+    },
+    /// Delete an environment from the workspace (targets keep their builds
+    /// until `moor env prune`).
+    Delete {
+        /// Environment name.
+        name: String,
+    },
+    /// Build an environment on a target (a cache hit returns at once).
+    #[command(after_help = EXIT_CODES)]
+    Prepare(EnvPrepareArgs),
+    /// Remove the environments on a target that no queued or running run uses.
+    Prune {
+        /// The target.
+        #[arg(long, value_name = "NAME")]
+        target: String,
+        /// Credentials, for targets that authenticate by password.
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+}
+
+/// `moor env create`.
+#[derive(Debug, Args)]
+pub struct EnvCreateArgs {
+    /// Environment name.
+    pub name: String,
+    /// Build a Docker image FROM this base image.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "dockerfile")]
+    pub docker_base: Option<String>,
+    /// Build a Docker image from this Dockerfile (no local COPY/ADD).
+    #[arg(long, value_name = "FILE")]
+    pub dockerfile: Option<PathBuf>,
+    /// A conda environment.yml (channels, dependencies, pip section).
+    #[arg(long, value_name = "FILE")]
+    pub conda_file: Option<PathBuf>,
+    /// A pip requirements.txt.
+    #[arg(long, value_name = "FILE")]
+    pub pip_requirements: Option<PathBuf>,
+    /// Install nothing: the host (or image) has what the run needs.
+    #[arg(long)]
+    pub user_managed: bool,
+}
+
+/// `moor env prepare`.
+#[derive(Debug, Args)]
+pub struct EnvPrepareArgs {
+    /// Environment name.
+    pub name: String,
+    /// The target.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+    /// A local conda channel directory, shipped to the host and used instead
+    /// of the spec's channels (offline hosts).
+    #[arg(long, value_name = "DIR")]
+    pub channel_dir: Option<PathBuf>,
+    /// A directory of wheels, shipped to the host and used instead of PyPI.
+    #[arg(long, value_name = "DIR")]
+    pub wheelhouse: Option<PathBuf>,
+    /// Use the host's micromamba/mamba/conda instead of the agent's own solver.
+    #[arg(long)]
+    pub use_host_conda: bool,
+    /// Seconds allowed to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Credentials, for targets that authenticate by password.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// `moor host-key ...`.

@@ -26,6 +26,9 @@ pub mod exit {
     pub const TAKEN: u8 = 7;
     /// A command on the host failed (agent install, claim).
     pub const REMOTE: u8 = 8;
+    /// An environment could not be built on the target (bad package, broken
+    /// Dockerfile, no Docker engine or no access to it, disk full).
+    pub const ENV_BUILD: u8 = 9;
 }
 
 /// Result alias for moor's library.
@@ -216,6 +219,15 @@ pub enum Error {
         /// The workspace.
         workspace: PathBuf,
     },
+    /// No such environment in the workspace.
+    #[error("no environment named {name:?} in the workspace")]
+    NoEnv {
+        /// The name asked for.
+        name: String,
+    },
+    /// An environment failed to build on a target.
+    #[error("{0}")]
+    EnvBuild(Box<EnvBuildFailure>),
     /// The probe output could not be understood.
     #[error("probe of {host} failed: {cause}")]
     Probe {
@@ -224,6 +236,37 @@ pub enum Error {
         /// Why.
         cause: String,
     },
+}
+
+/// Why an environment build failed (boxed in [`Error::EnvBuild`]).
+#[derive(Debug)]
+pub struct EnvBuildFailure {
+    /// The environment.
+    pub env: String,
+    /// The target.
+    pub target: String,
+    /// Why.
+    pub cause: String,
+    /// The last lines of the build log, joined with " | ".
+    pub tail: String,
+    /// The build run (its log is the full build log).
+    pub build_run: Option<String>,
+    /// The fix the agent gave, if any.
+    pub fix: Option<String>,
+}
+
+impl std::fmt::Display for EnvBuildFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "environment {} failed to build on {}: {}",
+            self.env, self.target, self.cause
+        )?;
+        if !self.tail.is_empty() {
+            write!(f, " [last lines: {}]", self.tail)?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -254,7 +297,8 @@ impl Error {
             Error::Io { .. } => exit::INTERNAL,
             Error::Taken { .. } => exit::TAKEN,
             Error::Remote { .. } => exit::REMOTE,
-            Error::NoTarget { .. } => exit::USAGE,
+            Error::NoTarget { .. } | Error::NoEnv { .. } => exit::USAGE,
+            Error::EnvBuild(_) => exit::ENV_BUILD,
         }
     }
 
@@ -280,6 +324,8 @@ impl Error {
             Error::Agent { .. } => "agent_lost",
             Error::Remote { .. } => "remote",
             Error::NoTarget { .. } => "no_target",
+            Error::NoEnv { .. } => "no_env",
+            Error::EnvBuild(_) => "env_build",
         }
     }
 
@@ -326,6 +372,18 @@ impl Error {
             Error::Taken { fix, .. } | Error::Remote { fix, .. } => fix.clone(),
             Error::Agent { .. } => "run the command again; a run goes on by itself (moor logs RUN --follow)".into(),
             Error::NoTarget { .. } => "see `moor list` for the targets, or pass --workspace".into(),
+            Error::NoEnv { .. } => "see `moor env list`, or create it with `moor env create`".into(),
+            Error::EnvBuild(failure) => {
+                let EnvBuildFailure { build_run, env, fix, .. } = failure.as_ref();
+                let log = build_run
+                    .as_ref()
+                    .map(|r| format!("; full log: moor logs {r}"))
+                    .unwrap_or_default();
+                match fix {
+                    Some(fix) => format!("{fix}, then prepare again{log}"),
+                    None => format!("fix the spec or the package sources (moor env show {env}), then prepare again{log}"),
+                }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod agent_client;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
+pub mod envspec;
 pub mod error;
 pub mod net;
 pub mod output;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use moor::cli::{AttachCommand, Cli, Command, HostKeyCommand};
+use moor::cli::{AttachCommand, Cli, Command, EnvCommand, HostKeyCommand};
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output;
@@ -53,6 +53,14 @@ async fn run(cli: Cli) -> u8 {
             exit::OK
         }),
         Command::Run(args) => cmd::run::run(args, &ctx).await,
+        Command::Env(command) => match command {
+            EnvCommand::Create(args) => cmd::env::create(&ctx, args),
+            EnvCommand::List => cmd::env::list(&ctx),
+            EnvCommand::Show { name } => cmd::env::show(&ctx, name),
+            EnvCommand::Delete { name } => cmd::env::delete(&ctx, name),
+            EnvCommand::Prepare(args) => cmd::env::prepare(&ctx, args).await,
+            EnvCommand::Prune { target, auth } => cmd::env::prune(&ctx, target, auth).await,
+        },
         Command::Runs { target } => cmd::run::list(&ctx, target.as_deref()).await,
         Command::Logs {
             run,

@@ -25,6 +25,15 @@ pub struct Snapshot {
 /// Packs `dir`. Entries are sorted and their metadata normalised (owner 0,
 /// mtime 0, mode 0644 or 0755), so the same files give the same hash.
 pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
+    pack_with(dir, max_bytes, true)
+}
+
+/// Packs every file of `dir`, ignore files or not (a channel, a wheelhouse).
+pub fn pack_all(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
+    pack_with(dir, max_bytes, false)
+}
+
+fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
     let io = |cause: std::io::Error| Error::Io {
         what: "cannot pack the source snapshot",
         path: dir.to_owned(),
@@ -37,14 +46,16 @@ pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
         ));
     }
     let mut paths = Vec::new();
-    let walker = ignore::WalkBuilder::new(dir)
+    let mut builder = ignore::WalkBuilder::new(dir);
+    builder
+        .standard_filters(ignores)
         .hidden(false)
-        .git_ignore(true)
-        .git_exclude(true)
         .require_git(false)
-        .add_custom_ignore_filename(".moorignore")
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
+        .filter_entry(|e| e.file_name() != ".git");
+    if ignores {
+        builder.add_custom_ignore_filename(".moorignore");
+    }
+    let walker = builder.build();
     let mut total = 0u64;
     for entry in walker {
         let entry = entry.map_err(|e| io(std::io::Error::other(e)))?;

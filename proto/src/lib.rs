@@ -7,8 +7,10 @@
 //! - [`Hello`] and [`MAGIC`]: the handshake, first on every exchange.
 //! - [`frame`]: length-prefixed frames with request ids.
 //! - [`message`]: the [`Request`] and [`Response`] enums.
+//! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
+pub mod env;
 pub mod frame;
 pub mod message;
 pub mod time;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::env::{EnvInfo, EnvSpec, PrepareOptions};
 use crate::frame::{Frame, FrameError, Kind};
 use crate::Hello;
 
@@ -72,6 +73,30 @@ pub enum Request {
         /// The run's id.
         run_id: String,
     },
+    /// Make an environment ready: answered at once with [`Response::Env`],
+    /// `ready` on a cache hit, else `building` with the run that builds it
+    /// (one build per environment and host, however many ask).
+    PrepareEnv {
+        /// What to build.
+        spec: EnvSpec,
+        /// Its hash as the controller computed it (the agent checks it).
+        hash: String,
+        /// Local channels and wheels, already uploaded as snapshots.
+        #[serde(default)]
+        options: PrepareOptions,
+    },
+    /// One environment.
+    GetEnv {
+        /// Its hash.
+        hash: String,
+    },
+    /// Every environment on the host.
+    ListEnvs,
+    /// Remove an environment (refused while a run uses it).
+    RemoveEnv {
+        /// Its hash.
+        hash: String,
+    },
 }
 
 /// What the agent answers.
@@ -112,6 +137,17 @@ pub enum Response {
         /// Every run, newest first.
         runs: Vec<RunInfo>,
     },
+    /// An environment, answering [`Request::PrepareEnv`], [`Request::GetEnv`]
+    /// and [`Request::RemoveEnv`].
+    Env {
+        /// The environment.
+        env: EnvInfo,
+    },
+    /// Answer to [`Request::ListEnvs`].
+    Envs {
+        /// Every environment on the host.
+        envs: Vec<EnvInfo>,
+    },
     /// A byte stream (log, download) starts: data frames and an end frame
     /// with this request's id follow.
     Stream {
@@ -142,8 +178,13 @@ pub enum ErrorKind {
     VersionMismatch,
     /// The request is malformed or not allowed now.
     BadRequest,
-    /// No such run or snapshot.
+    /// No such run, snapshot or environment.
     NotFound,
+    /// A run asked for an environment that is not ready, or one in use was
+    /// to be removed.
+    EnvNotReady,
+    /// The environment is in use by a queued or running run.
+    Busy,
     /// An upload did not match its declared size or hash.
     Corrupt,
     /// The host ran out of something (disk, processes).
@@ -163,6 +204,9 @@ pub struct RunSpec {
     pub command: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,
+    /// The hash of the (ready) environment to run in; none: the host as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 /// States of a run.
@@ -207,6 +251,9 @@ pub struct RunInfo {
     pub command: Vec<String>,
     /// The snapshot it runs in.
     pub snapshot: String,
+    /// The environment it runs in (hash), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// When it was accepted (RFC 3339).
     pub created_at: String,
     /// When its process started.

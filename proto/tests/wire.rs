@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
+use moor_proto::env::*;
 use moor_proto::*;
 
 fn hello() -> Hello {
@@ -24,10 +25,40 @@ fn run_info() -> RunInfo {
         signal: None,
         command: vec!["python3".into(), "train.py".into()],
         snapshot: "cd".repeat(32),
+        environment: None,
         created_at: "2026-11-27T18:00:00Z".into(),
         started_at: Some("2026-11-27T18:00:01Z".into()),
         ended_at: None,
         log_bytes: 42,
+    }
+}
+
+fn env_spec() -> EnvSpec {
+    EnvSpec {
+        docker: Some(DockerSpec {
+            base: Some("debian:12".into()),
+            dockerfile: None,
+        }),
+        conda: Some(CondaSpec {
+            channels: vec!["conda-forge".into()],
+            dependencies: vec!["python 3.11.*".into()],
+            pip: vec!["scikit-learn==1.5.2".into()],
+        }),
+        pip: None,
+        user_managed: false,
+    }
+}
+
+fn env_info() -> EnvInfo {
+    EnvInfo {
+        hash: env_spec().hash(),
+        kind: EnvKind::Docker,
+        state: EnvState::Failed,
+        build_run: Some("r-2".into()),
+        prefix: None,
+        image: Some(image_tag(&env_spec().hash())),
+        ready_at: None,
+        error: Some("no such package".into()),
     }
 }
 
@@ -49,6 +80,7 @@ fn all_requests() -> Vec<Request> {
                 snapshot: "ab".repeat(32),
                 command: vec!["sh".into(), "-c".into(), "echo 'hi'".into()],
                 env: BTreeMap::from([("K".into(), "V".into())]),
+                environment: Some("ab".repeat(32)),
             },
         },
         Request::ListRuns,
@@ -66,6 +98,22 @@ fn all_requests() -> Vec<Request> {
         },
         Request::Download {
             run_id: "r-1".into(),
+        },
+        Request::PrepareEnv {
+            spec: env_spec(),
+            hash: env_spec().hash(),
+            options: PrepareOptions {
+                channel_dir: Some("cd".repeat(32)),
+                wheelhouse: None,
+                use_host_conda: true,
+            },
+        },
+        Request::GetEnv {
+            hash: "ab".repeat(32),
+        },
+        Request::ListEnvs,
+        Request::RemoveEnv {
+            hash: "ab".repeat(32),
         },
     ]
 }
@@ -90,6 +138,10 @@ fn all_responses() -> Vec<Response> {
             runs: vec![run_info(), ended],
         },
         Response::Stream { offset: 99 },
+        Response::Env { env: env_info() },
+        Response::Envs {
+            envs: vec![env_info()],
+        },
         Response::error(ErrorKind::NotFound, "no run r-9"),
         Response::error(ErrorKind::VersionMismatch, "agent protocol 2, controller 1"),
     ]

@@ -89,6 +89,9 @@ pub struct HostSpec {
     pub docker_socket: Option<bool>,
     /// Size of a tmpfs mounted as $HOME, e.g. `1m`: a host with a full disk.
     pub home_tmpfs: Option<&'static str>,
+    /// Size of a tmpfs mounted at ~/.moor/envs: a disk that fills up
+    /// while an environment builds (the home disk itself stays large).
+    pub envs_tmpfs: Option<&'static str>,
     /// Passwordless sudo for the user.
     pub sudo: bool,
 }
@@ -102,6 +105,7 @@ impl Default for HostSpec {
             authorized_keys: Vec::new(),
             docker_socket: None,
             home_tmpfs: None,
+            envs_tmpfs: None,
             sudo: false,
         }
     }
@@ -172,6 +176,13 @@ impl TestHost {
         }
         if let Some(size) = spec.home_tmpfs {
             cmd.args(["--tmpfs", &format!("/home/{USER}:rw,size={size},mode=0755")]);
+        }
+        if let Some(size) = spec.envs_tmpfs {
+            // The entrypoint gives the mount (and ~/.moor) to the user.
+            cmd.args([
+                "--tmpfs",
+                &format!("/home/{USER}/.moor/envs:rw,size={size},mode=0700"),
+            ]);
         }
         if spec.sudo {
             cmd.args(["-e", "MOOR_SUDO=nopasswd"]);

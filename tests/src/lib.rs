@@ -17,6 +17,7 @@ mod fixture;
 mod host;
 mod keys;
 mod moor;
+pub mod packages;
 
 pub use fixture::{assert_exit, Fixture};
 pub use host::{image, HostSpec, Network, SshAuth, TestHost, USER};

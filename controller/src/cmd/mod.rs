@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod detach;
+pub mod env;
 pub mod host_key;
 pub mod run;
 pub mod targets;

@@ -39,7 +39,8 @@ pub struct Connected {
 }
 
 impl Connected {
-    async fn close(self) {
+    /// Closes the SSH session.
+    pub async fn close(self) {
         if let Some(session) = self.session {
             session.close().await;
         }
@@ -47,7 +48,7 @@ impl Connected {
 }
 
 /// The target called `name`: an attached one, or this machine for `local`.
-fn target_named(store: &crate::store::Store, name: &str, ctx: &Context) -> Result<Target> {
+pub fn target_named(store: &crate::store::Store, name: &str, ctx: &Context) -> Result<Target> {
     if name != LOCAL {
         return find_target(store, name, ctx);
     }
@@ -107,38 +108,32 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
     let store = ctx.workspace.store()?;
     let target = target_named(&store, &args.target, ctx)?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
+    let env = args
+        .env
+        .as_deref()
+        .map(|name| {
+            store
+                .env(name)?
+                .ok_or_else(|| Error::NoEnv { name: name.into() })
+        })
+        .transpose()?;
     let conn = connect(ctx, &target, &args.auth, args.connect_timeout).await?;
     let agent = &conn.agent;
-    let uploaded = match agent
-        .call(&Request::HasSnapshot {
-            sha256: snap.sha256.clone(),
-        })
-        .await?
-    {
-        Response::Snapshot { present: true } => 0,
-        _ => {
-            let (id, mut rx) = agent
-                .request(&Request::PutSnapshot {
-                    sha256: snap.sha256.clone(),
-                    size: snap.bytes.len() as u64,
-                })
-                .await?;
-            for chunk in snap.bytes.chunks(1 << 20) {
-                agent.write(&Frame::data(id, chunk.to_vec())).await?;
-            }
-            agent.write(&Frame::end(id)).await?;
-            tokio::time::timeout(crate::agent_client::CALL_TIMEOUT, agent.response(&mut rx))
-                .await
-                .map_err(|_| agent.lost("the snapshot upload was not acknowledged"))??;
-            snap.bytes.len()
-        }
-    };
+    if let Some(env) = &env {
+        // A cache hit is one request; otherwise the build log shows first.
+        let (info, _) =
+            super::env::prepare_on(&conn, &store, &target, env, &super::env::Assets::default())
+                .await;
+        info?;
+    }
+    let uploaded = upload_snapshot(agent, &snap).await?;
     tracing::info!(sha256 = %snap.sha256, files = snap.files, uploaded, "snapshot");
     let spec = RunSpec {
         name: args.name.clone(),
         snapshot: snap.sha256.clone(),
         command: args.command.clone(),
         env: Default::default(),
+        environment: env.as_ref().map(|e| e.hash.clone()),
     };
     let run = match agent.call(&Request::StartRun { spec }).await? {
         Response::Run { run } => run,
@@ -182,6 +177,35 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
             eprintln!("moor: detached; run {} goes on. Follow it again with: {hint}", run.id);
             Ok(130)
         }
+    }
+}
+
+/// Uploads a snapshot unless the agent has it; returns the bytes sent.
+pub async fn upload_snapshot(agent: &AgentConn, snap: &snapshot::Snapshot) -> Result<usize> {
+    if let Response::Snapshot { present: true } = agent
+        .call(&Request::HasSnapshot {
+            sha256: snap.sha256.clone(),
+        })
+        .await?
+    {
+        return Ok(0);
+    }
+    let (id, mut rx) = agent
+        .request(&Request::PutSnapshot {
+            sha256: snap.sha256.clone(),
+            size: snap.bytes.len() as u64,
+        })
+        .await?;
+    for chunk in snap.bytes.chunks(1 << 20) {
+        agent.write(&Frame::data(id, chunk.to_vec())).await?;
+    }
+    agent.write(&Frame::end(id)).await?;
+    match tokio::time::timeout(crate::agent_client::CALL_TIMEOUT, agent.response(&mut rx))
+        .await
+        .map_err(|_| agent.lost("the snapshot upload was not acknowledged"))??
+    {
+        Response::Snapshot { present: true } => Ok(snap.bytes.len()),
+        other => Err(agent.lost(format!("snapshot upload refused: {other:?}"))),
     }
 }
 
@@ -263,7 +287,7 @@ pub async fn follow(
 }
 
 /// One attempt at streaming; `offset` advances with every byte written.
-async fn stream_log(
+pub async fn stream_log(
     agent: &AgentConn,
     run_id: &str,
     offset: &mut u64,

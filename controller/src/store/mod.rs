@@ -58,7 +58,34 @@ const MIGRATIONS: &[&str] = &[
          snapshot TEXT NOT NULL,
          created_at TEXT NOT NULL
      );",
+    // 3: environments (named specs; the hash is the spec's identity).
+    "CREATE TABLE envs (
+         name TEXT PRIMARY KEY,
+         hash TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         spec TEXT NOT NULL,
+         sources TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     ALTER TABLE runs ADD COLUMN env TEXT;",
 ];
+
+/// A named environment in the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Env {
+    /// Its name.
+    pub name: String,
+    /// The spec's hash.
+    pub hash: String,
+    /// docker, conda, venv or host.
+    pub kind: String,
+    /// The spec.
+    pub spec: moor_proto::env::EnvSpec,
+    /// The files it was made from, as given.
+    pub sources: Vec<String>,
+    /// When it was created.
+    pub created_at: String,
+}
 
 /// An open workspace database.
 pub struct Store {
@@ -321,14 +348,15 @@ impl Store {
     pub fn record_run(&self, run: &moor_proto::RunInfo, target: &str) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     run.id,
                     target,
                     run.name,
                     serde_json::to_string(&run.command).expect("strings serialize"),
                     run.snapshot,
-                    run.created_at
+                    run.created_at,
+                    run.environment
                 ],
             )
             .map(drop)
@@ -358,6 +386,56 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Adds an environment. Returns the existing one under `name` instead
+    /// when there is one (the caller compares hashes).
+    pub fn add_env(&mut self, env: &Env) -> Result<Option<Env>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err(&self.path))?;
+        let existing = env_in(&tx, &env.name).map_err(db_err(&self.path))?;
+        if existing.is_none() {
+            tx.execute(
+                "INSERT INTO envs (name, hash, kind, spec, sources, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    env.name,
+                    env.hash,
+                    env.kind,
+                    serde_json::to_string(&env.spec).expect("specs serialize"),
+                    serde_json::to_string(&env.sources).expect("strings serialize"),
+                    env.created_at
+                ],
+            )
+            .map_err(db_err(&self.path))?;
+        }
+        tx.commit().map_err(db_err(&self.path))?;
+        Ok(existing)
+    }
+
+    /// One environment.
+    pub fn env(&self, name: &str) -> Result<Option<Env>> {
+        env_in(&self.conn, name).map_err(self.err())
+    }
+
+    /// Every environment, by name.
+    pub fn envs(&self) -> Result<Vec<Env>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, hash, kind, spec, sources, created_at FROM envs ORDER BY name")
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], env_row).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
+    }
+
+    /// Removes an environment; returns whether it existed.
+    pub fn delete_env(&self, name: &str) -> Result<bool> {
+        self.conn
+            .execute("DELETE FROM envs WHERE name = ?1", params![name])
+            .map(|n| n > 0)
+            .map_err(self.err())
+    }
+
     /// Removes a target; returns whether it existed.
     pub fn delete_target(&self, name: &str) -> Result<bool> {
         self.conn
@@ -365,6 +443,31 @@ impl Store {
             .map(|n| n > 0)
             .map_err(self.err())
     }
+}
+
+fn env_in(conn: &Connection, name: &str) -> rusqlite::Result<Option<Env>> {
+    conn.query_row(
+        "SELECT name, hash, kind, spec, sources, created_at FROM envs WHERE name = ?1",
+        params![name],
+        env_row,
+    )
+    .optional()
+}
+
+fn env_row(r: &rusqlite::Row) -> rusqlite::Result<Env> {
+    let json = |i: usize, text: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, text.into())
+    };
+    let spec: String = r.get(3)?;
+    let sources: String = r.get(4)?;
+    Ok(Env {
+        name: r.get(0)?,
+        hash: r.get(1)?,
+        kind: r.get(2)?,
+        spec: serde_json::from_str(&spec).map_err(|e| json(3, e.to_string()))?,
+        sources: serde_json::from_str(&sources).map_err(|e| json(4, e.to_string()))?,
+        created_at: r.get(5)?,
+    })
 }
 
 fn machine_key(fingerprint: &str, machine_id: &str) -> String {

@@ -1,0 +1,250 @@
+//! The host's Docker engine, through its API (bollard over the Unix socket):
+//! image builds for environments, and runs as containers. No docker CLI.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{self, Write};
+use std::path::Path;
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+/// Runs a future on a small runtime of its own (the agent is threaded, not async).
+pub fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// The engine at `DOCKER_HOST` or `/var/run/docker.sock`. A Unix socket is
+/// tried first, so that "no engine" and "no access" are told apart (the
+/// client library folds both into one connect error).
+pub fn connect() -> Result<Docker, String> {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let socket = match host.strip_prefix("unix://") {
+        Some(path) => Some(path.to_owned()),
+        None if host.is_empty() => Some("/var/run/docker.sock".to_owned()),
+        None => None,
+    };
+    if let Some(socket) = socket {
+        if let Err(e) = std::os::unix::net::UnixStream::connect(&socket) {
+            return Err(match e.kind() {
+                io::ErrorKind::PermissionDenied => format!(
+                    "no access to the Docker socket {socket}; fix: add the user to the docker group (sudo usermod -aG docker $USER) and log in again"
+                ),
+                _ => format!(
+                    "no Docker engine answers at {socket} ({e}); fix: install Docker and start it (systemctl start docker)"
+                ),
+            });
+        }
+    }
+    Docker::connect_with_local_defaults().map_err(|e| explain(&e))
+}
+
+/// One line on what went wrong talking to the engine: `CAUSE; fix: FIX`
+/// when there is a fix to give (the controller splits it off).
+pub fn explain(e: &DockerError) -> String {
+    let text = e.to_string();
+    let socket = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("permission denied") {
+        format!(
+            "no access to the Docker socket {socket}; fix: add the user to the docker group (sudo usermod -aG docker $USER) and log in again"
+        )
+    } else if lower.contains("no such file")
+        || lower.contains("socket not found")
+        || lower.contains("connection refused")
+    {
+        format!("no Docker engine answers at {socket}; fix: install Docker and start it (systemctl start docker)")
+    } else {
+        format!("Docker engine: {text}")
+    }
+}
+
+/// Builds `tag` from a tar context (with a `Dockerfile`), printing the build
+/// output to stdout. Any error in the build stream fails the build.
+pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>, hash: &str) -> Result<(), String> {
+    let labels = HashMap::from([("moor.env", hash)]);
+    let options = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .labels(&labels)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut out = io::stdout().lock();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| match e {
+            DockerError::DockerStreamError { error } => error,
+            other => explain(&other),
+        })?;
+        if let Some(text) = info.stream {
+            let _ = out.write_all(text.as_bytes());
+        }
+        if let Some(status) = info.status {
+            let _ = writeln!(out, "{status}");
+        }
+        if let Some(detail) = info.error_detail {
+            return Err(detail.message.unwrap_or_else(|| "the build failed".into()));
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}
+
+/// What a container run needs.
+pub struct ContainerRun<'a> {
+    /// The image.
+    pub image: &'a str,
+    /// The command.
+    pub command: &'a [String],
+    /// Environment variables.
+    pub env: Vec<String>,
+    /// The run id (container name `moor-run-<id>`).
+    pub run_id: &'a str,
+    /// The source tree, copied to /moor/src.
+    pub src: &'a Path,
+    /// Where /moor/outputs is copied back to.
+    pub outputs: &'a Path,
+}
+
+/// Runs a job in a container to its end: creates it, copies the sources in,
+/// streams its output to stdout, copies /moor/outputs back, removes it.
+/// SIGTERM stops the container (cancel). Returns the container's exit code.
+pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64, String> {
+    let name = format!("moor-run-{}", job.run_id);
+    let gpus = Path::new("/dev/nvidia0").exists();
+    let config = ContainerCreateBody {
+        image: Some(job.image.to_owned()),
+        cmd: Some(job.command.to_vec()),
+        // The command runs as given, not as arguments to the image's own
+        // entrypoint ([""] resets it).
+        entrypoint: Some(vec![String::new()]),
+        env: Some(job.env.clone()),
+        working_dir: Some("/moor/src".into()),
+        labels: Some(HashMap::from([("moor.run".into(), job.run_id.to_owned())])),
+        host_config: Some(HostConfig {
+            init: Some(true),
+            device_requests: gpus.then(|| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".into()),
+                    count: Some(-1),
+                    capabilities: Some(vec![vec!["gpu".into()]]),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let create = CreateContainerOptionsBuilder::new().name(&name).build();
+    docker
+        .create_container(Some(create), config)
+        .await
+        .map_err(|e| explain(&e))?;
+    let result = drive(docker, &name, &job).await;
+    let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+    let _ = docker.remove_container(&name, Some(remove)).await;
+    result
+}
+
+async fn drive(docker: &Docker, name: &str, job: &ContainerRun<'_>) -> Result<i64, String> {
+    // Sources in as a tar (the engine may not share this filesystem: a
+    // remote engine, or Docker-in-Docker), outputs/ made empty.
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    archive
+        .append_dir_all("moor/src", job.src)
+        .map_err(|e| format!("packing the sources: {e}"))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o777);
+    header.set_size(0);
+    archive
+        .append_data(&mut header, "moor/outputs/", io::empty())
+        .map_err(|e| e.to_string())?;
+    let bytes = archive.into_inner().map_err(|e| e.to_string())?;
+    let upload = UploadToContainerOptionsBuilder::new().path("/").build();
+    docker
+        .upload_to_container(name, Some(upload), bollard::body_full(bytes.into()))
+        .await
+        .map_err(|e| explain(&e))?;
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(|e| explain(&e))?;
+
+    let logs = LogsOptionsBuilder::new()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(name, Some(logs));
+    let copy_logs = async {
+        let mut out = io::stdout().lock();
+        while let Some(Ok(chunk)) = logs.next().await {
+            let _ = out.write_all(&chunk.into_bytes());
+            let _ = out.flush();
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let stop = async {
+        term.recv().await;
+        let stop = StopContainerOptionsBuilder::new().t(5).build();
+        let _ = docker.stop_container(name, Some(stop)).await;
+    };
+    tokio::select! {
+        _ = copy_logs => {}
+        _ = stop => {}
+    }
+    let mut wait = docker.wait_container(name, None::<WaitContainerOptions>);
+    let code = match wait.next().await {
+        Some(Ok(r)) => r.status_code,
+        Some(Err(DockerError::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(e)) => return Err(explain(&e)),
+        None => -1,
+    };
+    copy_outputs(docker, name, job.outputs).await?;
+    Ok(code)
+}
+
+async fn copy_outputs(docker: &Docker, name: &str, dest: &Path) -> Result<(), String> {
+    let options = DownloadFromContainerOptionsBuilder::new()
+        .path("/moor/outputs")
+        .build();
+    let mut stream = docker.download_from_container(name, Some(options));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(|e| explain(&e))?);
+    }
+    // The archive holds `outputs/...`: strip that first component.
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let rest: std::path::PathBuf = path.components().skip(1).collect();
+        let safe = rest
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if rest.as_os_str().is_empty() || !safe {
+            continue;
+        }
+        let target = dest.join(&rest);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        entry.unpack(&target).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! `moor-agent env-build DIR`: builds one environment, as the job of a run
+//! (its stdout and stderr are the build log). Holds the environment's lock,
+//! so concurrent builders of one environment build it once; writes
+//! `ready.json` only once everything is in place.
+//!
+//! `moor-agent conda-create PREFIX SPEC.json CHANNEL...`: the conda part
+//! alone, also used inside Docker builds (the static agent runs in any image).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use moor_proto::env::{image_tag, CondaSpec, EnvKind, EnvSpec};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::envs::{files, Failed, Ready, Stored};
+use crate::runs;
+
+/// Builds the environment in `dir`; the exit status tells how it went.
+pub fn run(dir: &Path) -> Result<(), String> {
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(files::LOCK))
+        .map_err(|e| format!("lock: {e}"))?;
+    let _lock =
+        Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| format!("lock: {e}"))?;
+    if dir.join(files::READY).exists() {
+        println!("moor: the environment is ready (built by another prepare)");
+        return Ok(());
+    }
+    let stored: Stored =
+        runs::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
+    let _ = fs::remove_file(dir.join(files::FAILED));
+    let kind = stored.spec.kind();
+    println!(
+        "moor: building {} environment {}",
+        kind.as_str(),
+        stored.hash
+    );
+    let result = build(dir, &stored);
+    match result {
+        Ok(ready) => {
+            runs::write_json_atomic(&dir.join(files::READY), &ready)
+                .map_err(|e| format!("ready.json: {e}"))?;
+            println!("moor: environment ready");
+            Ok(())
+        }
+        Err(error) => {
+            let failed = Failed {
+                error: error.clone(),
+                at: moor_proto::time::now(),
+            };
+            let _ = runs::write_json_atomic(&dir.join(files::FAILED), &failed);
+            Err(error)
+        }
+    }
+}
+
+fn build(dir: &Path, stored: &Stored) -> Result<Ready, String> {
+    let spec = &stored.spec;
+    let prefix = dir.join(files::PREFIX);
+    // A killed earlier build may have left a partial prefix.
+    if prefix.exists() {
+        println!("moor: removing what an interrupted build left");
+        fs::remove_dir_all(&prefix).map_err(|e| format!("removing {}: {e}", prefix.display()))?;
+    }
+    let channel_dir = unpack_asset(
+        dir,
+        stored,
+        stored.options.channel_dir.as_deref(),
+        "channel",
+    )?;
+    let wheelhouse = unpack_asset(
+        dir,
+        stored,
+        stored.options.wheelhouse.as_deref(),
+        "wheelhouse",
+    )?;
+    let kind = spec.kind();
+    let mut ready = Ready {
+        kind,
+        prefix: None,
+        image: None,
+        ready_at: String::new(),
+    };
+    match kind {
+        EnvKind::Host => println!("moor: user-managed: nothing to install"),
+        EnvKind::Venv => {
+            venv(&prefix, spec, wheelhouse.as_deref())?;
+            ready.prefix = Some(prefix);
+        }
+        EnvKind::Conda => {
+            let conda = spec.conda.as_ref().expect("a conda spec");
+            if stored.options.use_host_conda {
+                host_conda(&prefix, conda, channel_dir.as_deref())?;
+            } else {
+                let channels = channels(conda, channel_dir.as_deref());
+                block(conda_create(&prefix, conda, &channels, &conda_cache()))?;
+            }
+            pip_install(&prefix.join("bin/python"), spec, wheelhouse.as_deref())?;
+            ready.prefix = Some(prefix);
+        }
+        EnvKind::Docker => {
+            let tag = image_tag(&stored.hash);
+            let context = docker_context(spec, channel_dir.as_deref(), wheelhouse.as_deref())?;
+            crate::docker::block_on(async {
+                let docker = crate::docker::connect()?;
+                crate::docker::build(&docker, &tag, context, &stored.hash).await
+            })?;
+            ready.image = Some(tag);
+        }
+    }
+    ready.ready_at = moor_proto::time::now();
+    Ok(ready)
+}
+
+fn block<T>(future: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    crate::docker::block_on(future)
+}
+
+/// Extracts an uploaded snapshot (a channel or wheelhouse) next to the build.
+fn unpack_asset(
+    dir: &Path,
+    stored: &Stored,
+    sha: Option<&str>,
+    name: &str,
+) -> Result<Option<PathBuf>, String> {
+    let Some(sha) = sha else { return Ok(None) };
+    let dest = dir.join(name);
+    let _ = fs::remove_dir_all(&dest);
+    let archive = stored.snapshots.join(format!("{sha}.tar"));
+    let file = fs::File::open(&archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    tar::Archive::new(file)
+        .unpack(&dest)
+        .map_err(|e| format!("unpacking the {name}: {e}"))?;
+    Ok(Some(dest))
+}
+
+fn host_python() -> Result<PathBuf, String> {
+    which("python3").ok_or_else(|| {
+        "python3 is not on the host's PATH: install it (sudo apt-get install python3 python3-venv)"
+            .to_owned()
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn venv(prefix: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<(), String> {
+    let python = host_python()?;
+    let mut command = Command::new(&python);
+    command.args(["-m", "venv"]).arg(prefix);
+    step(&mut command).map_err(|e| {
+        format!("{e} (on Debian/Ubuntu the venv module is python3-venv: sudo apt-get install python3-venv)")
+    })?;
+    pip_install(&prefix.join("bin/python"), spec, wheelhouse)
+}
+
+fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<(), String> {
+    let lines = spec.pip_requirements();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let file = python
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("moor-requirements.txt");
+    fs::write(&file, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut command = Command::new(python);
+    command.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+    ]);
+    if let Some(wheels) = wheelhouse {
+        command.arg("--no-index").arg("--find-links").arg(wheels);
+    }
+    command.arg("-r").arg(&file);
+    step(&mut command)
+}
+
+/// Runs one build step with its output on ours (the build log).
+fn step(command: &mut Command) -> Result<(), String> {
+    let shown: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    println!("$ {}", shown.join(" "));
+    let _ = io::stdout().flush();
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", shown[0]))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` failed ({status})",
+            shown[..shown.len().min(4)].join(" ")
+        ))
+    }
+}
+
+fn channels(conda: &CondaSpec, channel_dir: Option<&Path>) -> Vec<String> {
+    match channel_dir {
+        Some(dir) => vec![dir.display().to_string()],
+        None => conda.channels.clone(),
+    }
+}
+
+fn conda_cache() -> PathBuf {
+    runs::home().join(".moor/cache/conda")
+}
+
+/// Solves `conda` against `channels` and installs it into `prefix`, with
+/// the rattler crates: no conda on the host.
+pub async fn conda_create(
+    prefix: &Path,
+    conda: &CondaSpec,
+    channels: &[String],
+    cache: &Path,
+) -> Result<(), String> {
+    use rattler::install::Installer;
+    use rattler::package_cache::PackageCache;
+    use rattler_conda_types::{
+        Channel, ChannelConfig, GenericVirtualPackage, MatchSpec, ParseStrictness, Subdir,
+    };
+    use rattler_repodata_gateway::Gateway;
+    use rattler_solve::{resolvo, SolverImpl, SolverTask};
+
+    let specs = conda
+        .dependencies
+        .iter()
+        .map(|s| MatchSpec::from_str(s, ParseStrictness::Lenient).map_err(|e| format!("{s}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+    let channels = channels
+        .iter()
+        .map(|c| Channel::from_str(c, &config).map_err(|e| format!("channel {c}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "moor: solving {} package(s) from {}",
+        specs.len(),
+        channels
+            .iter()
+            .map(|c| c.canonical_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let packages = PackageCache::new(cache.join("pkgs"));
+    let gateway = Gateway::builder()
+        .with_cache_dir(cache.join("repodata"))
+        .with_package_cache(packages.clone())
+        .finish();
+    let repodata = gateway
+        .query(channels, [Subdir::Linux64, Subdir::NoArch], specs.clone())
+        .recursive(true)
+        .await
+        .map_err(|e| format!("reading the channels: {e}"))?;
+    let virtual_packages: Vec<GenericVirtualPackage> =
+        rattler_virtual_packages::VirtualPackage::detect(&Default::default(), None)
+            .map(|v| v.into_iter().map(GenericVirtualPackage::from).collect())
+            .unwrap_or_default();
+    let task = SolverTask {
+        virtual_packages,
+        specs: specs.clone(),
+        ..SolverTask::from_iter(&repodata)
+    };
+    let solved = resolvo::Solver
+        .solve(task)
+        .map_err(|e| format!("no solution: {}", e.to_string().replace('\n', " ")))?;
+    for record in &solved.records {
+        println!(
+            "  + {} {} {}",
+            record.package_record.name.as_normalized(),
+            record.package_record.version,
+            record.package_record.build
+        );
+    }
+    let _ = io::stdout().flush();
+    Installer::new()
+        .with_package_cache(packages)
+        .with_requested_specs(specs)
+        .with_execute_link_scripts(false)
+        .install(prefix, solved.records)
+        .await
+        .map_err(|e| format!("installing into {}: {e}", prefix.display()))?;
+    println!("moor: conda environment installed in {}", prefix.display());
+    Ok(())
+}
+
+/// `conda-create PREFIX SPEC.json [CHANNEL...]` (inside Docker builds).
+pub fn conda_create_command(args: &[String]) -> Result<(), String> {
+    let [prefix, spec, channels @ ..] = args else {
+        return Err("usage: moor-agent conda-create PREFIX SPEC.json [CHANNEL...]".into());
+    };
+    let conda: CondaSpec = runs::read_json(Path::new(spec)).map_err(|e| format!("{spec}: {e}"))?;
+    let channels = if channels.is_empty() {
+        conda.channels.clone()
+    } else {
+        channels.to_vec()
+    };
+    let cache = std::env::temp_dir().join("moor-conda-cache");
+    let result = block(conda_create(Path::new(prefix), &conda, &channels, &cache));
+    let _ = fs::remove_dir_all(&cache);
+    result
+}
+
+fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> Result<(), String> {
+    let home = runs::home();
+    let found = ["micromamba", "mamba", "conda"]
+        .iter()
+        .find_map(|name| {
+            which(name).or_else(|| {
+                ["miniconda3", "anaconda3", "miniforge3", "mambaforge"]
+                    .iter()
+                    .map(|d| home.join(d).join("bin").join(name))
+                    .chain([PathBuf::from("/opt/conda/bin").join(name)])
+                    .find(|p| p.is_file())
+            })
+        })
+        .ok_or_else(|| {
+            "--use-host-conda: no micromamba, mamba or conda on the host: install one, or drop --use-host-conda (the agent builds conda environments itself)".to_owned()
+        })?;
+    let mut command = Command::new(&found);
+    command.args(["create", "--yes", "--prefix"]).arg(prefix);
+    if channel_dir.is_some() {
+        command.arg("--offline");
+    }
+    command.arg("--override-channels");
+    for channel in channels(conda, channel_dir) {
+        command.arg("--channel").arg(channel);
+    }
+    command.args(&conda.dependencies);
+    step(&mut command)
+}
+
+/// The build context: a generated Dockerfile and what it copies.
+fn docker_context(
+    spec: &EnvSpec,
+    channel_dir: Option<&Path>,
+    wheelhouse: Option<&Path>,
+) -> Result<Vec<u8>, String> {
+    let docker = spec.docker.as_ref().expect("a docker spec");
+    let mut dockerfile = match (&docker.dockerfile, &docker.base) {
+        (Some(text), _) => text.trim_end().to_owned() + "\n",
+        (None, Some(base)) => format!("FROM {base}\n"),
+        (None, None) => {
+            return Err("a Docker environment needs a base image or a Dockerfile".into())
+        }
+    };
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, bytes: &[u8], mode: u32| -> Result<(), String> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        archive
+            .append_data(&mut header, path, bytes)
+            .map_err(|e| e.to_string())
+    };
+    let pip = spec.pip_requirements();
+    let needs_build_dir = spec.conda.is_some() || !pip.is_empty();
+    if needs_build_dir {
+        dockerfile.push_str("COPY moor-build /opt/moor-build\n");
+    }
+    if let Some(conda) = &spec.conda {
+        let exe = fs::read("/proc/self/exe").map_err(|e| format!("reading the agent: {e}"))?;
+        add("moor-build/moor-agent", &exe, 0o755)?;
+        add(
+            "moor-build/conda.json",
+            &serde_json::to_vec(conda).map_err(|e| e.to_string())?,
+            0o644,
+        )?;
+        let channel = if channel_dir.is_some() {
+            " /opt/moor-build/channel"
+        } else {
+            ""
+        };
+        dockerfile.push_str(&format!(
+            "RUN /opt/moor-build/moor-agent conda-create /opt/conda-env /opt/moor-build/conda.json{channel}\n\
+             ENV PATH=/opt/conda-env/bin:$PATH CONDA_PREFIX=/opt/conda-env\n"
+        ));
+    }
+    if !pip.is_empty() {
+        add(
+            "moor-build/requirements.txt",
+            (pip.join("\n") + "\n").as_bytes(),
+            0o644,
+        )?;
+        let index = if wheelhouse.is_some() {
+            " --no-index --find-links /opt/moor-build/wheelhouse"
+        } else {
+            ""
+        };
+        dockerfile.push_str(&format!(
+            "RUN python3 -m pip install --no-input --disable-pip-version-check --progress-bar off{index} -r /opt/moor-build/requirements.txt\n"
+        ));
+    }
+    if needs_build_dir {
+        dockerfile.push_str("RUN rm -rf /opt/moor-build\n");
+    }
+    for (dir, name) in [(channel_dir, "channel"), (wheelhouse, "wheelhouse")] {
+        if let Some(dir) = dir {
+            archive
+                .append_dir_all(format!("moor-build/{name}"), dir)
+                .map_err(|e| format!("packing the {name}: {e}"))?;
+        }
+    }
+    println!("moor: Dockerfile:\n{dockerfile}");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    archive
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .map_err(|e| e.to_string())?;
+    archive.into_inner().map_err(|e| e.to_string())
+}

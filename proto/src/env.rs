@@ -1,0 +1,244 @@
+//! Environments: what a run needs installed, as a spec with a canonical hash.
+//!
+//! The controller parses the user's files (Dockerfile, `environment.yml`,
+//! `requirements.txt`) into an [`EnvSpec`]; the agent builds it on the host
+//! and keeps it under the spec's [`EnvSpec::hash`], so one spec is built once
+//! per host whatever it is called. The hash does not depend on the order of
+//! dependencies (they are sorted) but does on the order of conda channels
+//! (it decides which channel a package comes from).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// An environment spec. Build it with its fields, then [`EnvSpec::canonical`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvSpec {
+    /// Run in a Docker image built from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerSpec>,
+    /// A conda environment (channels, packages, and its pip section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conda: Option<CondaSpec>,
+    /// pip requirements (from a requirements.txt), without conda.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pip: Option<PipSpec>,
+    /// The user manages the host's (or image's) packages: install nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_managed: bool,
+}
+
+/// The Docker part of a spec: a base image, or a Dockerfile's text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerSpec {
+    /// `FROM` this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// A Dockerfile to build first (its text; it may not COPY local files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+}
+
+/// A conda environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CondaSpec {
+    /// Channels, in priority order (order matters).
+    pub channels: Vec<String>,
+    /// Match specs, canonical form, sorted.
+    pub dependencies: Vec<String>,
+    /// The `pip:` section, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pip: Vec<String>,
+}
+
+/// pip requirements.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipSpec {
+    /// Requirement lines, canonical form, sorted.
+    pub requirements: Vec<String>,
+    /// Index options (`--index-url U` ...), in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// How an environment is realised on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvKind {
+    /// A Docker image; runs are containers.
+    Docker,
+    /// A conda prefix made by the agent (or the host's conda).
+    Conda,
+    /// A Python venv with pip packages.
+    Venv,
+    /// Nothing to build: the host as it is.
+    Host,
+}
+
+impl EnvKind {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Docker => "docker",
+            EnvKind::Conda => "conda",
+            EnvKind::Venv => "venv",
+            EnvKind::Host => "host",
+        }
+    }
+}
+
+impl EnvSpec {
+    /// The spec with its lists in canonical order (dependencies sorted and
+    /// deduplicated; channels and pip options kept in order).
+    pub fn canonical(mut self) -> EnvSpec {
+        fn sort(list: &mut Vec<String>) {
+            list.sort();
+            list.dedup();
+        }
+        if let Some(conda) = &mut self.conda {
+            sort(&mut conda.dependencies);
+            sort(&mut conda.pip);
+        }
+        if let Some(pip) = &mut self.pip {
+            sort(&mut pip.requirements);
+        }
+        self
+    }
+
+    /// Hex sha256 of the canonical spec's JSON: the environment's identity.
+    pub fn hash(&self) -> String {
+        let canonical = self.clone().canonical();
+        let json = serde_json::to_vec(&canonical).expect("specs serialize");
+        Sha256::digest(json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// How it is built.
+    pub fn kind(&self) -> EnvKind {
+        if self.docker.is_some() {
+            EnvKind::Docker
+        } else if self.user_managed {
+            EnvKind::Host
+        } else if self.conda.is_some() {
+            EnvKind::Conda
+        } else if self.pip.is_some() {
+            EnvKind::Venv
+        } else {
+            EnvKind::Host
+        }
+    }
+
+    /// The pip requirements to install after conda (or alone).
+    pub fn pip_requirements(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(pip) = &self.pip {
+            lines.extend(pip.options.iter().cloned());
+            lines.extend(pip.requirements.iter().cloned());
+        }
+        if let Some(conda) = &self.conda {
+            lines.extend(conda.pip.iter().cloned());
+        }
+        lines
+    }
+}
+
+/// The Docker image tag of an environment: `moor-env:<first 12 of its hash>`.
+pub fn image_tag(hash: &str) -> String {
+    format!("moor-env:{}", &hash[..hash.len().min(12)])
+}
+
+/// What the controller ships with a prepare, by snapshot hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareOptions {
+    /// A local conda channel (snapshot sha256), used instead of the spec's channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_dir: Option<String>,
+    /// A directory of wheels (snapshot sha256), used instead of PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wheelhouse: Option<String>,
+    /// Use the host's conda/mamba/micromamba instead of the agent's own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_host_conda: bool,
+}
+
+/// Where an environment stands on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvState {
+    /// Not on this host.
+    Absent,
+    /// Being built (by the run in [`EnvInfo::build_run`]).
+    Building,
+    /// Complete: runs may use it.
+    Ready,
+    /// The last build failed.
+    Failed,
+}
+
+/// An environment on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvInfo {
+    /// The spec's hash.
+    pub hash: String,
+    /// How it is built.
+    pub kind: EnvKind,
+    /// Where it stands.
+    pub state: EnvState,
+    /// The run building it (its log is the build log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_run: Option<String>,
+    /// The conda prefix or venv.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The Docker image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// When it became ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<String>,
+    /// Why the last build failed, with the last lines of its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conda(channels: &[&str], deps: &[&str]) -> EnvSpec {
+        EnvSpec {
+            conda: Some(CondaSpec {
+                channels: channels.iter().map(|s| s.to_string()).collect(),
+                dependencies: deps.iter().map(|s| s.to_string()).collect(),
+                pip: vec![],
+            }),
+            ..EnvSpec::default()
+        }
+    }
+
+    #[test]
+    fn dependency_order_does_not_change_the_hash_channel_order_does() {
+        let a = conda(&["conda-forge", "bioconda"], &["numpy", "python 3.11.*"]);
+        let b = conda(&["conda-forge", "bioconda"], &["python 3.11.*", "numpy"]);
+        let c = conda(&["bioconda", "conda-forge"], &["numpy", "python 3.11.*"]);
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), c.hash());
+        assert_eq!(a.hash().len(), 64);
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(EnvSpec::default().kind(), EnvKind::Host);
+        assert_eq!(conda(&["c"], &["x"]).kind(), EnvKind::Conda);
+        let docker = EnvSpec {
+            docker: Some(DockerSpec {
+                base: Some("debian".into()),
+                dockerfile: None,
+            }),
+            ..conda(&["c"], &["x"])
+        };
+        assert_eq!(docker.kind(), EnvKind::Docker);
+        assert_eq!(image_tag(&docker.hash()).len(), "moor-env:".len() + 12);
+    }
+}

@@ -1,0 +1,488 @@
+//! Environments against real test hosts and the real Docker engine: a conda
+//! environment solved and installed by the agent from a local channel of
+//! real `.conda` packages (no conda on the host), a pip venv from a
+//! wheelhouse of real wheels training a real model, a Docker image built
+//! through the Engine API and a run in it, and the failures: a missing
+//! package, a broken Dockerfile, no engine, no access to it, a full disk.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use moor_tests::packages::{conda_channel, wheelhouse, SKLEARN_REQUIREMENTS};
+use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, Moor, Output};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// An attached host, a scratch directory, and helpers.
+struct Env {
+    f: Fixture,
+    dir: tempfile::TempDir,
+}
+
+fn attached(spec: HostSpec) -> Env {
+    let f = Fixture::new(MOOR, spec);
+    assert_exit(&f.attach("box", &[]), 0);
+    Env {
+        f,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Env {
+    fn moor(&self) -> &Moor {
+        &self.f.moor
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn channel(&self) -> String {
+        let dir = self.dir.path().join("channel");
+        std::fs::create_dir_all(&dir).unwrap();
+        conda_channel(&dir);
+        dir.to_str().unwrap().to_owned()
+    }
+
+    fn create(&self, name: &str, flags: &[&str]) {
+        let out = self
+            .moor()
+            .run(&[&["env", "create", name, "--json"][..], flags].concat());
+        assert_exit(&out, 0);
+    }
+
+    fn prepare(&self, name: &str, flags: &[&str]) -> Output {
+        self.moor().run(
+            &[
+                &["env", "prepare", name, "--target", "box", "--json"][..],
+                flags,
+            ]
+            .concat(),
+        )
+    }
+
+    fn run_in(&self, env: &str, command: &[&str]) -> Output {
+        let src = self.path("src");
+        std::fs::create_dir_all(&src).unwrap();
+        self.moor().run(
+            &[
+                &["run", "--target", "box", "--env", env, "--source-dir", &src][..],
+                &["--"],
+                command,
+            ]
+            .concat(),
+        )
+    }
+
+    /// Whether `hash`'s ready marker exists on the host.
+    fn ready_on_host(&self, hash: &str) -> bool {
+        self.f
+            .host
+            .read_file(&format!("/home/moor/.moor/envs/{hash}/ready.json"))
+            .is_some()
+    }
+
+    fn hash(&self, env: &str) -> String {
+        let out = self.moor().run(&["env", "show", env, "--json"]);
+        assert_exit(&out, 0);
+        out.json()["hash"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Removes a Docker image when dropped (also when the test panics).
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
+}
+
+fn conda_yml(deps: &[&str]) -> String {
+    let deps: String = deps.iter().map(|d| format!("  - {d}\n")).collect();
+    format!("name: hello\nchannels:\n  - conda-forge\ndependencies:\n{deps}")
+}
+
+#[test]
+fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
+    if !docker_or_skip() {
+        return;
+    }
+    let e = attached(HostSpec::default());
+    let (code, _) =
+        e.f.host
+            .exec_as_user(&["sh", "-c", "command -v conda mamba micromamba"], b"");
+    assert_ne!(code, 0, "the test host must have no conda");
+    let channel = e.channel();
+    let yml = e.write("environment.yml", &conda_yml(&["moor-hello"]));
+    e.create("hello", &["--conda-file", &yml]);
+    let hash = e.hash("hello");
+
+    // Two prepares at once build it once.
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            e.moor().spawn(&[
+                "env",
+                "prepare",
+                "hello",
+                "--target",
+                "box",
+                "--json",
+                "--channel-dir",
+                &channel,
+            ])
+        })
+        .collect();
+    for racer in racers {
+        let out = racer.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let runs = e.moor().run(&["runs", "--target", "box", "--json"]);
+    assert_exit(&runs, 0);
+    let builds = runs
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("env-build"))
+        })
+        .count();
+    assert_eq!(builds, 1, "two prepares started {builds} builds");
+    assert!(e.ready_on_host(&hash));
+
+    // A cache hit: no build, reported as cached.
+    let again = e.prepare("hello", &["--channel-dir", &channel]);
+    assert_exit(&again, 0);
+    assert_eq!(again.json()["cached"], true, "{}", again.stdout);
+    assert_eq!(again.json()["state"], "ready");
+
+    // The run uses the environment's tools; the prefix placeholder was
+    // replaced by the real prefix; the solver took the newest moor-hello.
+    let out = e.run_in("hello", &["moor-hello"]);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("moor-hello 1.2"), "{}", out.stdout);
+    let prefix = format!("installed in /home/moor/.moor/envs/{hash}/prefix");
+    assert!(out.stdout.contains(&prefix), "{}", out.stdout);
+    assert!(
+        !out.stderr.contains("building environment"),
+        "a second run rebuilt: {}",
+        out.stderr
+    );
+
+    // A missing package: exit 9, a one-line error naming it, nothing ready.
+    let yml = e.write(
+        "missing.yml",
+        &conda_yml(&["moor-hello", "no-such-package >=1"]),
+    );
+    e.create("missing", &["--conda-file", &yml]);
+    let out = e.prepare("missing", &["--channel-dir", &channel]);
+    assert_exit(&out, 9);
+    let error = &out.json()["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-package"),
+        "{error}"
+    );
+    assert!(!e.ready_on_host(&e.hash("missing")));
+}
+
+#[test]
+fn pip_env_from_a_wheelhouse_trains_a_model_and_an_interrupted_build_is_not_ready() {
+    if !docker_or_skip() {
+        return;
+    }
+    let e = attached(HostSpec::default());
+    let wheels = wheelhouse().to_str().unwrap().to_owned();
+    let reqs = e.write("requirements.txt", SKLEARN_REQUIREMENTS);
+    e.create("sk", &["--pip-requirements", &reqs]);
+    let hash = e.hash("sk");
+
+    // Interrupt the first build (cancel kills its process group), mid-install.
+    let mut first = e.moor().spawn(&[
+        "env",
+        "prepare",
+        "sk",
+        "--target",
+        "box",
+        "--wheelhouse",
+        &wheels,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let build = loop {
+        let runs = e.moor().run(&["runs", "--target", "box", "--json"]);
+        let found = runs.json().as_array().unwrap().iter().find_map(|r| {
+            (r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("env-build"))
+                && r["state"] == "running")
+                .then(|| r["id"].as_str().unwrap().to_owned())
+        });
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the build never started");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert_exit(&e.moor().run(&["cancel", &build, "--grace", "1"]), 0);
+    let status = first.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "an interrupted build fails the prepare"
+    );
+    assert!(!e.ready_on_host(&hash), "an interrupted build looks ready");
+
+    // The retry completes it.
+    let out = e.prepare("sk", &["--wheelhouse", &wheels]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["cached"], false);
+    assert!(e.ready_on_host(&hash));
+
+    // Logistic regression on the iris data that ships with scikit-learn.
+    e.write(
+        "src/train.py",
+        "import json, os, sys\n\
+         from sklearn.datasets import load_iris\n\
+         from sklearn.linear_model import LogisticRegression\n\
+         from sklearn.model_selection import train_test_split\n\
+         X, y = load_iris(return_X_y=True)\n\
+         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)\n\
+         model = LogisticRegression(max_iter=1000).fit(Xtr, ytr)\n\
+         acc = model.score(Xte, yte)\n\
+         print(f'python {sys.prefix} accuracy {acc:.3f}')\n\
+         with open(os.path.join(os.environ['MOOR_OUTPUT_DIR'], 'metrics.json'), 'w') as f:\n\
+         \x20   json.dump({'accuracy': acc}, f)\n",
+    );
+    let out = e.run_in("sk", &["python", "train.py"]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains(&format!("envs/{hash}/prefix")),
+        "{}",
+        out.stdout
+    );
+    let run_id = out.stderr.split_whitespace().nth(2).unwrap().to_owned();
+    let to = e.path("out");
+    assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&to).join("metrics.json")).unwrap())
+            .unwrap();
+    let accuracy = metrics["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.9, "accuracy {accuracy}");
+
+    // A package the wheelhouse lacks: exit 9 with pip's last lines.
+    let bad = e.write("bad.txt", "moor-no-such-package==1.0\n");
+    e.create("bad", &["--pip-requirements", &bad]);
+    let out = e.prepare("bad", &["--wheelhouse", &wheels]);
+    assert_exit(&out, 9);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("moor-no-such-package"), "{message}");
+    assert!(!message.contains('\n'));
+    assert!(!e.ready_on_host(&e.hash("bad")));
+}
+
+#[test]
+fn a_full_disk_fails_the_build_and_leaves_nothing_ready() {
+    if !docker_or_skip() {
+        return;
+    }
+    // Room for the wheelhouse, not for numpy and scipy installed.
+    let e = attached(HostSpec {
+        envs_tmpfs: Some("100m"),
+        ..HostSpec::default()
+    });
+    let wheels = wheelhouse().to_str().unwrap().to_owned();
+    let reqs = e.write("requirements.txt", SKLEARN_REQUIREMENTS);
+    e.create("sk", &["--pip-requirements", &reqs]);
+    let out = e.prepare("sk", &["--wheelhouse", &wheels]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("No space left") || message.contains("space"),
+        "{message}"
+    );
+    assert!(!e.ready_on_host(&e.hash("sk")));
+}
+
+#[test]
+fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
+    if !docker_or_skip() {
+        return;
+    }
+    let e = attached(HostSpec {
+        docker_socket: Some(true),
+        ..HostSpec::default()
+    });
+    let channel = e.channel();
+    let nonce = format!("{}-{}", std::process::id(), e.dir.path().display());
+    let dockerfile = e.write(
+        "Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo 'built {nonce}' > /etc/moor-marker\n",
+            image()
+        ),
+    );
+    let yml = e.write("environment.yml", &conda_yml(&["moor-hello"]));
+    e.create("img", &["--dockerfile", &dockerfile, "--conda-file", &yml]);
+    let hash = e.hash("img");
+    let tag = moor_proto::env::image_tag(&hash);
+    let _cleanup = ImageGuard(tag.clone());
+    let out = e.prepare("img", &["--channel-dir", &channel]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["image"], tag.as_str());
+    let inspect = std::process::Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"moor.env\"}}",
+            &tag,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), hash);
+
+    // In the container: the image's file, the conda layer's tool, the
+    // source in /moor/src, outputs copied back, the exit code kept.
+    e.write("src/data.txt", "from the snapshot\n");
+    let out = e.run_in(
+        "img",
+        &[
+            "sh",
+            "-c",
+            "cat /etc/moor-marker; moor-hello; cat data.txt; pwd; echo result > $MOOR_OUTPUT_DIR/r.txt; exit 7",
+        ],
+    );
+    assert_exit(&out, 7);
+    for want in [
+        &format!("built {nonce}")[..],
+        "moor-hello 1.2",
+        "from the snapshot",
+        "/moor/src",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "{want:?} missing from {}",
+            out.stdout
+        );
+    }
+    let run_id = out.stderr.split_whitespace().nth(2).unwrap().to_owned();
+    let to = e.path("out");
+    assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&to).join("r.txt")).unwrap(),
+        "result\n"
+    );
+    let left = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=moor.run={run_id}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the run's container was not removed"
+    );
+
+    // A second prepare is a cache hit; a broken Dockerfile fails with its log.
+    let again = e.prepare("img", &["--channel-dir", &channel]);
+    assert_exit(&again, 0);
+    assert_eq!(again.json()["cached"], true);
+    let broken = e.write(
+        "Broken",
+        &format!(
+            "FROM {}\nRUN echo about to fail {nonce} && exit 3\n",
+            image()
+        ),
+    );
+    e.create("broken", &["--dockerfile", &broken]);
+    let _cleanup2 = ImageGuard(moor_proto::env::image_tag(&e.hash("broken")));
+    let out = e.prepare("broken", &[]);
+    assert_exit(&out, 9);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("exit code: 3") || message.contains("returned a non-zero code: 3"),
+        "{message}"
+    );
+    assert!(!e.ready_on_host(&e.hash("broken")));
+}
+
+#[test]
+fn docker_env_without_an_engine_or_access_fails_with_the_fix() {
+    if !docker_or_skip() {
+        return;
+    }
+    for (socket, want) in [
+        (None, "no Docker engine answers"),
+        (Some(false), "no access to the Docker socket"),
+    ] {
+        let e = attached(HostSpec {
+            docker_socket: socket,
+            ..HostSpec::default()
+        });
+        e.create("d", &["--docker-base", image()]);
+        let out = e.prepare("d", &[]);
+        assert_exit(&out, 9);
+        let error = &out.json()["error"];
+        assert!(
+            error["message"].as_str().unwrap().contains(want),
+            "{socket:?}: {error}"
+        );
+        assert!(!e.ready_on_host(&e.hash("d")));
+    }
+}
+
+#[test]
+fn specs_are_checked_at_create_with_line_and_reason() {
+    let m = Moor::new(MOOR);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let bad_yml = write(
+        "environment.yml",
+        "channels: [conda-forge]\ndependencies:\n  - numpy\n  - 'numpy >=>= 2'\n",
+    );
+    let out = m.run(&["env", "create", "x", "--conda-file", &bad_yml]);
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("environment.yml:"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    let bad_req = write("requirements.txt", "numpy==2.1.3\nscikit learn\n");
+    let out = m.run(&["env", "create", "x", "--pip-requirements", &bad_req]);
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("requirements.txt:2:"), "{}", out.stderr);
+
+    // Same spec in another order under another name: same hash.
+    let a = write("a.txt", "numpy==2.1.3\nscipy==1.14.1\n");
+    let b = write("b.txt", "scipy == 1.14.1\nNumPy==2.1.3\n");
+    let ha = m.run(&["env", "create", "a", "--pip-requirements", &a, "--json"]);
+    let hb = m.run(&["env", "create", "b", "--pip-requirements", &b, "--json"]);
+    assert_exit(&ha, 0);
+    assert_exit(&hb, 0);
+    assert_eq!(ha.json()["hash"], hb.json()["hash"]);
+    // A name is one spec: another spec under it is refused (exit 7).
+    let c = write("c.txt", "numpy==2.1.2\n");
+    assert_exit(&m.run(&["env", "create", "a", "--pip-requirements", &c]), 7);
+    let list = m.run(&["env", "list", "--json"]);
+    assert_eq!(list.json().as_array().unwrap().len(), 2);
+    assert_exit(&m.run(&["env", "delete", "a"]), 0);
+    assert_exit(&m.run(&["env", "show", "a"]), 2);
+}

@@ -1,0 +1,260 @@
+//! Real package sources for environment tests: a local conda channel of
+//! `.conda` packages built here (with rattler's writer), and a wheelhouse of
+//! real wheels from PyPI (downloaded once, cached under `target/`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+/// The placeholder conda packages carry for their install prefix.
+pub const PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
+
+/// One file of a package.
+struct File<'a> {
+    path: &'a str,
+    text: String,
+    mode: u32,
+    /// Text with the prefix placeholder, to be replaced at install.
+    prefixed: bool,
+}
+
+/// A package to build.
+struct Package<'a> {
+    name: &'a str,
+    version: &'a str,
+    build: &'a str,
+    subdir: &'a str,
+    depends: &'a [&'a str],
+    files: Vec<File<'a>>,
+}
+
+/// Builds a channel in `dir`: `moor-data 1.0` (linux-64, a file with the
+/// prefix placeholder), `moor-hello 1.1` and `1.2` (noarch, a script in
+/// bin/ that depends on moor-data). Returns `dir`.
+pub fn conda_channel(dir: &Path) -> PathBuf {
+    let hello = |version: &str| {
+        format!(
+            "#!/bin/sh\necho \"moor-hello {version}\"\ncat \"$(dirname \"$0\")/../share/moor-data/where.txt\"\n"
+        )
+    };
+    let packages = [
+        Package {
+            name: "moor-data",
+            version: "1.0",
+            build: "h0_0",
+            subdir: "linux-64",
+            depends: &[],
+            files: vec![File {
+                path: "share/moor-data/where.txt",
+                text: format!("installed in {PLACEHOLDER}\n"),
+                mode: 0o644,
+                prefixed: true,
+            }],
+        },
+        Package {
+            name: "moor-hello",
+            version: "1.1",
+            build: "0",
+            subdir: "noarch",
+            depends: &["moor-data >=1.0"],
+            files: vec![File {
+                path: "bin/moor-hello",
+                text: hello("1.1"),
+                mode: 0o755,
+                prefixed: false,
+            }],
+        },
+        Package {
+            name: "moor-hello",
+            version: "1.2",
+            build: "0",
+            subdir: "noarch",
+            depends: &["moor-data >=1.0"],
+            files: vec![File {
+                path: "bin/moor-hello",
+                text: hello("1.2"),
+                mode: 0o755,
+                prefixed: false,
+            }],
+        },
+    ];
+    let mut repodata: std::collections::BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
+        [
+            ("linux-64", Default::default()),
+            ("noarch", Default::default()),
+        ]
+        .into();
+    for package in &packages {
+        let (file_name, record) = build_package(dir, package);
+        repodata
+            .get_mut(package.subdir)
+            .expect("known subdir")
+            .insert(file_name, record);
+    }
+    for (subdir, records) in repodata {
+        let json = serde_json::json!({
+            "info": { "subdir": subdir },
+            "packages": {},
+            "packages.conda": records,
+            "repodata_version": 1,
+        });
+        let path = dir.join(subdir).join("repodata.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    }
+    dir.to_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn build_package(channel: &Path, p: &Package) -> (String, serde_json::Value) {
+    use std::os::unix::fs::PermissionsExt;
+    let staging = tempfile::tempdir().unwrap();
+    let root = staging.path();
+    let mut paths = Vec::new();
+    let mut entries = Vec::new();
+    for file in &p.files {
+        let path = root.join(file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &file.text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode)).unwrap();
+        let mut entry = serde_json::json!({
+            "_path": file.path,
+            "path_type": "hardlink",
+            "sha256": hex(&Sha256::digest(file.text.as_bytes())),
+            "size_in_bytes": file.text.len(),
+        });
+        if file.prefixed {
+            entry["file_mode"] = "text".into();
+            entry["prefix_placeholder"] = PLACEHOLDER.into();
+        }
+        entries.push(entry);
+        paths.push(path.clone());
+    }
+    let mut index = serde_json::json!({
+        "name": p.name,
+        "version": p.version,
+        "build": p.build,
+        "build_number": 0,
+        "depends": p.depends,
+        "subdir": p.subdir,
+        "license": "Apache-2.0",
+        "timestamp": 1_700_000_000_000u64,
+    });
+    if p.subdir == "noarch" {
+        index["noarch"] = "generic".into();
+    } else {
+        index["arch"] = "x86_64".into();
+        index["platform"] = "linux".into();
+    }
+    let info: [(&str, Vec<u8>); 3] = [
+        (
+            "info/index.json",
+            serde_json::to_vec_pretty(&index).unwrap(),
+        ),
+        (
+            "info/paths.json",
+            serde_json::to_vec_pretty(&serde_json::json!({ "paths": entries, "paths_version": 1 }))
+                .unwrap(),
+        ),
+        (
+            "info/files",
+            p.files
+                .iter()
+                .map(|f| format!("{}\n", f.path))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+    ];
+    for (path, bytes) in info {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+        paths.push(root.join(path));
+    }
+    let stem = format!("{}-{}-{}", p.name, p.version, p.build);
+    let file_name = format!("{stem}.conda");
+    let out = channel.join(p.subdir).join(&file_name);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let writer = std::fs::File::create(&out).unwrap();
+    rattler_package_streaming::write::write_conda_package(
+        writer,
+        root,
+        &paths,
+        rattler_conda_types::compression_level::CompressionLevel::Lowest,
+        None,
+        &stem,
+        None,
+        None,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    let record = serde_json::json!({
+        "name": p.name,
+        "version": p.version,
+        "build": p.build,
+        "build_number": 0,
+        "depends": p.depends,
+        "subdir": p.subdir,
+        "noarch": if p.subdir == "noarch" { serde_json::Value::from("generic") } else { serde_json::Value::Null },
+        "sha256": hex(&Sha256::digest(&bytes)),
+        "size": bytes.len(),
+        "license": "Apache-2.0",
+        "timestamp": 1_700_000_000_000u64,
+    });
+    (file_name, record)
+}
+
+/// The pip requirements of the wheelhouse: scikit-learn and its dependencies.
+pub const SKLEARN_REQUIREMENTS: &str =
+    "scikit-learn==1.5.2\nnumpy==2.1.3\nscipy==1.14.1\njoblib==1.4.2\nthreadpoolctl==3.5.0\n";
+
+/// A wheelhouse with [`SKLEARN_REQUIREMENTS`] for CPython 3.11 on x86_64
+/// Linux (Debian 12's Python), downloaded from PyPI once into
+/// `target/test-cache/wheelhouse`.
+pub fn wheelhouse() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/wheelhouse");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reqs = dir.join("../requirements.txt");
+        std::fs::write(&reqs, SKLEARN_REQUIREMENTS).unwrap();
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+            ])
+            .args([
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
+            ])
+            .args(["--platform", "manylinux_2_17_x86_64", "-d"])
+            .arg(&dir)
+            .arg("-r")
+            .arg(&reqs)
+            .output()
+            .expect("run python3 -m pip (deploy/prereqs.sh installs it)");
+        assert!(
+            out.status.success(),
+            "pip download failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
