@@ -34,6 +34,7 @@ fn main() {
         std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
             panic!("MOOR_AGENT_BINARY={}: {e}", Path::new(&prebuilt).display())
         });
+        write_hash(&dest);
         return;
     }
 
@@ -71,4 +72,17 @@ fn main() {
     }
     let built = target_dir.join(TARGET).join("release").join("moor-agent");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    write_hash(&dest);
+}
+
+/// `moor-agent.sha256` beside the agent: its hash, computed once here rather
+/// than at every start of `moor` (the agent is ~20 MB).
+fn write_hash(agent: &Path) {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(agent).expect("read the agent");
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(agent.with_extension("sha256"), hex).expect("write the agent's hash");
 }

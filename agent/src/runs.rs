@@ -138,7 +138,7 @@ impl Runs {
         write_json_atomic(&dir.join(files::SPEC), &stored)?;
         // Its own process group, stdio away from ours: the supervisor does
         // not die with the SSH session or the daemon that started it.
-        Command::new(exe)
+        let child = Command::new(exe)
             .arg("supervise")
             .arg(&dir)
             .stdin(Stdio::null())
@@ -146,6 +146,18 @@ impl Runs {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
+        // Recorded here too, at once: however long the supervisor takes to
+        // start on a loaded host, the run is never taken for lost meanwhile
+        // (its pid and start time are the supervisor's from the fork on).
+        let pid = child.id();
+        if let Some(start) = process_start(pid) {
+            let supervisor = Supervisor {
+                pid,
+                start,
+                boot_id: boot_id(),
+            };
+            let _ = write_json_atomic(&dir.join(files::SUPERVISOR), &supervisor);
+        }
         self.info(&id)
     }
 

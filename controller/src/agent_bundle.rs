@@ -2,20 +2,15 @@
 //! `moor-agent`, embedded at build time (see `build.rs`). Installed agents
 //! live in `~/.moor/agent/<version>-<sha256 prefix>/moor-agent` on the host.
 
-use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
-
 /// The agent executable.
 pub static BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent"));
 
 /// The agent's version (the workspace version; agent and controller ship together).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Hex sha256 of [`BINARY`]: the agent's build hash.
+/// Hex sha256 of [`BINARY`]: the agent's build hash (computed by build.rs).
 pub fn sha256() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hex(&Sha256::digest(BINARY)))
+    include_str!(concat!(env!("OUT_DIR"), "/moor-agent.sha256"))
 }
 
 /// The name of this agent's directory on the host: `<version>-<sha256 prefix>`.
@@ -48,6 +43,8 @@ mod tests {
         let text = String::from_utf8_lossy(BINARY);
         assert!(!text.contains("ld-linux-x86-64.so"));
         assert!(install_id().starts_with(VERSION));
+        use sha2::Digest;
+        assert_eq!(sha256(), hex(&sha2::Sha256::digest(BINARY)));
         assert!(install_id()
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));

@@ -400,6 +400,43 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         "the run's container was not removed"
     );
 
+    // Cancel stops the container; the run ends cancelled, nothing is left.
+    let src = e.path("src");
+    let started = e.moor().run(&[
+        "run",
+        "--target",
+        "box",
+        "--env",
+        "img",
+        "--source-dir",
+        &src,
+        "--detach",
+        "--json",
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert_exit(&started, 0);
+    let id = started.json()["id"].as_str().unwrap().to_owned();
+    let label = format!("label=moor.run={id}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while docker_ps(&label).is_empty() {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cancelled = e.moor().run(&["cancel", &id, "--json"]);
+    assert_exit(&cancelled, 0);
+    assert_eq!(
+        cancelled.json()["state"],
+        "cancelled",
+        "{}",
+        cancelled.stdout
+    );
+    assert!(
+        docker_ps(&label).is_empty(),
+        "a cancelled run's container is left"
+    );
+
     // A second prepare is a cache hit; a broken Dockerfile fails with its log.
     let again = e.prepare("img", &["--channel-dir", &channel]);
     assert_exit(&again, 0);
@@ -421,6 +458,14 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         "{message}"
     );
     assert!(!e.ready_on_host(&e.hash("broken")));
+}
+
+fn docker_ps(filter: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", filter])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -339,7 +339,7 @@ fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
 
     // Ctrl-C (SIGINT) detaches, says how to follow, and the run goes on.
     std::fs::write(src.path().join("slow.sh"), "sleep 1; echo finished\n").unwrap();
-    let child = std::process::Command::new(MOOR)
+    let mut child = std::process::Command::new(MOOR)
         .args([
             "run",
             "--target",
@@ -358,13 +358,26 @@ fn target_local_runs_without_ssh_and_ctrl_c_detaches() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Once the run has started (moor says so), Ctrl-C.
+    let mut stderr = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.contains("Ctrl-C detaches") {
+            break;
+        }
+    }
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
+    for line in lines {
+        stderr.push_str(&line.unwrap());
+        stderr.push('\n');
+    }
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--follow"), "{stderr}");
     let runs = moor.run(&["runs", "--json"]);

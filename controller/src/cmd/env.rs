@@ -168,7 +168,9 @@ pub async fn prepare(ctx: &Context, args: &EnvPrepareArgs) -> Result<u8> {
         wheelhouse: args.wheelhouse.as_deref(),
         use_host_conda: args.use_host_conda,
     };
+    let connected = started.elapsed();
     let (info, cached) = prepare_on(&conn, &store, &target, &env, &assets).await;
+    let prepared = started.elapsed() - connected;
     conn.close().await;
     let info = info?;
     #[derive(Serialize)]
@@ -176,7 +178,11 @@ pub async fn prepare(ctx: &Context, args: &EnvPrepareArgs) -> Result<u8> {
         name: &'a str,
         target: &'a str,
         cached: bool,
+        /// Connect, prepare and close.
         seconds: f64,
+        /// The prepare alone, on the open connection (a cache hit: one
+        /// request to the agent).
+        prepare_ms: f64,
         #[serde(flatten)]
         env: &'a EnvInfo,
     }
@@ -187,6 +193,7 @@ pub async fn prepare(ctx: &Context, args: &EnvPrepareArgs) -> Result<u8> {
             target: &target.name,
             cached,
             seconds,
+            prepare_ms: prepared.as_secs_f64() * 1000.0,
             env: &info,
         });
     } else {

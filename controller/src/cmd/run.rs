@@ -105,6 +105,66 @@ pub async fn connect(
 
 /// `moor run`: returns the exit code.
 pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
+    // Ctrl-C is ours from the start: before the run starts it stops moor
+    // (nothing was started), after it detaches.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::Io {
+        what: "cannot handle Ctrl-C",
+        path: std::path::PathBuf::from("SIGINT"),
+        cause: e,
+    })?;
+    let (run, target, conn, snap, uploaded) = tokio::select! {
+        started = start(args, ctx) => started?,
+        _ = interrupt.recv() => {
+            eprintln!("moor: interrupted before the run started; nothing runs");
+            return Ok(130);
+        }
+    };
+    if args.detach {
+        #[derive(Serialize)]
+        struct Started<'a> {
+            id: &'a str,
+            target: &'a str,
+            snapshot: &'a str,
+            snapshot_bytes_sent: usize,
+        }
+        if ctx.json {
+            crate::output::json(&Started {
+                id: &run.id,
+                target: &target.name,
+                snapshot: &snap.sha256,
+                snapshot_bytes_sent: uploaded,
+            });
+        } else {
+            crate::outln!("{}", run.id);
+        }
+        return Ok(exit::OK);
+    }
+    eprintln!(
+        "moor: run {} on {} ({} source bytes sent); Ctrl-C detaches",
+        run.id, target.name, uploaded
+    );
+    let hint = format!("moor logs {} --follow", run.id);
+    tokio::select! {
+        done = follow(ctx, &target, &args.auth, &run.id, 0, true, Some(conn)) => {
+            let run = done?;
+            if ctx.json {
+                crate::output::json(&run_json(&run, &target.name));
+            }
+            Ok(exit_code(&run))
+        }
+        _ = interrupt.recv() => {
+            eprintln!("moor: detached; run {} goes on. Follow it again with: {hint}", run.id);
+            Ok(130)
+        }
+    }
+}
+
+/// Packs, connects, prepares the environment, uploads, starts the run.
+async fn start(
+    args: &RunArgs,
+    ctx: &Context,
+) -> Result<(RunInfo, Target, Connected, snapshot::Snapshot, usize)> {
     let store = ctx.workspace.store()?;
     let target = target_named(&store, &args.target, ctx)?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
@@ -140,44 +200,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
         other => return Err(unexpected(&target, other)),
     };
     store.record_run(&run, &target.name)?;
-    if args.detach {
-        #[derive(Serialize)]
-        struct Started<'a> {
-            id: &'a str,
-            target: &'a str,
-            snapshot: &'a str,
-            snapshot_bytes_sent: usize,
-        }
-        if ctx.json {
-            crate::output::json(&Started {
-                id: &run.id,
-                target: &target.name,
-                snapshot: &snap.sha256,
-                snapshot_bytes_sent: uploaded,
-            });
-        } else {
-            crate::outln!("{}", run.id);
-        }
-        return Ok(exit::OK);
-    }
-    eprintln!(
-        "moor: run {} on {} ({} source bytes sent); Ctrl-C detaches",
-        run.id, target.name, uploaded
-    );
-    let hint = format!("moor logs {} --follow", run.id);
-    tokio::select! {
-        done = follow(ctx, &target, &args.auth, &run.id, 0, true, Some(conn)) => {
-            let run = done?;
-            if ctx.json {
-                crate::output::json(&run_json(&run, &target.name));
-            }
-            Ok(exit_code(&run))
-        }
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("moor: detached; run {} goes on. Follow it again with: {hint}", run.id);
-            Ok(130)
-        }
-    }
+    Ok((run, target, conn, snap, uploaded))
 }
 
 /// Uploads a snapshot unless the agent has it; returns the bytes sent.
