@@ -23,6 +23,7 @@ fn main() {
         "proto/src",
         "proto/Cargo.toml",
         "Cargo.lock",
+        "Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
@@ -42,7 +43,16 @@ fn main() {
     let target_dir = root.join("target").join("agent");
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
-        .args(["build", "--release", "-p", "moor-agent", "--target", TARGET])
+        // The `agent` profile (workspace Cargo.toml): size-optimised, fat LTO.
+        .args([
+            "build",
+            "--profile",
+            "agent",
+            "-p",
+            "moor-agent",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's settings (target, flags, jobserver) are not the agent's.
@@ -70,7 +80,7 @@ fn main() {
              (or set MOOR_AGENT_BINARY to a prebuilt agent)"
         );
     }
-    let built = target_dir.join(TARGET).join("release").join("moor-agent");
+    let built = target_dir.join(TARGET).join("agent").join("moor-agent");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     write_hash(&dest);
 }

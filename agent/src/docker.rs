@@ -71,15 +71,15 @@ pub fn explain(e: &DockerError) -> String {
 }
 
 /// Builds `tag` from a tar context (with a `Dockerfile`), printing the build
-/// output to stdout. Any error in the build stream fails the build.
-pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>, hash: &str) -> Result<(), String> {
-    let labels = HashMap::from([("moor.env", hash)]);
+/// output to stdout. Any error in the build stream fails the build. (No
+/// image label: the classic builder commits one more layer for it, seconds
+/// on some storage drivers; the tag names the environment's hash.)
+pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<(), String> {
     let options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
         .rm(true)
         .forcerm(true)
-        .labels(&labels)
         .build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut out = io::stdout().lock();

@@ -108,7 +108,7 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready, String> {
             let context = docker_context(spec, channel_dir.as_deref(), wheelhouse.as_deref())?;
             crate::docker::block_on(async {
                 let docker = crate::docker::connect()?;
-                crate::docker::build(&docker, &tag, context, &stored.hash).await
+                crate::docker::build(&docker, &tag, context).await
             })?;
             ready.image = Some(tag);
         }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moor_proto::{
-    read_frame, ErrorKind, Frame, Hello, Kind, Request, Response, MAGIC, PROTOCOL_VERSION,
+    frame::HEADER_LEN, read_frame, ErrorKind, Frame, Hello, Kind, Request, Response, MAGIC,
+    PROTOCOL_VERSION,
 };
 use sha2::{Digest, Sha256};
 
@@ -312,19 +313,28 @@ fn stream_log(
         }
     };
     file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
+    // Read straight behind a frame header and write header and bytes at once.
+    let mut buf = vec![0u8; HEADER_LEN + 256 * 1024];
+    let mut send_chunk = |file: &mut fs::File| -> io::Result<usize> {
+        let n = file.read(&mut buf[HEADER_LEN..])?;
         if n > 0 {
-            send(writer, &Frame::data(id, buf[..n].to_vec()))?;
+            let header = Frame::data_header(id, n).map_err(io::Error::other)?;
+            buf[..HEADER_LEN].copy_from_slice(&header);
+            writer
+                .lock()
+                .expect("writer lock")
+                .write_all(&buf[..HEADER_LEN + n])?;
+        }
+        Ok(n)
+    };
+    loop {
+        if send_chunk(&mut file)? > 0 {
             continue;
         }
         // At the end of what is written: done, unless following a live run.
         // The state is read before the last read, so no final bytes are lost.
         if !follow || daemon.runs.info(run_id)?.state.is_final() {
-            let n = file.read(&mut buf)?;
-            if n > 0 {
-                send(writer, &Frame::data(id, buf[..n].to_vec()))?;
+            if send_chunk(&mut file)? > 0 {
                 continue;
             }
             return send(writer, &Frame::end(id));

@@ -13,7 +13,7 @@ deploy/prereqs.sh
 runs=${1:-20}
 cargo build --release --quiet -p moor-controller
 moor=target/release/moor
-agent=target/agent/x86_64-unknown-linux-musl/release/moor-agent
+agent=target/agent/x86_64-unknown-linux-musl/agent/moor-agent
 
 . deploy/bench/common.sh
 attach="$moor attach vm bench --json --host $ip --user moor --key $work/key"

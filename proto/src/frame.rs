@@ -115,6 +115,20 @@ impl Frame {
         }
     }
 
+    /// The header of a data frame of `len` payload bytes, for writers that
+    /// put the payload right after it in their own buffer (no copy).
+    pub fn data_header(id: u64, len: usize) -> Result<[u8; HEADER_LEN], FrameError> {
+        let total = u32::try_from(1 + 8 + len)
+            .ok()
+            .filter(|l| *l <= MAX_FRAME)
+            .ok_or(FrameError::BadLength(u32::MAX))?;
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&total.to_be_bytes());
+        header[4] = Kind::Data as u8;
+        header[5..].copy_from_slice(&id.to_be_bytes());
+        Ok(header)
+    }
+
     /// An end-of-stream frame.
     pub fn end(id: u64) -> Frame {
         Frame {

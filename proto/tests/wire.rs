@@ -337,3 +337,12 @@ fn random_bytes_never_panic() {
         let _ = read_frame(&mut Cursor::new(&bytes));
     }
 }
+
+#[test]
+fn a_data_header_with_its_payload_is_a_data_frame() {
+    let payload = b"some log bytes\n";
+    let mut bytes = Frame::data_header(7, payload.len()).unwrap().to_vec();
+    bytes.extend_from_slice(payload);
+    assert_eq!(bytes, Frame::data(7, payload.to_vec()).to_bytes().unwrap());
+    assert!(Frame::data_header(7, MAX_FRAME as usize).is_err());
+}

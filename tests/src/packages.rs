@@ -170,7 +170,7 @@ fn build_package(channel: &Path, p: &Package) -> (String, serde_json::Value) {
                 .into_bytes(),
         ),
     ];
-    for (path, bytes) in info {
+    for (path, bytes) in info.iter() {
         let full = root.join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, bytes).unwrap();
@@ -193,19 +193,10 @@ fn build_package(channel: &Path, p: &Package) -> (String, serde_json::Value) {
     )
     .unwrap();
     let bytes = std::fs::read(&out).unwrap();
-    let record = serde_json::json!({
-        "name": p.name,
-        "version": p.version,
-        "build": p.build,
-        "build_number": 0,
-        "depends": p.depends,
-        "subdir": p.subdir,
-        "noarch": if p.subdir == "noarch" { serde_json::Value::from("generic") } else { serde_json::Value::Null },
-        "sha256": hex(&Sha256::digest(&bytes)),
-        "size": bytes.len(),
-        "license": "Apache-2.0",
-        "timestamp": 1_700_000_000_000u64,
-    });
+    // The channel's record is the package's index.json plus its hash and size.
+    let mut record = index;
+    record["sha256"] = hex(&Sha256::digest(&bytes)).into();
+    record["size"] = bytes.len().into();
     (file_name, record)
 }
 
