@@ -122,6 +122,11 @@ pub struct ContainerRun<'a> {
 /// streams its output to stdout, copies /moor/outputs back, removes it.
 /// SIGTERM stops the container (cancel). Returns the container's exit code.
 pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64, String> {
+    // SIGTERM (cancel) is handled from the start: one arriving while the
+    // container is being created or filled must not kill this process and
+    // orphan the container; it stops the container as soon as it runs.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
     let name = format!("moor-run-{}", job.run_id);
     let gpus = Path::new("/dev/nvidia0").exists();
     let config = ContainerCreateBody {
@@ -152,13 +157,18 @@ pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64
         .create_container(Some(create), config)
         .await
         .map_err(|e| explain(&e))?;
-    let result = drive(docker, &name, &job).await;
+    let result = drive(docker, &name, &job, &mut term).await;
     let remove = RemoveContainerOptionsBuilder::new().force(true).build();
     let _ = docker.remove_container(&name, Some(remove)).await;
     result
 }
 
-async fn drive(docker: &Docker, name: &str, job: &ContainerRun<'_>) -> Result<i64, String> {
+async fn drive(
+    docker: &Docker,
+    name: &str,
+    job: &ContainerRun<'_>,
+    term: &mut tokio::signal::unix::Signal,
+) -> Result<i64, String> {
     // Sources in as a tar (the engine may not share this filesystem: a
     // remote engine, or Docker-in-Docker), outputs/ made empty.
     let mut archive = tar::Builder::new(Vec::new());
@@ -197,8 +207,6 @@ async fn drive(docker: &Docker, name: &str, job: &ContainerRun<'_>) -> Result<i6
             let _ = out.flush();
         }
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
     let stop = async {
         term.recv().await;
         let stop = StopContainerOptionsBuilder::new().t(5).build();
