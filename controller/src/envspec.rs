@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use moor_proto::env::{CondaSpec, DockerSpec, EnvSpec, PipSpec};
-use rattler_conda_types::{EnvironmentYaml, MatchSpec, MatchSpecOrSubSection, ParseStrictness};
+use rattler_conda_types::{EnvironmentYaml, MatchSpecOrSubSection};
 
 /// A problem in a spec file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,16 +338,10 @@ pub fn build(sources: &Sources) -> Result<EnvSpec, SpecError> {
     Ok(spec.canonical())
 }
 
-/// Whether a match spec parses (for tests and callers outside YAML).
-pub fn match_spec(s: &str) -> Result<String, String> {
-    MatchSpec::from_str(s, ParseStrictness::Lenient)
-        .map(|m| m.to_string())
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rattler_conda_types::{MatchSpec, ParseStrictness};
 
     const F: &str = "environment.yml";
 
@@ -421,6 +415,12 @@ mod tests {
             let err = requirements_str(Path::new("r.txt"), text).unwrap_err();
             assert!(err.message.contains(want), "{text:?}: {}", err.message);
         }
+    }
+
+    fn match_spec(s: &str) -> Result<String, String> {
+        MatchSpec::from_str(s, ParseStrictness::Lenient)
+            .map(|m| m.to_string())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -169,10 +169,10 @@ pub async fn prepare(ctx: &Context, args: &EnvPrepareArgs) -> Result<u8> {
         use_host_conda: args.use_host_conda,
     };
     let connected = started.elapsed();
-    let (info, cached) = prepare_on(&conn, &store, &target, &env, &assets).await;
+    let result = prepare_on(&conn, &store, &target, &env, &assets).await;
     let prepared = started.elapsed() - connected;
     conn.close().await;
-    let info = info?;
+    let (info, cached) = result?;
     #[derive(Serialize)]
     struct Prepared<'a> {
         name: &'a str,
@@ -222,19 +222,6 @@ pub struct Assets<'a> {
 /// Makes `env` ready on the connected target: returns its state and whether
 /// it was a cache hit. The build log goes to stderr while it builds.
 pub async fn prepare_on(
-    conn: &Connected,
-    store: &Store,
-    target: &Target,
-    env: &Env,
-    assets: &Assets<'_>,
-) -> (Result<EnvInfo>, bool) {
-    match prepare_inner(conn, store, target, env, assets).await {
-        Ok((info, cached)) => (Ok(info), cached),
-        Err(e) => (Err(e), false),
-    }
-}
-
-async fn prepare_inner(
     conn: &Connected,
     store: &Store,
     target: &Target,

@@ -181,10 +181,7 @@ async fn start(
     let agent = &conn.agent;
     if let Some(env) = &env {
         // A cache hit is one request; otherwise the build log shows first.
-        let (info, _) =
-            super::env::prepare_on(&conn, &store, &target, env, &super::env::Assets::default())
-                .await;
-        info?;
+        super::env::prepare_on(&conn, &store, &target, env, &super::env::Assets::default()).await?;
     }
     let uploaded = upload_snapshot(agent, &snap).await?;
     tracing::info!(sha256 = %snap.sha256, files = snap.files, uploaded, "snapshot");
