@@ -116,6 +116,8 @@ pub struct ContainerRun<'a> {
     pub src: &'a Path,
     /// Where /moor/outputs is copied back to.
     pub outputs: &'a Path,
+    /// Request the host's NVIDIA GPUs.
+    pub gpus: bool,
 }
 
 /// Runs a job in a container to its end: creates it, copies the sources in,
@@ -128,7 +130,7 @@ pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let name = format!("moor-run-{}", job.run_id);
-    let gpus = Path::new("/dev/nvidia0").exists();
+    let gpus = job.gpus;
     let config = ContainerCreateBody {
         image: Some(job.image.to_owned()),
         cmd: Some(job.command.to_vec()),
@@ -189,10 +191,16 @@ async fn drive(
         .upload_to_container(name, Some(upload), bollard::body_full(bytes.into()))
         .await
         .map_err(|e| explain(&e))?;
-    docker
-        .start_container(name, None)
-        .await
-        .map_err(|e| explain(&e))?;
+    docker.start_container(name, None).await.map_err(|e| {
+        let text = e.to_string();
+        if job.gpus && text.contains("device driver") {
+            format!(
+                "the host has NVIDIA GPUs (/dev/nvidia0) but its Docker engine cannot give them to containers ({text}); fix: install the NVIDIA Container Toolkit (nvidia-ctk runtime configure --runtime=docker) and restart Docker"
+            )
+        } else {
+            explain(&e)
+        }
+    })?;
 
     let logs = LogsOptionsBuilder::new()
         .follow(true)

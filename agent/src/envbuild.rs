@@ -404,8 +404,11 @@ fn docker_context(
         } else {
             ""
         };
+        // In an image the system Python is the environment: PEP 668's
+        // "externally managed" guard (Debian 12, Ubuntu 23.04+) is lifted
+        // for this step only (older pips ignore the variables).
         dockerfile.push_str(&format!(
-            "RUN python3 -m pip install --no-input --disable-pip-version-check --progress-bar off{index} -r /opt/moor-build/requirements.txt\n"
+            "RUN PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-input --disable-pip-version-check --progress-bar off{index} -r /opt/moor-build/requirements.txt\n"
         ));
     }
     if needs_build_dir {

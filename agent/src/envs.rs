@@ -107,14 +107,14 @@ impl Envs {
 
     /// The ready record of `hash`, if it is ready.
     pub fn ready(&self, hash: &str) -> Option<Ready> {
-        valid_hash(hash)
+        moor_proto::is_sha256_hex(hash)
             .then(|| runs::read_json(&self.dir(hash).join(files::READY)).ok())
             .flatten()
     }
 
     /// Where `hash` stands.
     pub fn info(&self, runs: &Runs, hash: &str) -> io::Result<EnvInfo> {
-        if !valid_hash(hash) {
+        if !moor_proto::is_sha256_hex(hash) {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bad hash"));
         }
         let dir = self.dir(hash);
@@ -229,6 +229,7 @@ impl Envs {
                     ],
                     env: Default::default(),
                     environment: None,
+                    spark: None,
                 },
                 dir.clone(),
             )
@@ -272,12 +273,6 @@ impl Envs {
 }
 
 /// Whether `s` is a lowercase hex sha256.
-pub fn valid_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-}
-
 fn image_exists(hash: &str) -> bool {
     crate::docker::block_on(async {
         let docker = crate::docker::connect()?;

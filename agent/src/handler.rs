@@ -186,7 +186,7 @@ fn handle(
             })
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
-            present: valid_hash(&sha256) && snapshot_path(daemon, &sha256).exists(),
+            present: moor_proto::is_sha256_hex(&sha256) && snapshot_path(daemon, &sha256).exists(),
         }),
         Request::PutSnapshot { sha256, size } => {
             let data = data.expect("uploads get a data channel");
@@ -343,13 +343,6 @@ fn stream_log(
     }
 }
 
-fn valid_hash(sha256: &str) -> bool {
-    sha256.len() == 64
-        && sha256
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-}
-
 fn snapshot_path(daemon: &Daemon, sha256: &str) -> PathBuf {
     daemon.snapshots.join(format!("{sha256}.tar"))
 }
@@ -361,7 +354,7 @@ fn put_snapshot(
     size: u64,
     data: mpsc::Receiver<Frame>,
 ) -> io::Result<Response> {
-    if !valid_hash(sha256) {
+    if !moor_proto::is_sha256_hex(sha256) {
         return Ok(Response::error(
             ErrorKind::BadRequest,
             "snapshot hash must be 64 lowercase hex digits",

@@ -24,6 +24,7 @@ mod envs;
 mod handler;
 mod runs;
 mod serve;
+mod spark;
 mod supervise;
 
 use std::io::Read;
@@ -136,6 +137,7 @@ fn start_run(args: &[String]) -> Result<(), String> {
         command: command.to_vec(),
         env: Default::default(),
         environment: None,
+        spark: None,
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let info = runs()

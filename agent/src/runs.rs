@@ -226,6 +226,13 @@ impl Runs {
             started_at: status.started_at,
             ended_at: status.ended_at,
             log_bytes,
+            yarn_application: stored
+                .spec
+                .spark
+                .as_ref()
+                .filter(|s| s.on_yarn())
+                .and_then(|_| crate::spark::application_id(&dir.join(files::LOG))),
+            spark: stored.spec.spark,
         })
     }
 
@@ -238,6 +245,18 @@ impl Runs {
             return Ok(info);
         }
         fs::write(dir.join(files::CANCEL), b"")?;
+        // A Spark job on YARN is killed there first: in cluster mode it
+        // outlives spark-submit. The outcome goes to the run's log.
+        if let Some(app) = &info.yarn_application {
+            let outcome = match crate::spark::kill_application(app, Duration::from_secs(20)) {
+                Ok(()) => format!("moor: killed YARN application {app}\n"),
+                Err(e) => format!("moor: could not kill YARN application {app}: {e}\n"),
+            };
+            let _ = fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join(files::LOG))
+                .and_then(|mut log| io::Write::write_all(&mut log, outcome.as_bytes()));
+        }
         let Some(pid) = read_json::<Status>(&dir.join(files::STATUS))
             .ok()
             .and_then(|s| s.pid)

@@ -63,15 +63,43 @@ pub fn run(dir: &Path) -> io::Result<()> {
         None => None,
     };
     // Docker environments: the job is a container, driven by `container-run`.
-    let argv: Vec<String> = match &environment {
-        Some(ready) if ready.kind == EnvKind::Docker => vec![
+    let argv: Vec<String> = match (&environment, &stored.spec.spark) {
+        (Some(ready), None) if ready.kind == EnvKind::Docker => vec![
             std::env::current_exe()?.display().to_string(),
             "container-run".into(),
             dir.display().to_string(),
         ],
-        _ => stored.spec.command.clone(),
+        (_, None) => stored.spec.command.clone(),
+        (_, Some(spark)) => {
+            let name = stored.spec.name.clone().unwrap_or(format!("moor-{run_id}"));
+            match spark_argv(spark, &name, &stored, dir, environment.as_ref()) {
+                Ok(argv) => argv,
+                Err(error) => {
+                    let status = Status {
+                        error: Some(error.clone()),
+                        exit_code: Some(127),
+                        ..Status::default()
+                    };
+                    let _ = io::Write::write_all(&mut &log, format!("moor: {error}\n").as_bytes());
+                    return finish(&status_path, status, RunState::Failed);
+                }
+            }
+        }
     };
     let mut command = Command::new(&argv[0]);
+    if stored.spec.spark.is_some() {
+        if std::env::var_os("SPARK_HOME").is_none() {
+            command.env("SPARK_HOME", crate::spark::spark_home(Path::new(&argv[0])));
+        }
+        // The environment's interpreter runs the driver and the (local)
+        // executors' Python workers.
+        if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
+            let python = prefix.join("bin/python");
+            command
+                .env("PYSPARK_PYTHON", &python)
+                .env("PYSPARK_DRIVER_PYTHON", &python);
+        }
+    }
     if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
         // conda and venv: the environment's interpreter and tools come first.
         let path = std::env::var_os("PATH").unwrap_or_default();
@@ -132,6 +160,31 @@ pub fn run(dir: &Path) -> io::Result<()> {
     finish(&status_path, status, state)
 }
 
+/// The spark-submit command of a Spark run, or why there is none.
+fn spark_argv(
+    spark: &moor_proto::message::SparkSpec,
+    name: &str,
+    stored: &StoredSpec,
+    dir: &Path,
+    environment: Option<&Ready>,
+) -> Result<Vec<String>, String> {
+    if environment.is_some_and(|r| r.kind == EnvKind::Docker) {
+        return Err("a Spark run cannot use a Docker environment (spark-submit runs on the host); fix: use a conda or pip environment, or none".into());
+    }
+    let submit = crate::spark::find_submit().ok_or(
+        "no spark-submit on this host (PATH, /usr/hdp/current/spark2-client, $SPARK_HOME); fix: attach the cluster's head node, or install Spark and put spark-submit on PATH",
+    )?;
+    crate::spark::submit_argv(
+        &submit,
+        spark,
+        name,
+        &stored.spec.command,
+        &stored.workdir,
+        dir,
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn ready_is_venv(ready: Option<&Ready>) -> bool {
     ready.is_some_and(|r| r.kind == EnvKind::Venv)
 }
@@ -170,6 +223,7 @@ pub fn container_run(dir: &Path) -> Result<i32, String> {
                 run_id: &run_id,
                 src: &stored.workdir,
                 outputs: &outputs,
+                gpus: Path::new("/dev/nvidia0").exists(),
             },
         )
         .await

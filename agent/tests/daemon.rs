@@ -188,6 +188,7 @@ fn upload_run_stream_and_download_through_the_relay() {
         command: vec!["python3".into(), "train.py".into()],
         env: Default::default(),
         environment: None,
+        spark: None,
     };
     let run = match conn.call(Request::StartRun { spec }) {
         Response::Run { run } => run,

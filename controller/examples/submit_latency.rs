@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         command: vec!["true".into()],
         env: Default::default(),
         environment: None,
+        spark: None,
     };
     let mut micros = Vec::with_capacity(n);
     for _ in 0..n {

@@ -182,6 +182,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
+    /// With --env: where its packages come from when it is built.
+    #[command(flatten)]
+    pub assets: PrepareAssetArgs,
+
+    /// Submit the command's script (a .py file or a jar in the source
+    /// directory; the rest are its arguments) with spark-submit. The source's
+    /// other .py files go along as --py-files, its jars as --jars.
+    #[arg(long)]
+    pub spark: bool,
+
+    /// With --spark: the master (`yarn`, `local[*]`, `spark://HOST:PORT`);
+    /// default `yarn` on an HDInsight target, `local[*]` elsewhere.
+    #[arg(long, value_name = "MASTER", requires = "spark")]
+    pub spark_master: Option<String>,
+
+    /// With --spark: a Spark setting, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", requires = "spark")]
+    pub spark_conf: Vec<String>,
+
     /// Start the run and return at once (prints its id).
     #[arg(long)]
     pub detach: bool,
@@ -425,14 +444,9 @@ pub struct EnvCreateArgs {
     pub user_managed: bool,
 }
 
-/// `moor env prepare`.
-#[derive(Debug, Args)]
-pub struct EnvPrepareArgs {
-    /// Environment name.
-    pub name: String,
-    /// The target.
-    #[arg(long, value_name = "NAME")]
-    pub target: String,
+/// How an environment is built, for `moor env prepare` and `moor run --env`.
+#[derive(Debug, Default, Args)]
+pub struct PrepareAssetArgs {
     /// A local conda channel directory, shipped to the host and used instead
     /// of the spec's channels (offline hosts).
     #[arg(long, value_name = "DIR")]
@@ -443,6 +457,19 @@ pub struct EnvPrepareArgs {
     /// Use the host's micromamba/mamba/conda instead of the agent's own solver.
     #[arg(long)]
     pub use_host_conda: bool,
+}
+
+/// `moor env prepare`.
+#[derive(Debug, Args)]
+pub struct EnvPrepareArgs {
+    /// Environment name.
+    pub name: String,
+    /// The target.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+    /// Where the packages come from.
+    #[command(flatten)]
+    pub assets: PrepareAssetArgs,
     /// Seconds allowed to connect.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub connect_timeout: f64,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod net;
 pub mod output;
 pub mod probe;
+pub mod progress;
 pub mod remote;
 pub mod resource_id;
 pub mod secret;

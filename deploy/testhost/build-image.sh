@@ -2,10 +2,13 @@
 # Builds the moor test-host image offline, with no registry:
 #   1. base: a minbase debootstrap of Debian bookworm with the packages in
 #      base.packages, turned into an image with `docker import`;
-#   2. layer: Dockerfile (entrypoint.sh on top of the base).
-# Both are tagged by the sha256 of their recipe, so an unchanged recipe is a
+#   2. layer: Dockerfile (entrypoint.sh on top of the base);
+#   3. with the argument `spark`, the head-node host on top of that:
+#      spark/Dockerfile with pyspark from PyPI (spark/requirements.txt).
+# Each is tagged by the sha256 of its recipe, so an unchanged recipe is a
 # cache hit and a changed one rebuilds. Prints the final image tag on stdout.
 #
+# Usage: build-image.sh [spark]
 # Env: MOOR_DEBIAN_MIRROR (default: the mirror apt uses here, else deb.debian.org).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,9 +24,36 @@ tag="moor-testhost:$layer_hash"
 exec 9>"${TMPDIR:-/tmp}/moor-testhost-build.lock"
 flock 9
 
+flavour=${1:-}
+case "$flavour" in
+  "") ;;
+  spark)
+    spark_hash=$(hash_of "$here"/spark/* <(echo "$layer_hash"))
+    spark_tag="moor-testhost-spark:$spark_hash"
+    if docker image inspect "$spark_tag" >/dev/null 2>&1; then
+      log "cached $spark_tag"
+      echo "$spark_tag"
+      exit 0
+    fi
+    ;;
+  *) log "unknown flavour $flavour (only: spark)"; exit 2 ;;
+esac
+
+build_spark() {
+  ctx=$(mktemp -d /var/tmp/moor-testhost-spark.XXXXXX)
+  trap 'rm -rf "$ctx" ${rootfs:-}' EXIT
+  cp "$here"/spark/* "$ctx"/
+  log "pip install pyspark for the head-node host"
+  python3 -m pip install --quiet --no-deps --disable-pip-version-check \
+    --target "$ctx/site" -r "$here/spark/requirements.txt" >&2
+  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$tag" -t "$spark_tag" "$ctx" >&2
+  log "built $spark_tag"
+  echo "$spark_tag"
+}
+
 if docker image inspect "$tag" >/dev/null 2>&1; then
   log "cached $tag"
-  echo "$tag"
+  if [ "$flavour" = spark ]; then build_spark; else echo "$tag"; fi
   exit 0
 fi
 
@@ -48,4 +78,4 @@ fi
 
 DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$base_tag" -t "$tag" "$here" >&2
 log "built $tag"
-echo "$tag"
+if [ "$flavour" = spark ]; then build_spark; else echo "$tag"; fi

@@ -3,12 +3,13 @@
 # network and a container both called NAME, labelled moor.test, built from
 # the current test-host image. Extra arguments go to `docker run` (pass
 # secrets as `-e VAR`, never `-e VAR=value`). Waits for sshd, prints the
-# host's address. Remove it with stop-host.sh NAME.
+# host's address. Remove it with stop-host.sh NAME. MOOR_TESTHOST_FLAVOUR=spark
+# starts the head-node host (Spark, a YARN client) instead.
 #
 #   ip=$(deploy/testhost/start-host.sh NAME [docker run args...])
 set -euo pipefail
 name=$1; shift
-image=$("$(dirname "$0")/build-image.sh")
+image=$("$(dirname "$0")/build-image.sh" ${MOOR_TESTHOST_FLAVOUR:-})
 docker network create --label moor.test "$name" >/dev/null
 docker run -d --label moor.test --name "$name" --hostname "$name" --network "$name" "$@" "$image" >/dev/null
 ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")

@@ -16,7 +16,7 @@ pub mod message;
 pub mod time;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, Kind, MAX_FRAME};
-pub use message::{ErrorKind, Request, Response, RunInfo, RunSpec, RunState, WireError};
+pub use message::{ErrorKind, Request, Response, RunInfo, RunSpec, RunState, SparkSpec, WireError};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,13 @@ impl Hello {
     }
 }
 
+/// Whether `s` is a sha256 as the wire carries it: 64 lowercase hex digits.
+/// Snapshots and environments are named by one on the host, so anything else
+/// is refused before it becomes a path.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +97,13 @@ mod tests {
         assert!(!hello().matches(PROTOCOL_VERSION, &"cd".repeat(32)));
         assert_eq!(Hello::find("no magic here"), None);
         assert_eq!(Hello::find("MOOR-AGENT/1\n{not json"), None);
+    }
+
+    #[test]
+    fn sha256_names_are_64_lowercase_hex_digits() {
+        assert!(is_sha256_hex(&"0a".repeat(32)));
+        assert!(!is_sha256_hex(&"0A".repeat(32)));
+        assert!(!is_sha256_hex(&"0a".repeat(31)));
+        assert!(!is_sha256_hex(&format!("../{}", "a".repeat(61))));
     }
 }

@@ -207,6 +207,50 @@ pub struct RunSpec {
     /// The hash of the (ready) environment to run in; none: the host as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Run the command's script with spark-submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark: Option<SparkSpec>,
+}
+
+/// A Spark run: `command[0]` (a `.py` file or a jar in the snapshot) is
+/// submitted with spark-submit, the rest of the command are its arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SparkSpec {
+    /// `--master`: `yarn`, `local[*]`, `spark://...`.
+    pub master: String,
+    /// `--conf` settings, `key=value`, in order.
+    #[serde(default)]
+    pub conf: Vec<String>,
+}
+
+impl SparkSpec {
+    /// Whether the job runs on YARN (and so has an application id).
+    pub fn on_yarn(&self) -> bool {
+        self.master == "yarn" || self.master.starts_with("yarn-")
+    }
+}
+
+/// The first YARN application id (`application_<cluster ts>_<seq>`) in a
+/// Spark driver's log, as spark-submit prints it once the application is
+/// submitted ("Submitted application application_..._0001").
+pub fn yarn_application_id(log: &str) -> Option<&str> {
+    const PREFIX: &str = "application_";
+    let mut rest = log;
+    while let Some(at) = rest.find(PREFIX) {
+        let tail = &rest[at + PREFIX.len()..];
+        let ts = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if ts > 0 && tail.as_bytes().get(ts) == Some(&b'_') {
+            let seq = tail[ts + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if seq > 0 {
+                return Some(&rest[at..at + PREFIX.len() + ts + 1 + seq]);
+            }
+        }
+        rest = &rest[at + PREFIX.len()..];
+    }
+    None
 }
 
 /// States of a run.
@@ -262,6 +306,12 @@ pub struct RunInfo {
     pub ended_at: Option<String>,
     /// Bytes of log so far.
     pub log_bytes: u64,
+    /// For a Spark run: its spark settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark: Option<SparkSpec>,
+    /// For a Spark run on YARN: the application id, once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yarn_application: Option<String>,
 }
 
 impl Request {
@@ -315,5 +365,49 @@ impl Frame {
             )));
         }
         serde_json::from_slice(&self.payload).map_err(|e| FrameError::BadMessage(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_yarn_application_id_in_a_driver_log() {
+        // The lines spark-submit's YARN client prints around the submission
+        // (Spark 3, client mode); the cluster timestamp is made up.
+        let log = "24/11/27 10:00:01 INFO SparkContext: Running Spark version 3.3.0\n\
+                   24/11/27 10:00:03 INFO Client: Requesting a new application from cluster with 4 NodeManagers\n\
+                   24/11/27 10:00:04 INFO Client: Submitting application application_1732700000000_0042 to ResourceManager\n\
+                   24/11/27 10:00:04 INFO YarnClientImpl: Submitted application application_1732700000000_0042\n";
+        assert_eq!(
+            yarn_application_id(log),
+            Some("application_1732700000000_0042")
+        );
+        // Not ids: no digits, one part, a trailing underscore.
+        assert_eq!(
+            yarn_application_id("application_ application_12 application_12_x"),
+            None
+        );
+        assert_eq!(
+            yarn_application_id("see application_1_2."),
+            Some("application_1_2")
+        );
+        assert_eq!(yarn_application_id("local mode, no YARN"), None);
+    }
+
+    #[test]
+    fn spark_on_yarn_is_told_by_its_master() {
+        let on = |m: &str| {
+            SparkSpec {
+                master: m.into(),
+                conf: vec![],
+            }
+            .on_yarn()
+        };
+        assert!(on("yarn"));
+        assert!(on("yarn-client"));
+        assert!(!on("local[*]"));
+        assert!(!on("spark://head:7077"));
     }
 }

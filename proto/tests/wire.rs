@@ -30,6 +30,11 @@ fn run_info() -> RunInfo {
         started_at: Some("2026-11-27T18:00:01Z".into()),
         ended_at: None,
         log_bytes: 42,
+        spark: Some(SparkSpec {
+            master: "yarn".into(),
+            conf: vec!["spark.executor.memory=2g".into()],
+        }),
+        yarn_application: Some("application_1732700000000_0042".into()),
     }
 }
 
@@ -81,6 +86,10 @@ fn all_requests() -> Vec<Request> {
                 command: vec!["sh".into(), "-c".into(), "echo 'hi'".into()],
                 env: BTreeMap::from([("K".into(), "V".into())]),
                 environment: Some("ab".repeat(32)),
+                spark: Some(SparkSpec {
+                    master: "local[*]".into(),
+                    conf: vec![],
+                }),
             },
         },
         Request::ListRuns,

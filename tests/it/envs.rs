@@ -279,7 +279,7 @@ fn pip_env_from_a_wheelhouse_trains_a_model_and_an_interrupted_build_is_not_read
         "{}",
         out.stdout
     );
-    let run_id = out.stderr.split_whitespace().nth(2).unwrap().to_owned();
+    let run_id = run_id_of(&out);
     let to = e.path("out");
     assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
     let metrics: serde_json::Value =
@@ -378,7 +378,7 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
             out.stdout
         );
     }
-    let run_id = out.stderr.split_whitespace().nth(2).unwrap().to_owned();
+    let run_id = run_id_of(&out);
     let to = e.path("out");
     assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
     assert_eq!(
@@ -431,6 +431,21 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         "a cancelled run's container is left"
     );
 
+    // A host with an NVIDIA device: the container asks the engine for the
+    // GPUs. This engine has no NVIDIA runtime, so it refuses, and the run
+    // fails with the fix; nothing is left behind.
+    e.f.host.exec("touch /dev/nvidia0");
+    let out = e.run_in("img", &["true"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("NVIDIA Container Toolkit") && out.stdout.contains("device driver"),
+        "{}",
+        out.stdout
+    );
+    let id = run_id_of(&out);
+    assert!(docker_ps(&format!("label=moor.run={id}")).is_empty());
+    e.f.host.exec("rm /dev/nvidia0");
+
     // A second prepare is a cache hit; a broken Dockerfile fails with its log.
     let again = e.prepare("img", &["--channel-dir", &channel]);
     assert_exit(&again, 0);
@@ -452,6 +467,92 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         "{message}"
     );
     assert!(!e.ready_on_host(&e.hash("broken")));
+}
+
+#[test]
+fn docker_env_with_a_pip_layer_trains_from_a_wheelhouse() {
+    if !docker_or_skip() {
+        return;
+    }
+    let e = attached(HostSpec {
+        docker_socket: Some(true),
+        ..HostSpec::default()
+    });
+    let wheels = wheelhouse().to_str().unwrap().to_owned();
+    let reqs = e.write("requirements.txt", SKLEARN_REQUIREMENTS);
+    // The test host's Debian 12: its system pip is "externally managed".
+    e.create(
+        "skimg",
+        &["--docker-base", image(), "--pip-requirements", &reqs],
+    );
+    let hash = e.hash("skimg");
+    let _cleanup = ImageGuard(moor_proto::env::image_tag(&hash));
+    e.write(
+        "src/train.py",
+        "import json, os, sklearn\n\
+         from sklearn.datasets import load_iris\n\
+         from sklearn.linear_model import LogisticRegression\n\
+         X, y = load_iris(return_X_y=True)\n\
+         acc = LogisticRegression(max_iter=1000).fit(X, y).score(X, y)\n\
+         print(f'sklearn {sklearn.__version__} in {sklearn.__file__} accuracy {acc:.3f}')\n\
+         json.dump({'accuracy': acc}, open(os.environ['MOOR_OUTPUT_DIR'] + '/metrics.json', 'w'))\n",
+    );
+    // `moor run --env` builds it, shipping the wheelhouse itself.
+    let src = e.path("src");
+    let out = e.moor().run(&[
+        "run",
+        "--target",
+        "box",
+        "--env",
+        "skimg",
+        "--wheelhouse",
+        &wheels,
+        "--source-dir",
+        &src,
+        "--",
+        "python3",
+        "train.py",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout
+            .contains("sklearn 1.5.2 in /usr/local/lib/python3"),
+        "{}",
+        out.stdout
+    );
+    assert!(e.ready_on_host(&hash));
+    let run_id = run_id_of(&out);
+    let to = e.path("out");
+    assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&to).join("metrics.json")).unwrap())
+            .unwrap();
+    assert!(metrics["accuracy"].as_f64().unwrap() >= 0.9, "{metrics}");
+
+    // The asset flags belong with --env.
+    let out = e.moor().run(&[
+        "run",
+        "--target",
+        "box",
+        "--wheelhouse",
+        &wheels,
+        "--source-dir",
+        &src,
+        "--",
+        "true",
+    ]);
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("add --env ENV"), "{}", out.stderr);
+}
+
+/// The run id from `moor run`'s "moor: run ID on TARGET" line.
+fn run_id_of(out: &Output) -> String {
+    out.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("moor: run "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run line in {}", out.stderr))
+        .to_owned()
 }
 
 fn docker_ps(filter: &str) -> String {

@@ -693,6 +693,21 @@ fn require_public_ip_and_hdinsight_kind() {
     let spark = out.check("spark.submit");
     assert_eq!(spark["status"], "fail");
     assert!(spark["remedy"].is_string());
+    // No Hadoop at all: YARN and HDFS fail with their remedies.
+    for id in ["yarn.resourcemanager", "hdfs.default_fs"] {
+        let c = out.check(id);
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(c["detail"].as_str().unwrap().contains("command"), "{c}");
+        assert!(c["remedy"].is_string(), "{c}");
+    }
+    assert_eq!(out.check("python.cluster")["status"], "warn");
+    assert_eq!(
+        out.json()["facts"]["head_node"]["yarn"],
+        serde_json::Value::Null
+    );
+    // A VM is not asked about Hadoop.
+    let out = f.validate(&[]);
+    assert_eq!(out.json()["facts"]["head_node"], serde_json::Value::Null);
 }
 
 #[test]

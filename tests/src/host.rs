@@ -20,6 +20,16 @@ pub fn image() -> &'static str {
     })
 }
 
+/// The head-node test host's image (the test host plus Spark; see
+/// deploy/testhost/spark), built if its recipe changed.
+pub fn spark_image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let script = repo_root().join("deploy/testhost/build-image.sh");
+        run(Command::new(&script).arg("spark"))
+    })
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -94,6 +104,8 @@ pub struct HostSpec {
     pub envs_tmpfs: Option<&'static str>,
     /// Passwordless sudo for the user.
     pub sudo: bool,
+    /// A head node: the image with Spark and a YARN client ([`spark_image`]).
+    pub spark: bool,
 }
 
 impl Default for HostSpec {
@@ -107,6 +119,7 @@ impl Default for HostSpec {
             home_tmpfs: None,
             envs_tmpfs: None,
             sudo: false,
+            spark: false,
         }
     }
 }
@@ -132,7 +145,7 @@ impl TestHost {
 
     /// Starts a host on `network` and waits until sshd answers.
     pub fn start_on(network: &Arc<Network>, spec: &HostSpec) -> TestHost {
-        let image = image();
+        let image = if spec.spark { spark_image() } else { image() };
         let name = unique("moor-test-host");
         let mut cmd = Command::new("docker");
         cmd.args([

@@ -20,7 +20,7 @@ mod moor;
 pub mod packages;
 
 pub use fixture::{assert_exit, Fixture};
-pub use host::{image, HostSpec, Network, SshAuth, TestHost, USER};
+pub use host::{image, spark_image, HostSpec, Network, SshAuth, TestHost, USER};
 pub use keys::{KeyPair, Keys};
 pub use moor::{Moor, Output};
 

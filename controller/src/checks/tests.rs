@@ -1,7 +1,7 @@
 //! Verdicts of the probe-based checks, on facts built by hand.
 
 use super::*;
-use crate::probe::{Disk, Docker, OsRelease};
+use crate::probe::{Disk, Docker, Hdfs, OsRelease, Python, Yarn};
 
 fn facts() -> Facts {
     Facts {
@@ -143,7 +143,14 @@ fn hdinsight_needs_spark_submit() {
     let mut f = facts();
     assert_eq!(check(&f, "spark.submit").status, Status::Fail);
     f.spark_submit = Some("/usr/hdp/current/spark2-client/bin/spark-submit".into());
-    assert_eq!(check(&f, "spark.submit").status, Status::Pass);
+    assert_eq!(check(&f, "spark.submit").status, Status::Warn, "no version");
+    f.head_node = Some(HeadNode {
+        spark_version: Some("3.3.0".into()),
+        ..HeadNode::default()
+    });
+    let c = check(&f, "spark.submit");
+    assert_eq!(c.status, Status::Pass);
+    assert!(c.detail.starts_with("Spark 3.3.0"), "{c:?}");
     let vm = evaluate(
         &f,
         private(),
@@ -177,4 +184,149 @@ fn every_non_pass_has_a_remedy_or_is_a_skip() {
 fn byte_units() {
     assert_eq!(bytes(512), "512 B");
     assert_eq!(bytes(3 * GIB / 2), "1.5 GiB");
+}
+
+fn head(yarn: Option<Yarn>, hdfs: Option<Hdfs>) -> Facts {
+    Facts {
+        spark_submit: Some("/usr/hdp/current/spark2-client/bin/spark-submit".into()),
+        head_node: Some(HeadNode {
+            spark_version: Some("3.3.0".into()),
+            yarn,
+            hdfs,
+            ..HeadNode::default()
+        }),
+        ..facts()
+    }
+}
+
+fn yarn(nodes: &[&str]) -> Yarn {
+    Yarn {
+        path: "/usr/bin/yarn".into(),
+        exit: Some(0),
+        resource_manager: Some("hn0-c/10.0.0.19:8050".into()),
+        total: Some(nodes.len() as u32),
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(i, state)| YarnNode {
+                id: format!("wn{i}-c.x.internal.cloudapp.net:30050"),
+                state: (*state).into(),
+            })
+            .collect(),
+        last_line: None,
+    }
+}
+
+#[test]
+fn yarn_needs_an_answering_resourcemanager_with_running_nodes() {
+    let status = |y: Option<Yarn>| check(&head(y, None), "yarn.resourcemanager");
+    let c = status(None);
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.detail.contains("no yarn command"), "{c:?}");
+    assert!(c.remedy.unwrap().contains("--spark-master 'local[*]'"));
+
+    let c = status(Some(yarn(&["RUNNING", "RUNNING"])));
+    assert_eq!(c.status, Status::Pass);
+    assert_eq!(
+        c.detail,
+        "2 NodeManagers RUNNING (ResourceManager at hn0-c/10.0.0.19:8050)"
+    );
+
+    let c = status(Some(yarn(&["RUNNING", "UNHEALTHY", "DECOMMISSIONED"])));
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.detail.contains("1 not: wn1-c UNHEALTHY"), "{c:?}");
+
+    let c = status(Some(yarn(&["LOST", "DECOMMISSIONED"])));
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.detail
+            .starts_with("no NodeManager is RUNNING (2 listed: wn0-c LOST"),
+        "{c:?}"
+    );
+
+    // The recording's case: no answer before the probe's limit.
+    let down = Yarn {
+        total: None,
+        nodes: vec![],
+        exit: Some(124),
+        last_line: Some(
+            "INFO ipc.Client: Retrying connect to server: 0.0.0.0/0.0.0.0:8032.".into(),
+        ),
+        ..yarn(&[])
+    };
+    let c = status(Some(down.clone()));
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.detail.contains("does not answer: no answer within 15 s"),
+        "{c:?}"
+    );
+    assert!(c.remedy.unwrap().contains("Ambari"));
+    let c = status(Some(Yarn {
+        exit: Some(255),
+        ..down
+    }));
+    assert!(c.detail.contains("Retrying connect to server"), "{c:?}");
+}
+
+#[test]
+fn hdfs_default_fs_is_cluster_storage() {
+    let fs = |value: Option<&str>| {
+        let hdfs = Hdfs {
+            path: "/usr/bin/hdfs".into(),
+            exit: Some(if value.is_some() { 0 } else { 1 }),
+            default_fs: value.map(Into::into),
+            last_line: value
+                .is_none()
+                .then(|| "Error: JAVA_HOME is not set".into()),
+        };
+        check(&head(None, Some(hdfs)), "hdfs.default_fs")
+    };
+    let c = fs(Some("wasbs://c@a.blob.core.windows.net"));
+    assert_eq!(c.status, Status::Pass);
+    assert!(c.detail.ends_with("(Azure Blob Storage)"));
+    assert_eq!(
+        fs(Some("abfs://d@l.dfs.core.windows.net")).status,
+        Status::Pass
+    );
+    assert_eq!(fs(Some("hdfs://mycluster")).status, Status::Pass);
+    assert_eq!(fs(Some("file:///")).status, Status::Warn);
+    let c = fs(None);
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.detail.contains("JAVA_HOME"), "{c:?}");
+    let c = check(&head(None, None), "hdfs.default_fs");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.detail.contains("no hdfs command"));
+}
+
+#[test]
+fn cluster_python_is_hdinsights_anaconda() {
+    let mut f = head(None, None);
+    let c = check(&f, "python.cluster");
+    assert_eq!(c.status, Status::Warn);
+    assert!(c.detail.contains("/usr/bin/anaconda"), "{c:?}");
+    f.head_node.as_mut().unwrap().cluster_pythons = vec![Python {
+        path: "/usr/bin/anaconda/envs/py38/bin/python3".into(),
+        version: Some("3.8.10".into()),
+    }];
+    f.head_node.as_mut().unwrap().pyspark_python =
+        Some("/usr/bin/anaconda/envs/py38/bin/python3".into());
+    let c = check(&f, "python.cluster");
+    assert_eq!(c.status, Status::Pass);
+    assert_eq!(
+        c.detail,
+        "/usr/bin/anaconda/envs/py38/bin/python3 (Python 3.8.10); spark-env.sh sets PYSPARK_PYTHON=/usr/bin/anaconda/envs/py38/bin/python3"
+    );
+}
+
+#[test]
+fn the_ssh_endpoint_is_the_clusters() {
+    let c = ssh_endpoint("spark1-ssh.azurehdinsight.net", Some("spark1"));
+    assert_eq!(c.status, Status::Pass);
+    let c = ssh_endpoint("10.0.0.19", Some("spark1"));
+    assert_eq!(c.status, Status::Warn);
+    assert!(c
+        .remedy
+        .unwrap()
+        .contains("--host spark1-ssh.azurehdinsight.net"));
+    assert_eq!(ssh_endpoint("10.0.0.19", None).status, Status::Skip);
 }

@@ -90,6 +90,7 @@ pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
         &args.connect.auth,
         Kind::Vm,
         resource_id.map(|r| r.id),
+        None,
         resolved,
         ctx,
     )
@@ -132,6 +133,7 @@ pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outc
         &args.connect.auth,
         Kind::Hdinsight,
         resource_id.map(|r| r.id),
+        cluster,
         resolved,
         ctx,
     )
@@ -159,6 +161,7 @@ async fn attach(
     auth_args: &AuthArgs,
     kind: Kind,
     resource_id: Option<String>,
+    cluster: Option<String>,
     resolved: Resolved,
     ctx: &Context,
 ) -> Result<Outcome> {
@@ -170,7 +173,8 @@ async fn attach(
         require_public_ip: common.require_public_ip,
     };
     let install_id = agent_bundle::install_id();
-    let (report, session) = connect_and_probe(resolved, options, &install_id).await;
+    let (report, session) =
+        connect_and_probe(resolved, options, &install_id, cluster.as_deref()).await;
     let Some(session) = session else {
         return Ok(Outcome::Refused(Box::new(report)));
     };

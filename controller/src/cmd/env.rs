@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use super::run::{connect, stream_log, target_named, Connected};
 use super::Context;
-use crate::cli::{AuthArgs, EnvCreateArgs, EnvPrepareArgs};
+use crate::cli::{AuthArgs, EnvCreateArgs, EnvPrepareArgs, PrepareAssetArgs};
 use crate::envspec::{self, Sources};
 use crate::error::{exit, EnvBuildFailure, Error, Result};
+use crate::progress::LogSink;
 use crate::snapshot;
 use crate::store::{Env, Store, Target};
 
@@ -163,11 +164,7 @@ pub async fn prepare(ctx: &Context, args: &EnvPrepareArgs) -> Result<u8> {
     let target = target_named(&store, &args.target, ctx)?;
     let conn = connect(ctx, &target, &args.auth, args.connect_timeout).await?;
     let started = std::time::Instant::now();
-    let assets = Assets {
-        channel_dir: args.channel_dir.as_deref(),
-        wheelhouse: args.wheelhouse.as_deref(),
-        use_host_conda: args.use_host_conda,
-    };
+    let assets = Assets::from(&args.assets);
     let connected = started.elapsed();
     let result = prepare_on(&conn, &store, &target, &env, &assets).await;
     let prepared = started.elapsed() - connected;
@@ -219,6 +216,16 @@ pub struct Assets<'a> {
     pub use_host_conda: bool,
 }
 
+impl<'a> From<&'a PrepareAssetArgs> for Assets<'a> {
+    fn from(args: &'a PrepareAssetArgs) -> Self {
+        Assets {
+            channel_dir: args.channel_dir.as_deref(),
+            wheelhouse: args.wheelhouse.as_deref(),
+            use_host_conda: args.use_host_conda,
+        }
+    }
+}
+
 /// Makes `env` ready on the connected target: returns its state and whether
 /// it was a cache hit. The build log goes to stderr while it builds.
 pub async fn prepare_on(
@@ -267,11 +274,14 @@ pub async fn prepare_on(
         store.record_run(&run, &target.name)?;
     }
     eprintln!(
-        "moor: building environment {} on {} (build run {run_id})",
+        "moor: building environment {} on {} (build run {run_id}; its log: moor logs {run_id})",
         env.name, target.name
     );
     let mut offset = 0;
-    stream_log(agent, &run_id, &mut offset, true, true).await?;
+    let mut sink = LogSink::progress(format!("moor: building {}", env.name));
+    let streamed = stream_log(agent, &run_id, &mut offset, true, &mut sink).await;
+    sink.finish();
+    streamed?;
     let info = expect_env(
         target,
         agent

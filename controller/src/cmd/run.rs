@@ -7,22 +7,24 @@
 //! quiet stream is checked with a ping so a dead link is noticed within
 //! seconds, not at TCP's pace. Ctrl-C detaches; the run goes on.
 
-use std::io::Write;
 use std::time::Duration;
 
-use moor_proto::{Frame, Kind, Request, Response, RunInfo, RunSpec, RunState};
+use moor_proto::{Frame, Kind, Request, Response, RunInfo, RunSpec, RunState, SparkSpec};
 use serde::Serialize;
 
 use super::{find_target, resolve_target, Context};
 use crate::agent_client::AgentConn;
 use crate::cli::{AuthArgs, RunArgs};
 use crate::error::{exit, Error, Result};
+use crate::progress::LogSink;
 use crate::snapshot;
 use crate::ssh::{ConnectProgress, Session};
 use crate::store::Target;
 
 /// A quiet log stream is pinged after this long.
 const QUIET: Duration = Duration::from_secs(5);
+/// How often a status line redraws its clock while the log is quiet.
+const TICK: Duration = Duration::from_millis(500);
 /// A ping must come back within this long, or the link is dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `follow` keeps trying to reconnect.
@@ -150,6 +152,8 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<u8> {
             let run = done?;
             if ctx.json {
                 crate::output::json(&run_json(&run, &target.name));
+            } else if let Some(app) = &run.yarn_application {
+                eprintln!("moor: run {} was YARN application {app}", run.id);
             }
             Ok(exit_code(&run))
         }
@@ -177,11 +181,20 @@ async fn start(
                 .ok_or_else(|| Error::NoEnv { name: name.into() })
         })
         .transpose()?;
+    let spark = spark_spec(args, &target, env.as_ref())?;
+    let a = &args.assets;
+    if env.is_none() && (a.channel_dir.is_some() || a.wheelhouse.is_some() || a.use_host_conda) {
+        return Err(Error::usage(
+            "--channel-dir, --wheelhouse and --use-host-conda say how an environment is built, and no --env was given",
+            "add --env ENV, or drop them",
+        ));
+    }
     let conn = connect(ctx, &target, &args.auth, args.connect_timeout).await?;
     let agent = &conn.agent;
     if let Some(env) = &env {
         // A cache hit is one request; otherwise the build log shows first.
-        super::env::prepare_on(&conn, &store, &target, env, &super::env::Assets::default()).await?;
+        let assets = super::env::Assets::from(&args.assets);
+        super::env::prepare_on(&conn, &store, &target, env, &assets).await?;
     }
     let uploaded = upload_snapshot(agent, &snap).await?;
     tracing::info!(sha256 = %snap.sha256, files = snap.files, uploaded, "snapshot");
@@ -191,6 +204,7 @@ async fn start(
         command: args.command.clone(),
         env: Default::default(),
         environment: env.as_ref().map(|e| e.hash.clone()),
+        spark,
     };
     let run = match agent.call(&Request::StartRun { spec }).await? {
         Response::Run { run } => run,
@@ -198,6 +212,47 @@ async fn start(
     };
     store.record_run(&run, &target.name)?;
     Ok((run, target, conn, snap, uploaded))
+}
+
+/// The Spark settings of `moor run --spark`: the master defaults to YARN on
+/// an HDInsight target, to local mode elsewhere.
+fn spark_spec(
+    args: &RunArgs,
+    target: &Target,
+    env: Option<&crate::store::Env>,
+) -> Result<Option<SparkSpec>> {
+    if !args.spark {
+        return Ok(None);
+    }
+    if let Some(env) = env.filter(|e| e.kind == "docker") {
+        return Err(Error::usage(
+            format!(
+                "--spark runs spark-submit on the host; environment {} is a Docker image",
+                env.name
+            ),
+            "use a conda or pip environment with --spark, or none",
+        ));
+    }
+    for conf in &args.spark_conf {
+        let key = conf.split_once('=').map(|(k, _)| k.trim());
+        if key.is_none_or(str::is_empty) {
+            return Err(Error::usage(
+                format!("--spark-conf {conf:?} is not KEY=VALUE"),
+                "write it as --spark-conf spark.executor.memory=4g",
+            ));
+        }
+    }
+    let master = args.spark_master.clone().unwrap_or_else(|| {
+        if target.kind == "hdinsight" {
+            "yarn".into()
+        } else {
+            "local[*]".into()
+        }
+    });
+    Ok(Some(SparkSpec {
+        master,
+        conf: args.spark_conf.clone(),
+    }))
 }
 
 /// Uploads a snapshot unless the agent has it; returns the bytes sent.
@@ -260,7 +315,11 @@ pub async fn follow(
     mut conn: Option<Connected>,
 ) -> Result<RunInfo> {
     // With --json, stdout is for the JSON result: the log goes to stderr.
-    let to_stderr = ctx.json;
+    let mut sink = if ctx.json {
+        LogSink::Stderr
+    } else {
+        LogSink::Stdout
+    };
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -279,7 +338,7 @@ pub async fn follow(
                 Err(e) => return Err(e),
             },
         };
-        match stream_log(&c.agent, run_id, &mut offset, follow, to_stderr).await {
+        match stream_log(&c.agent, run_id, &mut offset, follow, &mut sink).await {
             Ok(()) => {
                 let run = match c
                     .agent
@@ -312,7 +371,7 @@ pub async fn stream_log(
     run_id: &str,
     offset: &mut u64,
     follow: bool,
-    to_stderr: bool,
+    sink: &mut LogSink,
 ) -> Result<()> {
     let (_, mut rx) = agent
         .request(&Request::ReadLog {
@@ -324,32 +383,31 @@ pub async fn stream_log(
     tokio::time::timeout(crate::agent_client::CALL_TIMEOUT, agent.response(&mut rx))
         .await
         .map_err(|_| agent.lost("the log stream did not start"))??;
-    let mut out: Box<dyn Write> = if to_stderr {
-        Box::new(std::io::stderr().lock())
-    } else {
-        Box::new(std::io::stdout().lock())
-    };
+    let mut heard = tokio::time::Instant::now();
     loop {
-        let frame = match tokio::time::timeout(QUIET, rx.recv()).await {
+        let frame = match tokio::time::timeout(TICK, rx.recv()).await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Err(agent.lost("the agent closed the stream")),
             Err(_) => {
+                sink.tick();
+                if heard.elapsed() < QUIET {
+                    continue;
+                }
                 // Quiet: is the link alive?
                 match tokio::time::timeout(PING_TIMEOUT, agent.call(&Request::Ping)).await {
-                    Ok(Ok(Response::Pong)) => continue,
+                    Ok(Ok(Response::Pong)) => {
+                        heard = tokio::time::Instant::now();
+                        continue;
+                    }
                     _ => return Err(agent.lost("no answer to a ping")),
                 }
             }
         };
+        heard = tokio::time::Instant::now();
         match frame.kind {
             Kind::Data => {
-                let _ = out.write_all(&frame.payload);
+                sink.write(&frame.payload, !rx.is_empty());
                 *offset += frame.payload.len() as u64;
-                // Flush only when nothing else is waiting: live, but not a
-                // syscall per frame when the log comes in bulk.
-                if rx.is_empty() {
-                    let _ = out.flush();
-                }
             }
             Kind::End => return Ok(()),
             _ => return Err(agent.lost("unexpected frame in a log stream")),
@@ -380,6 +438,12 @@ pub struct RunJson<'a> {
     pub started_at: Option<&'a str>,
     /// Ended.
     pub ended_at: Option<&'a str>,
+    /// A Spark run's master and settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spark: Option<&'a moor_proto::SparkSpec>,
+    /// A Spark run's YARN application, once submitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yarn_application: Option<&'a str>,
 }
 
 fn run_json<'a>(run: &'a RunInfo, target: &'a str) -> RunJson<'a> {
@@ -394,6 +458,8 @@ fn run_json<'a>(run: &'a RunInfo, target: &'a str) -> RunJson<'a> {
         created_at: &run.created_at,
         started_at: run.started_at.as_deref(),
         ended_at: run.ended_at.as_deref(),
+        spark: run.spark.as_ref(),
+        yarn_application: run.yarn_application.as_deref(),
     }
 }
 

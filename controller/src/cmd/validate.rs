@@ -92,7 +92,15 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
         kind,
         require_public_ip: args.require_public_ip,
     };
-    let (report, session) = connect_and_probe(resolved, options, "").await;
+    // An attached HDInsight target knows its cluster from its resource id.
+    let cluster = target
+        .as_ref()
+        .and_then(|(_, t)| t.resource_id.as_deref())
+        .and_then(|id| {
+            crate::resource_id::parse(id, crate::resource_id::ResourceKind::HdInsightCluster).ok()
+        })
+        .map(|r| r.name);
+    let (report, session) = connect_and_probe(resolved, options, "", cluster.as_deref()).await;
     if let Some(session) = session {
         session.close().await;
     }
@@ -111,6 +119,7 @@ pub async fn connect_and_probe(
     resolved: Resolved,
     options: checks::Options,
     agent_id: &str,
+    cluster: Option<&str>,
 ) -> (Report, Option<Session>) {
     let endpoint = resolved.endpoint.clone();
     let mut report = Report {
@@ -160,7 +169,10 @@ pub async fn connect_and_probe(
 
     let probed = tokio::time::timeout(
         PROBE_TIMEOUT,
-        session.exec(&probe::command(agent_id), probe::SCRIPT.as_bytes()),
+        session.exec(
+            &probe::command(agent_id, options.kind),
+            probe::SCRIPT.as_bytes(),
+        ),
     )
     .await;
     let output = match probed {
@@ -204,6 +216,11 @@ pub async fn connect_and_probe(
     report
         .checks
         .extend(checks::evaluate(&facts, peer, options));
+    if options.kind == Kind::Hdinsight {
+        report
+            .checks
+            .push(checks::ssh_endpoint(&endpoint.host, cluster));
+    }
     report.facts = Some(facts);
     report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
     report.exit_code = if report.ok {

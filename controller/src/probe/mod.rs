@@ -9,13 +9,24 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use hadoop::{Hdfs, HeadNode, Yarn, YarnNode};
+
+use crate::checks::Kind;
+
+mod hadoop;
+
 /// The probe script. Run with [`command`], the script on stdin.
 pub const SCRIPT: &str = include_str!("probe.sh");
 
 /// The command that runs [`SCRIPT`], asking about the agent installed as
-/// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same).
-pub fn command(agent_id: &str) -> String {
-    format!("sh -s -- {}", crate::remote::quote(agent_id))
+/// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same); a head
+/// node (`hdinsight`) is also asked about Spark, YARN and HDFS.
+pub fn command(agent_id: &str, kind: Kind) -> String {
+    let kind = match kind {
+        Kind::Vm => "vm",
+        Kind::Hdinsight => "hdinsight",
+    };
+    format!("sh -s -- {} {kind}", crate::remote::quote(agent_id))
 }
 
 /// What the probe learned about a host.
@@ -63,6 +74,10 @@ pub struct Facts {
     pub sudo_passwordless: Option<bool>,
     /// Path of spark-submit, when found.
     pub spark_submit: Option<String>,
+    /// A head node's Spark, YARN, HDFS and cluster Python (probed as
+    /// `hdinsight` only).
+    #[serde(default)]
+    pub head_node: Option<HeadNode>,
     /// The installed moor agent's hello, when the expected one is there.
     pub agent: Option<moor_proto::Hello>,
     /// `~/.moor/claim`: which workspace and target own the machine.
@@ -244,6 +259,7 @@ impl Facts {
                 _ => None,
             },
             spark_submit: kv("spark").get("submit").and_then(|v| v.first().cloned()),
+            head_node: hadoop::parse(&sections),
             agent: moor_proto::Hello::find(&get("agent").join("\n")),
             claim: parse_claim(&get("claim")),
         })

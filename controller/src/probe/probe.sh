@@ -1,6 +1,6 @@
 # moor host probe, version 1. Read-only: it changes nothing on the host.
-# Run as `sh -s -- AGENT_ID` with this text on stdin (AGENT_ID: the agent
-# directory moor expects, or empty); prints sections `@@moor NAME`
+# Run as `sh -s -- AGENT_ID KIND` with this text on stdin (AGENT_ID: the agent
+# directory moor expects, or empty; KIND: vm or hdinsight); prints sections `@@moor NAME`
 # followed by raw command output, which the controller parses. Everything runs
 # inside main() with stdin from /dev/null, so no command can swallow the rest
 # of the script.
@@ -97,9 +97,44 @@ else
 fi
 
 s spark
-for p in spark-submit /usr/hdp/current/spark2-client/bin/spark-submit "${SPARK_HOME:-/nonexistent}/bin/spark-submit"; do
-  if have "$p"; then echo "submit=$(command -v "$p")"; break; fi
+submit=
+for p in spark-submit /usr/hdp/current/spark2-client/bin/spark-submit /usr/hdp/current/spark3-client/bin/spark-submit "${SPARK_HOME:-/nonexistent}/bin/spark-submit"; do
+  if have "$p"; then submit=$(command -v "$p"); echo "submit=$submit"; break; fi
 done
+# A head node (KIND hdinsight): Spark's version, YARN's nodes, HDFS's default
+# file system. Each starts a JVM (seconds): they run at once, each bounded.
+if [ "$2" = hdinsight ]; then
+  yarn=; hdfs=
+  for p in yarn /usr/hdp/current/hadoop-yarn-client/bin/yarn; do
+    if have "$p"; then yarn=$(command -v "$p"); break; fi
+  done
+  for p in hdfs /usr/hdp/current/hadoop-hdfs-client/bin/hdfs; do
+    if have "$p"; then hdfs=$(command -v "$p"); break; fi
+  done
+  tmp=$(mktemp -d 2>/dev/null) || tmp=
+  if [ -n "$tmp" ]; then
+    [ -n "$submit" ] && { t 20 "$submit" --version >"$tmp/spark" 2>&1; echo $? >"$tmp/spark.rc"; } &
+    [ -n "$yarn" ] && { t 15 "$yarn" node -list -all >"$tmp/yarn" 2>&1; echo $? >"$tmp/yarn.rc"; } &
+    [ -n "$hdfs" ] && { t 15 "$hdfs" getconf -confKey fs.defaultFS >"$tmp/hdfs" 2>&1; echo $? >"$tmp/hdfs.rc"; } &
+    wait
+  fi
+  s spark-version; show "$tmp/spark.rc"; show "$tmp/spark"
+  s yarn
+  [ -n "$yarn" ] && echo "path=$yarn" && echo "rc=$(show "$tmp/yarn.rc")"
+  s yarn-out; show "$tmp/yarn"
+  s hdfs
+  [ -n "$hdfs" ] && echo "path=$hdfs" && echo "rc=$(show "$tmp/hdfs.rc")"
+  s hdfs-out; show "$tmp/hdfs"
+  [ -n "$tmp" ] && rm -rf "$tmp"
+  s python-cluster
+  for p in /usr/bin/anaconda/bin/python3 /usr/bin/anaconda/bin/python /usr/bin/anaconda/envs/*/bin/python3 /usr/bin/miniforge/envs/*/bin/python3; do
+    [ -x "$p" ] && echo "python=$p:$(t 5 "$p" --version 2>&1)"
+  done
+  if [ -n "$submit" ]; then
+    home=$(dirname "$(dirname "$(readlink -f "$submit")")")
+    grep -h '^[^#]*PYSPARK_PYTHON=' "${SPARK_HOME:-$home}/conf/spark-env.sh" 2>/dev/null | sed 's/^/spark_env=/'
+  fi
+fi
 s agent
 a="$HOME/.moor/agent/$1/moor-agent"
 if [ -n "$1" ] && [ -x "$a" ]; then t 10 "$a" hello 2>&1; fi

@@ -1,0 +1,353 @@
+//! Spark on a head node, against the head-node test host: Debian's OpenJDK,
+//! Spark from PyPI laid out as HDInsight's /usr/hdp/current/spark2-client,
+//! and Hadoop's own YARN client with no ResourceManager to answer it (YARN
+//! and HDFS cannot run here). Real PySpark jobs run through `moor run
+//! --spark` in local mode; the head-node checks see what is missing.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Output};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// A word count over the snapshot's data file, with its tokenizer in
+/// another module of the snapshot (shipped to executors with --py-files),
+/// and a Monte Carlo estimate of pi; both written to outputs/result.json.
+const JOB: &str = r#"import json, os, random, sys
+from pyspark.sql import SparkSession
+from textutil.tokens import words
+
+spark = SparkSession.builder.getOrCreate()
+sc = spark.sparkContext
+counts = dict(
+    sc.textFile("data.txt").flatMap(words).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b).collect()
+)
+n = int(sys.argv[1])
+def inside(seed):
+    rng = random.Random(seed)
+    hits = 0
+    for _ in range(n):
+        x, y = rng.random(), rng.random()
+        hits += x * x + y * y <= 1.0
+    return hits
+parts = 8
+pi = 4.0 * sc.parallelize(range(parts), parts).map(inside).sum() / (parts * n)
+print(f"pi is roughly {pi:.4f}; {len(counts)} distinct words; master {sc.master}")
+with open(os.path.join(os.environ["MOOR_OUTPUT_DIR"], "result.json"), "w") as f:
+    json.dump({"pi": pi, "counts": counts}, f)
+spark.stop()
+"#;
+
+const TOKENS: &str = "import re\n\ndef words(line):\n    return [w for w in re.split(r'[^a-z]+', line.lower()) if w]\n";
+
+const DATA: &str = "The moor, the fen and the heath.\nA heath; a MOOR!\n";
+
+fn source(dir: &Path) {
+    std::fs::create_dir_all(dir.join("textutil")).unwrap();
+    std::fs::write(dir.join("job.py"), JOB).unwrap();
+    std::fs::write(dir.join("textutil/__init__.py"), "").unwrap();
+    std::fs::write(dir.join("textutil/tokens.py"), TOKENS).unwrap();
+    std::fs::write(dir.join("data.txt"), DATA).unwrap();
+    std::fs::write(
+        dir.join("fails.py"),
+        "from pyspark.sql import SparkSession\n\
+         SparkSession.builder.getOrCreate()\n\
+         raise SystemExit('the job gave up')\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("interpreters.py"),
+        "import sys\n\
+         from pyspark.sql import SparkSession\n\
+         sc = SparkSession.builder.getOrCreate().sparkContext\n\
+         print('interpreter', sys.executable)\n\
+         print('interpreter', sc.parallelize([0], 1).map(lambda _: __import__('sys').executable).first())\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("slow.py"),
+        "import time\n\
+         from pyspark.sql import SparkSession\n\
+         sc = SparkSession.builder.getOrCreate().sparkContext\n\
+         print('slow job started', flush=True)\n\
+         sc.parallelize(range(2), 2).map(lambda x: time.sleep(600)).collect()\n",
+    )
+    .unwrap();
+}
+
+fn spark_run(f: &Fixture, src: &str, extra: &[&str], command: &[&str]) -> Output {
+    f.moor.run(
+        &[
+            &["run", "--target", "head", "--source-dir", src, "--spark"][..],
+            extra,
+            &["--"],
+            command,
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn pyspark_jobs_run_through_spark_submit() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(
+        MOOR,
+        HostSpec {
+            spark: true,
+            ..HostSpec::default()
+        },
+    );
+    // A Spark machine without YARN is attached as a VM: local mode.
+    assert_exit(&f.attach("head", &[]), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    source(&src);
+    let src = src.to_str().unwrap();
+
+    let out = spark_run(
+        &f,
+        src,
+        &[
+            "--spark-master",
+            "local[2]",
+            "--spark-conf",
+            "spark.ui.enabled=false",
+            "--json",
+        ],
+        &["job.py", "20000"],
+    );
+    assert_exit(&out, 0);
+    let run = out.json();
+    assert_eq!(run["state"], "succeeded");
+    assert_eq!(run["spark"]["master"], "local[2]");
+    assert_eq!(run["spark"]["conf"][0], "spark.ui.enabled=false");
+    assert!(run["yarn_application"].is_null(), "local mode has no YARN");
+    // The driver's log streamed (on stderr with --json): Spark's own lines
+    // and the job's print.
+    assert!(
+        out.stderr.contains("pi is roughly 3.1") && out.stderr.contains("master local[2]"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("SparkContext"), "{}", out.stderr);
+
+    let id = run["id"].as_str().unwrap();
+    let to = dir.path().join("out");
+    assert_exit(
+        &f.moor.run(&["download", id, "--to", to.to_str().unwrap()]),
+        0,
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.join("result.json")).unwrap()).unwrap();
+    let pi = result["pi"].as_f64().unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 0.05, "pi {pi}");
+    let counts = &result["counts"];
+    assert_eq!(counts["the"], 3);
+    assert_eq!(counts["moor"], 2);
+    assert_eq!(counts["heath"], 2);
+    assert_eq!(counts["fen"], 1);
+    assert_eq!(counts.as_object().unwrap().len(), 6, "{counts}");
+
+    // The job's own failure is spark-submit's exit status.
+    let out = spark_run(&f, src, &["--spark-master", "local[1]"], &["fails.py"]);
+    assert_exit(&out, 1);
+    assert!(out.stdout.contains("the job gave up"), "{}", out.stdout);
+
+    // A script the snapshot lacks: the run fails at once, saying so.
+    let out = spark_run(&f, src, &[], &["nope.py"]);
+    assert_exit(&out, 127);
+    assert!(
+        out.stdout
+            .contains("nope.py: no such file in the source snapshot"),
+        "{}",
+        out.stdout
+    );
+
+    // Bad settings are refused before anything runs.
+    let out = spark_run(&f, src, &["--spark-conf", "no-equals"], &["job.py"]);
+    assert_exit(&out, 2);
+    assert!(out.stderr.contains("is not KEY=VALUE"), "{}", out.stderr);
+    let out = f.moor.run(&[
+        "run",
+        "--target",
+        "head",
+        "--source-dir",
+        src,
+        "--spark-master",
+        "yarn",
+        "--",
+        "job.py",
+    ]);
+    assert_exit(&out, 2);
+
+    // With a pip environment, the driver and the Python workers both run
+    // that environment's interpreter.
+    let wheels = moor_tests::packages::wheelhouse()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let reqs = dir.path().join("requirements.txt");
+    std::fs::write(&reqs, "threadpoolctl==3.5.0\n").unwrap();
+    assert_exit(
+        &f.moor.run(&[
+            "env",
+            "create",
+            "tiny",
+            "--pip-requirements",
+            reqs.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let out = spark_run(
+        &f,
+        src,
+        &[
+            "--spark-master",
+            "local[1]",
+            "--env",
+            "tiny",
+            "--wheelhouse",
+            &wheels,
+        ],
+        &["interpreters.py"],
+    );
+    assert_exit(&out, 0);
+    let seen: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("interpreter "))
+        .collect();
+    assert_eq!(seen.len(), 2, "{}", out.stdout);
+    for python in seen {
+        assert!(
+            python.contains("/.moor/envs/") && python.ends_with("/prefix/bin/python"),
+            "{python}"
+        );
+    }
+
+    // Cancel stops the driver and its JVM; nothing of it is left.
+    let started = f.moor.run(&[
+        "run",
+        "--target",
+        "head",
+        "--source-dir",
+        src,
+        "--spark",
+        "--detach",
+        "--json",
+        "--",
+        "slow.py",
+    ]);
+    assert_exit(&started, 0);
+    let id = started.json()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let logs = f.moor.run(&["logs", &id]);
+        if logs.stdout.contains("slow job started") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow job never started: {}",
+            logs.stdout
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let cancelled = f.moor.run(&["cancel", &id, "--json"]);
+    assert_exit(&cancelled, 0);
+    assert_eq!(
+        cancelled.json()["state"],
+        "cancelled",
+        "{}",
+        cancelled.stdout
+    );
+    let left = f.host.exec("pgrep -u moor -f 'java|pyspark' || true");
+    assert!(left.trim().is_empty(), "left running: {left}");
+}
+
+#[test]
+fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(
+        MOOR,
+        HostSpec {
+            spark: true,
+            ..HostSpec::default()
+        },
+    );
+    let out = f.validate(&["--kind", "hdinsight"]);
+    assert_exit(&out, 3);
+    let spark = out.check("spark.submit");
+    assert_eq!(spark["status"], "pass");
+    assert!(
+        spark["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Spark 3.5.9 (/usr/hdp/current/spark2-client/bin/spark-submit)"),
+        "{spark}"
+    );
+    // Hadoop's own YARN client, no ResourceManager: it retries until the
+    // probe's limit stops it.
+    let yarn = out.check("yarn.resourcemanager");
+    assert_eq!(yarn["status"], "fail", "{yarn}");
+    assert!(
+        yarn["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
+        "{yarn}"
+    );
+    assert!(yarn["remedy"].as_str().unwrap().contains("ResourceManager"));
+    let hdfs = out.check("hdfs.default_fs");
+    assert_eq!(hdfs["status"], "fail");
+    assert!(hdfs["detail"].as_str().unwrap().contains("no hdfs command"));
+    assert!(hdfs["remedy"].is_string());
+    let python = out.check("python.cluster");
+    assert_eq!(python["status"], "warn");
+    assert!(
+        python["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/usr/bin/python3"),
+        "{python}"
+    );
+    assert_eq!(out.check("ssh.endpoint")["status"], "skip");
+    let facts = &out.json()["facts"]["head_node"];
+    assert_eq!(facts["spark_version"], "3.5.9");
+    assert_eq!(facts["yarn"]["path"], "/usr/local/bin/yarn");
+    assert_eq!(facts["yarn"]["exit"], 124);
+
+    // Attaching it as an HDInsight head node is refused, with the checks;
+    // named after a cluster whose endpoint it is not, it is told so.
+    let out = f.moor.run(
+        &[
+            &[
+                "attach",
+                "hdinsight",
+                "head",
+                "--json",
+                "--cluster",
+                "spark1",
+            ][..],
+            &f.login(),
+            &["--accept-new-host-key"],
+        ]
+        .concat(),
+    );
+    assert_exit(&out, 3);
+    assert_eq!(out.check("yarn.resourcemanager")["status"], "fail");
+    let endpoint = out.check("ssh.endpoint");
+    assert_eq!(endpoint["status"], "warn");
+    assert!(
+        endpoint["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("spark1-ssh.azurehdinsight.net"),
+        "{endpoint}"
+    );
+}
