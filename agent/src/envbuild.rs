@@ -331,7 +331,7 @@ fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> R
             })
         })
         .ok_or_else(|| {
-            "--use-host-conda: no micromamba, mamba or conda on the host: install one, or drop --use-host-conda (the agent builds conda environments itself)".to_owned()
+            "--use-host-conda: no micromamba, mamba or conda on the host; fix: install one, or drop --use-host-conda (the agent builds conda environments itself)".to_owned()
         })?;
     let mut command = Command::new(&found);
     command.args(["create", "--yes", "--prefix"]).arg(prefix);

@@ -202,6 +202,32 @@ fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
         "{error}"
     );
     assert!(!e.ready_on_host(&e.hash("missing")));
+
+    // Asked to use the host's conda on a host that has none: exit 9 with
+    // the fix, nothing ready.
+    let yml = e.write("host.yml", &conda_yml(&["moor-data"]));
+    e.create("hostconda", &["--conda-file", &yml]);
+    let out = e.prepare(
+        "hostconda",
+        &["--channel-dir", &channel, "--use-host-conda"],
+    );
+    assert_exit(&out, 9);
+    let error = &out.json()["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no micromamba, mamba or conda on the host"),
+        "{error}"
+    );
+    assert!(
+        error["fix"]
+            .as_str()
+            .unwrap()
+            .contains("drop --use-host-conda"),
+        "{error}"
+    );
+    assert!(!e.ready_on_host(&e.hash("hostconda")));
 }
 
 #[test]
