@@ -34,6 +34,7 @@ def inside(seed):
 parts = 8
 pi = 4.0 * sc.parallelize(range(parts), parts).map(inside).sum() / (parts * n)
 print(f"pi is roughly {pi:.4f}; {len(counts)} distinct words; master {sc.master}")
+print("jars", sc.getConf().get("spark.jars", ""))
 with open(os.path.join(os.environ["MOOR_OUTPUT_DIR"], "result.json"), "w") as f:
     json.dump({"pi": pi, "counts": counts}, f)
 spark.stop()
@@ -49,6 +50,15 @@ fn source(dir: &Path) {
     std::fs::write(dir.join("textutil/__init__.py"), "").unwrap();
     std::fs::write(dir.join("textutil/tokens.py"), TOKENS).unwrap();
     std::fs::write(dir.join("data.txt"), DATA).unwrap();
+    // A jar of the snapshot goes to spark-submit's --jars (a real zip).
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    let made = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(dir.join("lib/udf.jar"))
+        .arg(dir.join("data.txt"))
+        .status()
+        .unwrap();
+    assert!(made.success());
     std::fs::write(
         dir.join("fails.py"),
         "from pyspark.sql import SparkSession\n\
@@ -133,6 +143,12 @@ fn pyspark_jobs_run_through_spark_submit() {
         out.stderr
     );
     assert!(out.stderr.contains("SparkContext"), "{}", out.stderr);
+    let jars = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("jars "))
+        .unwrap_or_default();
+    assert!(jars.ends_with("/lib/udf.jar"), "spark.jars: {jars:?}");
 
     let id = run["id"].as_str().unwrap();
     let to = dir.path().join("out");
