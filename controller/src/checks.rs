@@ -417,10 +417,21 @@ fn yarn_resourcemanager(head: &HeadNode) -> Check {
         .map(|a| format!(" at {a}"))
         .unwrap_or_default();
     if yarn.total.is_none() {
-        let why = match (yarn.exit, &yarn.last_line) {
-            (Some(124), _) => "no answer within 15 s".to_owned(),
-            (_, Some(line)) => line.clone(),
-            (exit, None) => format!("yarn exited with {exit:?} and said nothing"),
+        // Hadoop's IPC client logs each retry: "Retrying connect to server:
+        // HOST/ADDR:PORT. Already tried N time(s); retry policy is ...".
+        let retrying = yarn.last_line.as_deref().and_then(|l| {
+            let at = l.find("Retrying connect to server: ")?;
+            let rest = &l[at + "Retrying connect to server: ".len()..];
+            let server = rest.split(". Already").next().unwrap_or(rest);
+            Some(server.trim_end_matches('.').to_owned())
+        });
+        let why = match (yarn.exit, &yarn.last_line, retrying) {
+            (Some(124), _, Some(server)) => {
+                format!("no answer within 15 s (still retrying {server})")
+            }
+            (Some(124), _, None) => "no answer within 15 s".to_owned(),
+            (_, Some(line), _) => line.clone(),
+            (exit, None, _) => format!("yarn exited with {exit:?} and said nothing"),
         };
         return Check::fail(
             ID,

@@ -318,6 +318,13 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
             .starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
         "{yarn}"
     );
+    assert!(
+        yarn["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(still retrying 0.0.0.0/0.0.0.0:8032)"),
+        "{yarn}"
+    );
     assert!(yarn["remedy"].as_str().unwrap().contains("ResourceManager"));
     let hdfs = out.check("hdfs.default_fs");
     assert_eq!(hdfs["status"], "fail");

@@ -249,15 +249,21 @@ fn yarn_needs_an_answering_resourcemanager_with_running_nodes() {
         total: None,
         nodes: vec![],
         exit: Some(124),
+        // The recording's last line.
         last_line: Some(
-            "INFO ipc.Client: Retrying connect to server: 0.0.0.0/0.0.0.0:8032.".into(),
+            "26/11/27 23:57:04 INFO ipc.Client: Retrying connect to server: \
+             0.0.0.0/0.0.0.0:8032. Already tried 8 time(s); retry policy is \
+             RetryUpToMaximumCountWithFixedSleep(maxRetries=10, sleepTime=1000 MILLISECONDS)"
+                .into(),
         ),
         ..yarn(&[])
     };
     let c = status(Some(down.clone()));
     assert_eq!(c.status, Status::Fail);
     assert!(
-        c.detail.contains("does not answer: no answer within 15 s"),
+        c.detail.ends_with(
+            "does not answer: no answer within 15 s (still retrying 0.0.0.0/0.0.0.0:8032)"
+        ),
         "{c:?}"
     );
     assert!(c.remedy.unwrap().contains("Ambari"));
