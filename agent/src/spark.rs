@@ -162,9 +162,13 @@ pub fn application_id(log: &Path) -> Option<String> {
     moor_proto::message::yarn_application_id(&String::from_utf8_lossy(&head)).map(str::to_owned)
 }
 
-/// `yarn application -kill ID`, allowed `limit`; what it said on failure.
+/// `yarn application -kill ID`, allowed `limit`; what went wrong otherwise.
 pub fn kill_application(id: &str, limit: Duration) -> Result<(), String> {
     let yarn = find_yarn().ok_or("no yarn command on this host")?;
+    kill_with(&yarn, id, limit)
+}
+
+fn kill_with(yarn: &Path, id: &str, limit: Duration) -> Result<(), String> {
     let mut child = Command::new(yarn)
         .args(["application", "-kill", id])
         .stdin(std::process::Stdio::null())
@@ -281,6 +285,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("nope.py: no such file"), "{err}");
+    }
+
+    /// A `yarn` that records its arguments, then behaves as `tail` says.
+    fn yarn(dir: &Path, tail: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("yarn");
+        let args = dir.join("args");
+        fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"$@\" >> '{}'\n{tail}\n", args.display()),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn kills_the_application_and_reports_failures_and_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "application_1732700000000_0042";
+        let limit = Duration::from_secs(5);
+        kill_with(&yarn(dir.path(), "exit 0"), id, limit).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("args")).unwrap(),
+            format!("application -kill {id}\n")
+        );
+        let err = kill_with(&yarn(dir.path(), "exit 255"), id, limit).unwrap_err();
+        assert!(err.contains("exit status: 255"), "{err}");
+        let started = Instant::now();
+        let err = kill_with(
+            &yarn(dir.path(), "exec sleep 30"),
+            id,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(err.contains("no answer"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

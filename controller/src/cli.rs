@@ -138,8 +138,8 @@ pub struct ValidateArgs {
     /// An attached target to re-validate with its stored settings (instead of --host).
     #[arg(
         value_name = "NAME",
-        conflicts_with = "host",
-        required_unless_present = "host"
+        conflicts_with_all = ["host", "cluster"],
+        required_unless_present_any = ["host", "cluster"]
     )]
     pub target: Option<String>,
 
@@ -150,6 +150,11 @@ pub struct ValidateArgs {
     /// What the machine is: a VM/server, or an HDInsight (Spark) head node.
     #[arg(long, value_enum, default_value_t = Kind::Vm)]
     pub kind: Kind,
+
+    /// With --kind hdinsight: the cluster's name; the host defaults to
+    /// <cluster>-ssh.azurehdinsight.net, and another --host is flagged.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
 
     /// Fail (instead of warn) when the machine has no public IP address.
     #[arg(long)]

@@ -296,7 +296,7 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
             ..HostSpec::default()
         },
     );
-    let out = f.validate(&["--kind", "hdinsight"]);
+    let out = f.validate(&["--kind", "hdinsight", "--cluster", "spark1"]);
     assert_exit(&out, 3);
     let spark = out.check("spark.submit");
     assert_eq!(spark["status"], "pass");
@@ -339,7 +339,16 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
             .contains("/usr/bin/python3"),
         "{python}"
     );
-    assert_eq!(out.check("ssh.endpoint")["status"], "skip");
+    // Named after a cluster whose SSH endpoint it is not: told so.
+    let endpoint = out.check("ssh.endpoint");
+    assert_eq!(endpoint["status"], "warn", "{endpoint}");
+    assert!(
+        endpoint["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("is not cluster spark1's SSH endpoint spark1-ssh.azurehdinsight.net"),
+        "{endpoint}"
+    );
     let facts = &out.json()["facts"]["head_node"];
     assert_eq!(facts["spark_version"], "3.5.9");
     assert_eq!(facts["yarn"]["path"], "/usr/local/bin/yarn");

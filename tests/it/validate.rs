@@ -701,6 +701,15 @@ fn require_public_ip_and_hdinsight_kind() {
         assert!(c["remedy"].is_string(), "{c}");
     }
     assert_eq!(out.check("python.cluster")["status"], "warn");
+    assert_eq!(out.check("ssh.endpoint")["status"], "skip");
+    let out = f.validate(&["--cluster", "spark1"]);
+    assert_exit(&out, 2);
+    assert_eq!(
+        out.json()["error"]["fix"],
+        "add --kind hdinsight",
+        "{}",
+        out.stdout
+    );
     assert_eq!(
         out.json()["facts"]["head_node"]["yarn"],
         serde_json::Value::Null

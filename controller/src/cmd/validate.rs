@@ -86,7 +86,23 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
             };
             (resolved, kind, Some((store, target)))
         }
-        None => (resolve_connect(&args.connect, ctx, None)?, args.kind, None),
+        None => {
+            if args.cluster.is_some() && args.kind != Kind::Hdinsight {
+                return Err(Error::usage(
+                    "--cluster names an HDInsight cluster",
+                    "add --kind hdinsight",
+                ));
+            }
+            let endpoint = args
+                .cluster
+                .as_deref()
+                .map(crate::resource_id::hdinsight_ssh_host);
+            (
+                resolve_connect(&args.connect, ctx, endpoint)?,
+                args.kind,
+                None,
+            )
+        }
     };
     let options = checks::Options {
         kind,
@@ -99,7 +115,8 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
         .and_then(|id| {
             crate::resource_id::parse(id, crate::resource_id::ResourceKind::HdInsightCluster).ok()
         })
-        .map(|r| r.name);
+        .map(|r| r.name)
+        .or_else(|| args.cluster.clone());
     let (report, session) = connect_and_probe(resolved, options, "", cluster.as_deref()).await;
     if let Some(session) = session {
         session.close().await;
