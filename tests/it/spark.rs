@@ -167,6 +167,15 @@ fn pyspark_jobs_run_through_spark_submit() {
     assert_eq!(counts["fen"], 1);
     assert_eq!(counts.as_object().unwrap().len(), 6, "{counts}");
 
+    // `moor runs` shows it as the spark-submit it is.
+    let runs = f.moor.run(&["runs", "--target", "head"]);
+    assert_exit(&runs, 0);
+    assert!(
+        runs.stdout.contains("succeeded") && runs.stdout.contains("spark-submit job.py 20000"),
+        "{}",
+        runs.stdout
+    );
+
     // The job's own failure is spark-submit's exit status.
     let out = spark_run(&f, src, &["--spark-master", "local[1]"], &["fails.py"]);
     assert_exit(&out, 1);

@@ -519,13 +519,19 @@ pub async fn list(ctx: &Context, only: Option<&str>) -> Result<u8> {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
+            // A Spark run shows as what it is: a spark-submit (and its YARN
+            // application, once known).
+            let command = match (&r.spark, &r.yarn_application) {
+                (Some(_), Some(app)) => format!("spark-submit {} ({app})", r.command.join(" ")),
+                (Some(_), None) => format!("spark-submit {}", r.command.join(" ")),
+                (None, _) => r.command.join(" "),
+            };
             crate::outln!(
-                "{:<26}  {:<12}  {:<10}  {:>4}  {}",
+                "{:<26}  {:<12}  {:<10}  {:>4}  {command}",
                 r.id,
                 t,
                 state,
                 exit,
-                r.command.join(" ")
             );
         }
     }
