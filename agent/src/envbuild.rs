@@ -98,7 +98,7 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready, String> {
                 host_conda(&prefix, conda, channel_dir.as_deref())?;
             } else {
                 let channels = channels(conda, channel_dir.as_deref());
-                block(conda_create(&prefix, conda, &channels, &conda_cache()))?;
+                crate::docker::block_on(conda_create(&prefix, conda, &channels, &conda_cache()))?;
             }
             pip_install(&prefix.join("bin/python"), spec, wheelhouse.as_deref())?;
             ready.prefix = Some(prefix);
@@ -115,10 +115,6 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready, String> {
     }
     ready.ready_at = moor_proto::time::now();
     Ok(ready)
-}
-
-fn block<T>(future: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
-    crate::docker::block_on(future)
 }
 
 /// Extracts an uploaded snapshot (a channel or wheelhouse) next to the build.
@@ -140,17 +136,10 @@ fn unpack_asset(
 }
 
 fn host_python() -> Result<PathBuf, String> {
-    which("python3").ok_or_else(|| {
+    runs::which("python3").ok_or_else(|| {
         "python3 is not on the host's PATH: install it (sudo apt-get install python3 python3-venv)"
             .to_owned()
     })
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 fn venv(prefix: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<(), String> {
@@ -312,7 +301,8 @@ pub fn conda_create_command(args: &[String]) -> Result<(), String> {
         channels.to_vec()
     };
     let cache = std::env::temp_dir().join("moor-conda-cache");
-    let result = block(conda_create(Path::new(prefix), &conda, &channels, &cache));
+    let result =
+        crate::docker::block_on(conda_create(Path::new(prefix), &conda, &channels, &cache));
     let _ = fs::remove_dir_all(&cache);
     result
 }
@@ -322,12 +312,12 @@ fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> R
     let found = ["micromamba", "mamba", "conda"]
         .iter()
         .find_map(|name| {
-            which(name).or_else(|| {
+            runs::which(name).or_else(|| {
                 ["miniconda3", "anaconda3", "miniforge3", "mambaforge"]
                     .iter()
                     .map(|d| home.join(d).join("bin").join(name))
                     .chain([PathBuf::from("/opt/conda/bin").join(name)])
-                    .find(|p| p.is_file())
+                    .find(|p| runs::is_executable(p))
             })
         })
         .ok_or_else(|| {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use moor_proto::message::SparkSpec;
 
+use crate::runs;
+
 /// Where spark-submit is looked for, after PATH: HDInsight's (HDP) client
 /// directories, then `$SPARK_HOME/bin`.
 const HDP_CLIENTS: [&str; 2] = [
@@ -19,28 +21,23 @@ const HDP_CLIENTS: [&str; 2] = [
 
 /// The spark-submit this host has, if any.
 pub fn find_submit() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("spark-submit"))
-        .chain(HDP_CLIENTS.iter().map(PathBuf::from))
-        .chain(std::env::var_os("SPARK_HOME").map(|h| PathBuf::from(h).join("bin/spark-submit")))
-        .find(|p| is_executable(p))
+    runs::which("spark-submit").or_else(|| {
+        HDP_CLIENTS
+            .iter()
+            .map(PathBuf::from)
+            .chain(
+                std::env::var_os("SPARK_HOME").map(|h| PathBuf::from(h).join("bin/spark-submit")),
+            )
+            .find(|p| runs::is_executable(p))
+    })
 }
 
 /// Where `yarn` is: PATH or HDP's client directory.
 pub fn find_yarn() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("yarn"))
-        .chain(std::iter::once(PathBuf::from(
-            "/usr/hdp/current/hadoop-yarn-client/bin/yarn",
-        )))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    runs::which("yarn").or_else(|| {
+        let hdp = PathBuf::from("/usr/hdp/current/hadoop-yarn-client/bin/yarn");
+        runs::is_executable(&hdp).then_some(hdp)
+    })
 }
 
 /// SPARK_HOME for a spark-submit found at `submit`: the directory above its
@@ -159,7 +156,30 @@ pub fn application_id(log: &Path) -> Option<String> {
         .take(4 << 20)
         .read_to_end(&mut head)
         .ok()?;
-    moor_proto::message::yarn_application_id(&String::from_utf8_lossy(&head)).map(str::to_owned)
+    yarn_application_id(&String::from_utf8_lossy(&head)).map(str::to_owned)
+}
+
+/// The first YARN application id (`application_<cluster ts>_<seq>`) in a
+/// Spark driver's log, as spark-submit prints it once the application is
+/// submitted ("Submitted application application_..._0001").
+fn yarn_application_id(log: &str) -> Option<&str> {
+    const PREFIX: &str = "application_";
+    let mut rest = log;
+    while let Some(at) = rest.find(PREFIX) {
+        let tail = &rest[at + PREFIX.len()..];
+        let ts = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if ts > 0 && tail.as_bytes().get(ts) == Some(&b'_') {
+            let seq = tail[ts + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if seq > 0 {
+                return Some(&rest[at..at + PREFIX.len() + ts + 1 + seq]);
+            }
+        }
+        rest = &rest[at + PREFIX.len()..];
+    }
+    None
 }
 
 /// `yarn application -kill ID`, allowed `limit`; what went wrong otherwise.
@@ -322,6 +342,30 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("no answer"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn finds_the_yarn_application_id_in_a_driver_log() {
+        // The lines spark-submit's YARN client prints around the submission
+        // (Spark 3, client mode); the cluster timestamp is made up.
+        let log = "24/11/27 10:00:01 INFO SparkContext: Running Spark version 3.3.0\n\
+                   24/11/27 10:00:03 INFO Client: Requesting a new application from cluster with 4 NodeManagers\n\
+                   24/11/27 10:00:04 INFO Client: Submitting application application_1732700000000_0042 to ResourceManager\n\
+                   24/11/27 10:00:04 INFO YarnClientImpl: Submitted application application_1732700000000_0042\n";
+        assert_eq!(
+            yarn_application_id(log),
+            Some("application_1732700000000_0042")
+        );
+        // Not ids: no digits, one part, a trailing underscore.
+        assert_eq!(
+            yarn_application_id("application_ application_12 application_12_x"),
+            None
+        );
+        assert_eq!(
+            yarn_application_id("see application_1_2."),
+            Some("application_1_2")
+        );
+        assert_eq!(yarn_application_id("local mode, no YARN"), None);
     }
 
     #[test]

@@ -230,29 +230,6 @@ impl SparkSpec {
     }
 }
 
-/// The first YARN application id (`application_<cluster ts>_<seq>`) in a
-/// Spark driver's log, as spark-submit prints it once the application is
-/// submitted ("Submitted application application_..._0001").
-pub fn yarn_application_id(log: &str) -> Option<&str> {
-    const PREFIX: &str = "application_";
-    let mut rest = log;
-    while let Some(at) = rest.find(PREFIX) {
-        let tail = &rest[at + PREFIX.len()..];
-        let ts = tail.bytes().take_while(u8::is_ascii_digit).count();
-        if ts > 0 && tail.as_bytes().get(ts) == Some(&b'_') {
-            let seq = tail[ts + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            if seq > 0 {
-                return Some(&rest[at..at + PREFIX.len() + ts + 1 + seq]);
-            }
-        }
-        rest = &rest[at + PREFIX.len()..];
-    }
-    None
-}
-
 /// States of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -371,30 +348,6 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_yarn_application_id_in_a_driver_log() {
-        // The lines spark-submit's YARN client prints around the submission
-        // (Spark 3, client mode); the cluster timestamp is made up.
-        let log = "24/11/27 10:00:01 INFO SparkContext: Running Spark version 3.3.0\n\
-                   24/11/27 10:00:03 INFO Client: Requesting a new application from cluster with 4 NodeManagers\n\
-                   24/11/27 10:00:04 INFO Client: Submitting application application_1732700000000_0042 to ResourceManager\n\
-                   24/11/27 10:00:04 INFO YarnClientImpl: Submitted application application_1732700000000_0042\n";
-        assert_eq!(
-            yarn_application_id(log),
-            Some("application_1732700000000_0042")
-        );
-        // Not ids: no digits, one part, a trailing underscore.
-        assert_eq!(
-            yarn_application_id("application_ application_12 application_12_x"),
-            None
-        );
-        assert_eq!(
-            yarn_application_id("see application_1_2."),
-            Some("application_1_2")
-        );
-        assert_eq!(yarn_application_id("local mode, no YARN"), None);
-    }
 
     #[test]
     fn spark_on_yarn_is_told_by_its_master() {
