@@ -272,7 +272,7 @@ impl Envs {
     }
 }
 
-/// Whether `s` is a lowercase hex sha256.
+/// Whether the engine still has the environment's image (a cache hit checks).
 fn image_exists(hash: &str) -> bool {
     crate::docker::block_on(async {
         let docker = crate::docker::connect()?;

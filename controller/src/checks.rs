@@ -85,6 +85,25 @@ pub enum Kind {
     Hdinsight,
 }
 
+impl Kind {
+    /// The name targets store and the probe is told: `vm`, `hdinsight`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Vm => "vm",
+            Kind::Hdinsight => "hdinsight",
+        }
+    }
+
+    /// The kind a stored target name says.
+    pub fn from_stored(kind: &str) -> Kind {
+        if kind == Kind::Hdinsight.as_str() {
+            Kind::Hdinsight
+        } else {
+            Kind::Vm
+        }
+    }
+}
+
 /// Settings that change verdicts.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -228,6 +228,50 @@ fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
         "{error}"
     );
     assert!(!e.ready_on_host(&e.hash("hostconda")));
+
+    // Prune keeps what a live run uses (saying why) and removes the rest;
+    // once the run ends, that one goes too.
+    let src = e.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let started = e.moor().run(&[
+        "run",
+        "--target",
+        "box",
+        "--env",
+        "hello",
+        "--source-dir",
+        &src,
+        "--detach",
+        "--json",
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert_exit(&started, 0);
+    let id = started.json()["id"].as_str().unwrap().to_owned();
+    let out = e.moor().run(&["env", "prune", "--target", "box", "--json"]);
+    assert_exit(&out, 0);
+    let pruned = out.json();
+    let kept = pruned["kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{pruned}");
+    assert_eq!(kept[0][0], hash.as_str());
+    assert!(
+        kept[0][1]
+            .as_str()
+            .unwrap()
+            .contains("run(s) use the environment"),
+        "{pruned}"
+    );
+    let removed = pruned["removed"].as_array().unwrap();
+    for gone in ["missing", "hostconda"] {
+        assert!(removed.contains(&e.hash(gone).into()), "{gone}: {pruned}");
+    }
+    assert!(e.ready_on_host(&hash));
+    assert_exit(&e.moor().run(&["cancel", &id, "--grace", "1"]), 0);
+    let out = e.moor().run(&["env", "prune", "--target", "box", "--json"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["removed"], serde_json::json!([hash]));
+    assert!(!e.ready_on_host(&hash));
 }
 
 #[test]

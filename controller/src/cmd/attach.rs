@@ -236,11 +236,7 @@ async fn attach(
     let now = crate::time::now();
     let target = Target {
         name: name.to_owned(),
-        kind: match kind {
-            Kind::Vm => "vm",
-            Kind::Hdinsight => "hdinsight",
-        }
-        .to_owned(),
+        kind: kind.as_str().to_owned(),
         host,
         port: endpoint.port,
         user: endpoint.user,

@@ -12,7 +12,7 @@ use moor_proto::env::{EnvInfo, EnvState, PrepareOptions};
 use moor_proto::{Kind, Request, Response};
 use serde::Serialize;
 
-use super::run::{connect, stream_log, target_named, Connected};
+use super::run::{connect, stream_log, target_named, unexpected, Connected};
 use super::Context;
 use crate::cli::{AuthArgs, EnvCreateArgs, EnvPrepareArgs, PrepareAssetArgs};
 use crate::envspec::{self, Sources};
@@ -318,25 +318,7 @@ pub async fn prepare_on(
 fn expect_env(target: &Target, response: Response) -> Result<EnvInfo> {
     match response {
         Response::Env { env } => Ok(env),
-        other => Err(remote_error(target, other)),
-    }
-}
-
-/// An agent's error answer, or an answer that does not fit the request.
-fn remote_error(target: &Target, response: Response) -> Error {
-    match response {
-        Response::Error { error } => Error::Remote {
-            host: target.host.clone(),
-            step: "environment request",
-            cause: error.message,
-            fix: "run `moor attach` again if the agent is old; otherwise see the message".into(),
-        },
-        other => Error::Remote {
-            host: target.host.clone(),
-            step: "environment request",
-            cause: format!("unexpected answer {other:?}"),
-            fix: "run `moor attach` again to update the agent".into(),
-        },
+        other => Err(unexpected(target, other)),
     }
 }
 
@@ -388,7 +370,7 @@ pub async fn prune(ctx: &Context, target_name: &str, auth: &AuthArgs) -> Result<
     let conn = connect(ctx, &target, auth, 10.0).await?;
     let envs = match conn.agent.call(&Request::ListEnvs).await? {
         Response::Envs { envs } => envs,
-        other => return Err(remote_error(&target, other)),
+        other => return Err(unexpected(&target, other)),
     };
     #[derive(Serialize)]
     struct Pruned {
@@ -400,16 +382,16 @@ pub async fn prune(ctx: &Context, target_name: &str, auth: &AuthArgs) -> Result<
         kept: vec![],
     };
     for env in envs {
-        match conn
-            .agent
-            .call(&Request::RemoveEnv {
-                hash: env.hash.clone(),
-            })
-            .await?
-        {
-            Response::Env { .. } => pruned.removed.push(env.hash),
-            Response::Error { error } => pruned.kept.push((env.hash, error.message)),
-            _ => {}
+        let request = Request::RemoveEnv {
+            hash: env.hash.clone(),
+        };
+        match conn.agent.call(&request).await {
+            Ok(Response::Env { .. }) => pruned.removed.push(env.hash),
+            Ok(other) => return Err(unexpected(&target, other)),
+            // The agent refused (an environment a live run uses): kept, with
+            // its reason; a broken link (Error::Agent) ends the prune.
+            Err(Error::Remote { cause, .. }) => pruned.kept.push((env.hash, cause)),
+            Err(e) => return Err(e),
         }
     }
     conn.close().await;

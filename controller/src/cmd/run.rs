@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{find_target, resolve_target, Context};
 use crate::agent_client::AgentConn;
+use crate::checks::Kind as TargetKind;
 use crate::cli::{AuthArgs, RunArgs};
 use crate::error::{exit, Error, Result};
 use crate::progress::LogSink;
@@ -243,7 +244,7 @@ fn spark_spec(
         }
     }
     let master = args.spark_master.clone().unwrap_or_else(|| {
-        if target.kind == "hdinsight" {
+        if TargetKind::from_stored(&target.kind) == TargetKind::Hdinsight {
             "yarn".into()
         } else {
             "local[*]".into()
@@ -293,7 +294,9 @@ pub fn exit_code(run: &RunInfo) -> u8 {
     }
 }
 
-fn unexpected(target: &Target, response: Response) -> Error {
+/// An answer of the agent that does not fit the request (its refusals are
+/// errors already: see `AgentConn::response`).
+pub(super) fn unexpected(target: &Target, response: Response) -> Error {
     Error::Remote {
         host: target.host.clone(),
         step: "agent request",

@@ -79,11 +79,7 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
                 args.connect.connect_timeout,
                 ctx,
             )?;
-            let kind = if target.kind == "hdinsight" {
-                Kind::Hdinsight
-            } else {
-                Kind::Vm
-            };
+            let kind = Kind::from_stored(&target.kind);
             (resolved, kind, Some((store, target)))
         }
         None => {
@@ -292,11 +288,7 @@ pub fn print_error(report: &Report) -> bool {
 /// Prints the check table, the host summary and the result line.
 pub fn print_table(report: &Report) {
     let h = &report.host;
-    let kind = match h.kind {
-        Kind::Vm => "vm",
-        Kind::Hdinsight => "hdinsight",
-    };
-    crate::outln!("{}@{}:{} ({kind})", h.user, h.host, h.port);
+    crate::outln!("{}@{}:{} ({})", h.user, h.host, h.port, h.kind.as_str());
     crate::out!("{}", output::check_table(&report.checks));
     if let Some(f) = &report.facts {
         let mut parts = vec![

@@ -22,11 +22,11 @@ pub const SCRIPT: &str = include_str!("probe.sh");
 /// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same); a head
 /// node (`hdinsight`) is also asked about Spark, YARN and HDFS.
 pub fn command(agent_id: &str, kind: Kind) -> String {
-    let kind = match kind {
-        Kind::Vm => "vm",
-        Kind::Hdinsight => "hdinsight",
-    };
-    format!("sh -s -- {} {kind}", crate::remote::quote(agent_id))
+    format!(
+        "sh -s -- {} {}",
+        crate::remote::quote(agent_id),
+        kind.as_str()
+    )
 }
 
 /// What the probe learned about a host.
