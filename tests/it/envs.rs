@@ -350,11 +350,7 @@ fn pip_env_from_a_wheelhouse_trains_a_model_and_an_interrupted_build_is_not_read
         out.stdout
     );
     let run_id = run_id_of(&out);
-    let to = e.path("out");
-    assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(&to).join("metrics.json")).unwrap())
-            .unwrap();
+    let metrics = e.moor().download_json(&run_id, "metrics.json");
     let accuracy = metrics["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.9, "accuracy {accuracy}");
 
@@ -592,11 +588,7 @@ fn docker_env_with_a_pip_layer_trains_from_a_wheelhouse() {
     );
     assert!(e.ready_on_host(&hash));
     let run_id = run_id_of(&out);
-    let to = e.path("out");
-    assert_exit(&e.moor().run(&["download", &run_id, "--to", &to]), 0);
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(&to).join("metrics.json")).unwrap())
-            .unwrap();
+    let metrics = e.moor().download_json(&run_id, "metrics.json");
     assert!(metrics["accuracy"].as_f64().unwrap() >= 0.9, "{metrics}");
 
     // The asset flags belong with --env.

@@ -150,14 +150,9 @@ fn pyspark_jobs_run_through_spark_submit() {
         .unwrap_or_default();
     assert!(jars.ends_with("/lib/udf.jar"), "spark.jars: {jars:?}");
 
-    let id = run["id"].as_str().unwrap();
-    let to = dir.path().join("out");
-    assert_exit(
-        &f.moor.run(&["download", id, "--to", to.to_str().unwrap()]),
-        0,
-    );
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(to.join("result.json")).unwrap()).unwrap();
+    let result = f
+        .moor
+        .download_json(run["id"].as_str().unwrap(), "result.json");
     let pi = result["pi"].as_f64().unwrap();
     assert!((pi - std::f64::consts::PI).abs() < 0.05, "pi {pi}");
     let counts = &result["counts"];
@@ -310,9 +305,7 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
     let spark = out.check("spark.submit");
     assert_eq!(spark["status"], "pass");
     assert!(
-        spark["detail"]
-            .as_str()
-            .unwrap()
+        out.check_detail("spark.submit")
             .starts_with("Spark 3.5.9 (/usr/hdp/current/spark2-client/bin/spark-submit)"),
         "{spark}"
     );
@@ -320,31 +313,26 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
     // probe's limit stops it.
     let yarn = out.check("yarn.resourcemanager");
     assert_eq!(yarn["status"], "fail", "{yarn}");
+    let detail = out.check_detail("yarn.resourcemanager");
     assert!(
-        yarn["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
+        detail.starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
         "{yarn}"
     );
     assert!(
-        yarn["detail"]
-            .as_str()
-            .unwrap()
-            .contains("(still retrying 0.0.0.0/0.0.0.0:8032)"),
+        detail.contains("(still retrying 0.0.0.0/0.0.0.0:8032)"),
         "{yarn}"
     );
     assert!(yarn["remedy"].as_str().unwrap().contains("ResourceManager"));
     let hdfs = out.check("hdfs.default_fs");
     assert_eq!(hdfs["status"], "fail");
-    assert!(hdfs["detail"].as_str().unwrap().contains("no hdfs command"));
+    assert!(out
+        .check_detail("hdfs.default_fs")
+        .contains("no hdfs command"));
     assert!(hdfs["remedy"].is_string());
     let python = out.check("python.cluster");
     assert_eq!(python["status"], "warn");
     assert!(
-        python["detail"]
-            .as_str()
-            .unwrap()
+        out.check_detail("python.cluster")
             .contains("/usr/bin/python3"),
         "{python}"
     );
@@ -352,9 +340,7 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
     let endpoint = out.check("ssh.endpoint");
     assert_eq!(endpoint["status"], "warn", "{endpoint}");
     assert!(
-        endpoint["detail"]
-            .as_str()
-            .unwrap()
+        out.check_detail("ssh.endpoint")
             .ends_with("is not cluster spark1's SSH endpoint spark1-ssh.azurehdinsight.net"),
         "{endpoint}"
     );

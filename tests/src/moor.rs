@@ -81,6 +81,17 @@ impl Moor {
         self.home.path().join("workspace")
     }
 
+    /// `moor download RUN` into a fresh directory under the sandbox, then
+    /// the JSON file `name` of the run's outputs.
+    pub fn download_json(&self, run_id: &str, name: &str) -> serde_json::Value {
+        let to = self.home.path().join("downloads").join(run_id);
+        let out = self.run(&["download", run_id, "--to", to.to_str().expect("UTF-8 path")]);
+        assert_eq!(out.code, 0, "download failed: {}", out.stderr);
+        let bytes = std::fs::read(to.join(name))
+            .unwrap_or_else(|e| panic!("{name} in the outputs of {run_id}: {e}"));
+        serde_json::from_slice(&bytes).expect("JSON outputs")
+    }
+
     /// Sets an environment variable for every later run.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.push((key.to_owned(), value.to_owned()));
