@@ -16,6 +16,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use crate::error::{AgentError, Result};
+
 /// Runs a future on a small runtime of its own (the agent is threaded, not async).
 pub fn block_on<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -28,7 +30,7 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> T {
 /// The engine at `DOCKER_HOST` or `/var/run/docker.sock`. A Unix socket is
 /// tried first, so that "no engine" and "no access" are told apart (the
 /// client library folds both into one connect error).
-pub fn connect() -> Result<Docker, String> {
+pub fn connect() -> Result<Docker> {
     let host = std::env::var("DOCKER_HOST").unwrap_or_default();
     let socket = match host.strip_prefix("unix://") {
         Some(path) => Some(path.to_owned()),
@@ -38,35 +40,39 @@ pub fn connect() -> Result<Docker, String> {
     if let Some(socket) = socket {
         if let Err(e) = std::os::unix::net::UnixStream::connect(&socket) {
             return Err(match e.kind() {
-                io::ErrorKind::PermissionDenied => format!(
-                    "no access to the Docker socket {socket}; fix: add the user to the docker group (sudo usermod -aG docker $USER) and log in again"
-                ),
-                _ => format!(
-                    "no Docker engine answers at {socket} ({e}); fix: install Docker and start it (systemctl start docker)"
-                ),
+                io::ErrorKind::PermissionDenied => no_access(&socket),
+                _ => no_engine(&format!("{socket} ({e})")),
             });
         }
     }
     Docker::connect_with_local_defaults().map_err(|e| explain(&e))
 }
 
-/// One line on what went wrong talking to the engine: `CAUSE; fix: FIX`
-/// when there is a fix to give (the controller splits it off).
-pub fn explain(e: &DockerError) -> String {
+fn no_access(socket: &str) -> AgentError {
+    AgentError::internal(format!("no access to the Docker socket {socket}")).with_fix(
+        "add the user to the docker group (sudo usermod -aG docker $USER) and log in again",
+    )
+}
+
+fn no_engine(at: &str) -> AgentError {
+    AgentError::internal(format!("no Docker engine answers at {at}"))
+        .with_fix("install Docker and start it (systemctl start docker)")
+}
+
+/// What went wrong talking to the engine, with a fix when there is one.
+pub fn explain(e: &DockerError) -> AgentError {
     let text = e.to_string();
     let socket = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
     let lower = text.to_ascii_lowercase();
     if lower.contains("permission denied") {
-        format!(
-            "no access to the Docker socket {socket}; fix: add the user to the docker group (sudo usermod -aG docker $USER) and log in again"
-        )
+        no_access(&socket)
     } else if lower.contains("no such file")
         || lower.contains("socket not found")
         || lower.contains("connection refused")
     {
-        format!("no Docker engine answers at {socket}; fix: install Docker and start it (systemctl start docker)")
+        no_engine(&socket)
     } else {
-        format!("Docker engine: {text}")
+        AgentError::internal(format!("Docker engine: {text}"))
     }
 }
 
@@ -74,7 +80,7 @@ pub fn explain(e: &DockerError) -> String {
 /// output to stdout. Any error in the build stream fails the build. (No
 /// image label: the classic builder commits one more layer for it, seconds
 /// on some storage drivers; the tag names the environment's hash.)
-pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<(), String> {
+pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<()> {
     let options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
@@ -85,7 +91,7 @@ pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<(), S
     let mut out = io::stdout().lock();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| match e {
-            DockerError::DockerStreamError { error } => error,
+            DockerError::DockerStreamError { error } => AgentError::internal(error),
             other => explain(&other),
         })?;
         if let Some(text) = info.stream {
@@ -95,7 +101,9 @@ pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<(), S
             let _ = writeln!(out, "{status}");
         }
         if let Some(detail) = info.error_detail {
-            return Err(detail.message.unwrap_or_else(|| "the build failed".into()));
+            return Err(AgentError::internal(
+                detail.message.unwrap_or_else(|| "the build failed".into()),
+            ));
         }
         let _ = out.flush();
     }
@@ -123,7 +131,7 @@ pub struct ContainerRun<'a> {
 /// Runs a job in a container to its end: creates it, copies the sources in,
 /// streams its output to stdout, copies /moor/outputs back, removes it.
 /// SIGTERM stops the container (cancel). Returns the container's exit code.
-pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64, String> {
+pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64> {
     // SIGTERM (cancel) is handled from the start: one arriving while the
     // container is being created or filled must not kill this process and
     // orphan the container; it stops the container as soon as it runs.
@@ -170,7 +178,7 @@ async fn drive(
     name: &str,
     job: &ContainerRun<'_>,
     term: &mut tokio::signal::unix::Signal,
-) -> Result<i64, String> {
+) -> Result<i64> {
     // Sources in as a tar (the engine may not share this filesystem: a
     // remote engine, or Docker-in-Docker), outputs/ made empty.
     let mut archive = tar::Builder::new(Vec::new());
@@ -194,9 +202,10 @@ async fn drive(
     docker.start_container(name, None).await.map_err(|e| {
         let text = e.to_string();
         if job.gpus && text.contains("device driver") {
-            format!(
-                "the host has NVIDIA GPUs (/dev/nvidia0) but its Docker engine cannot give them to containers ({text}); fix: install the NVIDIA Container Toolkit (nvidia-ctk runtime configure --runtime=docker) and restart Docker"
-            )
+            AgentError::internal(format!(
+                "the host has NVIDIA GPUs (/dev/nvidia0) but its Docker engine cannot give them to containers ({text})"
+            ))
+            .with_fix("install the NVIDIA Container Toolkit (nvidia-ctk runtime configure --runtime=docker) and restart Docker")
         } else {
             explain(&e)
         }
@@ -235,7 +244,7 @@ async fn drive(
     Ok(code)
 }
 
-async fn copy_outputs(docker: &Docker, name: &str, dest: &Path) -> Result<(), String> {
+async fn copy_outputs(docker: &Docker, name: &str, dest: &Path) -> Result<()> {
     let options = DownloadFromContainerOptionsBuilder::new()
         .path("/moor/outputs")
         .build();

@@ -15,10 +15,11 @@ use moor_proto::env::{image_tag, CondaSpec, EnvKind, EnvSpec};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::envs::{files, Failed, Ready, Stored};
-use crate::runs;
+use crate::error::{AgentError, Result};
+use crate::sys;
 
 /// Builds the environment in `dir`; the exit status tells how it went.
-pub fn run(dir: &Path) -> Result<(), String> {
+pub fn run(dir: &Path) -> Result<()> {
     let lock = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -32,7 +33,7 @@ pub fn run(dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     let stored: Stored =
-        runs::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
+        sys::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
     let _ = fs::remove_file(dir.join(files::FAILED));
     let kind = stored.spec.kind();
     println!(
@@ -43,23 +44,24 @@ pub fn run(dir: &Path) -> Result<(), String> {
     let result = build(dir, &stored);
     match result {
         Ok(ready) => {
-            runs::write_json_atomic(&dir.join(files::READY), &ready)
+            sys::write_json_atomic(&dir.join(files::READY), &ready)
                 .map_err(|e| format!("ready.json: {e}"))?;
             println!("moor: environment ready");
             Ok(())
         }
         Err(error) => {
             let failed = Failed {
-                error: error.clone(),
+                error: error.message.clone(),
+                fix: error.fix.clone(),
                 at: moor_proto::time::now(),
             };
-            let _ = runs::write_json_atomic(&dir.join(files::FAILED), &failed);
+            let _ = sys::write_json_atomic(&dir.join(files::FAILED), &failed);
             Err(error)
         }
     }
 }
 
-fn build(dir: &Path, stored: &Stored) -> Result<Ready, String> {
+fn build(dir: &Path, stored: &Stored) -> Result<Ready> {
     let spec = &stored.spec;
     let prefix = dir.join(files::PREFIX);
     // A killed earlier build may have left a partial prefix.
@@ -123,7 +125,7 @@ fn unpack_asset(
     stored: &Stored,
     sha: Option<&str>,
     name: &str,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<Option<PathBuf>> {
     let Some(sha) = sha else { return Ok(None) };
     let dest = dir.join(name);
     let _ = fs::remove_dir_all(&dest);
@@ -135,24 +137,26 @@ fn unpack_asset(
     Ok(Some(dest))
 }
 
-fn host_python() -> Result<PathBuf, String> {
-    runs::which("python3").ok_or_else(|| {
-        "python3 is not on the host's PATH: install it (sudo apt-get install python3 python3-venv)"
-            .to_owned()
+fn host_python() -> Result<PathBuf> {
+    sys::which("python3").ok_or_else(|| {
+        AgentError::internal("python3 is not on the host's PATH")
+            .with_fix("install it (sudo apt-get install python3 python3-venv)")
     })
 }
 
-fn venv(prefix: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<(), String> {
+fn venv(prefix: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<()> {
     let python = host_python()?;
     let mut command = Command::new(&python);
     command.args(["-m", "venv"]).arg(prefix);
     step(&mut command).map_err(|e| {
-        format!("{e} (on Debian/Ubuntu the venv module is python3-venv: sudo apt-get install python3-venv)")
+        e.with_fix(
+            "on Debian/Ubuntu the venv module is python3-venv: sudo apt-get install python3-venv",
+        )
     })?;
     pip_install(&prefix.join("bin/python"), spec, wheelhouse)
 }
 
-fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<(), String> {
+fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Result<()> {
     let lines = spec.pip_requirements();
     if lines.is_empty() {
         return Ok(());
@@ -181,7 +185,7 @@ fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Resu
 }
 
 /// Runs one build step with its output on ours (the build log).
-fn step(command: &mut Command) -> Result<(), String> {
+fn step(command: &mut Command) -> Result<()> {
     let shown: Vec<String> = std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(|a| a.to_string_lossy().into_owned())
@@ -194,10 +198,10 @@ fn step(command: &mut Command) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(AgentError::internal(format!(
             "`{}` failed ({status})",
             shown[..shown.len().min(4)].join(" ")
-        ))
+        )))
     }
 }
 
@@ -209,7 +213,7 @@ fn channels(conda: &CondaSpec, channel_dir: Option<&Path>) -> Vec<String> {
 }
 
 fn conda_cache() -> PathBuf {
-    runs::home().join(".moor/cache/conda")
+    sys::home().join(".moor/cache/conda")
 }
 
 /// Solves `conda` against `channels` and installs it into `prefix`, with
@@ -219,7 +223,7 @@ pub async fn conda_create(
     conda: &CondaSpec,
     channels: &[String],
     cache: &Path,
-) -> Result<(), String> {
+) -> Result<()> {
     use rattler::install::Installer;
     use rattler::package_cache::PackageCache;
     use rattler_conda_types::{
@@ -290,11 +294,13 @@ pub async fn conda_create(
 }
 
 /// `conda-create PREFIX SPEC.json [CHANNEL...]` (inside Docker builds).
-pub fn conda_create_command(args: &[String]) -> Result<(), String> {
+pub fn conda_create_command(args: &[String]) -> Result<()> {
     let [prefix, spec, channels @ ..] = args else {
-        return Err("usage: moor-agent conda-create PREFIX SPEC.json [CHANNEL...]".into());
+        return Err(AgentError::usage(
+            "usage: moor-agent conda-create PREFIX SPEC.json [CHANNEL...]",
+        ));
     };
-    let conda: CondaSpec = runs::read_json(Path::new(spec)).map_err(|e| format!("{spec}: {e}"))?;
+    let conda: CondaSpec = sys::read_json(Path::new(spec)).map_err(|e| format!("{spec}: {e}"))?;
     let channels = if channels.is_empty() {
         conda.channels.clone()
     } else {
@@ -307,21 +313,22 @@ pub fn conda_create_command(args: &[String]) -> Result<(), String> {
     result
 }
 
-fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> Result<(), String> {
-    let home = runs::home();
+fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> Result<()> {
+    let home = sys::home();
     let found = ["micromamba", "mamba", "conda"]
         .iter()
         .find_map(|name| {
-            runs::which(name).or_else(|| {
+            sys::which(name).or_else(|| {
                 ["miniconda3", "anaconda3", "miniforge3", "mambaforge"]
                     .iter()
                     .map(|d| home.join(d).join("bin").join(name))
                     .chain([PathBuf::from("/opt/conda/bin").join(name)])
-                    .find(|p| runs::is_executable(p))
+                    .find(|p| sys::is_executable(p))
             })
         })
         .ok_or_else(|| {
-            "--use-host-conda: no micromamba, mamba or conda on the host; fix: install one, or drop --use-host-conda (the agent builds conda environments itself)".to_owned()
+            AgentError::internal("--use-host-conda: no micromamba, mamba or conda on the host")
+                .with_fix("install one, or drop --use-host-conda (the agent builds conda environments itself)")
         })?;
     let mut command = Command::new(&found);
     command.args(["create", "--yes", "--prefix"]).arg(prefix);
@@ -341,7 +348,7 @@ fn docker_context(
     spec: &EnvSpec,
     channel_dir: Option<&Path>,
     wheelhouse: Option<&Path>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>> {
     let docker = spec.docker.as_ref().expect("a docker spec");
     let mut dockerfile = match (&docker.dockerfile, &docker.base) {
         (Some(text), _) => text.trim_end().to_owned() + "\n",
@@ -351,14 +358,14 @@ fn docker_context(
         }
     };
     let mut archive = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, bytes: &[u8], mode: u32| -> Result<(), String> {
+    let mut add = |path: &str, bytes: &[u8], mode: u32| -> Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(mode);
         header.set_mtime(0);
         archive
             .append_data(&mut header, path, bytes)
-            .map_err(|e| e.to_string())
+            .map_err(AgentError::from)
     };
     let pip = spec.pip_requirements();
     let needs_build_dir = spec.conda.is_some() || !pip.is_empty();
@@ -418,5 +425,5 @@ fn docker_context(
     archive
         .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
         .map_err(|e| e.to_string())?;
-    archive.into_inner().map_err(|e| e.to_string())
+    Ok(archive.into_inner()?)
 }

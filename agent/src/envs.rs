@@ -23,7 +23,9 @@ use moor_proto::env::{image_tag, EnvInfo, EnvKind, EnvSpec, EnvState, PrepareOpt
 use moor_proto::{ErrorKind, RunSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::runs::{self, Runs};
+use crate::error::{AgentError, Result};
+use crate::runs::Runs;
+use crate::sys;
 
 /// File names inside an environment directory.
 pub mod files {
@@ -72,6 +74,9 @@ pub struct Ready {
 pub struct Failed {
     /// Why.
     pub error: String,
+    /// What helps, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
     /// When.
     pub at: String,
 }
@@ -82,13 +87,6 @@ pub struct Envs {
     root: PathBuf,
 }
 
-/// An error for the wire.
-pub type WireResult<T> = Result<T, (ErrorKind, String)>;
-
-fn internal(e: io::Error) -> (ErrorKind, String) {
-    (ErrorKind::Internal, e.to_string())
-}
-
 impl Envs {
     /// Environments under `root`.
     pub fn new(root: PathBuf) -> Envs {
@@ -97,7 +95,7 @@ impl Envs {
 
     /// `~/.moor/envs`.
     pub fn default_root() -> PathBuf {
-        runs::home().join(".moor/envs")
+        sys::home().join(".moor/envs")
     }
 
     /// An environment's directory.
@@ -108,7 +106,7 @@ impl Envs {
     /// The ready record of `hash`, if it is ready.
     pub fn ready(&self, hash: &str) -> Option<Ready> {
         moor_proto::is_sha256_hex(hash)
-            .then(|| runs::read_json(&self.dir(hash).join(files::READY)).ok())
+            .then(|| sys::read_json(&self.dir(hash).join(files::READY)).ok())
             .flatten()
     }
 
@@ -118,7 +116,7 @@ impl Envs {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bad hash"));
         }
         let dir = self.dir(hash);
-        let stored: Stored = runs::read_json(&dir.join(files::SPEC))?;
+        let stored: Stored = sys::read_json(&dir.join(files::SPEC))?;
         let kind = stored.spec.kind();
         let build_run = fs::read_to_string(dir.join(files::BUILD))
             .ok()
@@ -136,6 +134,7 @@ impl Envs {
             image: (kind == EnvKind::Docker).then(|| image_tag(hash)),
             ready_at: None,
             error: None,
+            fix: None,
         };
         if let Some(ready) = self.ready(hash) {
             info.state = EnvState::Ready;
@@ -143,9 +142,10 @@ impl Envs {
             info.ready_at = Some(ready.ready_at);
         } else if building {
             info.state = EnvState::Building;
-        } else if let Ok(failed) = runs::read_json::<Failed>(&dir.join(files::FAILED)) {
+        } else if let Ok(failed) = sys::read_json::<Failed>(&dir.join(files::FAILED)) {
             info.state = EnvState::Failed;
             info.error = Some(failed.error);
+            info.fix = failed.fix;
         }
         Ok(info)
     }
@@ -178,19 +178,19 @@ impl Envs {
         spec: EnvSpec,
         hash: &str,
         options: PrepareOptions,
-    ) -> WireResult<EnvInfo> {
+    ) -> Result<EnvInfo> {
         if spec.hash() != hash {
-            return Err((
-                ErrorKind::BadRequest,
-                format!("the spec hashes to {}, not {hash}", spec.hash()),
-            ));
+            return Err(AgentError::usage(format!(
+                "the spec hashes to {}, not {hash}",
+                spec.hash()
+            )));
         }
         for sha in [&options.channel_dir, &options.wheelhouse]
             .into_iter()
             .flatten()
         {
             if !snapshots.join(format!("{sha}.tar")).exists() {
-                return Err((ErrorKind::NotFound, format!("no snapshot {sha}")));
+                return Err(AgentError::not_found(format!("no snapshot {sha}")));
             }
         }
         let dir = self.dir(hash);
@@ -201,71 +201,72 @@ impl Envs {
                 }
                 // The image went away (docker rmi): build it again.
                 EnvState::Ready => {
-                    fs::remove_file(dir.join(files::READY)).map_err(internal)?;
+                    fs::remove_file(dir.join(files::READY))?;
                 }
                 EnvState::Building => return Ok(info),
                 EnvState::Absent | EnvState::Failed => {}
             }
         }
-        runs::create_private_dir(&self.root).map_err(internal)?;
-        runs::create_private_dir(&dir).map_err(internal)?;
+        sys::create_private_dir(&self.root)?;
+        sys::create_private_dir(&dir)?;
         let stored = Stored {
             spec,
             hash: hash.to_owned(),
             options,
             snapshots: snapshots.to_owned(),
         };
-        runs::write_json_atomic(&dir.join(files::SPEC), &stored).map_err(internal)?;
-        let run = runs
-            .start(
-                exe,
-                RunSpec {
-                    name: Some(format!("env-build {}", &hash[..12])),
-                    snapshot: String::new(),
-                    command: vec![
-                        exe.display().to_string(),
-                        "env-build".into(),
-                        dir.display().to_string(),
-                    ],
-                    env: Default::default(),
-                    environment: None,
-                    spark: None,
-                },
-                dir.clone(),
-            )
-            .map_err(internal)?;
-        runs::write_atomic(&dir.join(files::BUILD), run.id.as_bytes()).map_err(internal)?;
-        self.info(runs, hash).map_err(internal)
+        sys::write_json_atomic(&dir.join(files::SPEC), &stored)?;
+        let run = runs.start(
+            exe,
+            RunSpec {
+                name: Some(format!("env-build {}", &hash[..12])),
+                snapshot: String::new(),
+                command: vec![
+                    exe.display().to_string(),
+                    "env-build".into(),
+                    dir.display().to_string(),
+                ],
+                env: Default::default(),
+                environment: None,
+                spark: None,
+            },
+            dir.clone(),
+        )?;
+        sys::write_atomic(&dir.join(files::BUILD), run.id.as_bytes())?;
+        self.info(runs, hash).map_err(AgentError::from)
     }
 
     /// Removes an environment (and its image), unless a live run uses it.
-    pub fn remove(&self, runs: &Runs, hash: &str) -> WireResult<EnvInfo> {
+    pub fn remove(&self, runs: &Runs, hash: &str) -> Result<EnvInfo> {
         let mut info = self
             .info(runs, hash)
-            .map_err(|_| (ErrorKind::NotFound, format!("no environment {hash}")))?;
+            .map_err(|_| AgentError::not_found(format!("no environment {hash}")))?;
         if info.state == EnvState::Building {
-            return Err((ErrorKind::Busy, "the environment is being built".into()));
+            return Err(
+                AgentError::new(ErrorKind::Busy, "the environment is being built")
+                    .with_fix("wait for the build to end, or cancel its build run"),
+            );
         }
         let users = runs
-            .list()
-            .map_err(internal)?
+            .list()?
             .into_iter()
             .filter(|r| !r.state.is_final() && r.environment.as_deref() == Some(hash))
             .count();
         if users > 0 {
-            return Err((
+            return Err(AgentError::new(
                 ErrorKind::Busy,
                 format!("{users} queued or running run(s) use the environment"),
-            ));
+            )
+            .with_fix("cancel them or wait for them to end, then remove it"));
         }
         let dir = self.dir(hash);
         // The ready marker goes first: a crash part-way leaves a stale
         // directory that the next prepare rebuilds, never a "ready" one.
         let _ = fs::remove_file(dir.join(files::READY));
         if info.kind == EnvKind::Docker {
-            remove_image(hash).map_err(|e| (ErrorKind::Internal, e))?;
+            remove_image(hash)?;
         }
-        fs::remove_dir_all(&dir).map_err(internal)?;
+        fs::remove_dir_all(&dir)?;
         info.state = EnvState::Absent;
         info.prefix = None;
         Ok(info)
@@ -276,12 +277,12 @@ impl Envs {
 fn image_exists(hash: &str) -> bool {
     crate::docker::block_on(async {
         let docker = crate::docker::connect()?;
-        Ok::<_, String>(docker.inspect_image(&image_tag(hash)).await.is_ok())
+        Ok::<_, AgentError>(docker.inspect_image(&image_tag(hash)).await.is_ok())
     })
     .unwrap_or(false)
 }
 
-fn remove_image(hash: &str) -> Result<(), String> {
+fn remove_image(hash: &str) -> Result<()> {
     crate::docker::block_on(async {
         let docker = crate::docker::connect()?;
         match docker

@@ -5,19 +5,21 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moor_proto::{
-    frame::HEADER_LEN, read_frame, ErrorKind, Frame, Hello, Kind, Request, Response, MAGIC,
-    PROTOCOL_VERSION,
+    frame::HEADER_LEN, read_frame, AgentStatus, ErrorKind, Frame, FrameKind, Hello, Request,
+    Response, MAGIC, PROTOCOL_VERSION,
 };
 use sha2::{Digest, Sha256};
 
 use crate::envs::Envs;
-use crate::runs::{self, files, Runs};
+use crate::error::AgentError;
+use crate::runs::{files, Runs};
+use crate::sys;
 
 /// What the daemon shares between connections.
 pub struct Daemon {
@@ -32,18 +34,34 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// The daemon of this user and build.
+    /// The daemon of this user and build: state under `~/.moor`, runs
+    /// supervised by this very executable.
     pub fn new() -> Daemon {
-        let home = runs::home();
+        Daemon::at(
+            &sys::home(),
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("moor-agent")),
+        )
+    }
+
+    /// A daemon keeping its state under `home/.moor`, starting supervisors
+    /// with the agent executable `exe` (tests run one in-process).
+    pub fn at(home: &Path, exe: PathBuf) -> Daemon {
+        let moor = home.join(".moor");
         Daemon {
             started: Instant::now(),
-            runs: Runs::new(Runs::default_root()),
-            envs: Envs::new(Envs::default_root()),
+            runs: Runs::new(moor.join("runs")),
+            envs: Envs::new(moor.join("envs")),
             preparing: Mutex::new(()),
-            snapshots: home.join(".moor/snapshots"),
-            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("moor-agent")),
-            build: crate::self_hash().unwrap_or_default(),
+            snapshots: moor.join("snapshots"),
+            build: sys::self_hash().unwrap_or_default(),
+            exe,
         }
+    }
+}
+
+impl Default for Daemon {
+    fn default() -> Daemon {
+        Daemon::new()
     }
 }
 
@@ -110,7 +128,7 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
             Err(e) => return Err(io::Error::other(e)),
         };
         match frame.kind {
-            Kind::Request => {
+            FrameKind::Request => {
                 let request = match frame.request() {
                     Ok(r) => r,
                     Err(e) => {
@@ -135,19 +153,17 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
                     let result = handle(&daemon, &writer, id, request, data);
                     uploads.lock().expect("uploads lock").remove(&id);
                     if let Err(e) = result {
-                        let _ = send(
-                            &writer,
-                            &Response::error(ErrorKind::Internal, e.to_string()).to_frame(id),
-                        );
+                        tracing::warn!(request = id, "request failed: {e}");
+                        let _ = send(&writer, &AgentError::from(e).to_response().to_frame(id));
                     }
                 });
             }
-            Kind::Data | Kind::End => {
+            FrameKind::Data | FrameKind::End => {
                 if let Some(tx) = uploads.lock().expect("uploads lock").get(&frame.id) {
                     let _ = tx.send(frame);
                 }
             }
-            Kind::Response => {}
+            FrameKind::Response => {}
         }
     }
 }
@@ -178,12 +194,12 @@ fn handle(
                 .iter()
                 .filter(|r| !r.state.is_final())
                 .count() as u32;
-            reply(Response::Status {
+            reply(Response::Status(AgentStatus {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 uptime_secs: daemon.started.elapsed().as_secs(),
-                load: load_average(),
+                load: sys::load_average(),
                 running,
-            })
+            }))
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
             present: moor_proto::is_sha256_hex(&sha256) && snapshot_path(daemon, &sha256).exists(),
@@ -207,7 +223,7 @@ fn handle(
                 options,
             ) {
                 Ok(env) => reply(Response::Env { env }),
-                Err((kind, message)) => reply(Response::error(kind, message)),
+                Err(e) => reply(e.to_response()),
             }
         }
         Request::GetEnv { hash } => match daemon.envs.info(&daemon.runs, &hash) {
@@ -221,7 +237,7 @@ fn handle(
             let _one = daemon.preparing.lock().expect("prepare lock");
             match daemon.envs.remove(&daemon.runs, &hash) {
                 Ok(env) => reply(Response::Env { env }),
-                Err((kind, message)) => reply(Response::error(kind, message)),
+                Err(e) => reply(e.to_response()),
             }
         }
         Request::StartRun { spec } => {
@@ -243,7 +259,7 @@ fn handle(
                 (!spec.snapshot.is_empty()).then(|| snapshot_path(daemon, &spec.snapshot));
             let run = daemon.runs.start_with(&daemon.exe, spec, |dir| {
                 let src = dir.join("src");
-                runs::create_private_dir(&src)?;
+                sys::create_private_dir(&src)?;
                 if let Some(archive) = &snapshot {
                     tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
                 }
@@ -360,16 +376,16 @@ fn put_snapshot(
             "snapshot hash must be 64 lowercase hex digits",
         ));
     }
-    runs::create_private_dir(&daemon.snapshots)?;
+    sys::create_private_dir(&daemon.snapshots)?;
     let tmp = daemon
         .snapshots
-        .join(format!(".{sha256}.{}.tmp", std::process::id() ^ rand_u32()));
+        .join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));
     let mut file = fs::File::create(&tmp)?;
     let mut hasher = Sha256::new();
     let mut got = 0u64;
     let complete = loop {
         match data.recv_timeout(Duration::from_secs(120)) {
-            Ok(frame) if frame.kind == Kind::Data => {
+            Ok(frame) if frame.kind == FrameKind::Data => {
                 got += frame.payload.len() as u64;
                 if got > size {
                     break false;
@@ -381,11 +397,7 @@ fn put_snapshot(
             Err(_) => break false,
         }
     };
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = moor_proto::hex(&hasher.finalize());
     if !complete || got != size || hex != sha256 {
         let _ = fs::remove_file(&tmp);
         return Ok(Response::error(
@@ -396,21 +408,4 @@ fn put_snapshot(
     file.sync_all()?;
     fs::rename(&tmp, snapshot_path(daemon, sha256))?;
     Ok(Response::Snapshot { present: true })
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    u32::from_le_bytes(b)
-}
-
-fn load_average() -> [f64; 3] {
-    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut out = [0.0; 3];
-    for (slot, field) in out.iter_mut().zip(text.split_whitespace()) {
-        *slot = field.parse().unwrap_or(0.0);
-    }
-    out
 }

@@ -1,41 +1,16 @@
-//! `moor-agent`: the program moor installs on an attached machine. Built as a
-//! static x86_64 musl binary, so it runs on any x86_64 Linux whatever its libc.
-//!
-//! Commands:
-//! - `--version`, `hello`: what it is; `hello` is the handshake the
-//!   controller checks (magic line, protocol, self-hashed build).
-//! - `run [--name N] [--workdir DIR] -- CMD ARGS...`: start a run that
-//!   outlives this process; prints the run as JSON.
-//! - `runs`, `show ID`, `cancel ID [--grace SECS]`: runs as JSON.
-//! - `serve`: the per-user daemon speaking moor's protocol on a Unix socket.
-//! - `stdio`: what the controller execs over SSH: relays to the daemon,
-//!   starting it when it is not running.
-//! - `supervise DIR`: internal, the supervisor of one run.
-//! - `env-build DIR`, `container-run DIR`: internal, the jobs of an
-//!   environment build and of a run in a Docker environment.
-//! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
-//!   with rattler (also inside Docker builds: the static agent runs anywhere).
-//!
-//! Runs live under `$HOME/.moor/runs` (see [`runs`]).
+//! The `moor-agent` executable: parses its command line and calls the
+//! library (see `lib.rs` for the commands). Logging goes to stderr (for the
+//! daemon, its log file), never to stdout, which carries the protocol.
 
-mod docker;
-mod envbuild;
-mod envs;
-mod handler;
-mod runs;
-mod serve;
-mod spark;
-mod supervise;
-
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use moor_agent::{envbuild, runs, serve, supervise, sys, AgentError, Result};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    init_logging();
     let result = match args.first().map(String::as_str) {
         Some("--version") | Some("-V") => {
             println!(
@@ -47,65 +22,82 @@ fn main() -> ExitCode {
         }
         Some("hello") => hello(),
         Some("supervise") => match args.get(1) {
-            Some(dir) => supervise::run(std::path::Path::new(dir)).map_err(|e| e.to_string()),
+            Some(dir) => supervise::run(Path::new(dir)),
             None => Err(usage()),
         },
         Some("run") => start_run(&args[1..]),
         Some("runs") => runs()
             .list()
-            .map_err(|e| e.to_string())
+            .map_err(AgentError::from)
             .and_then(|r| print_json(&r)),
         Some("show") => match args.get(1) {
             Some(id) => runs()
                 .info(id)
-                .map_err(|e| e.to_string())
+                .map_err(AgentError::from)
                 .and_then(|r| print_json(&r)),
             None => Err(usage()),
         },
         Some("cancel") => cancel(&args[1..]),
         Some("env-build") => match args.get(1) {
-            Some(dir) => envbuild::run(std::path::Path::new(dir)),
+            Some(dir) => envbuild::run(Path::new(dir)),
             None => Err(usage()),
         },
         Some("conda-create") => envbuild::conda_create_command(&args[1..]),
         Some("container-run") => match args.get(1) {
-            Some(dir) => match supervise::container_run(std::path::Path::new(dir)) {
+            Some(dir) => match supervise::container_run(Path::new(dir)) {
                 Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => Err(e),
             },
             None => Err(usage()),
         },
-        Some("serve") => serve::serve().map_err(|e| e.to_string()),
-        Some("stdio") => serve::stdio().map_err(|e| e.to_string()),
+        Some("serve") => serve::serve(),
+        Some("stdio") => serve::stdio(),
         _ => Err(usage()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("moor-agent: {message}");
-            ExitCode::from(if message.starts_with("usage:") { 2 } else { 1 })
+        Err(e) => {
+            // The command's answer to whoever ran it (a person, or a job's log).
+            eprintln!("moor-agent: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn usage() -> String {
-    "usage: moor-agent --version | hello | serve | stdio | run [--name N] [--workdir DIR] -- CMD... | runs | show ID | cancel ID [--grace SECS]".into()
+/// Logs to stderr, plain lines; `MOOR_AGENT_LOG` (`error`, `warn`, `info`,
+/// `debug`, `trace`) sets the level, info by default.
+fn init_logging() {
+    let level = std::env::var("MOOR_AGENT_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
+fn usage() -> AgentError {
+    AgentError::usage("usage: moor-agent --version | hello | serve | stdio | run [--name N] [--workdir DIR] -- CMD... | runs | show ID | cancel ID [--grace SECS]")
 }
 
 fn runs() -> runs::Runs {
     runs::Runs::new(runs::Runs::default_root())
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!(
         "{}",
-        serde_json::to_string(value).map_err(|e| e.to_string())?
+        serde_json::to_string(value).map_err(|e| AgentError::internal(e.to_string()))?
     );
     Ok(())
 }
 
-fn hello() -> Result<(), String> {
-    let build = self_hash().map_err(|e| format!("cannot read its own executable: {e}"))?;
+fn hello() -> Result<()> {
+    let build = sys::self_hash()
+        .map_err(|e| AgentError::internal(format!("cannot read its own executable: {e}")))?;
     let hello = moor_proto::Hello {
         protocol: moor_proto::PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -115,14 +107,14 @@ fn hello() -> Result<(), String> {
     Ok(())
 }
 
-fn start_run(args: &[String]) -> Result<(), String> {
+fn start_run(args: &[String]) -> Result<()> {
     let split = args.iter().position(|a| a == "--").ok_or_else(usage)?;
     let (flags, command) = (&args[..split], &args[split + 1..]);
     if command.is_empty() {
         return Err(usage());
     }
     let mut name = None;
-    let mut workdir = std::env::current_dir().map_err(|e| e.to_string())?;
+    let mut workdir = std::env::current_dir()?;
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {
         match (flag.as_str(), flags.next()) {
@@ -139,41 +131,18 @@ fn start_run(args: &[String]) -> Result<(), String> {
         environment: None,
         spark: None,
     };
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let info = runs()
-        .start(&exe, spec, workdir)
-        .map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe()?;
+    let info = runs().start(&exe, spec, workdir)?;
     print_json(&info)
 }
 
-fn cancel(args: &[String]) -> Result<(), String> {
+fn cancel(args: &[String]) -> Result<()> {
     let id = args.first().ok_or_else(usage)?;
     let grace = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("--grace"), Some(secs)) => secs.parse().map_err(|_| usage())?,
         (None, _) => 10,
         _ => return Err(usage()),
     };
-    let info = runs()
-        .cancel(id, Duration::from_secs(grace))
-        .map_err(|e| e.to_string())?;
+    let info = runs().cancel(id, Duration::from_secs(grace))?;
     print_json(&info)
-}
-
-/// Hex sha256 of the running executable: the build hash in [`moor_proto::Hello`].
-pub(crate) fn self_hash() -> std::io::Result<String> {
-    let mut file = std::fs::File::open("/proc/self/exe")?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

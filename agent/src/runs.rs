@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 use moor_proto::{RunInfo, RunSpec, RunState};
 use serde::{Deserialize, Serialize};
 
+use crate::sys::{
+    boot_id, create_private_dir, home, process_start, random_hex, read_json, write_json_atomic,
+};
+
 /// A run's spec as stored: the protocol's spec plus where it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredSpec {
@@ -307,91 +311,8 @@ pub fn supervisor_alive(s: &Supervisor) -> bool {
     s.boot_id == boot_id() && process_start(s.pid).is_some_and(|start| start == s.start)
 }
 
-/// This boot's id (`/proc/sys/kernel/random/boot_id`): a run recorded in
-/// another boot cannot still be going.
-pub fn boot_id() -> String {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// A process's start time in clock ticks since boot, or `None` if it is gone
-/// (or a zombie, which will not run again).
-pub fn process_start(pid: u32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19).map(|s| (*s).to_owned())
-}
-
 /// A new run id: time-ordered, then random (`20261127T183000-1a2b3c4d`).
 fn new_run_id() -> String {
     let now = moor_proto::time::now().replace(['-', ':'], "");
-    let mut random = [0u8; 4];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = io::Read::read_exact(&mut f, &mut random);
-    }
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{hex}", now.trim_end_matches('Z'))
-}
-
-/// Creates a directory (and parents), mode 0700.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Reads a JSON file.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
-    let bytes = fs::read(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// Writes a JSON file atomically: temporary file, fsync, rename. A reader
-/// (or a crash) sees the old or the new content, never half of it.
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    write_atomic(path, &serde_json::to_vec(value).map_err(io::Error::other)?)
-}
-
-/// The first executable file called `name` in a directory of `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-/// Whether `path` is a file someone may execute.
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// The user's home (`/tmp` when `HOME` is unset).
-pub fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
-}
-
-/// Writes a file atomically (mode 0600), as [`write_json_atomic`].
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    format!("{}-{}", now.trim_end_matches('Z'), random_hex(4))
 }

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::runs::create_private_dir;
+use crate::error::Result;
+use crate::sys::create_private_dir;
 
 /// The daemon's state directory: `run/` beside the executable.
 pub fn state_dir() -> io::Result<PathBuf> {
@@ -24,7 +25,7 @@ pub fn state_dir() -> io::Result<PathBuf> {
 }
 
 /// Runs the daemon until killed. Exits at once if another one holds the lock.
-pub fn serve() -> io::Result<()> {
+pub fn serve() -> Result<()> {
     let dir = state_dir()?;
     create_private_dir(&dir)?;
     let lock = OpenOptions::new()
@@ -35,7 +36,7 @@ pub fn serve() -> io::Result<()> {
     let _lock = match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err(_) => {
-            eprintln!("moor-agent: a daemon already runs for {}", dir.display());
+            tracing::info!("a daemon already runs for {}", dir.display());
             return Ok(());
         }
     };
@@ -44,8 +45,8 @@ pub fn serve() -> io::Result<()> {
     let listener = UnixListener::bind(&sock)?;
     fs::write(dir.join("pid"), format!("{}\n", std::process::id()))?;
     let daemon = std::sync::Arc::new(crate::handler::Daemon::new());
-    eprintln!(
-        "moor-agent: daemon {} listening on {}",
+    tracing::info!(
+        "daemon {} listening on {}",
         std::process::id(),
         sock.display()
     );
@@ -55,11 +56,11 @@ pub fn serve() -> io::Result<()> {
                 let daemon = daemon.clone();
                 std::thread::spawn(move || {
                     if let Err(e) = crate::handler::connection(&daemon, conn) {
-                        eprintln!("moor-agent: connection ended: {e}");
+                        tracing::info!("connection ended: {e}");
                     }
                 });
             }
-            Err(e) => eprintln!("moor-agent: accept: {e}"),
+            Err(e) => tracing::warn!("accept: {e}"),
         }
     }
     Ok(())
@@ -67,7 +68,7 @@ pub fn serve() -> io::Result<()> {
 
 /// Connects to the daemon, starting it if needed, and relays stdin and
 /// stdout to it until either side closes.
-pub fn stdio() -> io::Result<()> {
+pub fn stdio() -> Result<()> {
     let dir = state_dir()?;
     let stream = connect_or_start(&dir)?;
     let mut to_daemon = stream.try_clone()?;
@@ -83,7 +84,7 @@ pub fn stdio() -> io::Result<()> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if stdout
             .write_all(&buf[..n])

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use moor_proto::message::SparkSpec;
 
-use crate::runs;
+use crate::error::Result;
+use crate::sys;
 
 /// Where spark-submit is looked for, after PATH: HDInsight's (HDP) client
 /// directories, then `$SPARK_HOME/bin`.
@@ -21,22 +22,22 @@ const HDP_CLIENTS: [&str; 2] = [
 
 /// The spark-submit this host has, if any.
 pub fn find_submit() -> Option<PathBuf> {
-    runs::which("spark-submit").or_else(|| {
+    sys::which("spark-submit").or_else(|| {
         HDP_CLIENTS
             .iter()
             .map(PathBuf::from)
             .chain(
                 std::env::var_os("SPARK_HOME").map(|h| PathBuf::from(h).join("bin/spark-submit")),
             )
-            .find(|p| runs::is_executable(p))
+            .find(|p| sys::is_executable(p))
     })
 }
 
 /// Where `yarn` is: PATH or HDP's client directory.
 pub fn find_yarn() -> Option<PathBuf> {
-    runs::which("yarn").or_else(|| {
+    sys::which("yarn").or_else(|| {
         let hdp = PathBuf::from("/usr/hdp/current/hadoop-yarn-client/bin/yarn");
-        runs::is_executable(&hdp).then_some(hdp)
+        sys::is_executable(&hdp).then_some(hdp)
     })
 }
 
@@ -183,12 +184,12 @@ fn yarn_application_id(log: &str) -> Option<&str> {
 }
 
 /// `yarn application -kill ID`, allowed `limit`; what went wrong otherwise.
-pub fn kill_application(id: &str, limit: Duration) -> Result<(), String> {
+pub fn kill_application(id: &str, limit: Duration) -> Result<()> {
     let yarn = find_yarn().ok_or("no yarn command on this host")?;
     kill_with(&yarn, id, limit)
 }
 
-fn kill_with(yarn: &Path, id: &str, limit: Duration) -> Result<(), String> {
+fn kill_with(yarn: &Path, id: &str, limit: Duration) -> Result<()> {
     let mut child = Command::new(yarn)
         .args(["application", "-kill", id])
         .stdin(std::process::Stdio::null())
@@ -202,15 +203,13 @@ fn kill_with(yarn: &Path, id: &str, limit: Duration) -> Result<(), String> {
             return if status.success() {
                 Ok(())
             } else {
-                Err(format!("yarn application -kill {id}: {status}"))
+                Err(format!("yarn application -kill {id}: {status}").into())
             };
         }
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "yarn application -kill {id}: no answer in {limit:?}"
-            ));
+            return Err(format!("yarn application -kill {id}: no answer in {limit:?}").into());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -332,7 +331,7 @@ mod tests {
             format!("application -kill {id}\n")
         );
         let err = kill_with(&yarn(dir.path(), "exit 255"), id, limit).unwrap_err();
-        assert!(err.contains("exit status: 255"), "{err}");
+        assert!(err.message.contains("exit status: 255"), "{err}");
         let started = Instant::now();
         let err = kill_with(
             &yarn(dir.path(), "exec sleep 30"),
@@ -340,7 +339,7 @@ mod tests {
             Duration::from_millis(300),
         )
         .unwrap_err();
-        assert!(err.contains("no answer"), "{err}");
+        assert!(err.message.contains("no answer"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

@@ -16,18 +16,20 @@ use moor_proto::RunState;
 use moor_proto::env::EnvKind;
 
 use crate::envs::{Envs, Ready};
-use crate::runs::{self, files, Status, StoredSpec, Supervisor};
+use crate::error::{AgentError, Result};
+use crate::runs::{files, Status, StoredSpec, Supervisor};
+use crate::sys;
 
 /// Supervises the run in `dir` to its end.
-pub fn run(dir: &Path) -> io::Result<()> {
-    let stored: StoredSpec = runs::read_json(&dir.join(files::SPEC))?;
+pub fn run(dir: &Path) -> Result<()> {
+    let stored: StoredSpec = sys::read_json(&dir.join(files::SPEC))?;
     let me = std::process::id();
-    runs::write_json_atomic(
+    sys::write_json_atomic(
         &dir.join(files::SUPERVISOR),
         &Supervisor {
             pid: me,
-            start: runs::process_start(me).unwrap_or_default(),
-            boot_id: runs::boot_id(),
+            start: sys::process_start(me).unwrap_or_default(),
+            boot_id: sys::boot_id(),
         },
     )?;
     let status_path = dir.join(files::STATUS);
@@ -76,7 +78,7 @@ pub fn run(dir: &Path) -> io::Result<()> {
                 Ok(argv) => argv,
                 Err(error) => {
                     let status = Status {
-                        error: Some(error.clone()),
+                        error: Some(error.to_string()),
                         exit_code: Some(127),
                         ..Status::default()
                     };
@@ -146,7 +148,7 @@ pub fn run(dir: &Path) -> io::Result<()> {
         started_at: Some(moor_proto::time::now()),
         ..Status::default()
     };
-    runs::write_json_atomic(&status_path, &status)?;
+    sys::write_json_atomic(&status_path, &status)?;
     let exit = child.wait()?;
     status.exit_code = exit.code();
     status.signal = exit.signal();
@@ -167,13 +169,19 @@ fn spark_argv(
     stored: &StoredSpec,
     dir: &Path,
     environment: Option<&Ready>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>> {
     if environment.is_some_and(|r| r.kind == EnvKind::Docker) {
-        return Err("a Spark run cannot use a Docker environment (spark-submit runs on the host); fix: use a conda or pip environment, or none".into());
+        return Err(AgentError::usage(
+            "a Spark run cannot use a Docker environment (spark-submit runs on the host)",
+        )
+        .with_fix("use a conda or pip environment, or none"));
     }
-    let submit = crate::spark::find_submit().ok_or(
-        "no spark-submit on this host (PATH, /usr/hdp/current/spark2-client, $SPARK_HOME); fix: attach the cluster's head node, or install Spark and put spark-submit on PATH",
-    )?;
+    let submit = crate::spark::find_submit().ok_or_else(|| {
+        AgentError::not_found(
+            "no spark-submit on this host (PATH, /usr/hdp/current/spark2-client, $SPARK_HOME)",
+        )
+        .with_fix("attach the cluster's head node, or install Spark and put spark-submit on PATH")
+    })?;
     crate::spark::submit_argv(
         &submit,
         spark,
@@ -182,7 +190,7 @@ fn spark_argv(
         &stored.workdir,
         dir,
     )
-    .map_err(|e| e.to_string())
+    .map_err(AgentError::from)
 }
 
 fn ready_is_venv(ready: Option<&Ready>) -> bool {
@@ -190,13 +198,13 @@ fn ready_is_venv(ready: Option<&Ready>) -> bool {
 }
 
 /// `container-run RUN_DIR`: the job of a run in a Docker environment.
-pub fn container_run(dir: &Path) -> Result<i32, String> {
+pub fn container_run(dir: &Path) -> Result<i32> {
     let stored: StoredSpec =
-        runs::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
+        sys::read_json(&dir.join(files::SPEC)).map_err(|e| format!("spec.json: {e}"))?;
     let hash = stored.spec.environment.clone().unwrap_or_default();
     let ready = Envs::new(Envs::default_root())
         .ready(&hash)
-        .ok_or_else(|| format!("environment {hash} is not ready"))?;
+        .ok_or_else(|| AgentError::not_found(format!("environment {hash} is not ready")))?;
     let image = ready.image.ok_or("the environment has no image")?;
     let run_id = dir
         .file_name()
@@ -231,8 +239,8 @@ pub fn container_run(dir: &Path) -> Result<i32, String> {
     Ok(i32::try_from(code).unwrap_or(1))
 }
 
-fn finish(path: &Path, mut status: Status, state: RunState) -> io::Result<()> {
+fn finish(path: &Path, mut status: Status, state: RunState) -> Result<()> {
     status.state = Some(state);
     status.ended_at = Some(moor_proto::time::now());
-    runs::write_json_atomic(path, &status)
+    Ok(sys::write_json_atomic(path, &status)?)
 }

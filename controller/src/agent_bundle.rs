@@ -1,33 +1,39 @@
-//! The agent binary the controller carries: a static x86_64 musl build of
-//! `moor-agent`, embedded at build time (see `build.rs`). Installed agents
-//! live in `~/.moor/agent/<version>-<sha256 prefix>/moor-agent` on the host.
+//! The agent binary a `moor` executable carries: a static x86_64 musl build
+//! of `moor-agent`. The library does not embed it: the `moor` binary (crate
+//! `moor-cli`, whose build script builds the agent) hands it over as an
+//! [`AgentBundle`], so checking or testing the library never builds the
+//! agent. Installed agents live in
+//! `~/.moor/agent/<version>-<sha256 prefix>/moor-agent` on the host.
 
-/// The agent executable.
-pub static BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent"));
-
-/// The agent's version (the workspace version; agent and controller ship together).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Hex sha256 of [`BINARY`]: the agent's build hash (computed by build.rs).
-pub fn sha256() -> &'static str {
-    include_str!(concat!(env!("OUT_DIR"), "/moor-agent.sha256"))
+/// An agent executable and its identity.
+#[derive(Debug)]
+pub struct AgentBundle {
+    /// The executable.
+    pub binary: &'static [u8],
+    /// Hex sha256 of [`AgentBundle::binary`] (its build hash).
+    pub sha256: &'static str,
+    /// Its version (agent and controller ship together).
+    pub version: &'static str,
 }
 
-/// The name of this agent's directory on the host: `<version>-<sha256 prefix>`.
-/// Only `[0-9a-z.-]`, so it is safe in paths and shell words.
-pub fn install_id() -> String {
-    install_id_for(VERSION, sha256())
+impl AgentBundle {
+    /// The name of this agent's directory on the host.
+    pub fn install_id(&self) -> String {
+        install_id(self.version, self.sha256)
+    }
+
+    /// Whether this is a real agent: a build made for checking only (clippy,
+    /// rust-analyzer) carries an empty one, which must never be installed.
+    pub fn is_present(&self) -> bool {
+        !self.binary.is_empty()
+    }
 }
 
-/// The directory name of the agent `version` with build hash `build` (what
-/// a target recorded when it was attached).
-pub fn install_id_for(version: &str, build: &str) -> String {
+/// The directory name of the agent `version` with build hash `build` (what a
+/// target recorded when it was attached): `<version>-<sha256 prefix>`. Only
+/// `[0-9a-z.-]`, so it is safe in paths and shell words.
+pub fn install_id(version: &str, build: &str) -> String {
     format!("{version}-{}", &build[..16.min(build.len())])
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -35,18 +41,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_agent_is_a_static_x86_64_elf() {
-        assert_eq!(&BINARY[..4], b"\x7fELF");
-        assert_eq!(BINARY[4], 2, "64-bit");
-        assert_eq!(u16::from_le_bytes([BINARY[18], BINARY[19]]), 0x3e, "x86_64");
-        // No program interpreter: statically linked.
-        let text = String::from_utf8_lossy(BINARY);
-        assert!(!text.contains("ld-linux-x86-64.so"));
-        assert!(install_id().starts_with(VERSION));
-        use sha2::Digest;
-        assert_eq!(sha256(), hex(&sha2::Sha256::digest(BINARY)));
-        assert!(install_id()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    fn install_ids_are_the_version_and_a_hash_prefix() {
+        let bundle = AgentBundle {
+            binary: b"\x7fELF",
+            sha256: "0123456789abcdef0123",
+            version: "0.1.0",
+        };
+        assert_eq!(bundle.install_id(), "0.1.0-0123456789abcdef");
+        assert!(bundle.is_present());
+        assert_eq!(install_id("0.1.0", "ab"), "0.1.0-ab");
     }
 }

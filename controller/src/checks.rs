@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::probe::{Facts, HeadNode, YarnNode};
+use crate::target_kind::TargetKind;
 
 const GIB: u64 = 1 << 30;
 
@@ -75,40 +76,11 @@ impl Check {
     }
 }
 
-/// What kind of machine is being validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A VM or server (Ubuntu or Debian).
-    Vm,
-    /// An HDInsight (or other Spark/YARN) cluster head node.
-    Hdinsight,
-}
-
-impl Kind {
-    /// The name targets store and the probe is told: `vm`, `hdinsight`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Vm => "vm",
-            Kind::Hdinsight => "hdinsight",
-        }
-    }
-
-    /// The kind a stored target name says.
-    pub fn from_stored(kind: &str) -> Kind {
-        if kind == Kind::Hdinsight.as_str() {
-            Kind::Hdinsight
-        } else {
-            Kind::Vm
-        }
-    }
-}
-
 /// Settings that change verdicts.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// VM or head node.
-    pub kind: Kind,
+    pub kind: TargetKind,
     /// A private address fails instead of warning.
     pub require_public_ip: bool,
 }
@@ -128,7 +100,7 @@ pub fn evaluate(facts: &Facts, peer: IpAddr, options: Options) -> Vec<Check> {
     checks.push(python(facts));
     checks.push(gpu(facts));
     checks.push(sudo(facts));
-    if options.kind == Kind::Hdinsight {
+    if options.kind == TargetKind::Hdinsight {
         let head = facts.head_node.clone().unwrap_or_default();
         checks.push(spark_submit(facts, &head));
         checks.push(yarn_resourcemanager(&head));

@@ -1,12 +1,13 @@
 //! The command line, with clap derive: the doc comments here are `moor --help`.
-//! Parsing only; `cmd` resolves arguments into validated settings before any
-//! connection is opened.
+//! Parsing only; [`crate::target`] resolves the connection flags into
+//! validated settings before any connection is opened. Every command that
+//! connects to a target flattens [`TargetArgs`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::checks::Kind;
+use crate::target_kind::TargetKind;
 
 /// Exit codes, shown under `moor --help` and in the README.
 pub const EXIT_CODES: &str = "\
@@ -85,47 +86,19 @@ pub enum Command {
     Env(EnvCommand),
 
     /// List runs on the targets (all, or --target).
-    Runs {
-        /// Only this target.
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
-    },
+    Runs(RunsArgs),
 
     /// Print a run's log (stdout and stderr, in order).
-    Logs {
-        /// Run id.
-        run: String,
-        /// Keep streaming until the run ends.
-        #[arg(long, short)]
-        follow: bool,
-        /// Start at this byte of the log.
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-    },
+    Logs(LogsArgs),
 
     /// Stop a run: SIGTERM to its processes, SIGKILL after the grace period.
-    Cancel {
-        /// Run id.
-        run: String,
-        /// Seconds between SIGTERM and SIGKILL.
-        #[arg(long, default_value_t = 10)]
-        grace: u32,
-    },
+    Cancel(CancelArgs),
 
     /// Fetch a run's outputs/ directory.
-    Download {
-        /// Run id.
-        run: String,
-        /// Where to put them [default: ./moor-outputs/RUN].
-        #[arg(long, value_name = "DIR")]
-        to: Option<PathBuf>,
-    },
+    Download(DownloadArgs),
 
     /// Agent status of targets (all, or those named): version, uptime, load, runs going.
-    Status {
-        /// Targets.
-        targets: Vec<String>,
-    },
+    Status(StatusArgs),
 
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
@@ -148,8 +121,8 @@ pub struct ValidateArgs {
     pub connect: ConnectArgs,
 
     /// What the machine is: a VM/server, or an HDInsight (Spark) head node.
-    #[arg(long, value_enum, default_value_t = Kind::Vm)]
-    pub kind: Kind,
+    #[arg(long, value_enum, default_value_t = TargetKind::Vm)]
+    pub kind: TargetKind,
 
     /// With --kind hdinsight: the cluster's name; the host defaults to
     /// <cluster>-ssh.azurehdinsight.net, and another --host is flagged.
@@ -214,13 +187,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_snapshot_size: u64,
 
-    /// Seconds allowed to connect.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-
-    /// Credentials, for targets that authenticate by password.
+    /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub connect: TargetArgs,
 
     /// The command and its arguments (after --).
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -313,13 +282,81 @@ pub struct DetachArgs {
     #[arg(long, conflicts_with = "purge")]
     pub local_only: bool,
 
-    /// Seconds allowed to connect.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-
-    /// Credentials, for targets that authenticate by password.
+    /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub connect: TargetArgs,
+}
+
+/// `moor runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this target.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// How to connect (defaults: the targets' stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// `moor logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run id.
+    pub run: String,
+
+    /// Keep streaming until the run ends.
+    #[arg(long, short)]
+    pub follow: bool,
+
+    /// Start at this byte of the log.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// `moor cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Run id.
+    pub run: String,
+
+    /// Seconds between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    pub grace: u32,
+
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// `moor download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// Run id.
+    pub run: String,
+
+    /// Where to put them [default: ./moor-outputs/RUN].
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// `moor status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Targets.
+    pub targets: Vec<String>,
+
+    /// How to connect (defaults: the targets' stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
 }
 
 /// Connection and authentication flags, shared by every command that connects.
@@ -337,13 +374,28 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
 
-    /// Seconds allowed for name lookup, connect, handshake and authentication together.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-
     /// ssh client config to read Host aliases from.
     #[arg(long, value_name = "PATH", help_heading = "Connection")]
     pub ssh_config: Option<PathBuf>,
+
+    /// Timeout, authentication and host-key flags.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// How to connect to a target: flattened into every command that connects,
+/// so each takes the same flags and every reconnect honours them. For an
+/// attached target, what is not given comes from its stored settings.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Seconds allowed for name lookup, connect, handshake and authentication together.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        help_heading = "Connection"
+    )]
+    pub connect_timeout: f64,
 
     /// How to authenticate.
     #[command(flatten)]
@@ -362,8 +414,19 @@ pub struct ConnectArgs {
     pub host_key_fingerprint: Option<String>,
 }
 
+impl Default for TargetArgs {
+    fn default() -> Self {
+        TargetArgs {
+            connect_timeout: 10.0,
+            auth: AuthArgs::default(),
+            accept_new_host_key: false,
+            host_key_fingerprint: None,
+        }
+    }
+}
+
 /// Authentication flags. Secrets come from the environment or stdin, never argv.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct AuthArgs {
     /// Private key file (ed25519, ecdsa or rsa, OpenSSH or PEM format).
     #[arg(long, value_name = "PATH", help_heading = "Authentication")]
@@ -417,14 +480,7 @@ pub enum EnvCommand {
     #[command(after_help = EXIT_CODES)]
     Prepare(EnvPrepareArgs),
     /// Remove the environments on a target that no queued or running run uses.
-    Prune {
-        /// The target.
-        #[arg(long, value_name = "NAME")]
-        target: String,
-        /// Credentials, for targets that authenticate by password.
-        #[command(flatten)]
-        auth: AuthArgs,
-    },
+    Prune(EnvPruneArgs),
 }
 
 /// `moor env create`.
@@ -475,12 +531,20 @@ pub struct EnvPrepareArgs {
     /// Where the packages come from.
     #[command(flatten)]
     pub assets: PrepareAssetArgs,
-    /// Seconds allowed to connect.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-    /// Credentials, for targets that authenticate by password.
+    /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub connect: TargetArgs,
+}
+
+/// `moor env prune`.
+#[derive(Debug, Args)]
+pub struct EnvPruneArgs {
+    /// The target.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
 }
 
 /// `moor host-key ...`.

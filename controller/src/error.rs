@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use moor_proto::ErrorKind;
+
 /// Process exit codes. Stable: scripts depend on them.
 pub mod exit {
     /// Success: no check failed.
@@ -183,6 +185,14 @@ pub enum Error {
         /// The OS error.
         cause: std::io::Error,
     },
+    /// The workspace holds something this moor cannot use.
+    #[error("{message}")]
+    Workspace {
+        /// What.
+        message: String,
+        /// How to proceed.
+        fix: String,
+    },
     /// The connection to a target's agent broke.
     #[error("connection to the agent on {host} lost: {cause}")]
     Agent {
@@ -190,6 +200,18 @@ pub enum Error {
         host: String,
         /// What happened.
         cause: String,
+    },
+    /// The agent answered, refusing the request (no such run, busy, ...).
+    #[error("the agent on {host} refused: {message}")]
+    Refused {
+        /// Host.
+        host: String,
+        /// Why, as a kind to act on.
+        kind: moor_proto::ErrorKind,
+        /// Why, for a person.
+        message: String,
+        /// What helps, when the agent said.
+        fix: Option<String>,
     },
     /// The machine or name is taken.
     #[error("{message}")]
@@ -236,6 +258,20 @@ pub enum Error {
         /// Why.
         cause: String,
     },
+}
+
+/// The JSON kind of a refusal: the agent's reason, stable.
+fn refusal_kind(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::VersionMismatch => "agent_version_mismatch",
+        ErrorKind::BadRequest => "agent_bad_request",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::EnvNotReady => "env_not_ready",
+        ErrorKind::Busy => "busy",
+        ErrorKind::Corrupt => "corrupt",
+        ErrorKind::Resources => "resources",
+        ErrorKind::Internal => "agent_internal",
+    }
 }
 
 /// Why an environment build failed (boxed in [`Error::EnvBuild`]).
@@ -294,9 +330,9 @@ impl Error {
             | Error::Ssh { .. }
             | Error::Agent { .. }
             | Error::Probe { .. } => exit::UNREACHABLE,
-            Error::Io { .. } => exit::INTERNAL,
+            Error::Io { .. } | Error::Workspace { .. } => exit::INTERNAL,
             Error::Taken { .. } => exit::TAKEN,
-            Error::Remote { .. } => exit::REMOTE,
+            Error::Remote { .. } | Error::Refused { .. } => exit::REMOTE,
             Error::NoTarget { .. } | Error::NoEnv { .. } => exit::USAGE,
             Error::EnvBuild(_) => exit::ENV_BUILD,
         }
@@ -319,10 +355,12 @@ impl Error {
             Error::HostKeyMismatch { .. } => "host_key_mismatch",
             Error::Auth { .. } => "auth",
             Error::Io { .. } => "io",
+            Error::Workspace { .. } => "workspace",
             Error::Probe { .. } => "probe",
             Error::Taken { .. } => "taken",
             Error::Agent { .. } => "agent_lost",
             Error::Remote { .. } => "remote",
+            Error::Refused { kind, .. } => refusal_kind(*kind),
             Error::NoTarget { .. } => "no_target",
             Error::NoEnv { .. } => "no_env",
             Error::EnvBuild(_) => "env_build",
@@ -369,8 +407,16 @@ impl Error {
             Error::Auth { fix, .. } => fix.clone(),
             Error::Io { .. } => "check that the path exists and is writable by you".into(),
             Error::Probe { .. } => "the host's /bin/sh must be POSIX; run with -vv to see the probe output".into(),
-            Error::Taken { fix, .. } | Error::Remote { fix, .. } => fix.clone(),
+            Error::Taken { fix, .. } | Error::Remote { fix, .. } | Error::Workspace { fix, .. } => {
+                fix.clone()
+            }
             Error::Agent { .. } => "run the command again; a run goes on by itself (moor logs RUN --follow)".into(),
+            Error::Refused { fix: Some(fix), .. } => fix.clone(),
+            Error::Refused { kind, .. } => match kind {
+                ErrorKind::NotFound => "check the run id with `moor runs`".into(),
+                ErrorKind::VersionMismatch => "run `moor attach` again to update the agent".into(),
+                _ => "run with -vv; see the agent log in ~/.moor/agent/*/run/log on the host".into(),
+            },
             Error::NoTarget { .. } => "see `moor list` for the targets, or pass --workspace".into(),
             Error::NoEnv { .. } => "see `moor env list`, or create it with `moor env create`".into(),
             Error::EnvBuild(failure) => {

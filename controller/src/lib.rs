@@ -1,10 +1,18 @@
 //! moor: attach machines you already own (Ubuntu VMs, on-prem servers,
 //! HDInsight head nodes) as ML compute targets over plain SSH.
 //!
-//! The library behind the `moor` binary: the SSH layer ([`ssh`]), the
-//! one-round-trip host probe ([`probe`]) and the checks made from it
-//! ([`checks`]), the workspace ([`workspace`]), and one module per command
-//! ([`cmd`]).
+//! The library behind the `moor` binary (crate `moor-cli`, which adds the
+//! agent it installs). Where things live:
+//! - [`ssh`]: the SSH client (connect, host keys, authentication, exec).
+//! - [`target`]: reaching a target's agent, from a name and the user's flags
+//!   to an open connection; [`agent_client`]: the typed client on it.
+//! - [`cmd`]: one module per command, each returning a value that
+//!   [`output`] renders as text or JSON; [`cli`] parses the command line.
+//! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
+//! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
+//! - [`follow`]: following a run's log; [`snapshot`]: source archives;
+//!   [`envspec`]: environment specs from the user's files; [`remote`]:
+//!   the shell scripts attach and detach run on hosts.
 
 pub mod agent_bundle;
 pub mod agent_client;
@@ -13,18 +21,22 @@ pub mod cli;
 pub mod cmd;
 pub mod envspec;
 pub mod error;
+pub mod follow;
 pub mod net;
 pub mod output;
 pub mod probe;
 pub mod progress;
+pub mod random;
 pub mod remote;
 pub mod resource_id;
 pub mod secret;
 pub mod snapshot;
 pub mod ssh;
 pub mod store;
+pub mod target;
+pub mod target_kind;
+pub mod workspace;
 
 pub use moor_proto::time;
-pub mod workspace;
 
 pub use error::{Error, Result};

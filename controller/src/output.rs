@@ -1,12 +1,155 @@
-//! Printing results: an aligned table for people, JSON for programs, and the
-//! one-line error format (cause, then fix).
+//! Printing results, the one command contract: every command returns a
+//! value that implements [`Render`] (text for people, JSON for programs, an
+//! exit code), and `main` prints it once. Also the one table printer, the
+//! check table, and the one-line error format (cause, then fix).
 
+use std::fmt::Display;
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::checks::{Check, Status};
-use crate::error::Error;
+use crate::error::{exit, Error};
+
+/// A command's result: shown as text or as JSON, with the exit code it ends with.
+pub trait Render: Serialize {
+    /// The text for people.
+    fn render(&self, out: &mut Text);
+
+    /// The exit code (0 unless the result says otherwise).
+    fn exit_code(&self) -> u8 {
+        exit::OK
+    }
+
+    /// Whether `--json` prints this value (`moor logs` prints the log itself).
+    fn has_json(&self) -> bool {
+        true
+    }
+}
+
+/// Text for people: lines for stdout, and notes for stderr.
+#[derive(Debug, Default)]
+pub struct Text {
+    stdout: String,
+    stderr: String,
+}
+
+impl Text {
+    /// A line on stdout.
+    pub fn line(&mut self, line: impl Display) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.stdout, "{line}");
+    }
+
+    /// Text on stdout as it is (a table ends its own lines).
+    pub fn raw(&mut self, text: &str) {
+        self.stdout.push_str(text);
+    }
+
+    /// A line on stderr (a note beside the result, or an error line).
+    pub fn note(&mut self, line: impl Display) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.stderr, "{line}");
+    }
+}
+
+/// A rendered result, ready to print.
+#[derive(Debug)]
+pub struct Printed {
+    json: Option<String>,
+    text: Text,
+    exit_code: u8,
+}
+
+impl Printed {
+    /// Renders `value` both ways.
+    pub fn of<T: Render>(value: &T) -> Printed {
+        let mut text = Text::default();
+        value.render(&mut text);
+        Printed {
+            json: value
+                .has_json()
+                .then(|| serde_json::to_string_pretty(value).expect("results serialize")),
+            text,
+            exit_code: value.exit_code(),
+        }
+    }
+
+    /// Prints it (JSON on stdout with `json`, else the text); returns the exit code.
+    pub fn print(&self, json: bool) -> u8 {
+        if json {
+            if let Some(text) = &self.json {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        } else {
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(self.text.stdout.as_bytes());
+        }
+        // Notes go to stderr either way: JSON keeps stdout, and a non-zero
+        // exit always says why there.
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(self.text.stderr.as_bytes());
+        self.exit_code
+    }
+}
+
+/// An aligned table with a header row; columns are two spaces apart, the
+/// last one unpadded.
+#[derive(Debug)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+    right: Vec<bool>,
+}
+
+impl Table {
+    /// A table with these column headers.
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            rows: vec![headers.iter().map(|h| h.to_string()).collect()],
+            right: vec![false; headers.len()],
+        }
+    }
+
+    /// Aligns column `i` to the right (numbers).
+    pub fn right(mut self, i: usize) -> Table {
+        self.right[i] = true;
+        self
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as lines.
+    pub fn render(&self) -> String {
+        let mut widths = vec![0; self.right.len()];
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &self.rows {
+            let last = row.len().saturating_sub(1);
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| match (i == last, self.right[i]) {
+                    (_, true) => format!("{cell:>w$}", w = widths[i]),
+                    (true, false) => cell.clone(),
+                    (false, false) => format!("{cell:<w$}", w = widths[i]),
+                })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
 
 /// `println!` that ignores a closed stdout (`moor list | head`) instead of
 /// panicking.
@@ -51,14 +194,6 @@ impl From<&Error> for ErrorJson {
     }
 }
 
-/// Prints `value` as pretty JSON on stdout.
-pub fn json<T: Serialize>(value: &T) {
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (e.g. `| head`) is not worth a panic.
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
-}
-
 /// The one-line human form of an error: `error: CAUSE; fix: FIX`.
 pub fn error_line(e: &Error) -> String {
     format!("error: {e}; fix: {}", e.fix())
@@ -72,10 +207,12 @@ pub fn error(e: &Error, as_json: bool) {
             ok: bool,
             error: &'a ErrorJson,
         }
-        json(&Failed {
+        let failed = Failed {
             ok: false,
             error: &ErrorJson::from(e),
-        });
+        };
+        let text = serde_json::to_string_pretty(&failed).expect("errors serialize");
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
     } else {
         eprintln!("{}", error_line(e));
     }
@@ -141,6 +278,17 @@ mod tests {
         assert_eq!(
             summary(&checks),
             "1 failed, 0 warnings, 1 passed, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn tables_align_under_their_headers() {
+        let mut table = Table::new(&["NAME", "EXIT", "COMMAND"]).right(1);
+        table.row(vec!["a".into(), "0".into(), "true".into()]);
+        table.row(vec!["long-name".into(), "137".into(), "sleep 1".into()]);
+        assert_eq!(
+            table.render(),
+            "NAME       EXIT  COMMAND\na             0  true\nlong-name   137  sleep 1\n"
         );
     }
 

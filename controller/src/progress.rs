@@ -17,6 +17,16 @@ pub enum LogSink {
 }
 
 impl LogSink {
+    /// A run's log as `moor run` and `moor logs` print it: stdout, or stderr
+    /// when `--json` keeps stdout for the result.
+    pub fn for_log(json: bool) -> Self {
+        if json {
+            LogSink::Stderr
+        } else {
+            LogSink::Stdout
+        }
+    }
+
     /// A status line when stderr is a terminal, else plain lines on stderr.
     pub fn progress(label: String) -> Self {
         if std::io::stderr().is_terminal() {

@@ -18,6 +18,13 @@ impl Secret {
     }
 }
 
+/// A copy is wiped on its own drop, like the original.
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Secret(self.0.clone())
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

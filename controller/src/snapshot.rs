@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 
 /// Default largest snapshot.
@@ -101,7 +99,7 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
             .map_err(io)?;
     }
     let bytes = archive.into_inner().map_err(io)?;
-    let sha256 = crate::agent_bundle::hex(&Sha256::digest(&bytes));
+    let sha256 = moor_proto::sha256_hex(&bytes);
     Ok(Snapshot {
         bytes,
         sha256,

@@ -80,7 +80,7 @@ impl Workspace {
         };
         if !path.exists() {
             let mut seed = [0u8; 32];
-            random_bytes(&mut seed).map_err(io)?;
+            crate::random::fill(&mut seed).map_err(io)?;
             let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
             seed.fill(0);
             let mut key = ssh_key::PrivateKey::from(pair);
@@ -108,19 +108,6 @@ pub fn key_tag(workspace_id: &str) -> String {
     format!("moor-workspace:{workspace_id}")
 }
 
-/// Fills `buf` from the kernel's random source.
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
-    use std::io::Read;
-    File::open("/dev/urandom")?.read_exact(buf)
-}
-
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    random_bytes(&mut buf).expect("/dev/urandom is readable");
-    crate::agent_bundle::hex(&buf)
-}
-
 /// The user's home directory, from `$HOME`.
 pub fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -140,6 +127,11 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
 /// Replaces `path` with `contents` atomically (temporary file, fsync, rename),
 /// mode 0600. A crash leaves either the old or the new file, never a mix.
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic(path, contents, 0o600)
+}
+
+/// [`write_private_atomic`] with another mode (0700 for an executable).
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
@@ -148,7 +140,7 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
         file.write_all(contents)?;
         file.sync_all()?;

@@ -8,7 +8,6 @@
 //! (it decides which channel a package comes from).
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// An environment spec. Build it with its fields, then [`EnvSpec::canonical`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +83,18 @@ impl EnvKind {
             EnvKind::Host => "host",
         }
     }
+
+    /// The kind called `name`, if there is one.
+    pub fn parse(name: &str) -> Option<EnvKind> {
+        [
+            EnvKind::Docker,
+            EnvKind::Conda,
+            EnvKind::Venv,
+            EnvKind::Host,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 impl EnvSpec {
@@ -108,10 +119,7 @@ impl EnvSpec {
     pub fn hash(&self) -> String {
         let canonical = self.clone().canonical();
         let json = serde_json::to_vec(&canonical).expect("specs serialize");
-        Sha256::digest(json)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::sha256_hex(&json)
     }
 
     /// How it is built.
@@ -197,9 +205,12 @@ pub struct EnvInfo {
     /// When it became ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<String>,
-    /// Why the last build failed, with the last lines of its log.
+    /// Why the last build failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What helps, when the agent knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 #[cfg(test)]

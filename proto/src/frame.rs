@@ -27,7 +27,7 @@ pub const HEADER_LEN: usize = 4 + 1 + 8;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum FrameKind {
     /// A [`crate::Request`], JSON.
     Request = 1,
     /// A [`crate::Response`], JSON.
@@ -38,13 +38,13 @@ pub enum Kind {
     End = 4,
 }
 
-impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
+impl FrameKind {
+    fn from_u8(b: u8) -> Option<FrameKind> {
         match b {
-            1 => Some(Kind::Request),
-            2 => Some(Kind::Response),
-            3 => Some(Kind::Data),
-            4 => Some(Kind::End),
+            1 => Some(FrameKind::Request),
+            2 => Some(FrameKind::Response),
+            3 => Some(FrameKind::Data),
+            4 => Some(FrameKind::End),
             _ => None,
         }
     }
@@ -54,7 +54,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// What it carries.
-    pub kind: Kind,
+    pub kind: FrameKind,
     /// The request it belongs to.
     pub id: u64,
     /// Its payload.
@@ -109,7 +109,7 @@ impl Frame {
     /// A data frame.
     pub fn data(id: u64, bytes: impl Into<Vec<u8>>) -> Frame {
         Frame {
-            kind: Kind::Data,
+            kind: FrameKind::Data,
             id,
             payload: bytes.into(),
         }
@@ -124,7 +124,7 @@ impl Frame {
             .ok_or(FrameError::BadLength(u32::MAX))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&total.to_be_bytes());
-        header[4] = Kind::Data as u8;
+        header[4] = FrameKind::Data as u8;
         header[5..].copy_from_slice(&id.to_be_bytes());
         Ok(header)
     }
@@ -132,7 +132,7 @@ impl Frame {
     /// An end-of-stream frame.
     pub fn end(id: u64) -> Frame {
         Frame {
-            kind: Kind::End,
+            kind: FrameKind::End,
             id,
             payload: Vec::new(),
         }
@@ -173,13 +173,13 @@ impl Frame {
         }
         // The kind is checked as soon as it arrives, not after the payload.
         if let Some(&kind) = buf.get(4) {
-            Kind::from_u8(kind).ok_or(FrameError::BadKind(kind))?;
+            FrameKind::from_u8(kind).ok_or(FrameError::BadKind(kind))?;
         }
         let total = 4 + len as usize;
         let Some(frame) = buf.get(..total) else {
             return Ok(None);
         };
-        let kind = Kind::from_u8(frame[4]).expect("checked above");
+        let kind = FrameKind::from_u8(frame[4]).expect("checked above");
         let id = u64::from_be_bytes(frame[5..13].try_into().expect("8 bytes"));
         Ok(Some((
             Frame {
@@ -207,7 +207,7 @@ pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Frame>, FrameError> {
         }
     }
     if got >= 5 {
-        Kind::from_u8(header[4]).ok_or(FrameError::BadKind(header[4]))?;
+        FrameKind::from_u8(header[4]).ok_or(FrameError::BadKind(header[4]))?;
     }
     if got < HEADER_LEN {
         return Err(FrameError::Truncated {
@@ -225,7 +225,7 @@ pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Frame>, FrameError> {
         });
     }
     Ok(Some(Frame {
-        kind: Kind::from_u8(header[4]).expect("checked above"),
+        kind: FrameKind::from_u8(header[4]).expect("checked above"),
         id: u64::from_be_bytes(header[5..13].try_into().expect("8 bytes")),
         payload,
     }))

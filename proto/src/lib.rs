@@ -15,8 +15,10 @@ pub mod frame;
 pub mod message;
 pub mod time;
 
-pub use frame::{read_frame, write_frame, Frame, FrameError, Kind, MAX_FRAME};
-pub use message::{ErrorKind, Request, Response, RunInfo, RunSpec, RunState, SparkSpec, WireError};
+pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};
+pub use message::{
+    AgentStatus, ErrorKind, Request, Response, RunInfo, RunSpec, RunState, SparkSpec, WireError,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,22 @@ impl Hello {
     }
 }
 
+/// Lowercase hex of `bytes` (a digest, random bytes).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Hex sha256 of `bytes`: how snapshots, environments and agent builds are named.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
 /// Whether `s` is a sha256 as the wire carries it: 64 lowercase hex digits.
 /// Snapshots and environments are named by one on the host, so anything else
 /// is refused before it becomes a path.
@@ -97,6 +115,15 @@ mod tests {
         assert!(!hello().matches(PROTOCOL_VERSION, &"cd".repeat(32)));
         assert_eq!(Hello::find("no magic here"), None);
         assert_eq!(Hello::find("MOOR-AGENT/1\n{not json"), None);
+    }
+
+    #[test]
+    fn sha256_hex_is_lowercase_hex_of_the_digest() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
     }
 
     #[test]

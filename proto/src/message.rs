@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::env::{EnvInfo, EnvSpec, PrepareOptions};
-use crate::frame::{Frame, FrameError, Kind};
+use crate::frame::{Frame, FrameError, FrameKind};
 use crate::Hello;
 
 /// What the controller asks the agent.
@@ -111,16 +111,7 @@ pub enum Response {
     /// Answer to [`Request::Ping`].
     Pong,
     /// Answer to [`Request::Status`].
-    Status {
-        /// Agent version.
-        version: String,
-        /// Seconds since the agent daemon started.
-        uptime_secs: u64,
-        /// 1, 5 and 15 minute load averages.
-        load: [f64; 3],
-        /// Runs queued or running.
-        running: u32,
-    },
+    Status(AgentStatus),
     /// Answer to [`Request::HasSnapshot`] and [`Request::PutSnapshot`].
     Snapshot {
         /// Whether the agent has it now.
@@ -161,13 +152,39 @@ pub enum Response {
     },
 }
 
-/// An error on the wire.
+/// The agent's state, answering [`Request::Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Agent version.
+    pub version: String,
+    /// Seconds since the agent daemon started.
+    pub uptime_secs: u64,
+    /// 1, 5 and 15 minute load averages.
+    pub load: [f64; 3],
+    /// Runs queued or running.
+    pub running: u32,
+}
+
+/// An error on the wire: its kind, its cause for a person, and what helps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
     /// What kind of failure.
     pub kind: ErrorKind,
-    /// One line for a person.
+    /// The cause, one line for a person.
     pub message: String,
+    /// What helps, when the agent knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        match &self.fix {
+            Some(fix) => write!(f, "; fix: {fix}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Kinds of protocol errors.
@@ -294,14 +311,14 @@ pub struct RunInfo {
 impl Request {
     /// The request as a frame with `id`.
     pub fn to_frame(&self, id: u64) -> Frame {
-        json_frame(Kind::Request, id, self)
+        json_frame(FrameKind::Request, id, self)
     }
 }
 
 impl Response {
     /// The response as a frame answering request `id`.
     pub fn to_frame(&self, id: u64) -> Frame {
-        json_frame(Kind::Response, id, self)
+        json_frame(FrameKind::Response, id, self)
     }
 
     /// An error response.
@@ -310,12 +327,13 @@ impl Response {
             error: WireError {
                 kind,
                 message: message.into(),
+                fix: None,
             },
         }
     }
 }
 
-fn json_frame<T: Serialize>(kind: Kind, id: u64, message: &T) -> Frame {
+fn json_frame<T: Serialize>(kind: FrameKind, id: u64, message: &T) -> Frame {
     Frame {
         kind,
         id,
@@ -326,15 +344,15 @@ fn json_frame<T: Serialize>(kind: Kind, id: u64, message: &T) -> Frame {
 impl Frame {
     /// The request this frame carries.
     pub fn request(&self) -> Result<Request, FrameError> {
-        self.message(Kind::Request)
+        self.message(FrameKind::Request)
     }
 
     /// The response this frame carries.
     pub fn response(&self) -> Result<Response, FrameError> {
-        self.message(Kind::Response)
+        self.message(FrameKind::Response)
     }
 
-    fn message<T: DeserializeOwned>(&self, want: Kind) -> Result<T, FrameError> {
+    fn message<T: DeserializeOwned>(&self, want: FrameKind) -> Result<T, FrameError> {
         if self.kind != want {
             return Err(FrameError::BadMessage(format!(
                 "expected a {want:?} frame, got {:?}",

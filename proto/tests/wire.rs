@@ -64,6 +64,7 @@ fn env_info() -> EnvInfo {
         image: Some(image_tag(&env_spec().hash())),
         ready_at: None,
         error: Some("no such package".into()),
+        fix: Some("add the channel that has it".into()),
     }
 }
 
@@ -135,12 +136,12 @@ fn all_responses() -> Vec<Response> {
     vec![
         Response::Hello { hello: hello() },
         Response::Pong,
-        Response::Status {
+        Response::Status(AgentStatus {
             version: "0.1.0".into(),
             uptime_secs: 7,
             load: [0.5, 0.25, 0.0],
             running: 2,
-        },
+        }),
         Response::Snapshot { present: true },
         Response::Run { run: run_info() },
         Response::Runs {
@@ -153,6 +154,13 @@ fn all_responses() -> Vec<Response> {
         },
         Response::error(ErrorKind::NotFound, "no run r-9"),
         Response::error(ErrorKind::VersionMismatch, "agent protocol 2, controller 1"),
+        Response::Error {
+            error: WireError {
+                kind: ErrorKind::Busy,
+                message: "1 queued or running run(s) use the environment".into(),
+                fix: Some("cancel the run, or wait for it to end".into()),
+            },
+        },
     ]
 }
 
@@ -304,13 +312,13 @@ fn oversized_and_bad_headers_are_refused_before_allocating() {
 #[test]
 fn garbled_json_is_a_bad_message() {
     let frame = Frame {
-        kind: Kind::Request,
+        kind: FrameKind::Request,
         id: 1,
         payload: b"{\"type\":\"no_such\"}".to_vec(),
     };
     assert!(matches!(frame.request(), Err(FrameError::BadMessage(_))));
     let frame = Frame {
-        kind: Kind::Response,
+        kind: FrameKind::Response,
         id: 1,
         payload: vec![0xff, 0xfe],
     };

@@ -464,9 +464,10 @@ fn an_interrupted_upload_never_looks_installed() {
         return;
     }
     let f = fixture(HostSpec::default());
-    let id = moor::agent_bundle::install_id();
-    let sha = moor::agent_bundle::sha256();
-    let half = &moor::agent_bundle::BINARY[..moor::agent_bundle::BINARY.len() / 2];
+    let agent = &moor_cli::AGENT;
+    let id = agent.install_id();
+    let sha = agent.sha256;
+    let half = &agent.binary[..agent.binary.len() / 2];
     // The very script attach runs, fed a cut upload.
     let (code, out) = f.host.exec_as_user(
         &["sh", "-c", moor::remote::INSTALL, "install", &id, sha],

@@ -30,7 +30,7 @@ fn private() -> IpAddr {
 
 fn check(f: &Facts, id: &str) -> Check {
     let options = Options {
-        kind: Kind::Hdinsight,
+        kind: TargetKind::Hdinsight,
         require_public_ip: false,
     };
     evaluate(f, private(), options)
@@ -87,7 +87,7 @@ fn disk_thresholds() {
 fn public_ip_from_peer_or_interfaces() {
     let f = facts();
     let opts = |require| Options {
-        kind: Kind::Vm,
+        kind: TargetKind::Vm,
         require_public_ip: require,
     };
     let find = |checks: Vec<Check>| {
@@ -155,7 +155,7 @@ fn hdinsight_needs_spark_submit() {
         &f,
         private(),
         Options {
-            kind: Kind::Vm,
+            kind: TargetKind::Vm,
             require_public_ip: false,
         },
     );
@@ -169,7 +169,7 @@ fn every_non_pass_has_a_remedy_or_is_a_skip() {
         &f,
         private(),
         Options {
-            kind: Kind::Hdinsight,
+            kind: TargetKind::Hdinsight,
             require_public_ip: true,
         },
     ) {

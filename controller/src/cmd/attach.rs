@@ -13,17 +13,20 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::validate::{self, connect_and_probe, Report};
-use super::{resolve_connect, Context, Resolved};
-use crate::agent_bundle;
-use crate::checks::{self, Check, Kind};
+use super::validate::{connect_and_probe, Report};
+use super::Context;
+use crate::agent_bundle::AgentBundle;
+use crate::checks::{self, Check};
 use crate::cli::{AttachArgs, AttachHdinsightArgs, AttachVmArgs, AuthArgs};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
+use crate::output::{check_table, Render, Text};
 use crate::probe::{Claim, Facts};
 use crate::remote;
 use crate::resource_id::{self, ResourceKind};
 use crate::ssh::{AuthUsed, Session};
-use crate::store::{AuthRef, Conflict, Target};
+use crate::store::{AuthRef, Conflict, Target, TargetState};
+use crate::target::{settings, Resolved};
+use crate::target_kind::TargetKind;
 
 /// Time allowed for the claim script.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,8 +42,8 @@ pub struct Attached {
     pub target: Target,
     /// The agent.
     pub agent: AgentStatus,
-    /// `created`, `replaced` (ours refreshed, or taken over) or `kept`.
-    pub claim: &'static str,
+    /// What happened to the host's claim.
+    pub claim: ClaimOutcome,
     /// Whether the workspace key was enrolled in authorized_keys.
     pub enrolled_key: bool,
     /// The previous name of the machine, with `--replace`.
@@ -51,11 +54,33 @@ pub struct Attached {
     pub facts: Facts,
 }
 
+/// What attach did with the host's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimOutcome {
+    /// The host was unclaimed; it is ours now.
+    Created,
+    /// Ours, refreshed (another name, an enrolled key), or taken over.
+    Replaced,
+    /// Already ours under this name: nothing sent.
+    Kept,
+}
+
+/// What attach did with the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentInstall {
+    /// Uploaded now.
+    Installed,
+    /// Already there: nothing sent.
+    Present,
+}
+
 /// The agent's state after attach.
 #[derive(Debug, Serialize)]
 pub struct AgentStatus {
-    /// `installed` (uploaded now) or `present` (already there: nothing sent).
-    pub status: &'static str,
+    /// Whether it was uploaded now.
+    pub status: AgentInstall,
     /// Agent bytes sent over SSH.
     pub bytes_sent: usize,
     /// Version.
@@ -67,7 +92,8 @@ pub struct AgentStatus {
 }
 
 /// How an attach ended without an error.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
 pub enum Outcome {
     /// The target is attached.
     Attached(Box<Attached>),
@@ -84,11 +110,11 @@ pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
         .as_deref()
         .map(|id| resource_id::parse(id, ResourceKind::VirtualMachine))
         .transpose()?;
-    let resolved = resolve_connect(&args.connect, ctx, None)?;
+    let resolved = settings::for_host(&args.connect, &ctx.workspace, None)?;
     attach(
         &args.common,
-        &args.connect.auth,
-        Kind::Vm,
+        &args.connect.target.auth,
+        TargetKind::Vm,
         resource_id.map(|r| r.id),
         None,
         resolved,
@@ -127,11 +153,11 @@ pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outc
         ));
     }
     let default_host = cluster.as_deref().map(resource_id::hdinsight_ssh_host);
-    let resolved = resolve_connect(&args.connect, ctx, default_host)?;
+    let resolved = settings::for_host(&args.connect, &ctx.workspace, default_host)?;
     attach(
         &args.common,
-        &args.connect.auth,
-        Kind::Hdinsight,
+        &args.connect.target.auth,
+        TargetKind::Hdinsight,
         resource_id.map(|r| r.id),
         cluster,
         resolved,
@@ -159,7 +185,7 @@ pub fn check_name(name: &str) -> Result<()> {
 async fn attach(
     common: &AttachArgs,
     auth_args: &AuthArgs,
-    kind: Kind,
+    kind: TargetKind,
     resource_id: Option<String>,
     cluster: Option<String>,
     resolved: Resolved,
@@ -172,7 +198,14 @@ async fn attach(
         kind,
         require_public_ip: common.require_public_ip,
     };
-    let install_id = agent_bundle::install_id();
+    let bundle = ctx.targets.bundle();
+    if !bundle.is_present() {
+        return Err(Error::usage(
+            "this moor was built for checking only and carries no agent",
+            "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
+        ));
+    }
+    let install_id = bundle.install_id();
     let (report, session) =
         connect_and_probe(resolved, options, &install_id, cluster.as_deref()).await;
     let Some(session) = session else {
@@ -199,6 +232,7 @@ async fn attach(
     };
 
     let steps = HostSteps {
+        bundle,
         session: &session,
         workspace_id: &workspace_id,
         name,
@@ -236,7 +270,7 @@ async fn attach(
     let now = crate::time::now();
     let target = Target {
         name: name.to_owned(),
-        kind: kind.as_str().to_owned(),
+        kind,
         host,
         port: endpoint.port,
         user: endpoint.user,
@@ -247,9 +281,9 @@ async fn attach(
         machine_id,
         agent_version: agent.version.clone(),
         agent_build: agent.build.clone(),
-        state: "ready".into(),
-        facts: serde_json::to_string(&facts).expect("facts serialize"),
-        checks: serde_json::to_string(&report.checks).expect("checks serialize"),
+        state: TargetState::Ready,
+        facts: Some(facts.clone()),
+        checks: report.checks.clone(),
         created_at: now.clone(),
         updated_at: now,
     };
@@ -303,6 +337,7 @@ fn taken(conflict: Conflict, name: &str, host: &str) -> Error {
 
 /// The steps of attach that change the host.
 struct HostSteps<'a> {
+    bundle: &'static AgentBundle,
     session: &'a Session,
     workspace_id: &'a str,
     name: &'a str,
@@ -324,12 +359,12 @@ impl HostSteps<'_> {
     /// Claims the machine (and enrolls `key_line`). Skips the round trip when
     /// the claim is already this workspace's under this name and there is no
     /// key to enroll.
-    async fn claim(&self, ctx: &Context, key_line: Option<&str>) -> Result<&'static str> {
+    async fn claim(&self, ctx: &Context, key_line: Option<&str>) -> Result<ClaimOutcome> {
         let mode = match &self.facts.claim {
             None => "create",
             Some(c) if c.workspace_id == self.workspace_id => {
                 if c.target == self.name && key_line.is_none() {
-                    return Ok("kept");
+                    return Ok(ClaimOutcome::Kept);
                 }
                 "replace"
             }
@@ -376,8 +411,8 @@ impl HostSteps<'_> {
         let out = run(mode).await?;
         let kv = remote::key_values(&out);
         match kv.get("claim").map(String::as_str) {
-            Some("created") => Ok("created"),
-            Some("replaced") => Ok("replaced"),
+            Some("created") => Ok(ClaimOutcome::Created),
+            Some("replaced") => Ok(ClaimOutcome::Replaced),
             Some("exists") => {
                 // Someone claimed it between the probe and now.
                 let current: Option<Claim> =
@@ -385,7 +420,7 @@ impl HostSteps<'_> {
                 match current {
                     Some(c) if c.workspace_id == self.workspace_id || self.take_over => {
                         run("replace").await?;
-                        Ok("replaced")
+                        Ok(ClaimOutcome::Replaced)
                     }
                     Some(c) => Err(self.foreign(&c)),
                     None => Err(self.foreign(&Claim {
@@ -407,13 +442,13 @@ impl HostSteps<'_> {
 
     /// Installs the agent unless the probe found this very build.
     async fn agent(&self) -> Result<AgentStatus> {
-        let id = agent_bundle::install_id();
-        let build = agent_bundle::sha256();
+        let id = self.bundle.install_id();
+        let build = self.bundle.sha256;
         let path = format!("~/.moor/agent/{id}/moor-agent");
         let status = |status, bytes_sent| AgentStatus {
             status,
             bytes_sent,
-            version: agent_bundle::VERSION.to_owned(),
+            version: self.bundle.version.to_owned(),
             build: build.to_owned(),
             path: path.clone(),
         };
@@ -423,7 +458,7 @@ impl HostSteps<'_> {
             .as_ref()
             .is_some_and(|h| h.matches(moor_proto::PROTOCOL_VERSION, build))
         {
-            return Ok(status("present", 0));
+            return Ok(status(AgentInstall::Present, 0));
         }
         let out = tokio::time::timeout(
             INSTALL_TIMEOUT,
@@ -432,7 +467,7 @@ impl HostSteps<'_> {
                 "agent install",
                 remote::INSTALL,
                 &[&id, build],
-                agent_bundle::BINARY,
+                self.bundle.binary,
                 "check free space and that $HOME is not mounted noexec, then run attach again",
             ),
         )
@@ -456,7 +491,7 @@ impl HostSteps<'_> {
         }
         // When another attach installed it first (status=present), the bytes
         // went over all the same.
-        Ok(status("installed", agent_bundle::BINARY.len()))
+        Ok(status(AgentInstall::Installed, self.bundle.binary.len()))
     }
 
     fn timeout(&self, step: &'static str, limit: Duration) -> Error {
@@ -504,43 +539,40 @@ fn local_hostname() -> String {
         .unwrap_or_default()
 }
 
-/// Prints the outcome; returns the exit code.
-pub fn print(outcome: &Outcome, json: bool) -> u8 {
-    match outcome {
-        Outcome::Refused(report) => {
-            validate::print(report, json);
-            report.exit_code()
+impl Render for Outcome {
+    fn render(&self, out: &mut Text) {
+        let a = match self {
+            Outcome::Refused(report) => return report.render(out),
+            Outcome::Attached(a) => a,
+        };
+        out.raw(&check_table(&a.checks));
+        let t = &a.target;
+        let agent = match a.agent.status {
+            AgentInstall::Present => {
+                format!("agent {} already installed (0 bytes sent)", a.agent.version)
+            }
+            AgentInstall::Installed => format!(
+                "agent {} installed ({} sent)",
+                a.agent.version,
+                checks::bytes(a.agent.bytes_sent as u64)
+            ),
+        };
+        out.line(format!(
+            "attached {}: {}@{}:{} ({}), {agent}",
+            t.name, t.user, t.host, t.port, t.kind
+        ));
+        if let Some(old) = &a.replaced {
+            out.line(format!("moved from target {old}"));
         }
-        Outcome::Attached(a) => {
-            if json {
-                crate::output::json(a);
-                return crate::error::exit::OK;
-            }
-            crate::out!("{}", crate::output::check_table(&a.checks));
-            let t = &a.target;
-            let agent = match a.agent.status {
-                "present" => format!("agent {} already installed (0 bytes sent)", a.agent.version),
-                _ => format!(
-                    "agent {} installed ({} sent)",
-                    a.agent.version,
-                    checks::bytes(a.agent.bytes_sent as u64)
-                ),
-            };
-            crate::outln!(
-                "attached {}: {}@{}:{} ({}), {agent}",
-                t.name,
-                t.user,
-                t.host,
-                t.port,
-                t.kind
-            );
-            if let Some(old) = &a.replaced {
-                crate::outln!("moved from target {old}");
-            }
-            if a.enrolled_key {
-                crate::outln!("enrolled the workspace key: later commands need no password");
-            }
-            crate::error::exit::OK
+        if a.enrolled_key {
+            out.line("enrolled the workspace key: later commands need no password");
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Refused(report) => report.exit_code(),
+            Outcome::Attached(_) => exit::OK,
         }
     }
 }

@@ -5,20 +5,35 @@
 
 use serde::Serialize;
 
-use super::{find_target, resolve_target, Context};
+use super::Context;
 use crate::cli::DetachArgs;
 use crate::error::Result;
+use crate::output::{Render, Text};
 use crate::remote;
 use crate::ssh::{ConnectProgress, Session};
+use crate::target::Access;
+
+/// What became of the host's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimRemoval {
+    /// It was this workspace's, and is gone.
+    Removed,
+    /// Another workspace holds it now: left alone.
+    Other,
+    /// The host had none.
+    Absent,
+    /// The host was not contacted (`--local-only`).
+    NotContacted,
+}
 
 /// What detach did.
 #[derive(Debug, Serialize)]
 pub struct Detached {
     /// The target.
     pub name: String,
-    /// `removed`, `other` (another workspace holds it now: left alone),
-    /// `absent`, or `not_contacted` (with `--local-only`).
-    pub claim: String,
+    /// What became of the host's claim.
+    pub claim: ClaimRemoval,
     /// Whether the agent directory was removed.
     pub agent_removed: bool,
     /// Whether the enrolled workspace key was removed from authorized_keys.
@@ -27,17 +42,18 @@ pub struct Detached {
 
 /// Runs detach.
 pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
-    let store = ctx.workspace.store()?;
-    let target = find_target(&store, &args.name, ctx)?;
+    let store = ctx.store()?;
+    let target = ctx.targets.attached(&store, &args.name)?;
     let mut done = Detached {
         name: target.name.clone(),
-        claim: "not_contacted".into(),
+        claim: ClaimRemoval::NotContacted,
         agent_removed: false,
         key_removed: false,
     };
     if !args.local_only {
         let workspace_id = store.workspace_id()?;
-        let resolved = resolve_target(&target, &args.auth, args.connect_timeout, ctx)?;
+        let access = Access::from_args(&args.connect)?;
+        let resolved = ctx.targets.resolve(&target, &access)?;
         let session = Session::connect(
             &resolved.endpoint,
             resolved.options,
@@ -66,7 +82,11 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
         })??;
         session.close().await;
         let kv = remote::key_values(&String::from_utf8_lossy(&out.stdout));
-        done.claim = kv.get("claim").cloned().unwrap_or_default();
+        done.claim = match kv.get("claim").map(String::as_str) {
+            Some("removed") => ClaimRemoval::Removed,
+            Some("other") => ClaimRemoval::Other,
+            _ => ClaimRemoval::Absent,
+        };
         done.agent_removed = kv.contains_key("agent");
         done.key_removed = kv.contains_key("enroll");
     }
@@ -74,26 +94,23 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
     Ok(done)
 }
 
-/// Prints what detach did.
-pub fn print(d: &Detached, json: bool) {
-    if json {
-        crate::output::json(d);
-        return;
-    }
-    crate::outln!("detached {}", d.name);
-    match d.claim.as_str() {
-        "other" => {
-            crate::outln!("note: another workspace holds the host's claim now; it was left alone")
+impl Render for Detached {
+    fn render(&self, out: &mut Text) {
+        out.line(format!("detached {}", self.name));
+        match self.claim {
+            ClaimRemoval::Other => {
+                out.line("note: another workspace holds the host's claim now; it was left alone")
+            }
+            ClaimRemoval::NotContacted => {
+                out.line("note: the host was not contacted; its claim and agent are still there")
+            }
+            ClaimRemoval::Removed | ClaimRemoval::Absent => {}
         }
-        "not_contacted" => {
-            crate::outln!("note: the host was not contacted; its claim and agent are still there")
+        if self.agent_removed {
+            out.line("removed the agent from the host");
         }
-        _ => {}
-    }
-    if d.agent_removed {
-        crate::outln!("removed the agent from the host");
-    }
-    if d.key_removed {
-        crate::outln!("removed the workspace key from authorized_keys");
+        if self.key_removed {
+            out.line("removed the workspace key from authorized_keys");
+        }
     }
 }

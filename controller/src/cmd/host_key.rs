@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::error::{Error, Result};
+use crate::output::{Render, Text};
 
 /// What `forget` did.
 #[derive(Debug, Serialize)]
@@ -55,7 +56,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16)> {
 /// Removes the host's keys from the workspace known_hosts.
 pub fn forget(ctx: &Context, target: &str) -> Result<Forgotten> {
     let (host, port) = parse_host_port(target)?;
-    let known = ctx.known_hosts();
+    let known = crate::target::settings::known_hosts(&ctx.workspace);
     let removed = known.forget(&host, port)?;
     let still_in = known
         .in_user_file(&host, port)
@@ -69,23 +70,20 @@ pub fn forget(ctx: &Context, target: &str) -> Result<Forgotten> {
     })
 }
 
-/// Prints what `forget` did.
-pub fn print(f: &Forgotten, json: bool) {
-    if json {
-        crate::output::json(f);
-        return;
-    }
-    let name = crate::ssh::known_hosts::host_entry_name(&f.host, f.port);
-    match f.removed {
-        0 => crate::outln!("no key for {name} in {}", f.file),
-        n => crate::outln!(
-            "removed {n} key{} for {name} from {}",
-            if n == 1 { "" } else { "s" },
-            f.file
-        ),
-    }
-    if let Some(file) = &f.still_in {
-        crate::outln!("note: {file} also records {name}; moor never edits it: ssh-keygen -R '{name}' -f {file}");
+impl Render for Forgotten {
+    fn render(&self, out: &mut Text) {
+        let name = crate::ssh::known_hosts::host_entry_name(&self.host, self.port);
+        match self.removed {
+            0 => out.line(format!("no key for {name} in {}", self.file)),
+            n => out.line(format!(
+                "removed {n} key{} for {name} from {}",
+                if n == 1 { "" } else { "s" },
+                self.file
+            )),
+        }
+        if let Some(file) = &self.still_in {
+            out.line(format!("note: {file} also records {name}; moor never edits it: ssh-keygen -R '{name}' -f {file}"));
+        }
     }
 }
 

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{find_target, resolve_connect, resolve_target, Context, Resolved};
-use crate::checks::{self, Check, Kind, Status};
+use super::Context;
+use crate::checks::{self, Check, Status};
 use crate::cli::ValidateArgs;
 use crate::error::{exit, Error};
-use crate::output::{self, ErrorJson};
+use crate::output::{self, ErrorJson, Render, Text};
 use crate::probe::{self, Facts};
 use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
+use crate::target::{settings, Access, Resolved};
+use crate::target_kind::TargetKind;
 
 /// How long the probe may take once connected (it bounds its own slow
 /// commands, docker and nvidia-smi, at 10 to 15 s).
@@ -32,7 +34,7 @@ pub struct HostJson {
     /// User.
     pub user: String,
     /// `vm` or `hdinsight`.
-    pub kind: Kind,
+    pub kind: TargetKind,
     /// The address connected to.
     pub address: Option<IpAddr>,
 }
@@ -58,9 +60,31 @@ pub struct Report {
     error_line: Option<String>,
 }
 
-impl Report {
-    /// The exit code for this report.
-    pub fn exit_code(&self) -> u8 {
+impl Render for Report {
+    /// The table, or the one-line error (on stderr) when validation stopped.
+    fn render(&self, out: &mut Text) {
+        match &self.error_line {
+            Some(line) => out.note(line),
+            None => {
+                render_table(self, out);
+                let failed: Vec<&str> = self
+                    .checks
+                    .iter()
+                    .filter(|c| c.status == Status::Fail)
+                    .map(|c| c.id.as_ref())
+                    .collect();
+                if !failed.is_empty() {
+                    out.note(format!(
+                        "error: {} check(s) failed: {}; fix: follow each one's fix in the table above, then run it again",
+                        failed.len(),
+                        failed.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
         self.exit_code
     }
 }
@@ -71,19 +95,14 @@ impl Report {
 pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     let (resolved, kind, target) = match &args.target {
         Some(name) => {
-            let store = ctx.workspace.store()?;
-            let target = find_target(&store, name, ctx)?;
-            let resolved = resolve_target(
-                &target,
-                &args.connect.auth,
-                args.connect.connect_timeout,
-                ctx,
-            )?;
-            let kind = Kind::from_stored(&target.kind);
-            (resolved, kind, Some((store, target)))
+            let store = ctx.store()?;
+            let target = ctx.targets.attached(&store, name)?;
+            let access = Access::from_args(&args.connect.target)?;
+            let resolved = ctx.targets.resolve(&target, &access)?;
+            (resolved, target.kind, Some((store, target)))
         }
         None => {
-            if args.cluster.is_some() && args.kind != Kind::Hdinsight {
+            if args.cluster.is_some() && args.kind != TargetKind::Hdinsight {
                 return Err(Error::usage(
                     "--cluster names an HDInsight cluster",
                     "add --kind hdinsight",
@@ -94,7 +113,7 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
                 .as_deref()
                 .map(crate::resource_id::hdinsight_ssh_host);
             (
-                resolve_connect(&args.connect, ctx, endpoint)?,
+                settings::for_host(&args.connect, &ctx.workspace, endpoint)?,
                 args.kind,
                 None,
             )
@@ -118,9 +137,7 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
         session.close().await;
     }
     if let (Some((store, target)), Some(facts)) = (target, &report.facts) {
-        let facts = serde_json::to_string(facts).expect("facts serialize");
-        let checks = serde_json::to_string(&report.checks).expect("checks serialize");
-        store.update_facts(&target.name, &facts, &checks)?;
+        store.update_facts(&target.name, facts, &report.checks)?;
     }
     Ok(report)
 }
@@ -229,7 +246,7 @@ pub async fn connect_and_probe(
     report
         .checks
         .extend(checks::evaluate(&facts, peer, options));
-    if options.kind == Kind::Hdinsight {
+    if options.kind == TargetKind::Hdinsight {
         report
             .checks
             .push(checks::ssh_endpoint(&endpoint.host, cluster));
@@ -262,34 +279,11 @@ pub fn stopped(mut report: Report, e: Error) -> Report {
     report
 }
 
-/// Prints the report: the table (or the one-line error) for people, or JSON.
-pub fn print(report: &Report, json: bool) {
-    if json {
-        output::json(report);
-        return;
-    }
-    if print_error(report) {
-        return;
-    }
-    print_table(report);
-}
-
-/// Prints the one-line error, if the report has one; returns whether it did.
-pub fn print_error(report: &Report) -> bool {
-    match &report.error_line {
-        Some(line) => {
-            eprintln!("{line}");
-            true
-        }
-        None => false,
-    }
-}
-
-/// Prints the check table, the host summary and the result line.
-pub fn print_table(report: &Report) {
+/// The check table, the host summary and the result line.
+fn render_table(report: &Report, out: &mut Text) {
     let h = &report.host;
-    crate::outln!("{}@{}:{} ({})", h.user, h.host, h.port, h.kind.as_str());
-    crate::out!("{}", output::check_table(&report.checks));
+    out.line(format!("{}@{}:{} ({})", h.user, h.host, h.port, h.kind));
+    out.raw(&output::check_table(&report.checks));
     if let Some(f) = &report.facts {
         let mut parts = vec![
             if f.os.pretty_name.is_empty() {
@@ -308,19 +302,17 @@ pub fn print_table(report: &Report) {
         if let Some(id) = &f.machine_id {
             parts.push(format!("machine-id {id}"));
         }
-        crate::outln!("host: {} ({})", f.hostname, parts.join(", "));
+        out.line(format!("host: {} ({})", f.hostname, parts.join(", ")));
         if let Some(claim) = &f.claim {
-            crate::outln!(
+            out.line(format!(
                 "attached: as {:?} in workspace {} ({})",
-                claim.target,
-                claim.workspace_id,
-                claim.workspace
-            );
+                claim.target, claim.workspace_id, claim.workspace
+            ));
         }
     }
-    crate::outln!(
+    out.line(format!(
         "result: {}: {}",
         if report.ok { "ok" } else { "FAILED" },
         output::summary(&report.checks)
-    );
+    ));
 }

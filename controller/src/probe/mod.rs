@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use hadoop::{Hdfs, HeadNode, Yarn, YarnNode};
 
-use crate::checks::Kind;
+use crate::target_kind::TargetKind;
 
 mod hadoop;
 
@@ -21,7 +21,7 @@ pub const SCRIPT: &str = include_str!("probe.sh");
 /// The command that runs [`SCRIPT`], asking about the agent installed as
 /// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same); a head
 /// node (`hdinsight`) is also asked about Spark, YARN and HDFS.
-pub fn command(agent_id: &str, kind: Kind) -> String {
+pub fn command(agent_id: &str, kind: TargetKind) -> String {
     format!(
         "sh -s -- {} {}",
         crate::remote::quote(agent_id),

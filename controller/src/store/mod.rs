@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-pub use target::{AuthRef, Target};
+pub use target::{AuthRef, Target, TargetState};
 
+use crate::checks::Check;
 use crate::error::{Error, Result};
+use crate::probe::Facts;
+use moor_proto::env::EnvKind;
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -77,8 +80,8 @@ pub struct Env {
     pub name: String,
     /// The spec's hash.
     pub hash: String,
-    /// docker, conda, venv or host.
-    pub kind: String,
+    /// How it is built.
+    pub kind: EnvKind,
     /// The spec.
     pub spec: moor_proto::env::EnvSpec,
     /// The files it was made from, as given.
@@ -116,10 +119,19 @@ pub enum Conflict {
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Io {
-        what: "workspace database",
-        path: path.to_owned(),
-        cause: std::io::Error::other(e),
+    move |e| match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause) => Error::Workspace {
+            message: format!(
+                "workspace database {} holds a value this moor cannot read: {cause}",
+                path.display()
+            ),
+            fix: "upgrade moor to the version that wrote it, or use another --workspace".into(),
+        },
+        e => Error::Io {
+            what: "workspace database",
+            path: path.to_owned(),
+            cause: std::io::Error::other(e),
+        },
     }
 }
 
@@ -162,7 +174,7 @@ impl Store {
         }
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace_id', ?1)",
-            params![crate::workspace::random_hex(8)],
+            params![crate::random::hex(8)],
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
@@ -334,7 +346,9 @@ impl Store {
     }
 
     /// Updates a target's facts and checks after a re-validation.
-    pub fn update_facts(&self, name: &str, facts: &str, checks: &str) -> Result<()> {
+    pub fn update_facts(&self, name: &str, facts: &Facts, checks: &[Check]) -> Result<()> {
+        let facts = serde_json::to_string(facts).expect("facts serialize");
+        let checks = serde_json::to_string(checks).expect("checks serialize");
         self.conn
             .execute(
                 "UPDATE targets SET facts = ?2, checks = ?3, updated_at = ?4 WHERE name = ?1",
@@ -400,7 +414,7 @@ impl Store {
                 params![
                     env.name,
                     env.hash,
-                    env.kind,
+                    env.kind.as_str(),
                     serde_json::to_string(&env.spec).expect("specs serialize"),
                     serde_json::to_string(&env.sources).expect("strings serialize"),
                     env.created_at
@@ -460,10 +474,12 @@ fn env_row(r: &rusqlite::Row) -> rusqlite::Result<Env> {
     };
     let spec: String = r.get(3)?;
     let sources: String = r.get(4)?;
+    let kind: String = r.get(2)?;
     Ok(Env {
         name: r.get(0)?,
         hash: r.get(1)?,
-        kind: r.get(2)?,
+        kind: EnvKind::parse(&kind)
+            .ok_or_else(|| json(2, format!("unknown environment kind {kind:?}")))?,
         spec: serde_json::from_str(&spec).map_err(|e| json(3, e.to_string()))?,
         sources: serde_json::from_str(&sources).map_err(|e| json(4, e.to_string()))?,
         created_at: r.get(5)?,

@@ -1,7 +1,35 @@
-//! A compute target as the workspace stores it.
+//! A compute target as the workspace stores it: typed here, JSON and text
+//! only in its row. A row with a kind, state, facts or checks this moor does
+//! not know is an error naming the column, never a guess.
 
+use rusqlite::types::Type;
 use rusqlite::{params, Row, Transaction};
 use serde::{Deserialize, Serialize};
+
+use crate::checks::Check;
+use crate::probe::Facts;
+use crate::target_kind::TargetKind;
+
+/// Where a target stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    /// Attached: claimed, agent installed, recorded.
+    Ready,
+}
+
+impl TargetState {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Ready => "ready",
+        }
+    }
+
+    fn parse(name: &str) -> Option<TargetState> {
+        (name == "ready").then_some(TargetState::Ready)
+    }
+}
 
 /// How moor authenticates to a target: a reference, never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +58,8 @@ pub enum AuthRef {
 pub struct Target {
     /// Its name in the workspace.
     pub name: String,
-    /// `vm` or `hdinsight`.
-    pub kind: String,
+    /// What kind of machine.
+    pub kind: TargetKind,
     /// Host.
     pub host: String,
     /// Port.
@@ -52,14 +80,14 @@ pub struct Target {
     pub agent_version: String,
     /// Installed agent build (sha256).
     pub agent_build: String,
-    /// `ready`.
-    pub state: String,
-    /// Probe facts at the last attach or validate (JSON).
+    /// Where it stands.
+    pub state: TargetState,
+    /// Probe facts at the last attach or validate (none for `local`).
     #[serde(skip)]
-    pub facts: String,
-    /// Checks at the last attach or validate (JSON).
+    pub facts: Option<Facts>,
+    /// Checks at the last attach or validate.
     #[serde(skip)]
-    pub checks: String,
+    pub checks: Vec<Check>,
     /// When it was first attached.
     pub created_at: String,
     /// When it was last attached or validated.
@@ -69,26 +97,43 @@ pub struct Target {
 pub(super) const COLUMNS: &str = "name, kind, host, port, user, auth, resource_id, host_key_algorithm, \
     host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at";
 
+/// A stored value this moor cannot read.
+fn unreadable(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, what.into())
+}
+
+fn json<T: for<'de> Deserialize<'de>>(r: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(column)?;
+    serde_json::from_str(&text).map_err(|e| unreadable(column, e.to_string()))
+}
+
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Target> {
-    let auth: String = r.get(5)?;
+    let kind: String = r.get(1)?;
+    let state: String = r.get(12)?;
+    let facts: String = r.get(13)?;
     Ok(Target {
         name: r.get(0)?,
-        kind: r.get(1)?,
+        kind: TargetKind::parse(&kind)
+            .filter(|k| *k != TargetKind::Local)
+            .ok_or_else(|| unreadable(1, format!("unknown target kind {kind:?}")))?,
         host: r.get(2)?,
         port: r.get(3)?,
         user: r.get(4)?,
-        auth: serde_json::from_str(&auth).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        auth: json(r, 5)?,
         resource_id: r.get(6)?,
         host_key_algorithm: r.get(7)?,
         host_key_fingerprint: r.get(8)?,
         machine_id: r.get(9)?,
         agent_version: r.get(10)?,
         agent_build: r.get(11)?,
-        state: r.get(12)?,
-        facts: r.get(13)?,
-        checks: r.get(14)?,
+        state: TargetState::parse(&state)
+            .ok_or_else(|| unreadable(12, format!("unknown target state {state:?}")))?,
+        // Empty facts: a target attached before facts were kept.
+        facts: match facts.as_str() {
+            "" | "{}" | "null" => None,
+            _ => Some(json(r, 13)?),
+        },
+        checks: json(r, 14)?,
         created_at: r.get(15)?,
         updated_at: r.get(16)?,
     })
@@ -96,6 +141,8 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Target> {
 
 pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
     let auth = serde_json::to_string(&t.auth).expect("AuthRef serializes");
+    let facts = serde_json::to_string(&t.facts).expect("facts serialize");
+    let checks = serde_json::to_string(&t.checks).expect("checks serialize");
     tx.execute(
         &format!(
             "INSERT INTO targets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
@@ -108,7 +155,7 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
         ),
         params![
             t.name,
-            t.kind,
+            t.kind.as_str(),
             t.host,
             t.port,
             t.user,
@@ -119,9 +166,9 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
             t.machine_id,
             t.agent_version,
             t.agent_build,
-            t.state,
-            t.facts,
-            t.checks,
+            t.state.as_str(),
+            facts,
+            checks,
             t.created_at,
             t.updated_at
         ],

@@ -1,11 +1,12 @@
 //! Store: migrations, conflicts, reservations, concurrent writers.
 
 use super::*;
+use crate::target_kind::TargetKind;
 
 pub(crate) fn target(name: &str, fp: &str, id: &str) -> Target {
     Target {
         name: name.into(),
-        kind: "vm".into(),
+        kind: TargetKind::Vm,
         host: format!("{name}.example"),
         port: 22,
         user: "u".into(),
@@ -16,9 +17,9 @@ pub(crate) fn target(name: &str, fp: &str, id: &str) -> Target {
         machine_id: id.into(),
         agent_version: "0.1.0".into(),
         agent_build: "ab".into(),
-        state: "ready".into(),
-        facts: "{}".into(),
-        checks: "[]".into(),
+        state: TargetState::Ready,
+        facts: None,
+        checks: Vec::new(),
         created_at: crate::time::now(),
         updated_at: crate::time::now(),
     }
@@ -171,4 +172,29 @@ fn concurrent_writers_lose_nothing() {
         t.join().unwrap();
     }
     assert_eq!(Store::open(&path).unwrap().targets().unwrap().len(), 80);
+}
+
+#[test]
+fn a_target_round_trips_typed_and_an_unknown_kind_is_an_error() {
+    let (dir, mut store) = open();
+    let mut t = target("a", "SHA256:x", "m1");
+    t.checks = vec![Check::pass("ssh.connect", "10.0.0.1:22")];
+    store.commit_target(&t, None).unwrap();
+    let back = store.target("a").unwrap().unwrap();
+    assert_eq!(back.kind, TargetKind::Vm);
+    assert_eq!(back.state, TargetState::Ready);
+    assert_eq!(back.checks, t.checks);
+    assert_eq!(back.facts, None);
+    // A kind this moor does not know (a newer moor's) is refused, never
+    // taken for a VM.
+    let raw = rusqlite::Connection::open(dir.path().join("moor.db")).unwrap();
+    raw.execute(
+        "UPDATE targets SET kind = 'kubernetes' WHERE name = 'a'",
+        [],
+    )
+    .unwrap();
+    let err = store.target("a").unwrap_err();
+    assert_eq!(err.kind(), "workspace");
+    assert!(err.to_string().contains("unknown target kind"), "{err}");
+    assert!(store.targets().is_err());
 }

@@ -6,19 +6,22 @@
 
 use std::time::Instant;
 
-use moor::cli::AuthArgs;
-use moor::cmd::{run, Context};
-use moor_proto::{Request, Response, RunSpec};
+use moor::cmd::Context;
+use moor::target::Access;
+use moor_proto::RunSpec;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().ok_or("usage: submit_latency TARGET [N]")?;
     let n: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100);
-    let ctx = Context::open(std::env::var_os("MOOR_WORKSPACE").map(Into::into), false)?;
-    let store = ctx.workspace.store()?;
-    let target = moor::cmd::find_target(&store, name, &ctx)?;
-    let conn = run::connect(&ctx, &target, &AuthArgs::default(), 10.0).await?;
+    let ctx = Context::open(
+        std::env::var_os("MOOR_WORKSPACE").map(Into::into),
+        false,
+        &moor_cli::AGENT,
+    )?;
+    let target = ctx.targets.attached(&ctx.store()?, name)?;
+    let conn = ctx.targets.connect(&target, &Access::defaults()).await?;
     let spec = RunSpec {
         name: Some("latency".into()),
         snapshot: String::new(),
@@ -30,14 +33,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut micros = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        match conn
-            .agent
-            .call(&Request::StartRun { spec: spec.clone() })
-            .await?
-        {
-            Response::Run { .. } => micros.push(started.elapsed().as_micros() as u64),
-            other => return Err(format!("unexpected {other:?}").into()),
-        }
+        conn.agent.start_run(spec.clone()).await?;
+        micros.push(started.elapsed().as_micros() as u64);
     }
     micros.sort_unstable();
     let mean = micros.iter().sum::<u64>() / n as u64;

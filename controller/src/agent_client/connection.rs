@@ -1,20 +1,18 @@
-//! The controller's end of the agent protocol: `moor-agent stdio` run over
-//! an SSH exec channel, magic bytes and hellos first, then requests
-//! multiplexed by id. A reader task routes every frame to the request that
-//! owns its id.
+//! The wire under [`AgentClient`](super::AgentClient): magic bytes and
+//! hellos first, then requests multiplexed by id. A reader task routes every
+//! frame to the request that owns its id; an error answer becomes
+//! [`Error::Refused`] here, once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moor_proto::{Frame, Hello, Kind, Request, Response, MAGIC, PROTOCOL_VERSION};
-use sha2::Digest;
+use moor_proto::{Frame, FrameKind, Hello, Request, Response, MAGIC, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::ssh::Session;
 
 type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
 
@@ -23,12 +21,17 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a request may wait for its answer by default. Requests that
 /// take longer by design (cancel with a grace period) say so with
-/// [`AgentConn::call_within`]; log streams ping instead.
+/// [`Connection::call_within`]; log streams ping instead.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A connection to a target's agent.
-pub struct AgentConn {
-    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+/// Reading half of a byte pipe to an agent.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// Writing half of a byte pipe to an agent.
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A connection to an agent, after the handshake.
+pub struct Connection {
+    writer: tokio::sync::Mutex<Writer>,
     pending: Pending,
     next: AtomicU64,
     host: String,
@@ -36,63 +39,25 @@ pub struct AgentConn {
     pub hello: Hello,
 }
 
-/// The agent's command line for an install id (`[0-9a-z.-]`, quoted anyway).
-pub fn stdio_command(install_id: &str) -> String {
-    format!(
-        "\"$HOME\"/.moor/agent/{}/moor-agent stdio",
-        crate::remote::quote(install_id)
-    )
-}
-
-impl AgentConn {
-    /// Starts `moor-agent stdio` on the session's host and shakes hands.
-    pub async fn open(session: &Session, install_id: &str) -> Result<AgentConn> {
-        let stream = session.exec_stream(&stdio_command(install_id)).await?;
-        let host = session.endpoint.host.clone();
-        let (reader, writer) = tokio::io::split(stream);
-        Self::handshake(Box::new(reader), Box::new(writer), host).await
-    }
-
-    /// Runs the embedded agent on this machine (`--target local`): installs
-    /// it under `~/.moor/agent/` here if needed, then speaks to `moor-agent
-    /// stdio` over its stdin and stdout.
-    pub async fn open_local() -> Result<AgentConn> {
-        let path = install_local()?;
-        let mut child = tokio::process::Command::new(&path)
-            .arg("stdio")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|cause| Error::Io {
-                what: "cannot start the local agent",
-                path: path.clone(),
-                cause,
-            })?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        // The relay ends when its stdin closes; the daemon lives on.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        Self::handshake(Box::new(stdout), Box::new(stdin), "localhost".into()).await
-    }
-
-    async fn handshake(
-        mut reader: Box<dyn AsyncRead + Send + Unpin>,
-        mut writer: Box<dyn AsyncWrite + Send + Unpin>,
+impl Connection {
+    /// Shakes hands over a byte pipe to `moor-agent stdio` (or a daemon's
+    /// socket): magic and hello both ways. `host` names the agent in errors.
+    pub async fn handshake(
+        mut reader: Reader,
+        mut writer: Writer,
         host: String,
-    ) -> Result<AgentConn> {
+    ) -> Result<Connection> {
         let proto_err = |cause: String| Error::Remote {
             host: host.clone(),
             step: "agent handshake",
             cause,
             fix: "run `moor attach` again to reinstall the agent".into(),
         };
+        // The agent checks the protocol; the build is for its logs.
         let mine = Hello {
             protocol: PROTOCOL_VERSION,
-            version: crate::agent_bundle::VERSION.to_owned(),
-            build: crate::agent_bundle::sha256().to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            build: String::new(),
         };
         let mut out = MAGIC.to_vec();
         Request::Hello { hello: mine }
@@ -143,13 +108,18 @@ impl AgentConn {
 
         let pending: Pending = Arc::default();
         tokio::spawn(route(reader, buf, pending.clone()));
-        Ok(AgentConn {
+        Ok(Connection {
             writer: tokio::sync::Mutex::new(writer),
             pending,
             next: AtomicU64::new(1),
             host,
             hello,
         })
+    }
+
+    /// The host the agent runs on.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The error for a connection to the agent that broke (exit code 6:
@@ -201,65 +171,15 @@ impl AgentConn {
     pub async fn response(&self, rx: &mut mpsc::UnboundedReceiver<Frame>) -> Result<Response> {
         let frame = rx.recv().await.ok_or_else(|| self.lost("closed"))?;
         match frame.response().map_err(|e| self.lost(e.to_string()))? {
-            Response::Error { error } => Err(Error::Remote {
+            Response::Error { error } => Err(Error::Refused {
                 host: self.host.clone(),
-                step: "agent request",
-                cause: format!("{:?}: {}", error.kind, error.message),
-                fix: match error.kind {
-                    moor_proto::ErrorKind::NotFound => "check the run id with `moor runs`".into(),
-                    _ => "run with -vv; see the agent log in ~/.moor/agent/*/run/log on the host"
-                        .into(),
-                },
+                kind: error.kind,
+                message: error.message,
+                fix: error.fix,
             }),
             response => Ok(response),
         }
     }
-}
-
-/// Installs the embedded agent in `~/.moor/agent/<id>/` on this machine
-/// (atomically, verified by its hash) unless it is there; returns its path.
-fn install_local() -> Result<std::path::PathBuf> {
-    let home = crate::workspace::home_dir().ok_or_else(|| {
-        Error::usage(
-            "HOME is not set",
-            "set HOME: the local agent lives in ~/.moor",
-        )
-    })?;
-    let dir = home
-        .join(".moor/agent")
-        .join(crate::agent_bundle::install_id());
-    let path = dir.join("moor-agent");
-    let io = |cause| Error::Io {
-        what: "cannot install the local agent",
-        path: path.clone(),
-        cause,
-    };
-    let present = std::fs::read(&path)
-        .map(|bytes| {
-            crate::agent_bundle::hex(&sha2::Sha256::digest(&bytes)) == crate::agent_bundle::sha256()
-        })
-        .unwrap_or(false);
-    if !present {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io)?;
-        let tmp = dir.join(format!(".moor-agent.tmp.{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o700)
-            .open(&tmp)
-            .map_err(io)?;
-        std::io::Write::write_all(&mut file, crate::agent_bundle::BINARY).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io)?;
-    }
-    Ok(path)
 }
 
 /// Appends what the reader has (up to 256 KiB) to `buf`, without zeroing.
@@ -277,7 +197,7 @@ async fn read_more<R: AsyncRead + Unpin + ?Sized>(
 
 /// Reads frames and hands each to its request; drops a request's sender at
 /// its end (a final response, or an end frame after a stream).
-async fn route(mut reader: Box<dyn AsyncRead + Send + Unpin>, mut buf: Vec<u8>, pending: Pending) {
+async fn route(mut reader: Reader, mut buf: Vec<u8>, pending: Pending) {
     loop {
         // Decode every whole frame in the buffer, then drop them in one move.
         let mut pos = 0;
@@ -287,8 +207,10 @@ async fn route(mut reader: Box<dyn AsyncRead + Send + Unpin>, mut buf: Vec<u8>, 
                     pos += used;
                     let id = frame.id;
                     let done = match frame.kind {
-                        Kind::End => true,
-                        Kind::Response => !matches!(frame.response(), Ok(Response::Stream { .. })),
+                        FrameKind::End => true,
+                        FrameKind::Response => {
+                            !matches!(frame.response(), Ok(Response::Stream { .. }))
+                        }
                         _ => false,
                     };
                     let mut pending = pending.lock().expect("pending lock");

@@ -1,9 +1,14 @@
-//! Builds `moor-agent` as a static x86_64 musl binary and hands it to the
-//! controller, which embeds it (`agent_bundle`): a user with only the `moor`
-//! binary can attach machines, and a host never downloads anything.
+//! Builds `moor-agent` as a static x86_64 musl binary (the `agent` profile:
+//! size-optimised, fat LTO) for the `moor` binary to embed (`moor_cli::AGENT`):
+//! a user with only `moor` can attach machines, and a host never downloads
+//! anything.
 //!
 //! Set `MOOR_AGENT_BINARY=/path/to/moor-agent` to embed a prebuilt agent
-//! instead (packagers, cross builds).
+//! instead (packagers, cross builds). Under clippy and rust-analyzer (which
+//! only check, never link a `moor` that could run) an empty placeholder is
+//! embedded instead of building the agent; a `moor` built so refuses to
+//! install it. Only this package embeds the agent, so checking the library
+//! crates never builds it.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,7 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest
         .parent()
-        .expect("controller/ is in the workspace")
+        .expect("cli/ is in the workspace")
         .to_owned();
     for path in [
         "agent/src",
@@ -28,8 +33,17 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=MOOR_AGENT_BINARY");
+    // A checking build under another wrapper runs this script again.
+    println!("cargo:rerun-if-env-changed=RUSTC_WRAPPER");
+    println!("cargo:rerun-if-env-changed=RUSTC_WORKSPACE_WRAPPER");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let dest = out.join("moor-agent");
+
+    if env::var_os("MOOR_AGENT_BINARY").is_none() && checking_only() {
+        std::fs::write(&dest, b"").expect("write the placeholder agent");
+        write_hash(&dest);
+        return;
+    }
 
     if let Some(prebuilt) = env::var_os("MOOR_AGENT_BINARY") {
         std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
@@ -85,14 +99,26 @@ fn main() {
     write_hash(&dest);
 }
 
+/// Whether this build only checks (clippy, rust-analyzer): their compiler
+/// wrappers are named in `RUSTC_WORKSPACE_WRAPPER` / `RUSTC_WRAPPER`.
+fn checking_only() -> bool {
+    ["RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER"]
+        .iter()
+        .any(|var| {
+            env::var_os(var).is_some_and(|w| {
+                let name = Path::new(&w)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                name.starts_with("clippy-driver") || name.starts_with("rust-analyzer")
+            })
+        })
+}
+
 /// `moor-agent.sha256` beside the agent: its hash, computed once here rather
 /// than at every start of `moor` (the agent is ~20 MB).
 fn write_hash(agent: &Path) {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(agent).expect("read the agent");
-    let hex: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = moor_proto::sha256_hex(&bytes);
     std::fs::write(agent.with_extension("sha256"), hex).expect("write the agent's hash");
 }

@@ -1,0 +1,39 @@
+//! `moor-agent`: the program moor installs on an attached machine. Built as a
+//! static x86_64 musl binary, so it runs on any x86_64 Linux whatever its libc.
+//!
+//! Commands:
+//! - `--version`, `hello`: what it is; `hello` is the handshake the
+//!   controller checks (magic line, protocol, self-hashed build).
+//! - `run [--name N] [--workdir DIR] -- CMD ARGS...`: start a run that
+//!   outlives this process; prints the run as JSON.
+//! - `runs`, `show ID`, `cancel ID [--grace SECS]`: runs as JSON.
+//! - `serve`: the per-user daemon speaking moor's protocol on a Unix socket.
+//! - `stdio`: what the controller execs over SSH: relays to the daemon,
+//!   starting it when it is not running.
+//! - `supervise DIR`: internal, the supervisor of one run.
+//! - `env-build DIR`, `container-run DIR`: internal, the jobs of an
+//!   environment build and of a run in a Docker environment.
+//! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
+//!   with rattler (also inside Docker builds: the static agent runs anywhere).
+//!
+//! Runs live under `$HOME/.moor/runs` (see [`runs`]).
+
+//!
+//! Where things are: [`handler`] answers the protocol (one connection),
+//! [`serve`] is the daemon and the stdio relay, [`runs`] and [`supervise`]
+//! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
+//! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
+//! [`sys`] holds file and process helpers, [`error`] the one error type.
+
+pub mod docker;
+pub mod envbuild;
+pub mod envs;
+pub mod error;
+pub mod handler;
+pub mod runs;
+pub mod serve;
+pub mod spark;
+pub mod supervise;
+pub mod sys;
+
+pub use error::{AgentError, Result};

@@ -1,0 +1,288 @@
+//! Looking at runs: `moor runs` (every target at once), `moor logs`, `moor
+//! cancel`, `moor download`. A run is found through the workspace's record of
+//! the target it was started on.
+
+use std::path::PathBuf;
+
+use moor_proto::{RunInfo, RunState, SparkSpec};
+use serde::Serialize;
+
+use super::Context;
+use crate::agent_client::Chunk;
+use crate::cli::{CancelArgs, DownloadArgs, LogsArgs, RunsArgs};
+use crate::error::{exit, Error, Result};
+use crate::follow;
+use crate::output::{error_line, Render, Table, Text};
+use crate::progress::LogSink;
+use crate::target::Access;
+
+/// A run as `moor runs --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RunJson {
+    /// Run id.
+    pub id: String,
+    /// Target name.
+    pub target: String,
+    /// The run's name.
+    pub name: Option<String>,
+    /// State.
+    pub state: RunState,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Signal.
+    pub signal: Option<i32>,
+    /// Command.
+    pub command: Vec<String>,
+    /// Times.
+    pub created_at: String,
+    /// Started.
+    pub started_at: Option<String>,
+    /// Ended.
+    pub ended_at: Option<String>,
+    /// A Spark run's master and settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spark: Option<SparkSpec>,
+    /// A Spark run's YARN application, once submitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yarn_application: Option<String>,
+}
+
+impl RunJson {
+    /// The run `run` on `target`.
+    pub fn new(run: RunInfo, target: &str) -> RunJson {
+        RunJson {
+            id: run.id,
+            target: target.to_owned(),
+            name: run.name,
+            state: run.state,
+            exit_code: run.exit_code,
+            signal: run.signal,
+            command: run.command,
+            created_at: run.created_at,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            spark: run.spark,
+            yarn_application: run.yarn_application,
+        }
+    }
+
+    /// The exit code `moor run` ends with for this run: its own, 128+N for
+    /// a signal N, 1 when it has neither.
+    pub fn exit_code(&self) -> u8 {
+        match (self.exit_code, self.signal) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(1),
+            (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+            (None, None) => 1,
+        }
+    }
+
+    /// The command as `moor runs` shows it: a Spark run as the spark-submit
+    /// it is (and its YARN application, once known).
+    fn shown_command(&self) -> String {
+        match (&self.spark, &self.yarn_application) {
+            (Some(_), Some(app)) => format!("spark-submit {} ({app})", self.command.join(" ")),
+            (Some(_), None) => format!("spark-submit {}", self.command.join(" ")),
+            (None, _) => self.command.join(" "),
+        }
+    }
+}
+
+/// What `moor runs` found.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Runs {
+    runs: Vec<RunJson>,
+    #[serde(skip)]
+    failures: Vec<String>,
+    #[serde(skip)]
+    exit_code: u8,
+}
+
+impl Render for Runs {
+    fn render(&self, out: &mut Text) {
+        let mut table = Table::new(&["RUN", "TARGET", "STATE", "EXIT", "COMMAND"]).right(3);
+        for r in &self.runs {
+            let exit = r
+                .exit_code
+                .map(|c| c.to_string())
+                .or(r.signal.map(|s| format!("s{s}")))
+                .unwrap_or_default();
+            table.row(vec![
+                r.id.clone(),
+                r.target.clone(),
+                state_name(r.state),
+                exit,
+                r.shown_command(),
+            ]);
+        }
+        out.raw(&table.render());
+        for failure in &self.failures {
+            out.note(failure);
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+}
+
+/// A run state's name, as the JSON spells it.
+pub fn state_name(state: RunState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `moor runs`: every target's runs, asked of all targets at once.
+pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
+    let store = ctx.store()?;
+    let targets = match &args.target {
+        Some(name) => vec![ctx.targets.named(&store, name)?],
+        None => ctx.targets.all_with_runs(&store)?,
+    };
+    let access = Access::from_args(&args.connect)?;
+    let asked = targets.iter().map(|target| async {
+        let c = ctx.targets.connect(target, &access).await?;
+        let runs = c.agent.runs().await;
+        c.close().await;
+        runs
+    });
+    let answers = futures::future::join_all(asked).await;
+    let mut found = Runs {
+        runs: Vec::new(),
+        failures: Vec::new(),
+        exit_code: exit::OK,
+    };
+    for (target, answer) in targets.iter().zip(answers) {
+        match answer {
+            Ok(runs) => found
+                .runs
+                .extend(runs.into_iter().map(|r| RunJson::new(r, &target.name))),
+            Err(e) => {
+                found
+                    .failures
+                    .push(format!("{} (target {})", error_line(&e), target.name));
+                found.exit_code = e.exit_code();
+            }
+        }
+    }
+    found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(found)
+}
+
+/// What `moor logs` ends with: the run as the stream left it.
+#[derive(Debug, Serialize)]
+pub struct Logged {
+    run: RunJson,
+    #[serde(skip)]
+    exit_code: u8,
+}
+
+impl Render for Logged {
+    fn render(&self, _: &mut Text) {}
+
+    fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+
+    fn has_json(&self) -> bool {
+        false
+    }
+}
+
+/// `moor logs RUN [--follow]`: exits with the run's code when it followed
+/// the run to its end.
+pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
+    let store = ctx.store()?;
+    let target = ctx.targets.of_run(&store, &args.run)?;
+    let access = Access::from_args(&args.connect)?;
+    let mut sink = LogSink::for_log(ctx.json);
+    let run = follow::follow(
+        &ctx.targets,
+        &target,
+        &access,
+        &args.run,
+        args.offset,
+        args.follow,
+        None,
+        &mut sink,
+    )
+    .await?;
+    let ended = args.follow && run.state.is_final();
+    let run = RunJson::new(run, &target.name);
+    Ok(Logged {
+        exit_code: if ended { run.exit_code() } else { exit::OK },
+        run,
+    })
+}
+
+/// A cancelled run.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Cancelled(RunJson);
+
+impl Render for Cancelled {
+    fn render(&self, out: &mut Text) {
+        out.line(format!("run {}: {:?}", self.0.id, self.0.state));
+    }
+}
+
+/// `moor cancel RUN`.
+pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
+    let store = ctx.store()?;
+    let target = ctx.targets.of_run(&store, &args.run)?;
+    let access = Access::from_args(&args.connect)?;
+    let c = ctx.targets.connect(&target, &access).await?;
+    let run = c.agent.cancel(&args.run, args.grace).await;
+    c.close().await;
+    Ok(Cancelled(RunJson::new(run?, &target.name)))
+}
+
+/// Downloaded outputs.
+#[derive(Debug, Serialize)]
+pub struct Downloaded {
+    run: String,
+    to: PathBuf,
+    bytes: usize,
+}
+
+impl Render for Downloaded {
+    fn render(&self, out: &mut Text) {
+        out.line(format!("outputs of {} in {}", self.run, self.to.display()));
+    }
+}
+
+/// `moor download RUN [--to DIR]`.
+pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> {
+    let store = ctx.store()?;
+    let target = ctx.targets.of_run(&store, &args.run)?;
+    let dest = args
+        .to
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("moor-outputs").join(&args.run));
+    let access = Access::from_args(&args.connect)?;
+    let c = ctx.targets.connect(&target, &access).await?;
+    let mut archive = c.agent.download(&args.run).await?;
+    let mut bytes = Vec::new();
+    loop {
+        match archive.next().await {
+            Some(Chunk::Data(data)) => bytes.extend_from_slice(&data),
+            Some(Chunk::End) => break,
+            None => return Err(c.agent.lost("the agent closed the download")),
+        }
+    }
+    c.close().await;
+    let io = |cause| Error::Io {
+        what: "cannot write the outputs",
+        path: dest.clone(),
+        cause,
+    };
+    std::fs::create_dir_all(&dest).map_err(io)?;
+    tar::Archive::new(&bytes[..]).unpack(&dest).map_err(io)?;
+    Ok(Downloaded {
+        run: args.run.clone(),
+        to: dest,
+        bytes: bytes.len(),
+    })
+}

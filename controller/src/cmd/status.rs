@@ -1,0 +1,119 @@
+//! `moor status [TARGET...]`: every target's agent asked at once for its
+//! version, uptime, load and runs going.
+
+use moor_proto::AgentStatus;
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::StatusArgs;
+use crate::error::{exit, Result};
+use crate::output::{Render, Table, Text};
+use crate::target::Access;
+
+/// One target's status.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// The target.
+    pub target: String,
+    /// Whether its agent answered.
+    pub up: bool,
+    /// What it said.
+    #[serde(flatten)]
+    pub status: Option<AgentStatus>,
+    /// Why it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every target's status.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Status {
+    rows: Vec<Row>,
+    #[serde(skip)]
+    exit_code: u8,
+}
+
+impl Render for Status {
+    fn render(&self, out: &mut Text) {
+        let mut table = Table::new(&["TARGET", "UP", "AGENT", "UPTIME", "LOAD", "RUNNING"])
+            .right(3)
+            .right(4);
+        for row in &self.rows {
+            let (agent, uptime, load, running) = match &row.status {
+                Some(s) => (
+                    s.version.clone(),
+                    format!("{}s", s.uptime_secs),
+                    s.load.map(|l| format!("{l:.2}")).join(" "),
+                    s.running.to_string(),
+                ),
+                None => (
+                    "-".into(),
+                    "-".into(),
+                    String::new(),
+                    row.error.clone().unwrap_or_default(),
+                ),
+            };
+            let up = if row.up { "yes" } else { "no" };
+            table.row(vec![
+                row.target.clone(),
+                up.into(),
+                agent,
+                uptime,
+                load,
+                running,
+            ]);
+        }
+        out.raw(&table.render());
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+}
+
+/// `moor status [TARGET...]`.
+pub async fn run(args: &StatusArgs, ctx: &Context) -> Result<Status> {
+    let store = ctx.store()?;
+    let targets = if args.targets.is_empty() {
+        store.targets()?
+    } else {
+        args.targets
+            .iter()
+            .map(|n| ctx.targets.named(&store, n))
+            .collect::<Result<_>>()?
+    };
+    let access = Access::from_args(&args.connect)?;
+    let asked = targets.iter().map(|t| async {
+        let c = ctx.targets.connect(t, &access).await?;
+        let status = c.agent.status().await;
+        c.close().await;
+        status
+    });
+    let answers = futures::future::join_all(asked).await;
+    let mut status = Status {
+        rows: Vec::new(),
+        exit_code: exit::OK,
+    };
+    for (t, answer) in targets.iter().zip(answers) {
+        let row = match answer {
+            Ok(s) => Row {
+                target: t.name.clone(),
+                up: true,
+                status: Some(s),
+                error: None,
+            },
+            Err(e) => {
+                status.exit_code = e.exit_code();
+                Row {
+                    target: t.name.clone(),
+                    up: false,
+                    status: None,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        status.rows.push(row);
+    }
+    Ok(status)
+}

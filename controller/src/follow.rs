@@ -1,0 +1,136 @@
+//! Following a run's log, for `moor run`, `moor logs` and the build of an
+//! environment: bytes go to a [`LogSink`] as they come, a quiet stream is
+//! pinged so a dead link is noticed within seconds, and a broken connection
+//! is reconnected (with the user's flags) and resumed at the byte where it
+//! stopped.
+
+use std::time::Duration;
+
+use moor_proto::RunInfo;
+
+use crate::agent_client::{AgentClient, Chunk};
+use crate::error::{exit, Result};
+use crate::progress::LogSink;
+use crate::store::Target;
+use crate::target::{Access, Connected, Targets};
+
+/// A quiet log stream is pinged after this long.
+const QUIET: Duration = Duration::from_secs(5);
+/// How often a status line redraws its clock while the log is quiet.
+const TICK: Duration = Duration::from_millis(500);
+/// A ping must come back within this long, or the link is dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`follow`] keeps trying to reconnect.
+const RECONNECT_FOR: Duration = Duration::from_secs(600);
+
+/// Streams a run's log into `sink` from `offset`, reconnecting when the
+/// link breaks; returns the run once the stream ends (with `until_end`, when
+/// the run has ended). `conn` is an open connection to start with.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow(
+    targets: &Targets,
+    target: &Target,
+    access: &Access,
+    run_id: &str,
+    mut offset: u64,
+    until_end: bool,
+    mut conn: Option<Connected>,
+    sink: &mut LogSink,
+) -> Result<RunInfo> {
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match targets.connect(target, access).await {
+                Ok(c) => c,
+                Err(e)
+                    if started.elapsed() < RECONNECT_FOR && e.exit_code() == exit::UNREACHABLE =>
+                {
+                    tracing::info!("reconnecting to {}: {e}", target.name);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        match stream(&c.agent, run_id, &mut offset, until_end, sink).await {
+            Ok(()) => {
+                let run = c.agent.run(run_id).await?;
+                c.close().await;
+                return Ok(run);
+            }
+            Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
+                eprintln!(
+                    "moor: connection to {} lost ({e}); resuming at byte {offset}",
+                    target.name
+                );
+                backoff = Duration::from_millis(200);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One attempt at streaming; `offset` advances with every byte written.
+pub async fn stream(
+    agent: &AgentClient,
+    run_id: &str,
+    offset: &mut u64,
+    until_end: bool,
+    sink: &mut LogSink,
+) -> Result<()> {
+    let mut log = agent.read_log(run_id, *offset, until_end).await?;
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        let chunk = match tokio::time::timeout(TICK, log.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Err(agent.lost("the agent closed the stream")),
+            Err(_) => {
+                sink.tick();
+                if heard.elapsed() < QUIET {
+                    continue;
+                }
+                // Quiet: is the link alive?
+                agent
+                    .ping(PING_TIMEOUT)
+                    .await
+                    .map_err(|_| agent.lost("no answer to a ping"))?;
+                heard = tokio::time::Instant::now();
+                continue;
+            }
+        };
+        heard = tokio::time::Instant::now();
+        match chunk {
+            Chunk::Data(bytes) => {
+                sink.write(&bytes, log.has_more());
+                *offset += bytes.len() as u64;
+            }
+            Chunk::End => return Ok(()),
+        }
+    }
+}
+
+/// The last few lines of a log before byte `end`, joined with " | " (for
+/// an error that says how a build ended).
+pub async fn tail(agent: &AgentClient, run_id: &str, end: u64) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(mut log) = agent
+        .read_log(run_id, end.saturating_sub(4096), false)
+        .await
+    {
+        while let Ok(Some(Chunk::Data(data))) =
+            tokio::time::timeout(Duration::from_secs(10), log.next()).await
+        {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}

@@ -1,0 +1,153 @@
+//! Reaching a target's agent: from a name (an attached target, or `local`)
+//! to an open [`AgentClient`]. Everything a command needs to talk to one or
+//! many targets is here: looking targets up ([`Targets::named`]), the
+//! user's connection flags resolved once ([`Access`]), the SSH connection
+//! with the target's stored endpoint, key and host-key policy, and the agent
+//! started at the other end (`moor-agent stdio`). It takes the workspace,
+//! not the command line, so jobs over several targets reach them the same
+//! way ([`Targets::connect_all`]).
+
+pub mod local;
+pub mod settings;
+
+use crate::agent_bundle::{self, AgentBundle};
+use crate::agent_client::AgentClient;
+use crate::error::{Error, Result};
+use crate::ssh::{ConnectProgress, Session};
+use crate::store::{Store, Target};
+use crate::target_kind::TargetKind;
+use crate::workspace::Workspace;
+
+pub use settings::{Access, Resolved};
+
+/// The targets of a workspace, and how to reach them.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    workspace: Workspace,
+    bundle: &'static AgentBundle,
+}
+
+/// An open connection to a target's agent (and the SSH session under it;
+/// none for `local`).
+pub struct Connected {
+    session: Option<Session>,
+    /// The agent.
+    pub agent: AgentClient,
+}
+
+impl Connected {
+    /// Closes the SSH session.
+    pub async fn close(self) {
+        if let Some(session) = self.session {
+            session.close().await;
+        }
+    }
+}
+
+impl Targets {
+    /// The targets of `workspace`; `bundle` is the agent this moor carries
+    /// (the local target's).
+    pub fn new(workspace: Workspace, bundle: &'static AgentBundle) -> Targets {
+        Targets { workspace, bundle }
+    }
+
+    /// The workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// The agent this moor carries.
+    pub fn bundle(&self) -> &'static AgentBundle {
+        self.bundle
+    }
+
+    /// The attached target called `name`.
+    pub fn attached(&self, store: &Store, name: &str) -> Result<Target> {
+        store.target(name)?.ok_or_else(|| Error::NoTarget {
+            name: name.to_owned(),
+            workspace: self.workspace.dir().to_owned(),
+        })
+    }
+
+    /// The target called `name`: an attached one, or this machine for `local`.
+    pub fn named(&self, store: &Store, name: &str) -> Result<Target> {
+        if name == local::NAME {
+            Ok(local::target(self.bundle))
+        } else {
+            self.attached(store, name)
+        }
+    }
+
+    /// Every attached target, and `local` when runs were started there.
+    pub fn all_with_runs(&self, store: &Store) -> Result<Vec<Target>> {
+        let mut targets = store.targets()?;
+        if store.has_runs_on(local::NAME)? {
+            targets.push(local::target(self.bundle));
+        }
+        Ok(targets)
+    }
+
+    /// The target a run was started on.
+    pub fn of_run(&self, store: &Store, run_id: &str) -> Result<Target> {
+        let name = store.run_target(run_id)?.ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "no run {run_id:?} was started from workspace {}",
+                    self.workspace.dir().display()
+                ),
+                "see `moor runs` for run ids",
+            )
+        })?;
+        self.named(store, &name)
+    }
+
+    /// How to reach an attached target over SSH.
+    pub fn resolve(&self, target: &Target, access: &Access) -> Result<Resolved> {
+        settings::for_target(target, access, &self.workspace)
+    }
+
+    /// Connects to a target's agent: SSH with the target's settings and the
+    /// user's flags, then `moor-agent stdio` of the build the target recorded.
+    pub async fn connect(&self, target: &Target, access: &Access) -> Result<Connected> {
+        if target.kind == TargetKind::Local {
+            return Ok(Connected {
+                session: None,
+                agent: local::connect(self.bundle).await?,
+            });
+        }
+        let resolved = self.resolve(target, access)?;
+        let session = Session::connect(
+            &resolved.endpoint,
+            resolved.options,
+            &mut ConnectProgress::default(),
+        )
+        .await?;
+        let install_id = agent_bundle::install_id(&target.agent_version, &target.agent_build);
+        let stream = session.exec_stream(&stdio_command(&install_id)).await?;
+        let (reader, writer) = tokio::io::split(stream);
+        let agent = AgentClient::over(
+            Box::new(reader),
+            Box::new(writer),
+            session.endpoint.host.clone(),
+        )
+        .await?;
+        Ok(Connected {
+            session: Some(session),
+            agent,
+        })
+    }
+
+    /// Connects to every target at once; each result in the targets' order
+    /// (one that does not answer costs at most the connect timeout).
+    pub async fn connect_all(&self, targets: &[Target], access: &Access) -> Vec<Result<Connected>> {
+        futures::future::join_all(targets.iter().map(|t| self.connect(t, access))).await
+    }
+}
+
+/// The agent's command line for an install id (`[0-9a-z.-]`, quoted anyway).
+pub fn stdio_command(install_id: &str) -> String {
+    format!(
+        "\"$HOME\"/.moor/agent/{}/moor-agent stdio",
+        crate::remote::quote(install_id)
+    )
+}

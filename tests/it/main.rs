@@ -1,0 +1,11 @@
+//! moor's integration tests, one test binary (one link on two cores instead
+//! of six): each module drives the real `moor` binary against real OpenSSH
+//! test hosts in containers (see the `moor-tests` harness).
+
+mod attach;
+mod envs;
+mod harness;
+mod install;
+mod runs;
+mod spark;
+mod validate;
