@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/prereqs.sh
-cargo build --release --quiet -p moor-controller
+cargo build --release --quiet -p moor-cli
 
 work=$(mktemp -d)
 name="moor-demo-$$"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-20}
-cargo build --release --quiet -p moor-controller
+cargo build --release --quiet -p moor-cli
 moor=target/release/moor
 agent=target/agent/x86_64-unknown-linux-musl/agent/moor-agent
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-20}
 builds=5
-cargo build --release --quiet -p moor-controller --bin moor
+cargo build --release --quiet -p moor-cli --bin moor
 cargo build --release --quiet -p moor-tests --example conda_channel
 moor=target/release/moor
 image=$(deploy/testhost/build-image.sh)

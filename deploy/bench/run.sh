@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-20}
-cargo build --release --quiet -p moor-controller --bin moor --example submit_latency
+cargo build --release --quiet -p moor-cli --bin moor --example submit_latency
 moor=target/release/moor
 
 . deploy/bench/common.sh

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-5}
-cargo build --release --quiet -p moor-controller --bin moor
+cargo build --release --quiet -p moor-cli --bin moor
 moor=target/release/moor
 
 export MOOR_TESTHOST_FLAVOUR=spark

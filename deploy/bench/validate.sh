@@ -14,7 +14,7 @@ deploy/prereqs.sh
 runs=${1:-30}
 venv=target/bench-venv
 [ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q ansible-core; }
-cargo build --release --quiet -p moor-controller
+cargo build --release --quiet -p moor-cli
 
 BENCH_HOST_ARGS="-e MOOR_DOCKER_ACCESS=yes -v /var/run/docker.sock:/var/run/docker.sock"
 . deploy/bench/common.sh

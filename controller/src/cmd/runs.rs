@@ -142,13 +142,10 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
         None => ctx.targets.all_with_runs(&store)?,
     };
     let access = Access::from_args(&args.connect)?;
-    let asked = targets.iter().map(|target| async {
-        let c = ctx.targets.connect(target, &access).await?;
-        let runs = c.agent.runs().await;
-        c.close().await;
-        runs
-    });
-    let answers = futures::future::join_all(asked).await;
+    let answers = ctx
+        .targets
+        .ask_all(&targets, &access, async |agent| agent.runs().await)
+        .await;
     let mut found = Runs {
         runs: Vec::new(),
         failures: Vec::new(),

@@ -84,13 +84,10 @@ pub async fn run(args: &StatusArgs, ctx: &Context) -> Result<Status> {
             .collect::<Result<_>>()?
     };
     let access = Access::from_args(&args.connect)?;
-    let asked = targets.iter().map(|t| async {
-        let c = ctx.targets.connect(t, &access).await?;
-        let status = c.agent.status().await;
-        c.close().await;
-        status
-    });
-    let answers = futures::future::join_all(asked).await;
+    let answers = ctx
+        .targets
+        .ask_all(&targets, &access, async |agent| agent.status().await)
+        .await;
     let mut status = Status {
         rows: Vec::new(),
         exit_code: exit::OK,

@@ -53,6 +53,26 @@ pub enum HostKeyPolicy {
     Fingerprint(String),
 }
 
+/// Whether a host key was recorded before this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKeyStatus {
+    /// A known_hosts file had it.
+    Known,
+    /// Trusted now (`--accept-new-host-key` or a matching
+    /// `--host-key-fingerprint`) and recorded in the workspace.
+    Learned,
+}
+
+impl std::fmt::Display for HostKeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostKeyStatus::Known => "known",
+            HostKeyStatus::Learned => "learned",
+        })
+    }
+}
+
 /// How the host key was verified.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HostKeyInfo {
@@ -60,8 +80,8 @@ pub struct HostKeyInfo {
     pub algorithm: String,
     /// `SHA256:...`
     pub fingerprint: String,
-    /// `known` (recorded before) or `learned` (recorded now).
-    pub status: &'static str,
+    /// Recorded before, or now.
+    pub status: HostKeyStatus,
     /// The known_hosts file that has it.
     pub file: String,
 }
@@ -295,7 +315,11 @@ impl Session {
                 let info = HostKeyInfo {
                     algorithm: known_hosts::key_type(&key.algorithm()),
                     fingerprint: known_hosts::fingerprint(&key),
-                    status: if learn { "learned" } else { "known" },
+                    status: if learn {
+                        HostKeyStatus::Learned
+                    } else {
+                        HostKeyStatus::Known
+                    },
                     file,
                 };
                 if learn {

@@ -5,7 +5,7 @@
 //! with the target's stored endpoint, key and host-key policy, and the agent
 //! started at the other end (`moor-agent stdio`). It takes the workspace,
 //! not the command line, so jobs over several targets reach them the same
-//! way ([`Targets::connect_all`]).
+//! way ([`Targets::ask_all`]).
 
 pub mod local;
 pub mod settings;
@@ -137,10 +137,23 @@ impl Targets {
         })
     }
 
-    /// Connects to every target at once; each result in the targets' order
-    /// (one that does not answer costs at most the connect timeout).
-    pub async fn connect_all(&self, targets: &[Target], access: &Access) -> Vec<Result<Connected>> {
-        futures::future::join_all(targets.iter().map(|t| self.connect(t, access))).await
+    /// Asks every target's agent at once (connect, `ask`, close); each
+    /// answer in the targets' order. One that does not answer costs at most
+    /// the connect timeout, and never holds up the others.
+    pub async fn ask_all<T>(
+        &self,
+        targets: &[Target],
+        access: &Access,
+        ask: impl AsyncFn(&AgentClient) -> Result<T>,
+    ) -> Vec<Result<T>> {
+        let ask = &ask;
+        let asked = targets.iter().map(|target| async move {
+            let c = self.connect(target, access).await?;
+            let answer = ask(&c.agent).await;
+            c.close().await;
+            answer
+        });
+        futures::future::join_all(asked).await
     }
 }
 

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod connect;
+mod env;
+
+pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
+pub use env::{EnvCreateArgs, EnvPrepareArgs, EnvPruneArgs, PrepareAssetArgs};
+
 use crate::target_kind::TargetKind;
 
 /// Exit codes, shown under `moor --help` and in the README.
@@ -21,7 +27,7 @@ Exit codes:
   6  unreachable or timed out: DNS, refused, no route, not an SSH server
   7  taken: the machine is attached under another name or claimed by another
      workspace, the name belongs to another machine, or an attach is under way
-  8  a step on the host failed (agent upload, claim)
+  8  a step on the host failed (agent upload, claim), or the agent refused
   9  an environment failed to build (missing package, broken Dockerfile,
      no Docker engine or no access to it, disk full)";
 
@@ -359,104 +365,6 @@ pub struct StatusArgs {
     pub connect: TargetArgs,
 }
 
-/// Connection and authentication flags, shared by every command that connects.
-#[derive(Debug, Args)]
-pub struct ConnectArgs {
-    /// Host name, address, or a Host alias from ~/.ssh/config.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// SSH port [default: from ~/.ssh/config, else 22].
-    #[arg(long, value_name = "PORT")]
-    pub port: Option<u16>,
-
-    /// Remote user [default: from ~/.ssh/config, else $USER].
-    #[arg(long, value_name = "USER")]
-    pub user: Option<String>,
-
-    /// ssh client config to read Host aliases from.
-    #[arg(long, value_name = "PATH", help_heading = "Connection")]
-    pub ssh_config: Option<PathBuf>,
-
-    /// Timeout, authentication and host-key flags.
-    #[command(flatten)]
-    pub target: TargetArgs,
-}
-
-/// How to connect to a target: flattened into every command that connects,
-/// so each takes the same flags and every reconnect honours them. For an
-/// attached target, what is not given comes from its stored settings.
-#[derive(Debug, Args)]
-pub struct TargetArgs {
-    /// Seconds allowed for name lookup, connect, handshake and authentication together.
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value_t = 10.0,
-        help_heading = "Connection"
-    )]
-    pub connect_timeout: f64,
-
-    /// How to authenticate.
-    #[command(flatten)]
-    pub auth: AuthArgs,
-
-    /// Trust the host key if no known_hosts file has one for this host, and record it.
-    #[arg(
-        long,
-        help_heading = "Host key",
-        conflicts_with = "host_key_fingerprint"
-    )]
-    pub accept_new_host_key: bool,
-
-    /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it.
-    #[arg(long, value_name = "SHA256:...", help_heading = "Host key")]
-    pub host_key_fingerprint: Option<String>,
-}
-
-impl Default for TargetArgs {
-    fn default() -> Self {
-        TargetArgs {
-            connect_timeout: 10.0,
-            auth: AuthArgs::default(),
-            accept_new_host_key: false,
-            host_key_fingerprint: None,
-        }
-    }
-}
-
-/// Authentication flags. Secrets come from the environment or stdin, never argv.
-#[derive(Debug, Clone, Args, Default)]
-pub struct AuthArgs {
-    /// Private key file (ed25519, ecdsa or rsa, OpenSSH or PEM format).
-    #[arg(long, value_name = "PATH", help_heading = "Authentication")]
-    pub key: Option<PathBuf>,
-
-    /// Name of the environment variable holding the key's passphrase.
-    #[arg(long, value_name = "VAR", help_heading = "Authentication")]
-    pub key_passphrase_env: Option<String>,
-
-    /// Name of the environment variable holding the password (never the password itself).
-    #[arg(
-        long,
-        value_name = "VAR",
-        help_heading = "Authentication",
-        conflicts_with = "password_stdin"
-    )]
-    pub password_env: Option<String>,
-
-    /// Read the password from the first line of standard input.
-    #[arg(long, help_heading = "Authentication")]
-    pub password_stdin: bool,
-}
-
-impl AuthArgs {
-    /// Whether any credential flag was given.
-    pub fn any(&self) -> bool {
-        self.key.is_some() || self.password_env.is_some() || self.password_stdin
-    }
-}
-
 /// `moor env ...`.
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
@@ -481,70 +389,6 @@ pub enum EnvCommand {
     Prepare(EnvPrepareArgs),
     /// Remove the environments on a target that no queued or running run uses.
     Prune(EnvPruneArgs),
-}
-
-/// `moor env create`.
-#[derive(Debug, Args)]
-pub struct EnvCreateArgs {
-    /// Environment name.
-    pub name: String,
-    /// Build a Docker image FROM this base image.
-    #[arg(long, value_name = "IMAGE", conflicts_with = "dockerfile")]
-    pub docker_base: Option<String>,
-    /// Build a Docker image from this Dockerfile (no local COPY/ADD).
-    #[arg(long, value_name = "FILE")]
-    pub dockerfile: Option<PathBuf>,
-    /// A conda environment.yml (channels, dependencies, pip section).
-    #[arg(long, value_name = "FILE")]
-    pub conda_file: Option<PathBuf>,
-    /// A pip requirements.txt.
-    #[arg(long, value_name = "FILE")]
-    pub pip_requirements: Option<PathBuf>,
-    /// Install nothing: the host (or image) has what the run needs.
-    #[arg(long)]
-    pub user_managed: bool,
-}
-
-/// How an environment is built, for `moor env prepare` and `moor run --env`.
-#[derive(Debug, Default, Args)]
-pub struct PrepareAssetArgs {
-    /// A local conda channel directory, shipped to the host and used instead
-    /// of the spec's channels (offline hosts).
-    #[arg(long, value_name = "DIR")]
-    pub channel_dir: Option<PathBuf>,
-    /// A directory of wheels, shipped to the host and used instead of PyPI.
-    #[arg(long, value_name = "DIR")]
-    pub wheelhouse: Option<PathBuf>,
-    /// Use the host's micromamba/mamba/conda instead of the agent's own solver.
-    #[arg(long)]
-    pub use_host_conda: bool,
-}
-
-/// `moor env prepare`.
-#[derive(Debug, Args)]
-pub struct EnvPrepareArgs {
-    /// Environment name.
-    pub name: String,
-    /// The target.
-    #[arg(long, value_name = "NAME")]
-    pub target: String,
-    /// Where the packages come from.
-    #[command(flatten)]
-    pub assets: PrepareAssetArgs,
-    /// How to connect (defaults: the target's stored settings).
-    #[command(flatten)]
-    pub connect: TargetArgs,
-}
-
-/// `moor env prune`.
-#[derive(Debug, Args)]
-pub struct EnvPruneArgs {
-    /// The target.
-    #[arg(long, value_name = "NAME")]
-    pub target: String,
-    /// How to connect (defaults: the target's stored settings).
-    #[command(flatten)]
-    pub connect: TargetArgs,
 }
 
 /// `moor host-key ...`.
