@@ -1,7 +1,7 @@
 //! Verdicts of the probe-based checks, on facts built by hand.
 
 use super::*;
-use crate::probe::{Disk, Docker, Hdfs, OsRelease, Python, Yarn};
+use crate::probe::{Disk, Docker, Hdfs, HeadNode, OsRelease, Python, Yarn, YarnNode};
 
 fn facts() -> Facts {
     Facts {
