@@ -189,6 +189,11 @@ impl Envs {
             .into_iter()
             .flatten()
         {
+            if !moor_proto::is_sha256_hex(sha) {
+                return Err(AgentError::usage(format!(
+                    "channel or wheelhouse snapshot {sha:?} is not 64 lowercase hex digits"
+                )));
+            }
             if !snapshots.join(format!("{sha}.tar")).exists() {
                 return Err(AgentError::not_found(format!("no snapshot {sha}")));
             }

@@ -249,6 +249,12 @@ fn handle(
                     ));
                 }
             }
+            if !spec.snapshot.is_empty() && !moor_proto::is_sha256_hex(&spec.snapshot) {
+                return reply(Response::error(
+                    ErrorKind::BadRequest,
+                    "snapshot must be 64 lowercase hex digits",
+                ));
+            }
             if !spec.snapshot.is_empty() && !snapshot_path(daemon, &spec.snapshot).exists() {
                 return reply(not_found(format!("no snapshot {}", spec.snapshot)));
             }

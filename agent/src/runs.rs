@@ -25,8 +25,11 @@ use std::time::{Duration, Instant};
 use moor_proto::{RunInfo, RunSpec, RunState};
 use serde::{Deserialize, Serialize};
 
+use nix::sys::signal::Signal;
+
 use crate::sys::{
-    boot_id, create_private_dir, home, process_start, random_hex, read_json, write_json_atomic,
+    self, boot_id, create_private_dir, home, process_start, random_hex, read_json,
+    write_json_atomic,
 };
 
 /// A run's spec as stored: the protocol's spec plus where it runs.
@@ -154,6 +157,12 @@ impl Runs {
         // start on a loaded host, the run is never taken for lost meanwhile
         // (its pid and start time are the supervisor's from the fork on).
         let pid = child.id();
+        // Whoever started it reaps it when it ends: a long-lived daemon
+        // must not collect a zombie per run.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
         if let Some(start) = process_start(pid) {
             let supervisor = Supervisor {
                 pid,
@@ -185,7 +194,7 @@ impl Runs {
 
     /// One run, its state read from its files.
     pub fn info(&self, id: &str) -> io::Result<RunInfo> {
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        if !moor_proto::is_run_id(id) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("no run {id:?}"),
@@ -240,15 +249,18 @@ impl Runs {
         })
     }
 
-    /// Cancels a run: marks it, sends SIGTERM to its process group, and
-    /// SIGKILL if it is still going after `grace`. Returns the final run.
+    /// Cancels a run: marks it (with the grace period), sends SIGTERM to
+    /// every process of the run (its supervisor's descendants, however they
+    /// detached), and SIGKILL to those still there after `grace`. A run not
+    /// started yet never starts; one starting right now is stopped by its
+    /// supervisor. Returns the final run.
     pub fn cancel(&self, id: &str, grace: Duration) -> io::Result<RunInfo> {
         let dir = self.dir(id);
         let info = self.info(id)?;
         if info.state.is_final() {
             return Ok(info);
         }
-        fs::write(dir.join(files::CANCEL), b"")?;
+        fs::write(dir.join(files::CANCEL), grace.as_secs().to_string())?;
         // A Spark job on YARN is killed there first: in cluster mode it
         // outlives spark-submit. The outcome goes to the run's log.
         if let Some(app) = &info.yarn_application {
@@ -261,19 +273,19 @@ impl Runs {
                 .open(dir.join(files::LOG))
                 .and_then(|mut log| io::Write::write_all(&mut log, outcome.as_bytes()));
         }
-        let Some(pid) = read_json::<Status>(&dir.join(files::STATUS))
+        let Some(supervisor) = read_json::<Supervisor>(&dir.join(files::SUPERVISOR))
             .ok()
-            .and_then(|s| s.pid)
+            .filter(supervisor_alive)
         else {
             // Not started yet: the supervisor sees the marker and never starts it.
-            return self.wait_final(id, grace);
+            return self.wait_final(id, grace + Duration::from_secs(5));
         };
-        signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+        sys::signal_descendants(supervisor.pid, Signal::SIGTERM);
         let info = self.wait_final(id, grace)?;
         if info.state.is_final() {
             return Ok(info);
         }
-        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        sys::signal_descendants(supervisor.pid, Signal::SIGKILL);
         self.wait_final(id, Duration::from_secs(5))
     }
 
@@ -298,12 +310,6 @@ fn young(dir: &Path, stored: &StoredSpec) -> bool {
         .ok()
         .and_then(|t| t.elapsed().ok());
     stored.boot_id == boot_id() && age.is_some_and(|a| a < Duration::from_secs(10))
-}
-
-fn signal_group(pgid: u32, signal: nix::sys::signal::Signal) {
-    if let Ok(pgid) = i32::try_from(pgid) {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal);
-    }
 }
 
 /// Whether `s` is a live process in this boot (not a reuse of its pid).

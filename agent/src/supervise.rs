@@ -4,12 +4,25 @@
 //! both on the run's log (one file description, so their order is kept, and
 //! the job keeps logging even if the supervisor dies), waits for it, and
 //! records the exit status atomically.
+//!
+//! The supervisor is the job's child subreaper: a process the job starts
+//! and abandons (a double fork, a `setsid` daemon) is adopted by it rather
+//! than by init, so every process of the run stays its descendant. A cancel
+//! (the `cancel` marker, holding the grace period) stops all of them, also
+//! ones that ignore SIGTERM, before the run is recorded as cancelled; and a
+//! cancel that lands while the job is being started is seen right after.
 
 use std::fs;
 use std::io;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use moor_proto::RunState;
 
@@ -24,6 +37,11 @@ use crate::sys;
 pub fn run(dir: &Path) -> Result<()> {
     let stored: StoredSpec = sys::read_json(&dir.join(files::SPEC))?;
     let me = std::process::id();
+    // Orphans of the job come to us, not to init (Linux 3.4+; without it a
+    // double-forked process can escape a cancel, nothing worse).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("cannot become the run's subreaper: {e}");
+    }
     sys::write_json_atomic(
         &dir.join(files::SUPERVISOR),
         &Supervisor {
@@ -131,8 +149,9 @@ pub fn run(dir: &Path) -> Result<()> {
         .stderr(Stdio::from(log))
         // The job leads its own process group: cancel signals all of it.
         .process_group(0);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let job = match command.spawn() {
+        // Waited for below with waitpid, which also reaps adopted orphans.
+        Ok(child) => child.id(),
         Err(e) => {
             let status = Status {
                 error: Some(format!("cannot start {:?}: {e}", stored.spec.command[0])),
@@ -144,22 +163,87 @@ pub fn run(dir: &Path) -> Result<()> {
     };
     let mut status = Status {
         state: Some(RunState::Running),
-        pid: Some(child.id()),
+        pid: Some(job),
         started_at: Some(moor_proto::time::now()),
         ..Status::default()
     };
     sys::write_json_atomic(&status_path, &status)?;
-    let exit = child.wait()?;
-    status.exit_code = exit.code();
-    status.signal = exit.signal();
+    // A cancel that came while the job was being started may have found no
+    // pid to signal: it is seen here.
+    if dir.join(files::CANCEL).exists() {
+        sys::signal_descendants(me, Signal::SIGTERM);
+    }
+    let (exit_code, signal) = wait_for(job)?;
+    status.exit_code = exit_code;
+    status.signal = signal;
     let state = if dir.join(files::CANCEL).exists() {
+        // Nothing of a cancelled run keeps running.
+        stop_descendants(cancel_grace(dir));
         RunState::Cancelled
-    } else if exit.success() {
+    } else if exit_code == Some(0) {
         RunState::Succeeded
     } else {
         RunState::Failed
     };
     finish(&status_path, status, state)
+}
+
+/// Waits for the job `pid` to end (reaping adopted orphans meanwhile);
+/// returns its exit code or the signal that ended it.
+fn wait_for(pid: u32) -> Result<(Option<i32>, Option<i32>)> {
+    let job = Pid::from_raw(i32::try_from(pid).map_err(|_| AgentError::internal("pid"))?);
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(p, code)) if p == job => return Ok((Some(code), None)),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == job => return Ok((None, Some(sig as i32))),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(AgentError::internal(format!("waiting for the job: {e}"))),
+        }
+    }
+}
+
+/// Reaps every child that has ended, without waiting.
+fn reap_ended() {
+    while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Stops every process left of the run: SIGTERM, then SIGKILL to what is
+/// still there after `grace`.
+fn stop_descendants(grace: Duration) {
+    let me = std::process::id();
+    if sys::signal_descendants(me, Signal::SIGTERM) == 0 {
+        return;
+    }
+    let gone = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            reap_ended();
+            if sys::descendants(me).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    if !gone(grace) {
+        sys::signal_descendants(me, Signal::SIGKILL);
+        gone(Duration::from_secs(5));
+    }
+}
+
+/// The grace period a cancel asked for (the marker's content), 10 s if unreadable.
+fn cancel_grace(dir: &Path) -> Duration {
+    fs::read_to_string(dir.join(files::CANCEL))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(10))
 }
 
 /// The spark-submit command of a Spark run, or why there is none.

@@ -94,6 +94,56 @@ pub fn process_start(pid: u32) -> Option<String> {
     fields.get(19).map(|s| (*s).to_owned())
 }
 
+/// The parent of every live process (from `/proc/PID/stat`).
+fn parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
+/// Every live descendant of `root` (children, their children, ...), found
+/// through the parent links in `/proc`. A process that left its session or
+/// process group is still found, and so is an orphan adopted by `root` as
+/// its subreaper.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let links = parents();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            links
+                .iter()
+                .filter(|(pid, ppid)| *ppid == parent && !found.contains(pid))
+                .map(|(pid, _)| *pid)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Sends `signal` to every live descendant of `root`; returns how many there were.
+pub fn signal_descendants(root: u32, signal: nix::sys::signal::Signal) -> usize {
+    let all = descendants(root);
+    for pid in &all {
+        if let Ok(pid) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
+    }
+    all.len()
+}
+
 /// Hex sha256 of the running executable: the build hash in [`moor_proto::Hello`].
 pub fn self_hash() -> io::Result<String> {
     let mut file = fs::File::open("/proc/self/exe")?;
@@ -148,6 +198,31 @@ mod tests {
         fs::create_dir(dir.path().join("d")).unwrap();
         assert!(write_atomic(&dir.path().join("d"), b"x").is_err());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn descendants_are_found_through_a_double_fork_and_setsid() {
+        use std::process::Command;
+        // sh forks a subshell that starts a setsid'd sleep and exits: the
+        // sleep is orphaned (its parent gone) unless we adopt it.
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 37011 & setsid sleep 37012 & wait"])
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let found = loop {
+            let found = descendants(me);
+            if found.len() >= 3 || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.len() >= 3, "sh and two sleeps: {found:?}");
+        signal_descendants(child.id(), nix::sys::signal::Signal::SIGKILL);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

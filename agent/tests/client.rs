@@ -45,6 +45,7 @@ fn snapshot() -> Snapshot {
         sha256: moor_proto::sha256_hex(&bytes),
         bytes,
         files: 1,
+        skipped_links: Vec::new(),
     }
 }
 
@@ -139,7 +140,23 @@ async fn refusals_reach_the_client_as_typed_errors() {
         other => panic!("{:?}", other.map(|_| ())),
     }
     assert!(!client.has_snapshot(&bad.sha256).await.unwrap());
+    // What names a path on the host is checked before any file is touched.
+    match client
+        .start_run(spec("../../../etc/passwd", &["true"]))
+        .await
+    {
+        Err(Error::Refused { kind, message, .. }) => {
+            assert_eq!(kind, ErrorKind::BadRequest);
+            assert!(message.contains("hex"), "{message}");
+        }
+        other => panic!("{:?}", other.map(drop)),
+    }
     for result in [
+        client.run("../../.ssh").await.map(drop),
+        client
+            .cancel("20261127T183000-1a2b3c4d/..", 1)
+            .await
+            .map(drop),
         client.run("nope").await.map(drop),
         client.cancel("nope", 1).await.map(drop),
         client.read_log("nope", 0, false).await.map(drop),
@@ -241,4 +258,138 @@ async fn the_relay_starts_one_daemon_that_every_connection_reaches() {
     assert_eq!(second.runs().await.unwrap().len(), 1);
     assert_eq!(host.daemon_pid(), Some(pid), "one daemon");
     assert_eq!(second.status().await.unwrap().running, 0);
+}
+
+fn spec(snapshot: &str, command: &[&str]) -> RunSpec {
+    RunSpec {
+        name: None,
+        snapshot: snapshot.to_owned(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        env: Default::default(),
+        environment: None,
+        spark: None,
+    }
+}
+
+/// Children of this process that have ended and nobody reaped.
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                return false;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
+        })
+        .collect()
+}
+
+/// Processes whose command line is `command` (arguments joined by spaces).
+fn processes_running(command: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .trim_end()
+                == command
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_daemon_leaves_no_zombie_supervisors_after_200_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let client = in_process(home.path()).await;
+    let snap = snapshot();
+    client.put_snapshot(&snap).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(
+            client
+                .start_run(spec(&snap.sha256, &["true"]))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for id in &ids {
+        while !client.run(id).await.unwrap().state.is_final() {
+            assert!(std::time::Instant::now() < deadline, "run {id} never ended");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // The reaper of the last supervisor may be a moment behind its end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !zombie_children().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(zombie_children(), Vec::<u32>::new(), "zombie supervisors");
+}
+
+#[tokio::test]
+async fn a_run_cancelled_right_after_its_start_never_keeps_running() {
+    let home = tempfile::tempdir().unwrap();
+    let client = in_process(home.path()).await;
+    let snap = snapshot();
+    client.put_snapshot(&snap).await.unwrap();
+    let job = ["sh", "-c", "sleep 1; touch \"$MOOR_OUTPUT_DIR/ran\""];
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let run = client.start_run(spec(&snap.sha256, &job)).await.unwrap();
+        let cancelled = client.cancel(&run.id, 1).await.unwrap();
+        assert_eq!(cancelled.state, RunState::Cancelled, "{cancelled:?}");
+        ids.push(run.id);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for id in &ids {
+        let outputs = home.path().join(".moor/runs").join(id).join("outputs");
+        assert!(
+            !outputs.join("ran").exists(),
+            "run {id} went on after its cancel"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_every_descendant_however_it_detached() {
+    let home = tempfile::tempdir().unwrap();
+    let client = in_process(home.path()).await;
+    let snap = snapshot();
+    client.put_snapshot(&snap).await.unwrap();
+    // A child in its own session, an orphan of a double fork, and a child
+    // that ignores SIGTERM (as does the job's shell).
+    let script = "setsid sleep 36011 & (sleep 36012 &); \
+                  (trap '' TERM; exec sleep 36013) & trap '' TERM; wait";
+    let run = client
+        .start_run(spec(&snap.sha256, &["sh", "-c", script]))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ["36011", "36012", "36013"]
+        .iter()
+        .any(|n| processes_running(&format!("sleep {n}")).is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start its children"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancelled = client.cancel(&run.id, 1).await.unwrap();
+    assert_eq!(cancelled.state, RunState::Cancelled);
+    for n in ["36011", "36012", "36013"] {
+        assert_eq!(
+            processes_running(&format!("sleep {n}")),
+            Vec::<u32>::new(),
+            "sleep {n} survived the cancel"
+        );
+    }
 }

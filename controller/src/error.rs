@@ -55,6 +55,14 @@ pub enum Error {
         /// Why.
         cause: String,
     },
+    /// The private key file may be read by group or others.
+    #[error("permissions {mode:04o} for key file {} are too open: a private key must not be readable by others", path.display())]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
     /// The key file is encrypted and no passphrase was given, or the passphrase is wrong.
     #[error("key file {} is encrypted and {}", path.display(), if *given { "the passphrase is wrong" } else { "no passphrase was given" })]
     KeyPassphrase {
@@ -317,7 +325,9 @@ impl Error {
     /// The documented exit code of this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage { .. } | Error::KeyFile { .. } => exit::USAGE,
+            Error::Usage { .. } | Error::KeyFile { .. } | Error::KeyPermissions { .. } => {
+                exit::USAGE
+            }
             Error::KeyPassphrase { .. } | Error::Auth { .. } => exit::AUTH,
             Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. }
@@ -343,6 +353,7 @@ impl Error {
         match self {
             Error::Usage { .. } => "usage",
             Error::KeyFile { .. } => "key_file",
+            Error::KeyPermissions { .. } => "key_permissions",
             Error::KeyPassphrase { .. } => "key_passphrase",
             Error::Resolve { .. } => "resolve",
             Error::Connect { .. } => "connect",
@@ -372,6 +383,7 @@ impl Error {
         match self {
             Error::Usage { fix, .. } => fix.clone(),
             Error::KeyFile { .. } => "pass --key with the path of an OpenSSH private key file".into(),
+            Error::KeyPermissions { path, .. } => format!("chmod 600 {}", path.display()),
             Error::KeyPassphrase { given: false, .. } => {
                 "put the passphrase in an environment variable and pass its name with --key-passphrase-env VAR".into()
             }

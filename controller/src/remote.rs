@@ -120,6 +120,14 @@ sha() {
   elif command -v python3 >/dev/null 2>&1; then python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"
   else echo "error=no sha256sum, shasum or python3 on the host to verify the agent"; exit 69; fi
 }
+# Stops the daemon of the agent in $1, if its pid file names a live process
+# of that very executable (a stale pid may belong to anything by now).
+stop_daemon() {
+  p=$(cat "$1/run/pid" 2>/dev/null) || return 0
+  case $p in ''|*[!0-9]*) return 0 ;; esac
+  if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$1/moor-agent" ]; then kill "$p" 2>/dev/null || true; fi
+  return 0
+}
 if command -v flock >/dev/null 2>&1; then exec 9>"$root/.lock"; flock -w 120 9; fi
 if [ -x "$dir/moor-agent" ] && [ "$(sha "$dir/moor-agent")" = "$want" ]; then
   cat >/dev/null; echo status=present
@@ -143,7 +151,7 @@ touch "$dir"
 # keep going under their own supervisors).
 ls -1t "$root" | tail -n +4 | while IFS= read -r old; do
   [ "$old" = "$id" ] && continue
-  [ -f "$root/$old/run/pid" ] && kill "$(cat "$root/$old/run/pid")" 2>/dev/null || true
+  stop_daemon "$root/$old"
   rm -rf "${root:?}/$old"
 done
 "$dir/moor-agent" hello
@@ -165,9 +173,13 @@ else
 fi
 if [ "$purge" = 1 ]; then
   if [ "$ours" = 1 ]; then
-    # Stop the agent daemons first (runs keep going: they have their own supervisors).
-    for p in "$HOME"/.moor/agent/*/run/pid; do
-      [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+    # Stop the agent daemons first (runs keep going: they have their own
+    # supervisors), each only if its pid file names that agent's process.
+    for d in "$HOME"/.moor/agent/*/; do
+      d=${d%/}
+      p=$(cat "$d/run/pid" 2>/dev/null) || continue
+      case $p in ''|*[!0-9]*) continue ;; esac
+      if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$d/moor-agent" ]; then kill "$p" 2>/dev/null || true; fi
     done
     rm -rf "$HOME/.moor/agent"; echo agent=removed
   fi

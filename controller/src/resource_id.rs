@@ -101,12 +101,79 @@ pub fn parse(id: &str, kind: ResourceKind) -> Result<ResourceId> {
             segments[1]
         )));
     }
+    if let Err(why) = check_resource_group(segments[3]) {
+        return Err(bad(format!("the resource group {:?} {why}", segments[3])));
+    }
+    let name_rule = match kind {
+        ResourceKind::VirtualMachine => check_vm_name(segments[7]),
+        ResourceKind::HdInsightCluster => check_cluster_name(segments[7]),
+    };
+    if let Err(why) = name_rule {
+        return Err(bad(format!(
+            "the {resource_type} name {:?} {why}",
+            segments[7]
+        )));
+    }
     Ok(ResourceId {
         subscription: segments[1].to_owned(),
         resource_group: segments[3].to_owned(),
         name: segments[7].to_owned(),
         id: id.to_owned(),
     })
+}
+
+/// Azure's rule for resource group names: 1 to 90 letters, digits, `-`, `_`,
+/// `.`, `(`, `)`, not ending in `.`.
+fn check_resource_group(name: &str) -> std::result::Result<(), &'static str> {
+    if name.chars().count() > 90 {
+        return Err("is longer than 90 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+    {
+        return Err("may hold only letters, digits, '-', '_', '.', '(' and ')'");
+    }
+    if name.ends_with('.') {
+        return Err("may not end with '.'");
+    }
+    Ok(())
+}
+
+/// Azure's rule for (Linux) VM names: 1 to 64 characters, none of them
+/// white space, a control character or one of
+/// `~ ! @ # $ % ^ & * ( ) = + _ [ ] { } \ | ; : ' " , < > / ?`, not ending
+/// with `.` or `-`.
+fn check_vm_name(name: &str) -> std::result::Result<(), &'static str> {
+    const FORBIDDEN: &str = "~!@#$%^&*()=+_[]{}\\|;:'\",<>/?";
+    if name.chars().count() > 64 {
+        return Err("is longer than 64 characters");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
+    {
+        return Err("may not hold white space or any of ~ ! @ # $ % ^ & * ( ) = + _ [ ] { } \\ | ; : ' \" , < > / ?");
+    }
+    if name.ends_with('.') || name.ends_with('-') {
+        return Err("may not end with '.' or '-'");
+    }
+    Ok(())
+}
+
+/// Azure's rule for HDInsight cluster names: 3 to 59 ASCII letters, digits
+/// and `-`, starting and ending with a letter or digit.
+fn check_cluster_name(name: &str) -> std::result::Result<(), &'static str> {
+    if !(3..=59).contains(&name.len()) {
+        return Err("must be 3 to 59 characters long");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err("may hold only letters, digits and '-'");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
 }
 
 fn is_guid(s: &str) -> bool {
@@ -151,6 +218,39 @@ mod tests {
         );
         let lower = format!("/SUBSCRIPTIONS/{SUB}/resourcegroups/ml-rg/PROVIDERS/microsoft.compute/VIRTUALMACHINES/dsvm1/");
         assert_eq!(vm(&lower).unwrap().name, "dsvm1");
+    }
+
+    #[test]
+    fn segments_follow_azures_naming_rules_and_errors_name_them() {
+        let id = |rg: &str, vm_name: &str| {
+            format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm_name}")
+        };
+        assert!(vm(&id("ml_rg.(prod)", "dsvm-1.a")).is_ok());
+        assert!(vm(&id("rg", "gpu.vm-2")).is_ok());
+        assert!(vm(&id("rg", "x")).is_ok());
+        for (rg, name, says) in [
+            ("rg.", "vm", "resource group \"rg.\" may not end with '.'"),
+            ("r;g", "vm", "resource group \"r;g\" may hold only"),
+            (&"r".repeat(91), "vm", "longer than 90"),
+            ("rg", "_vm", "virtualMachines name \"_vm\" may not hold"),
+            ("rg", "vm-", "may not end with '.' or '-'"),
+            ("rg", "v;m", "may not hold white space"),
+            ("rg", "v$(id)m", "may not hold"),
+            ("rg", &"v".repeat(65), "longer than 64"),
+        ] {
+            let m = message(vm(&id(rg, name)));
+            assert!(m.contains(says), "{rg} {name}: {m}");
+        }
+        let cluster = |name: &str| {
+            parse(
+                &format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.HDInsight/clusters/{name}"),
+                ResourceKind::HdInsightCluster,
+            )
+        };
+        assert!(cluster("spark-1").is_ok());
+        for bad in ["ab", "-spark", "spark_1", "spärk"] {
+            assert!(message(cluster(bad)).contains("clusters name"), "{bad}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `.gitignore` (and `.ignore`, `.moorignore`), addressed by its sha256, so
 //! an unchanged source is never sent twice.
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -18,10 +18,35 @@ pub struct Snapshot {
     pub sha256: String,
     /// Files in it.
     pub files: usize,
+    /// Symbolic links left out because they point outside the directory
+    /// (each with where it points).
+    pub skipped_links: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Snapshot {
+    /// The one warning line about links left out, if any were.
+    pub fn skipped_warning(&self) -> Option<String> {
+        if self.skipped_links.is_empty() {
+            return None;
+        }
+        let shown: Vec<String> = self
+            .skipped_links
+            .iter()
+            .map(|(link, to)| format!("{} -> {}", link.display(), to.display()))
+            .collect();
+        Some(format!(
+            "moor: left out {} symbolic link(s) pointing outside the source: {}",
+            shown.len(),
+            shown.join(", ")
+        ))
+    }
 }
 
 /// Packs `dir`. Entries are sorted and their metadata normalised (owner 0,
 /// mtime 0, mode 0644 or 0755), so the same files give the same hash.
+/// Symbolic links stay links when they point inside `dir` (an absolute one
+/// is made relative); those pointing outside are left out and listed in
+/// [`Snapshot::skipped_links`], never followed.
 pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
     pack_with(dir, max_bytes, true)
 }
@@ -44,6 +69,8 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
         ));
     }
     let mut paths = Vec::new();
+    let mut links = Vec::new();
+    let mut skipped_links = Vec::new();
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .standard_filters(ignores)
@@ -57,6 +84,19 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
     let mut total = 0u64;
     for entry in walker {
         let entry = entry.map_err(|e| io(std::io::Error::other(e)))?;
+        if entry.path_is_symlink() {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .expect("walk stays inside")
+                .to_owned();
+            let to = std::fs::read_link(entry.path()).map_err(io)?;
+            match link_inside(&rel, &to, dir) {
+                Some(kept) => links.push((rel, kept)),
+                None => skipped_links.push((rel, to)),
+            }
+            continue;
+        }
         if entry.file_type().is_some_and(|t| t.is_file()) {
             let rel = entry
                 .path()
@@ -98,13 +138,64 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
             .append_data(&mut header, rel, &data[..])
             .map_err(io)?;
     }
+    links.sort();
+    for (rel, to) in &links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        archive.append_link(&mut header, rel, to).map_err(io)?;
+    }
     let bytes = archive.into_inner().map_err(io)?;
     let sha256 = moor_proto::sha256_hex(&bytes);
     Ok(Snapshot {
         bytes,
         sha256,
         files: paths.len(),
+        skipped_links,
     })
+}
+
+/// Where the link at `rel` (inside `root`) pointing to `to` leads, as a
+/// relative target, when it stays inside `root`; `None` when it leaves it.
+/// Judged on the paths as written (lexically), never by following them.
+fn link_inside(rel: &Path, to: &Path, root: &Path) -> Option<PathBuf> {
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let target = if to.is_absolute() {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let abs = normalize(to)?;
+        abs.strip_prefix(&root).ok()?.to_owned()
+    } else {
+        normalize(&parent.join(to))?
+    };
+    // As written when relative; an absolute one becomes relative to the link.
+    if !to.is_absolute() {
+        return Some(to.to_owned());
+    }
+    let ups = parent.components().count();
+    let mut relative: PathBuf = std::iter::repeat_n(Component::ParentDir, ups).collect();
+    relative.push(target);
+    Some(relative)
+}
+
+/// `path` with `.` and `..` worked out; `None` when `..` climbs above its start.
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -143,5 +234,50 @@ mod tests {
         assert_ne!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
         let err = pack(p, 10).unwrap_err();
         assert!(err.to_string().contains("is over"), "{err}");
+    }
+
+    #[test]
+    fn links_inside_stay_links_and_links_outside_are_left_out() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("sub")).unwrap();
+        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
+        symlink("train.py", p.join("same")).unwrap();
+        symlink("../train.py", p.join("sub/up")).unwrap();
+        symlink(p.join("train.py"), p.join("sub/absolute")).unwrap();
+        symlink("/etc/passwd", p.join("passwd")).unwrap();
+        symlink("../../outside", p.join("sub/escape")).unwrap();
+        symlink("loop", p.join("loop")).unwrap();
+        let snap = pack(p, DEFAULT_MAX_BYTES).unwrap();
+        let mut entries: Vec<(String, Option<String>)> = tar::Archive::new(&snap.bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                (e.path().unwrap().display().to_string(), link)
+            })
+            .collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                ("loop".to_owned(), Some("loop".to_owned())),
+                ("same".to_owned(), Some("train.py".to_owned())),
+                ("sub/absolute".to_owned(), Some("../train.py".to_owned())),
+                ("sub/up".to_owned(), Some("../train.py".to_owned())),
+                ("train.py".to_owned(), None),
+            ]
+        );
+        let skipped: Vec<String> = snap
+            .skipped_links
+            .iter()
+            .map(|(l, _)| l.display().to_string())
+            .collect();
+        assert_eq!(skipped, ["passwd", "sub/escape"]);
+        let warning = snap.skipped_warning().unwrap();
+        assert!(warning.contains("passwd -> /etc/passwd"), "{warning}");
+        assert!(!warning.contains('\n'));
     }
 }

@@ -13,6 +13,29 @@ use russh::keys::ssh_key;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// The files moor keeps in a workspace (all 0600).
+const FILES: [&str; 6] = [
+    "moor.db",
+    "moor.db-wal",
+    "moor.db-shm",
+    "known_hosts",
+    "id_ed25519",
+    "id_ed25519.pub",
+];
+
+/// Narrows `path` to `mode` if group or others have any access, saying so.
+fn make_private(path: &Path, mode: u32) -> io::Result<()> {
+    let current = fs::symlink_metadata(path)?.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        tracing::warn!(
+            "{} had mode {current:04o}: made it {mode:04o} (moor's workspace is private)",
+            path.display()
+        );
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// An opened workspace directory.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -40,10 +63,15 @@ impl Workspace {
             .mode(0o700)
             .create(&dir)
             .map_err(io)?;
-        // A directory made by someone else (or an older moor) may be wider.
-        let mode = fs::metadata(&dir).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        // A directory made by someone else (or an older moor) may be wider,
+        // and so may its files (copied, restored from a backup): narrowed
+        // back, with a warning.
+        make_private(&dir, 0o700).map_err(io)?;
+        for name in FILES {
+            let path = dir.join(name);
+            if path.exists() {
+                make_private(&path, 0o600).map_err(io)?;
+            }
         }
         Ok(Workspace { dir })
     }
@@ -170,6 +198,20 @@ mod tests {
         assert_eq!(
             fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+        // Files found wider (a copied workspace) are narrowed on open.
+        let db = ws.dir().join("known_hosts");
+        fs::write(&db, "").unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(ws.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        let ws = Workspace::open(ws.dir().to_owned()).unwrap();
+        assert_eq!(
+            fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(ws.dir()).unwrap().permissions().mode() & 0o777,
+            0o700
         );
         let g = ws.dir().join("g");
         open_private_append(&g).unwrap();

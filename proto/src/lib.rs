@@ -88,6 +88,21 @@ pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `s` is a run id as agents make them: the UTC time, then eight
+/// random hex digits (`20261127T183000-1a2b3c4d`). A run id names a directory
+/// on the host, so anything else is refused before it becomes a path.
+pub fn is_run_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'-'
+        && b[16..]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +139,22 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+
+    #[test]
+    fn run_ids_are_time_then_random_hex() {
+        assert!(is_run_id("20261127T183000-1a2b3c4d"));
+        for bad in [
+            "",
+            "../../etc",
+            "20261127T183000-1a2b3c4",
+            "20261127T183000-1A2B3C4D",
+            "20261127-183000-1a2b3c4d",
+            "20261127T183000-1a2b3c4d/..",
+            ".20261127T183000-1a2b3c4",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
     }
 
     #[test]

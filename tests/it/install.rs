@@ -73,22 +73,42 @@ fn install_script_verifies_and_is_atomic() {
     assert_eq!(code, Some(0));
     assert_eq!(key_values(&out)["status"], "present");
 
-    // Older versions are pruned down to the newest three, and the daemon
-    // of a pruned one (here the oldest) is stopped.
+    // Older versions are pruned down to the newest three. The daemon of a
+    // pruned one (here the oldest, a real agent daemon) is stopped; a stale
+    // pid file naming some other process (the second) kills nothing.
     let root = home.path().join(".moor/agent");
-    let mut old_daemon = std::process::Command::new("sleep")
+    for old in ["0.0.1-a", "0.0.2-b", "0.0.3-c", "0.0.4-d"] {
+        std::fs::create_dir(root.join(old)).unwrap();
+    }
+    let old_agent = root.join("0.0.1-a/moor-agent");
+    std::fs::write(&old_agent, agent).unwrap();
+    std::fs::set_permissions(
+        &old_agent,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let mut old_daemon = std::process::Command::new(&old_agent)
+        .arg("serve")
+        .env("HOME", home.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = root.join("0.0.1-a/run/pid");
+    let started = std::time::Instant::now();
+    while !pid_file.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pid_file.exists(), "the old daemon started");
+    let mut bystander = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .unwrap();
+    std::fs::create_dir(root.join("0.0.2-b/run")).unwrap();
+    std::fs::write(root.join("0.0.2-b/run/pid"), bystander.id().to_string()).unwrap();
     for (i, old) in ["0.0.1-a", "0.0.2-b", "0.0.3-c", "0.0.4-d"]
         .iter()
         .enumerate()
     {
-        std::fs::create_dir(root.join(old)).unwrap();
-        if i == 0 {
-            std::fs::create_dir(root.join(old).join("run")).unwrap();
-            std::fs::write(root.join(old).join("run/pid"), old_daemon.id().to_string()).unwrap();
-        }
         let t = std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64);
         std::fs::File::open(root.join(old))
             .unwrap()
@@ -97,7 +117,13 @@ fn install_script_verifies_and_is_atomic() {
     }
     let (code, _) = run(agent);
     assert_eq!(code, Some(0));
-    assert!(!old_daemon.wait().unwrap().success(), "old daemon killed");
+    assert!(!old_daemon.wait().unwrap().success(), "old daemon stopped");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process named by a stale pid file is left alone"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
     let mut left: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

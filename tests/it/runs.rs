@@ -473,3 +473,31 @@ fn fifty_concurrent_runs_on_one_agent() {
         assert_eq!(a.moor().run(&["logs", id]).stdout.trim(), id);
     }
 }
+
+#[test]
+fn snapshot_links_inside_the_source_arrive_and_links_outside_are_left_out_with_a_warning() {
+    if !docker_or_skip() {
+        return;
+    }
+    let a = attached();
+    a.write("train.py", "print('hello')\n");
+    std::os::unix::fs::symlink("train.py", a.src.path().join("same.py")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", a.src.path().join("host")).unwrap();
+    let check = "import os; print('link', os.readlink('same.py')); print('outside', os.path.lexists('host')); exec(open('same.py').read())";
+    let out = a.run(&[], &["python3", "-c", check]);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("link train.py\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("outside False\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("hello\n"), "{}", out.stdout);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("symbolic link"))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["moor: left out 1 symbolic link(s) pointing outside the source: host -> /etc/hostname"],
+        "{}",
+        out.stderr
+    );
+}

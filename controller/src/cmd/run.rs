@@ -139,6 +139,9 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let store = ctx.store()?;
     let target = ctx.targets.named(&store, &args.target)?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
+    if let Some(warning) = snap.skipped_warning() {
+        eprintln!("{warning}");
+    }
     let env = args
         .env
         .as_deref()

@@ -98,6 +98,17 @@ impl Credentials {
 
 /// Reads a private key, decrypting it with `passphrase` when it is encrypted.
 pub fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<LoadedKey> {
+    // As OpenSSH: a private key others may read is refused, not used.
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            return Err(Error::KeyPermissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Error::KeyFile {
         path: path.to_owned(),
         cause: match e.kind() {
@@ -373,4 +384,29 @@ async fn keyboard_interactive<H: client::Handler>(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_others_may_read_is_refused_as_openssh_does() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(load_key(&key, None).is_ok());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_key(&key, None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE);
+        assert_eq!(err.kind(), "key_permissions");
+        assert!(err.to_string().contains("permissions 0644"), "{err}");
+        assert_eq!(err.fix(), format!("chmod 600 {}", key.display()));
+    }
 }
