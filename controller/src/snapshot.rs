@@ -139,6 +139,7 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
             .map_err(io)?;
     }
     links.sort();
+    skipped_links.sort();
     for (rel, to) in &links {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Symlink);
