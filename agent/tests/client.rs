@@ -80,15 +80,8 @@ async fn upload_run_stream_cancel_and_download_in_process() {
     // Sent once: the second put finds it.
     assert_eq!(client.put_snapshot(&snap).await.unwrap(), 0);
 
-    let spec = RunSpec {
-        name: Some("train".into()),
-        snapshot: snap.sha256.clone(),
-        command: vec!["python3".into(), "train.py".into()],
-        env: Default::default(),
-        environment: None,
-        spark: None,
-    };
-    let run = client.start_run(spec).await.unwrap();
+    let job = spec(&snap.sha256, &["python3", "train.py"]);
+    let run = client.start_run(job).await.unwrap();
     let log = read_all(&client, client.read_log(&run.id, 0, true).await).await;
     assert_eq!(log, b"training\n");
     let done = client.run(&run.id).await.unwrap();
@@ -109,15 +102,8 @@ async fn upload_run_stream_cancel_and_download_in_process() {
     );
 
     // A long run, cancelled: the answer is the ended run.
-    let spec = RunSpec {
-        name: None,
-        snapshot: snap.sha256.clone(),
-        command: vec!["sleep".into(), "300".into()],
-        env: Default::default(),
-        environment: None,
-        spark: None,
-    };
-    let sleeper = client.start_run(spec).await.unwrap();
+    let job = spec(&snap.sha256, &["sleep", "300"]);
+    let sleeper = client.start_run(job).await.unwrap();
     assert_eq!(client.status().await.unwrap().running, 1);
     let cancelled = client.cancel(&sleeper.id, 1).await.unwrap();
     assert_eq!(cancelled.state, RunState::Cancelled);
@@ -240,15 +226,8 @@ async fn the_relay_starts_one_daemon_that_every_connection_reaches() {
     let first = host.connect().await;
     let snap = snapshot();
     first.put_snapshot(&snap).await.unwrap();
-    let spec = RunSpec {
-        name: None,
-        snapshot: snap.sha256.clone(),
-        command: vec!["python3".into(), "train.py".into()],
-        env: Default::default(),
-        environment: None,
-        spark: None,
-    };
-    let run = first.start_run(spec).await.unwrap();
+    let job = spec(&snap.sha256, &["python3", "train.py"]);
+    let run = first.start_run(job).await.unwrap();
     let log = read_all(&first, first.read_log(&run.id, 0, true).await).await;
     assert_eq!(log, b"training\n");
     let pid = host.daemon_pid().expect("the relay started a daemon");
