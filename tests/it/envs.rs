@@ -117,6 +117,7 @@ fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let e = attached(HostSpec::default());
     let (code, _) =
         e.f.host
@@ -279,6 +280,7 @@ fn pip_env_from_a_wheelhouse_trains_a_model_and_an_interrupted_build_is_not_read
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let e = attached(HostSpec::default());
     let wheels = wheelhouse().to_str().unwrap().to_owned();
     let reqs = e.write("requirements.txt", SKLEARN_REQUIREMENTS);
@@ -393,6 +395,7 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let e = attached(HostSpec {
         docker_socket: Some(true),
         ..HostSpec::default()
@@ -540,6 +543,7 @@ fn docker_env_with_a_pip_layer_trains_from_a_wheelhouse() {
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let e = attached(HostSpec {
         docker_socket: Some(true),
         ..HostSpec::default()

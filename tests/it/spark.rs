@@ -103,6 +103,7 @@ fn pyspark_jobs_run_through_spark_submit() {
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let f = Fixture::new(
         MOOR,
         HostSpec {
@@ -293,6 +294,7 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
     if !docker_or_skip() {
         return;
     }
+    let _heavy = moor_tests::heavy();
     let f = Fixture::new(
         MOOR,
         HostSpec {
@@ -310,18 +312,28 @@ fn a_head_node_without_yarn_or_hdfs_fails_those_checks_with_remedies() {
         "{spark}"
     );
     // Hadoop's own YARN client, no ResourceManager: it retries until the
-    // probe's limit stops it.
+    // probe's limit stops it. It names the server it retries once its JVM
+    // is up; on a loaded machine the 15 s limit can come first, and the
+    // check fails all the same, saying so (both forms are parsed from real
+    // output in the probe's unit tests).
     let yarn = out.check("yarn.resourcemanager");
     assert_eq!(yarn["status"], "fail", "{yarn}");
     let detail = out.check_detail("yarn.resourcemanager");
-    assert!(
-        detail.starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
-        "{yarn}"
-    );
-    assert!(
-        detail.contains("(still retrying 0.0.0.0/0.0.0.0:8032)"),
-        "{yarn}"
-    );
+    if detail.starts_with("the ResourceManager at ") {
+        assert!(
+            detail.starts_with("the ResourceManager at /0.0.0.0:8032 does not answer"),
+            "{yarn}"
+        );
+        assert!(
+            detail.contains("(still retrying 0.0.0.0/0.0.0.0:8032)"),
+            "{yarn}"
+        );
+    } else {
+        assert_eq!(
+            detail, "the ResourceManager does not answer: no answer within 15 s",
+            "{yarn}"
+        );
+    }
     assert!(yarn["remedy"].as_str().unwrap().contains("ResourceManager"));
     let hdfs = out.check("hdfs.default_fs");
     assert_eq!(hdfs["status"], "fail");

@@ -57,6 +57,17 @@ pub fn docker_or_skip() -> bool {
     ok
 }
 
+/// Serialises the tests that load this two-core machine most (JVMs, image
+/// builds, solves): one of them at a time, so that the time limits of the
+/// tests running beside them stay honest. Hold the guard for the test.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding it leaves nothing to protect.
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs a command, panicking with its stderr when it fails.
 pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd

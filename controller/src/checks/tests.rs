@@ -269,9 +269,20 @@ fn yarn_needs_an_answering_resourcemanager_with_running_nodes() {
     assert!(c.remedy.unwrap().contains("Ambari"));
     let c = status(Some(Yarn {
         exit: Some(255),
-        ..down
+        ..down.clone()
     }));
     assert!(c.detail.contains("Retrying connect to server"), "{c:?}");
+    // A client whose JVM said nothing before the limit (a loaded host).
+    let c = status(Some(Yarn {
+        last_line: None,
+        resource_manager: None,
+        ..down
+    }));
+    assert_eq!(c.status, Status::Fail);
+    assert_eq!(
+        c.detail,
+        "the ResourceManager does not answer: no answer within 15 s"
+    );
 }
 
 #[test]
