@@ -96,6 +96,26 @@ pub struct Store {
     path: std::path::PathBuf,
 }
 
+/// Why one attempt at opening the database failed.
+enum Opened {
+    /// Another process holds a lock this one cannot wait for: try again.
+    Busy(rusqlite::Error),
+    /// Anything else SQLite said.
+    Sqlite(rusqlite::Error),
+    /// Not SQLite's doing (a newer schema).
+    Failed(Box<Error>),
+}
+
+impl From<rusqlite::Error> for Opened {
+    fn from(e: rusqlite::Error) -> Opened {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => Opened::Busy(e),
+            _ => Opened::Sqlite(e),
+        }
+    }
+}
+
 /// Why a target cannot be attached under a name.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Conflict {
@@ -138,46 +158,56 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let err = db_err(path);
+        // A new database's first writers race for its creation (setting WAL
+        // mode takes a lock SQLite's busy handler does not wait for): a busy
+        // answer here is retried, never an error, for up to 30 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Self::open_once(path) {
+                Err(Opened::Busy(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(Opened::Busy(e)) | Err(Opened::Sqlite(e)) => return Err(db_err(path)(e)),
+                Err(Opened::Failed(e)) => return Err(*e),
+                Ok(store) => return Ok(store),
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> std::result::Result<Store, Opened> {
         let existed = path.exists();
-        let mut conn = Connection::open(path).map_err(&err)?;
+        let mut conn = Connection::open(path)?;
         if !existed {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(&err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(&err)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
-            return Err(Error::usage(
+            return Err(Opened::Failed(Box::new(Error::usage(
                 format!(
                     "workspace {} was written by a newer moor (schema {version})",
                     path.display()
                 ),
                 "upgrade moor, or use another --workspace",
-            ));
+            ))));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            tx.execute_batch(sql).map_err(&err)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(&err)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tracing::debug!(version = i + 1, "migrated workspace schema");
         }
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace_id', ?1)",
             params![crate::random::hex(8)],
-        )
-        .map_err(&err)?;
-        tx.commit().map_err(&err)?;
+        )?;
+        tx.commit()?;
         Ok(Store {
             conn,
             path: path.to_owned(),

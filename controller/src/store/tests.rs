@@ -198,3 +198,34 @@ fn a_target_round_trips_typed_and_an_unknown_kind_is_an_error() {
     assert!(err.to_string().contains("unknown target kind"), "{err}");
     assert!(store.targets().is_err());
 }
+
+#[test]
+fn concurrent_first_opens_of_a_new_workspace_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moor.db");
+        let start = std::sync::Barrier::new(16);
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let opens: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        Store::open(&path).map(|store| store.workspace_id().unwrap())
+                    })
+                })
+                .collect();
+            opens
+                .into_iter()
+                .map(|o| {
+                    o.join()
+                        .unwrap()
+                        .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                })
+                .collect()
+        });
+        assert!(
+            ids.iter().all(|id| id == &ids[0]),
+            "one workspace id: {ids:?}"
+        );
+    }
+}
