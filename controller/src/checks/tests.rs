@@ -272,6 +272,16 @@ fn yarn_needs_an_answering_resourcemanager_with_running_nodes() {
         ..down.clone()
     }));
     assert!(c.detail.contains("Retrying connect to server"), "{c:?}");
+    // A client that named its ResourceManager, then nothing before the limit.
+    let c = status(Some(Yarn {
+        last_line: Some("INFO client.DefaultNoHARMFailoverProxyProvider: Connecting to ResourceManager at /0.0.0.0:8032".into()),
+        resource_manager: Some("/0.0.0.0:8032".into()),
+        ..down.clone()
+    }));
+    assert_eq!(
+        c.detail,
+        "the ResourceManager at /0.0.0.0:8032 does not answer: no answer within 15 s"
+    );
     // A client whose JVM said nothing before the limit (a loaded host).
     let c = status(Some(Yarn {
         last_line: None,
