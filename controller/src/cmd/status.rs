@@ -23,6 +23,9 @@ pub struct Row {
     /// Why it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What helps, when it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// Every target's status.
@@ -65,6 +68,15 @@ impl Render for Status {
             ]);
         }
         out.raw(&table.render());
+        // A non-zero exit says why on stderr too.
+        for row in self.rows.iter().filter(|r| !r.up) {
+            out.note(format!(
+                "error: target {}: {}; fix: {}",
+                row.target,
+                row.error.as_deref().unwrap_or("no answer"),
+                row.fix.as_deref().unwrap_or("run with -vv")
+            ));
+        }
     }
 
     fn exit_code(&self) -> u8 {
@@ -99,6 +111,7 @@ pub async fn run(args: &StatusArgs, ctx: &Context) -> Result<Status> {
                 up: true,
                 status: Some(s),
                 error: None,
+                fix: None,
             },
             Err(e) => {
                 status.exit_code = e.exit_code();
@@ -107,6 +120,7 @@ pub async fn run(args: &StatusArgs, ctx: &Context) -> Result<Status> {
                     up: false,
                     status: None,
                     error: Some(e.to_string()),
+                    fix: Some(e.fix()),
                 }
             }
         };
