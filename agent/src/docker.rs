@@ -15,6 +15,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
+use moor_proto::archive::{unpack_within, PullReader};
 
 use crate::error::{AgentError, Result};
 
@@ -244,32 +245,41 @@ async fn drive(
     Ok(code)
 }
 
+/// Copies the container's /moor/outputs into `dest` while the engine sends
+/// it, through the same unpacker as downloads: no link or hard link from the
+/// container can lead a write outside `dest`. What is left out is said in
+/// the run's log.
 async fn copy_outputs(docker: &Docker, name: &str, dest: &Path) -> Result<()> {
     let options = DownloadFromContainerOptionsBuilder::new()
         .path("/moor/outputs")
         .build();
     let mut stream = docker.download_from_container(name, Some(options));
-    let mut bytes = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let into = dest.to_path_buf();
+    // The archive holds `outputs/...`: the first component is stripped.
+    let unpacking = tokio::task::spawn_blocking(move || {
+        let reader = PullReader::new(|| rx.blocking_recv().transpose());
+        unpack_within(reader, &into, 1)
+    });
     while let Some(chunk) = stream.next().await {
-        bytes.extend_from_slice(&chunk.map_err(|e| explain(&e))?);
+        let chunk = chunk.map_err(|e| io::Error::other(explain(&e).to_string()));
+        let failed = chunk.is_err();
+        if tx.send(chunk.map(|b| b.to_vec())).await.is_err() || failed {
+            break; // the unpacker stopped (its error says why)
+        }
     }
-    // The archive holds `outputs/...`: strip that first component.
-    let mut archive = tar::Archive::new(bytes.as_slice());
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let rest: std::path::PathBuf = path.components().skip(1).collect();
-        let safe = rest
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if rest.as_os_str().is_empty() || !safe {
-            continue;
-        }
-        let target = dest.join(&rest);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        entry.unpack(&target).map_err(|e| e.to_string())?;
+    drop(tx);
+    let unpacked = unpacking
+        .await
+        .map_err(|e| AgentError::internal(e.to_string()))?
+        .map_err(|e| AgentError::from(e).context("copying the outputs out of the container"))?;
+    let mut out = io::stdout().lock();
+    for skipped in &unpacked.skipped.first {
+        let _ = writeln!(out, "moor: left out outputs/{skipped}");
+    }
+    let more = unpacked.skipped.total - unpacked.skipped.first.len() as u64;
+    if more > 0 {
+        let _ = writeln!(out, "moor: and {more} more left out of the outputs");
     }
     Ok(())
 }

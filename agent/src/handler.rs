@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::envs::Envs;
 use crate::error::AgentError;
+use crate::outputs;
 use crate::runs::{files, Runs};
 use crate::sys;
 
@@ -302,14 +303,13 @@ fn handle(
             if daemon.runs.info(&run_id).is_err() {
                 return reply(not_found(format!("no run {run_id}")));
             }
-            let mut archive = tar::Builder::new(Vec::new());
-            archive.append_dir_all(".", daemon.runs.dir(&run_id).join(files::OUTPUTS))?;
-            let bytes = archive.into_inner()?;
             reply(Response::Stream { offset: 0 })?;
-            for chunk in bytes.chunks(256 * 1024) {
-                send(writer, &Frame::data(id, chunk.to_vec()))?;
-            }
-            send(writer, &Frame::end(id))
+            let outputs = daemon.runs.dir(&run_id).join(files::OUTPUTS);
+            let frames =
+                outputs::Chunked::new(|chunk: &[u8]| send(writer, &Frame::data(id, chunk)));
+            let skips = outputs::write_archive(&outputs, frames)?;
+            let trailer = serde_json::to_vec(&skips).map_err(io::Error::other)?;
+            send(writer, &Frame::end_with(id, trailer))
         }
     }
 }

@@ -23,6 +23,7 @@
 //! [`serve`] is the daemon and the stdio relay, [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
+//! [`outputs`] streams a run's outputs as an archive,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
 pub mod docker;
@@ -30,6 +31,7 @@ pub mod envbuild;
 pub mod envs;
 pub mod error;
 pub mod handler;
+pub mod outputs;
 pub mod runs;
 pub mod serve;
 pub mod spark;

@@ -58,7 +58,8 @@ async fn read_all(
     loop {
         match stream.next().await {
             Some(Chunk::Data(bytes)) => out.extend_from_slice(&bytes),
-            Some(Chunk::End) => return out,
+            Some(Chunk::End(_)) => return out,
+            Some(Chunk::Failed(e)) => panic!("{e}"),
             None => panic!("{}", client.lost("closed mid-stream")),
         }
     }

@@ -65,7 +65,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Runs(args) => cmd::runs::list(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Logs(args) => cmd::runs::logs(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Cancel(args) => cmd::runs::cancel(args, &ctx).await.map(|r| Printed::of(&r)),
-        Command::Download(args) => cmd::runs::download(args, &ctx)
+        Command::Download(args) => cmd::download::download(args, &ctx)
             .await
             .map(|r| Printed::of(&r)),
         Command::Status(args) => cmd::status::run(args, &ctx).await.map(|r| Printed::of(&r)),

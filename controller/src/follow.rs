@@ -107,7 +107,8 @@ pub async fn stream(
                 sink.write(&bytes, log.has_more());
                 *offset += bytes.len() as u64;
             }
-            Chunk::End => return Ok(()),
+            Chunk::End(_) => return Ok(()),
+            Chunk::Failed(error) => return Err(agent.refused(error)),
         }
     }
 }

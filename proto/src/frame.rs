@@ -34,7 +34,9 @@ pub enum FrameKind {
     Response = 2,
     /// Raw bytes of a stream belonging to the request id.
     Data = 3,
-    /// The end of that stream (empty payload).
+    /// The end of that stream (its payload, when not empty, is the
+    /// stream's trailer: for a download, the JSON
+    /// [`Skips`](crate::archive::Skips) the agent left out).
     End = 4,
 }
 
@@ -131,10 +133,15 @@ impl Frame {
 
     /// An end-of-stream frame.
     pub fn end(id: u64) -> Frame {
+        Frame::end_with(id, Vec::new())
+    }
+
+    /// The end of a stream, with a trailer.
+    pub fn end_with(id: u64, trailer: Vec<u8>) -> Frame {
         Frame {
             kind: FrameKind::End,
             id,
-            payload: Vec::new(),
+            payload: trailer,
         }
     }
 

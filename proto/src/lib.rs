@@ -7,9 +7,11 @@
 //! - [`Hello`] and [`MAGIC`]: the handshake, first on every exchange.
 //! - [`frame`]: length-prefixed frames with request ids.
 //! - [`message`]: the [`Request`] and [`Response`] enums.
+//! - [`archive`]: unpacking what a host sends into a folder, never outside it.
 //! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod env;
 pub mod frame;
 pub mod message;

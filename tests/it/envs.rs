@@ -431,7 +431,9 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         &[
             "sh",
             "-c",
-            "cat /etc/moor-marker; moor-hello; cat data.txt; pwd; echo result > $MOOR_OUTPUT_DIR/r.txt; exit 7",
+            "cat /etc/moor-marker; moor-hello; cat data.txt; pwd; cd $MOOR_OUTPUT_DIR; \
+             echo result > r.txt; ln -s r.txt latest; ln -s /etc/passwd passwd; \
+             ln -s ../../../.. up; exit 7",
         ],
     );
     assert_exit(&out, 7);
@@ -440,6 +442,9 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         "moor-hello 1.2",
         "from the snapshot",
         "/moor/src",
+        // No link from the container leads out of the run's outputs.
+        "moor: left out outputs/passwd: a link to /etc/passwd (outside the folder)",
+        "moor: left out outputs/up: a link to ../../../.. (outside the folder)",
     ] {
         assert!(
             out.stdout.contains(want),
@@ -454,6 +459,12 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
         std::fs::read_to_string(Path::new(&to).join("r.txt")).unwrap(),
         "result\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&to).join("latest")).unwrap(),
+        "result\n"
+    );
+    assert!(!Path::new(&to).join("passwd").exists());
+    assert!(!Path::new(&to).join("up").exists());
     let left = std::process::Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label=moor.run={run_id}")])
         .output()

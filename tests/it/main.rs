@@ -6,6 +6,7 @@ mod attach;
 mod envs;
 mod harness;
 mod install;
+mod outputs;
 mod runs;
 mod spark;
 mod validate;

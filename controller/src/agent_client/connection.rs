@@ -8,13 +8,51 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moor_proto::{Frame, FrameKind, Hello, Request, Response, MAGIC, PROTOCOL_VERSION};
+use moor_proto::{Frame, FrameKind, Hello, Request, Response, WireError, MAGIC, PROTOCOL_VERSION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 
-type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Frame>>>>;
+type Pending = Arc<Mutex<HashMap<u64, Sink>>>;
+
+/// Where a request's frames go: most answers are small and come at once; a
+/// download is bounded, so a fast agent waits for the disk instead of
+/// filling memory (the reader stops reading, SSH's window closes).
+#[derive(Clone)]
+enum Sink {
+    Unbounded(mpsc::UnboundedSender<Frame>),
+    Bounded(mpsc::Sender<Frame>),
+}
+
+/// The frames of one request, as they arrive.
+pub enum Frames {
+    /// For answers and logs.
+    Unbounded(mpsc::UnboundedReceiver<Frame>),
+    /// For downloads: at most [`BOUNDED_FRAMES`] waiting.
+    Bounded(mpsc::Receiver<Frame>),
+}
+
+/// How many frames of a bounded request may wait (4 MiB of 256 KiB chunks).
+pub const BOUNDED_FRAMES: usize = 16;
+
+impl Frames {
+    /// The next frame; `None` once the request is over or the link closed.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        match self {
+            Frames::Unbounded(rx) => rx.recv().await,
+            Frames::Bounded(rx) => rx.recv().await,
+        }
+    }
+
+    /// Whether a frame is already waiting.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Frames::Unbounded(rx) => rx.is_empty(),
+            Frames::Bounded(rx) => rx.is_empty(),
+        }
+    }
+}
 
 /// How long the agent may take to say hello (it may start its daemon first).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -131,17 +169,37 @@ impl Connection {
         }
     }
 
+    /// The error for an agent's refusal.
+    pub fn refused(&self, error: WireError) -> Error {
+        Error::Refused {
+            host: self.host.clone(),
+            kind: error.kind,
+            message: error.message,
+            fix: error.fix,
+        }
+    }
+
     /// Sends a request; the receiver gets every frame with its id (the
     /// response, then any data and end frames).
-    pub async fn request(
-        &self,
-        request: &Request,
-    ) -> Result<(u64, mpsc::UnboundedReceiver<Frame>)> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+    pub async fn request(&self, request: &Request) -> Result<(u64, Frames)> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.pending.lock().expect("pending lock").insert(id, tx);
+        let id = self.send(request, Sink::Unbounded(tx)).await?;
+        Ok((id, Frames::Unbounded(rx)))
+    }
+
+    /// Sends a request whose frames wait at most [`BOUNDED_FRAMES`] at a
+    /// time: until they are taken, no frame of this connection is read.
+    pub async fn request_bounded(&self, request: &Request) -> Result<(u64, Frames)> {
+        let (tx, rx) = mpsc::channel(BOUNDED_FRAMES);
+        let id = self.send(request, Sink::Bounded(tx)).await?;
+        Ok((id, Frames::Bounded(rx)))
+    }
+
+    async fn send(&self, request: &Request, sink: Sink) -> Result<u64> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().expect("pending lock").insert(id, sink);
         self.write(&request.to_frame(id)).await?;
-        Ok((id, rx))
+        Ok(id)
     }
 
     /// Writes one frame.
@@ -168,15 +226,10 @@ impl Connection {
     }
 
     /// The next frame of a request, as a response; an error response is an error.
-    pub async fn response(&self, rx: &mut mpsc::UnboundedReceiver<Frame>) -> Result<Response> {
+    pub async fn response(&self, rx: &mut Frames) -> Result<Response> {
         let frame = rx.recv().await.ok_or_else(|| self.lost("closed"))?;
         match frame.response().map_err(|e| self.lost(e.to_string()))? {
-            Response::Error { error } => Err(Error::Refused {
-                host: self.host.clone(),
-                kind: error.kind,
-                message: error.message,
-                fix: error.fix,
-            }),
+            Response::Error { error } => Err(self.refused(error)),
             response => Ok(response),
         }
     }
@@ -213,12 +266,23 @@ async fn route(mut reader: Reader, mut buf: Vec<u8>, pending: Pending) {
                         }
                         _ => false,
                     };
-                    let mut pending = pending.lock().expect("pending lock");
-                    if let Some(tx) = pending.get(&id) {
-                        let _ = tx.send(frame);
-                    }
-                    if done {
-                        pending.remove(&id);
+                    let sink = {
+                        let mut pending = pending.lock().expect("pending lock");
+                        let sink = pending.get(&id).cloned();
+                        if done {
+                            pending.remove(&id);
+                        }
+                        sink
+                    };
+                    match sink {
+                        Some(Sink::Unbounded(tx)) => {
+                            let _ = tx.send(frame);
+                        }
+                        // Waits (outside the lock) while the taker is behind.
+                        Some(Sink::Bounded(tx)) => {
+                            let _ = tx.send(frame).await;
+                        }
+                        None => {}
                     }
                 }
                 Ok(None) => break,

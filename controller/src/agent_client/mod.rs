@@ -13,10 +13,11 @@ pub mod connection;
 use std::time::Duration;
 
 use moor_proto::env::{EnvInfo, EnvSpec, PrepareOptions};
-use moor_proto::{AgentStatus, Frame, FrameKind, Hello, Request, Response, RunInfo, RunSpec};
-use tokio::sync::mpsc;
+use moor_proto::{
+    AgentStatus, Frame, FrameKind, Hello, Request, Response, RunInfo, RunSpec, WireError,
+};
 
-use connection::Connection;
+use connection::{Connection, Frames};
 pub use connection::{Reader, Writer, CALL_TIMEOUT};
 
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ pub struct AgentClient {
 
 /// A byte stream from the agent (a log, a download): data until the end.
 pub struct ByteStream {
-    rx: mpsc::UnboundedReceiver<Frame>,
+    rx: Frames,
 }
 
 /// One piece of a [`ByteStream`].
@@ -40,8 +41,11 @@ pub struct ByteStream {
 pub enum Chunk {
     /// Bytes.
     Data(Vec<u8>),
-    /// The stream ended.
-    End,
+    /// The stream ended, with its trailer (empty for a log; for a download,
+    /// what the agent left out).
+    End(Vec<u8>),
+    /// The agent gave up mid-stream, and said why.
+    Failed(WireError),
 }
 
 impl ByteStream {
@@ -51,9 +55,14 @@ impl ByteStream {
             let frame = self.rx.recv().await?;
             match frame.kind {
                 FrameKind::Data => return Some(Chunk::Data(frame.payload)),
-                FrameKind::End => return Some(Chunk::End),
+                FrameKind::End => return Some(Chunk::End(frame.payload)),
+                FrameKind::Response => {
+                    if let Ok(Response::Error { error }) = frame.response() {
+                        return Some(Chunk::Failed(error));
+                    }
+                }
                 // Nothing else follows a stream's start; skip rather than stall.
-                _ => continue,
+                FrameKind::Request => continue,
             }
         }
     }
@@ -202,16 +211,33 @@ impl AgentClient {
         self.stream(request, "the log stream did not start").await
     }
 
-    /// A run's `outputs/` as a tar archive.
+    /// A run's `outputs/` as a tar archive, at the pace it is taken; the end
+    /// frame's trailer is the JSON [`moor_proto::archive::Skips`].
     pub async fn download(&self, run_id: &str) -> Result<ByteStream> {
         let request = Request::Download {
             run_id: run_id.to_owned(),
         };
-        self.stream(request, "the download did not start").await
+        let frames = self.conn.request_bounded(&request).await?;
+        self.stream_from(request, frames, "the download did not start")
+            .await
+    }
+
+    /// The error for an agent that gave up mid-stream.
+    pub fn refused(&self, error: WireError) -> Error {
+        self.conn.refused(error)
     }
 
     async fn stream(&self, request: Request, stalled: &str) -> Result<ByteStream> {
-        let (_, mut rx) = self.conn.request(&request).await?;
+        let frames = self.conn.request(&request).await?;
+        self.stream_from(request, frames, stalled).await
+    }
+
+    async fn stream_from(
+        &self,
+        request: Request,
+        (_, mut rx): (u64, Frames),
+        stalled: &str,
+    ) -> Result<ByteStream> {
         match tokio::time::timeout(CALL_TIMEOUT, self.conn.response(&mut rx))
             .await
             .map_err(|_| self.lost(stalled))??

@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod detach;
+pub mod download;
 pub mod env;
 pub mod env_build;
 pub mod host_key;

@@ -1,16 +1,13 @@
 //! Looking at runs: `moor runs` (every target at once), `moor logs`, `moor
-//! cancel`, `moor download`. A run is found through the workspace's record of
-//! the target it was started on.
-
-use std::path::PathBuf;
+//! cancel` (`moor download` is [`super::download`]). A run is found through
+//! the workspace's record of the target it was started on.
 
 use moor_proto::{RunInfo, RunState, SparkSpec};
 use serde::Serialize;
 
 use super::Context;
-use crate::agent_client::Chunk;
-use crate::cli::{CancelArgs, DownloadArgs, LogsArgs, RunsArgs};
-use crate::error::{exit, Error, Result};
+use crate::cli::{CancelArgs, LogsArgs, RunsArgs};
+use crate::error::{exit, Result};
 use crate::follow;
 use crate::output::{error_line, Render, Table, Text};
 use crate::progress::LogSink;
@@ -234,52 +231,4 @@ pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
     let run = c.agent.cancel(&args.run, args.grace).await;
     c.close().await;
     Ok(Cancelled(RunJson::new(run?, &target.name)))
-}
-
-/// Downloaded outputs.
-#[derive(Debug, Serialize)]
-pub struct Downloaded {
-    run: String,
-    to: PathBuf,
-    bytes: usize,
-}
-
-impl Render for Downloaded {
-    fn render(&self, out: &mut Text) {
-        out.line(format!("outputs of {} in {}", self.run, self.to.display()));
-    }
-}
-
-/// `moor download RUN [--to DIR]`.
-pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> {
-    let store = ctx.store()?;
-    let target = ctx.targets.of_run(&store, &args.run)?;
-    let dest = args
-        .to
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("moor-outputs").join(&args.run));
-    let access = Access::from_args(&args.connect)?;
-    let c = ctx.targets.connect(&target, &access).await?;
-    let mut archive = c.agent.download(&args.run).await?;
-    let mut bytes = Vec::new();
-    loop {
-        match archive.next().await {
-            Some(Chunk::Data(data)) => bytes.extend_from_slice(&data),
-            Some(Chunk::End) => break,
-            None => return Err(c.agent.lost("the agent closed the download")),
-        }
-    }
-    c.close().await;
-    let io = |cause| Error::Io {
-        what: "cannot write the outputs",
-        path: dest.clone(),
-        cause,
-    };
-    std::fs::create_dir_all(&dest).map_err(io)?;
-    tar::Archive::new(&bytes[..]).unpack(&dest).map_err(io)?;
-    Ok(Downloaded {
-        run: args.run.clone(),
-        to: dest,
-        bytes: bytes.len(),
-    })
 }

@@ -1,0 +1,162 @@
+//! `moor download RUN [--to DIR]`: a run's outputs, unpacked while they
+//! arrive. The archive is never held whole: frames go (a few at a time, see
+//! [`crate::agent_client::connection::BOUNDED_FRAMES`]) from the connection
+//! to an unpacker on a blocking thread, which writes each file straight to
+//! disk. The unpacker is [`moor_proto::archive`]'s: nothing the host sends
+//! can write outside the folder the user chose, and what is left out
+//! (links leading outside it, special files) is listed, never fatal.
+
+use std::io;
+use std::path::PathBuf;
+
+use moor_proto::archive::{unpack_within, PullReader, Skipped, Skips};
+use moor_proto::WireError;
+use serde::Serialize;
+
+use super::Context;
+use crate::agent_client::{ByteStream, Chunk, CALL_TIMEOUT};
+use crate::checks;
+use crate::cli::DownloadArgs;
+use crate::error::{Error, Result};
+use crate::output::{Render, Text};
+use crate::target::Access;
+
+/// Downloaded outputs.
+#[derive(Debug, Serialize)]
+pub struct Downloaded {
+    run: String,
+    to: PathBuf,
+    /// Bytes of the archive received.
+    bytes: u64,
+    /// Files written.
+    files: u64,
+    /// Bytes of file content written.
+    file_bytes: u64,
+    /// Symbolic links kept (they stay inside the folder).
+    links: u64,
+    /// The first entries left out, each with why.
+    skipped: Vec<Skipped>,
+    /// How many were left out in all.
+    skipped_total: u64,
+}
+
+impl Render for Downloaded {
+    fn render(&self, out: &mut Text) {
+        out.line(format!(
+            "outputs of {} in {} ({} files, {})",
+            self.run,
+            self.to.display(),
+            self.files,
+            checks::bytes(self.file_bytes)
+        ));
+        for skipped in &self.skipped {
+            out.note(format!("warning: left out {skipped}"));
+        }
+        let more = self.skipped_total - self.skipped.len() as u64;
+        if more > 0 {
+            out.note(format!("warning: and {more} more left out"));
+        }
+    }
+}
+
+/// Why the stream stopped early, as seen from the blocking side.
+enum Stopped {
+    Lost(String),
+    Refused(WireError),
+}
+
+/// Pulls the stream's chunks from the blocking unpacker's thread.
+struct Puller {
+    stream: ByteStream,
+    runtime: tokio::runtime::Handle,
+    trailer: Option<Vec<u8>>,
+    stopped: Option<Stopped>,
+}
+
+impl Puller {
+    fn pull(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.trailer.is_some() {
+            return Ok(None);
+        }
+        let next = self
+            .runtime
+            .block_on(tokio::time::timeout(CALL_TIMEOUT, self.stream.next()));
+        let stopped = match next {
+            Ok(Some(Chunk::Data(data))) => return Ok(Some(data)),
+            Ok(Some(Chunk::End(trailer))) => {
+                self.trailer = Some(trailer);
+                return Ok(None);
+            }
+            Ok(Some(Chunk::Failed(error))) => Stopped::Refused(error),
+            Ok(None) => Stopped::Lost("the agent closed the download".into()),
+            Err(_) => Stopped::Lost(format!(
+                "no data for {}s during the download",
+                CALL_TIMEOUT.as_secs()
+            )),
+        };
+        self.stopped = Some(stopped);
+        Err(io::Error::other("the download stopped"))
+    }
+}
+
+/// `moor download RUN [--to DIR]`.
+pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> {
+    let store = ctx.store()?;
+    let target = ctx.targets.of_run(&store, &args.run)?;
+    let dest = args
+        .to
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("moor-outputs").join(&args.run));
+    let access = Access::from_args(&args.connect)?;
+    let c = ctx.targets.connect(&target, &access).await?;
+    let stream = c.agent.download(&args.run).await?;
+    let mut puller = Puller {
+        stream,
+        runtime: tokio::runtime::Handle::current(),
+        trailer: None,
+        stopped: None,
+    };
+    let into = dest.clone();
+    let unpacking = tokio::task::spawn_blocking(move || {
+        let mut reader = PullReader::new(|| puller.pull());
+        // tar stops at its end block: read on to the stream's end frame.
+        let unpacked = unpack_within(&mut reader, &into, 0)
+            .and_then(|u| io::copy(&mut reader, &mut io::sink()).map(|_| u));
+        let received = reader.read;
+        (unpacked, received, puller)
+    });
+    let (unpacked, received, puller) = unpacking.await.map_err(|e| Error::Io {
+        what: "the unpacker stopped",
+        path: dest.clone(),
+        cause: io::Error::other(e.to_string()),
+    })?;
+    let stopped = match puller.stopped {
+        Some(Stopped::Refused(error)) => Err(c.agent.refused(error)),
+        Some(Stopped::Lost(cause)) => Err(c.agent.lost(cause)),
+        None => Ok(()),
+    };
+    c.close().await;
+    stopped?;
+    let unpacked = unpacked.map_err(|cause| Error::Io {
+        what: "cannot write the outputs",
+        path: dest.clone(),
+        cause,
+    })?;
+    // The agent's own list (what it would not send) comes first.
+    let mut skipped: Skips = puller
+        .trailer
+        .as_deref()
+        .and_then(|t| serde_json::from_slice(t).ok())
+        .unwrap_or_default();
+    skipped.extend(unpacked.skipped);
+    Ok(Downloaded {
+        run: args.run.clone(),
+        to: dest,
+        bytes: received,
+        files: unpacked.files,
+        file_bytes: unpacked.bytes,
+        links: unpacked.links,
+        skipped: skipped.first,
+        skipped_total: skipped.total,
+    })
+}

@@ -1,0 +1,166 @@
+//! `moor download` against a real test host: what a job's outputs may hold
+//! (links out of them, loops, FIFOs, hard links) never reaches outside the
+//! folder the user chose, and the archive streams through both sides in
+//! bounded memory.
+
+use std::path::Path;
+use std::time::Duration;
+
+use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// A host attached as `box`, with a run of `script` (sh) finished on it.
+fn finished_run(f: &Fixture, script: &str) -> String {
+    assert_exit(&f.attach("box", &[]), 0);
+    let src = tempfile::tempdir().unwrap();
+    let out = f.moor.run(&[
+        "run",
+        "--target",
+        "box",
+        "--json",
+        "--source-dir",
+        src.path().to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_exit(&out, 0);
+    out.json()["id"].as_str().unwrap().to_owned()
+}
+
+const HOSTILE_OUTPUTS: &str = r#"set -e
+cd "$MOOR_OUTPUT_DIR"
+mkdir -p model
+echo weights > model/w.bin
+ln -s model/w.bin latest
+ln model/w.bin model/hard.bin
+ln -s /etc/passwd passwd
+ln -s "$HOME/.ssh" ssh
+ln -s ../../../../.. escape
+ln -s loop loop
+ln -s model/../../x model/up
+mkfifo pipe
+"#;
+
+#[test]
+fn a_download_keeps_links_inside_the_outputs_and_never_copies_what_others_lead_to() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    let id = finished_run(&f, HOSTILE_OUTPUTS);
+    let to = f.moor.home().join("dl");
+    let out = f
+        .moor
+        .run(&["download", &id, "--to", to.to_str().unwrap(), "--json"]);
+    assert_exit(&out, 0);
+    let json = out.json();
+    let mut skipped: Vec<String> = json["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {}",
+                s["path"].as_str().unwrap(),
+                s["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "escape: a link to ../../../../.. (outside the folder)",
+            "model/up: a link to model/../../x (outside the folder)",
+            "passwd: a link to /etc/passwd (outside the folder)",
+            "pipe: a special file (a FIFO)",
+            "ssh: a link to /home/moor/.ssh (outside the folder)",
+        ]
+    );
+    assert_eq!(json["skipped_total"], 5);
+    // Kept: the file, its hard link (as a file), the inside link, the loop
+    // (a link to itself harms nobody).
+    assert_eq!(
+        std::fs::read_to_string(to.join("latest")).unwrap(),
+        "weights\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join("model/hard.bin")).unwrap(),
+        "weights\n"
+    );
+    assert!(std::fs::symlink_metadata(to.join("latest"))
+        .unwrap()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(to.join("loop"))
+        .unwrap()
+        .is_symlink());
+    for gone in ["passwd", "ssh", "escape", "pipe", "model/up"] {
+        assert!(std::fs::symlink_metadata(to.join(gone)).is_err(), "{gone}");
+    }
+    // Said to a person on stderr, one line each.
+    let human = f.moor.run(&["download", &id, "--to", to.to_str().unwrap()]);
+    assert_exit(&human, 0);
+    assert!(
+        human
+            .stderr
+            .contains("warning: left out passwd: a link to /etc/passwd (outside the folder)"),
+        "{}",
+        human.stderr
+    );
+    assert!(human.stdout.contains("(2 files, 16 B)"), "{}", human.stdout);
+}
+
+/// The peak resident memory (VmHWM, kB) of a process, as last read.
+fn peak_kb(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_256_mib_download_streams_in_under_64_mb_on_both_sides() {
+    if !docker_or_skip() {
+        return;
+    }
+    const SIZE: u64 = 256 << 20;
+    let f = Fixture::new(MOOR, HostSpec::default());
+    let id = finished_run(
+        &f,
+        "head -c 268435456 /dev/urandom > \"$MOOR_OUTPUT_DIR/big.bin\"",
+    );
+    let to = f.moor.home().join("big");
+    let mut child = f
+        .moor
+        .spawn(&["download", &id, "--to", to.to_str().unwrap()]);
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut client_kb = 0;
+    let code = loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            client_kb = client_kb.max(peak_kb(&status));
+        }
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(code.success(), "download failed: {code}");
+    assert_eq!(std::fs::metadata(to.join("big.bin")).unwrap().len(), SIZE);
+    assert!(
+        client_kb > 0 && client_kb < 64 * 1024,
+        "moor peaked at {client_kb} kB"
+    );
+    let daemon = f
+        .host
+        .exec("cat /proc/$(cat /home/moor/.moor/agent/*/run/pid)/status");
+    let daemon_kb = peak_kb(&daemon);
+    assert!(
+        daemon_kb > 0 && daemon_kb < 64 * 1024,
+        "the agent daemon peaked at {daemon_kb} kB"
+    );
+    assert!(!Path::new(&to).join("..").join("big.bin").exists());
+}
