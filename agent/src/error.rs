@@ -42,6 +42,32 @@ impl AgentError {
         AgentError::new(ErrorKind::NotFound, message)
     }
 
+    /// The disk holding `dir` is full: "no space left in DIR (N free)", with
+    /// what helps. The controller names the host.
+    pub fn no_space(dir: &std::path::Path) -> AgentError {
+        let free = crate::sys::free_bytes(dir)
+            .map(moor_proto::human_bytes)
+            .unwrap_or_else(|| "nothing".into());
+        AgentError::new(
+            ErrorKind::NoSpace,
+            format!("no space left in {} ({free} free)", dir.display()),
+        )
+        .with_fix(format!(
+            "free space on the disk holding {} (old runs are in ~/.moor/runs; `moor env prune` removes unused environments), then try again",
+            dir.display()
+        ))
+    }
+
+    /// An I/O error met while writing under `dir`: a full disk says so
+    /// (see [`AgentError::no_space`]), anything else as it is.
+    pub fn io_in(dir: &std::path::Path, e: io::Error) -> AgentError {
+        if is_no_space(&e) {
+            AgentError::no_space(dir)
+        } else {
+            AgentError::from(e)
+        }
+    }
+
     /// Anything else.
     pub fn internal(message: impl Into<String>) -> AgentError {
         AgentError::new(ErrorKind::Internal, message)
@@ -97,10 +123,22 @@ impl fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
+/// Whether an I/O error is a full disk (or a full quota).
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl From<io::Error> for AgentError {
+    /// A full disk is taken to be the one holding `~/.moor`, where the agent
+    /// writes; callers that know the folder use [`AgentError::io_in`].
     fn from(e: io::Error) -> AgentError {
+        if is_no_space(&e) {
+            return AgentError::no_space(&crate::sys::home().join(".moor"));
+        }
         let kind = match e.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::Resources,
             io::ErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::Internal,
         };
@@ -142,9 +180,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_disk_is_a_resources_error() {
-        let e = AgentError::from(io::Error::from(io::ErrorKind::StorageFull));
-        assert_eq!(e.kind, ErrorKind::Resources);
+    fn a_full_disk_names_the_folder_and_what_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = AgentError::io_in(dir.path(), io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(e.kind, ErrorKind::NoSpace);
+        let start = format!("no space left in {} (", dir.path().display());
+        assert!(e.message.starts_with(&start), "{}", e.message);
+        assert!(e.message.ends_with(" free)"), "{}", e.message);
+        assert!(e.fix.unwrap().contains("moor env prune"));
+        let other = AgentError::io_in(dir.path(), io::Error::other("boom"));
+        assert_eq!(other.kind, ErrorKind::Internal);
         assert_eq!(
             AgentError::from("x").context("spec.json").message,
             "spec.json: x"

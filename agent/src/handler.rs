@@ -60,6 +60,20 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Removes what a killed daemon left: snapshot uploads cut short (a
+    /// live upload touches its file at least every 2 minutes) and run
+    /// folders whose start never finished.
+    pub fn sweep(&self) {
+        let stale = Duration::from_secs(10 * 60);
+        let uploads = sys::sweep_temp_files(&self.snapshots, stale);
+        let runs = self.runs.sweep_unstarted(stale);
+        if uploads + runs > 0 {
+            tracing::info!("removed {uploads} cut-short uploads and {runs} unstarted runs");
+        }
+    }
+}
+
 impl Default for Daemon {
     fn default() -> Daemon {
         Daemon::new()
@@ -264,14 +278,21 @@ fn handle(
             }
             let snapshot =
                 (!spec.snapshot.is_empty()).then(|| snapshot_path(daemon, &spec.snapshot));
-            let run = daemon.runs.start_with(&daemon.exe, spec, |dir| {
+            let started = daemon.runs.start_with(&daemon.exe, spec, |dir| {
                 let src = dir.join("src");
                 sys::create_private_dir(&src)?;
                 if let Some(archive) = &snapshot {
                     tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
                 }
                 Ok(src)
-            })?;
+            });
+            let run = match started {
+                Ok(run) => run,
+                Err(e) if crate::error::is_no_space(&e) => {
+                    return reply(AgentError::no_space(daemon.runs.root()).to_response())
+                }
+                Err(e) => return Err(e),
+            };
             reply(Response::Run { run })
         }
         Request::ListRuns => reply(Response::Runs {
@@ -382,11 +403,21 @@ fn put_snapshot(
             "snapshot hash must be 64 lowercase hex digits",
         ));
     }
-    sys::create_private_dir(&daemon.snapshots)?;
-    let tmp = daemon
-        .snapshots
-        .join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));
-    let mut file = fs::File::create(&tmp)?;
+    let dir = &daemon.snapshots;
+    let no_space = |e: io::Error| -> io::Result<Response> {
+        if crate::error::is_no_space(&e) {
+            Ok(AgentError::no_space(dir).to_response())
+        } else {
+            Err(e)
+        }
+    };
+    sys::create_private_dir(dir)?;
+    // Removed on every path but the one that keeps it (a full disk included).
+    let tmp_path = dir.join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));
+    let (tmp, mut file) = match sys::TempFile::create(tmp_path) {
+        Ok(created) => created,
+        Err(e) => return no_space(e),
+    };
     let mut hasher = Sha256::new();
     let mut got = 0u64;
     let complete = loop {
@@ -397,7 +428,9 @@ fn put_snapshot(
                     break false;
                 }
                 hasher.update(&frame.payload);
-                file.write_all(&frame.payload)?;
+                if let Err(e) = file.write_all(&frame.payload) {
+                    return no_space(e);
+                }
             }
             Ok(_) => break true,
             Err(_) => break false,
@@ -405,13 +438,14 @@ fn put_snapshot(
     };
     let hex = moor_proto::hex(&hasher.finalize());
     if !complete || got != size || hex != sha256 {
-        let _ = fs::remove_file(&tmp);
         return Ok(Response::error(
             ErrorKind::Corrupt,
             format!("snapshot upload: {got} of {size} bytes, sha256 {hex}"),
         ));
     }
-    file.sync_all()?;
-    fs::rename(&tmp, snapshot_path(daemon, sha256))?;
+    if let Err(e) = file.sync_all() {
+        return no_space(e);
+    }
+    tmp.keep(&snapshot_path(daemon, sha256))?;
     Ok(Response::Snapshot { present: true })
 }

@@ -89,6 +89,9 @@ pub mod files {
     pub const SUPERVISOR: &str = "supervisor.json";
     /// The recorded status.
     pub const STATUS: &str = "status.json";
+    /// Room taken when the run is accepted, where the supervisor records the
+    /// end if the disk is full by then (see [`super::END_ROOM`]).
+    pub const END: &str = "end.json";
     /// The cancel marker.
     pub const CANCEL: &str = "cancel";
     /// The log.
@@ -96,6 +99,22 @@ pub mod files {
     /// The outputs directory.
     pub const OUTPUTS: &str = "outputs";
 }
+
+/// A run's recorded status: `status.json`, or the end kept in the reserved
+/// `end.json` when the disk was full as the run ended.
+fn recorded_status(dir: &Path) -> Status {
+    let status: Status = read_json(&dir.join(files::STATUS)).unwrap_or_default();
+    if status.state.is_some_and(|s| s.is_final()) {
+        return status;
+    }
+    match read_json::<Status>(&dir.join(files::END)) {
+        Ok(end) if end.state.is_some_and(|s| s.is_final()) => end,
+        _ => status,
+    }
+}
+
+/// Bytes reserved in [`files::END`].
+pub const END_ROOM: usize = 4096;
 
 impl Runs {
     /// Runs under `root` (created 0700 on first use).
@@ -106,6 +125,11 @@ impl Runs {
     /// `~/.moor/runs`.
     pub fn default_root() -> PathBuf {
         home().join(".moor/runs")
+    }
+
+    /// Where the runs are.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// A run's directory.
@@ -134,15 +158,23 @@ impl Runs {
         let id = new_run_id();
         let dir = self.dir(&id);
         create_private_dir(&dir)?;
-        create_private_dir(&dir.join(files::OUTPUTS))?;
-        let workdir = prepare(&dir)?;
-        let stored = StoredSpec {
-            spec,
-            workdir,
-            created_at: moor_proto::time::now(),
-            boot_id: boot_id(),
-        };
-        write_json_atomic(&dir.join(files::SPEC), &stored)?;
+        // A run that cannot be set up (a full disk) leaves nothing behind.
+        let set_up = (|| {
+            create_private_dir(&dir.join(files::OUTPUTS))?;
+            sys::reserve(&dir.join(files::END), END_ROOM)?;
+            let workdir = prepare(&dir)?;
+            let stored = StoredSpec {
+                spec,
+                workdir,
+                created_at: moor_proto::time::now(),
+                boot_id: boot_id(),
+            };
+            write_json_atomic(&dir.join(files::SPEC), &stored)
+        })();
+        if let Err(e) = set_up {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         // Its own process group, stdio away from ours: the supervisor does
         // not die with the SSH session or the daemon that started it.
         let child = Command::new(exe)
@@ -152,7 +184,10 @@ impl Runs {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
-            .spawn()?;
+            .spawn()
+            .inspect_err(|_| {
+                let _ = fs::remove_dir_all(&dir);
+            })?;
         // Recorded here too, at once: however long the supervisor takes to
         // start on a loaded host, the run is never taken for lost meanwhile
         // (its pid and start time are the supervisor's from the fork on).
@@ -172,6 +207,32 @@ impl Runs {
             let _ = write_json_atomic(&dir.join(files::SUPERVISOR), &supervisor);
         }
         self.info(&id)
+    }
+
+    /// Removes run folders whose start never finished (no spec written)
+    /// and that are older than `age`: what a daemon killed mid-start left.
+    pub fn sweep_unstarted(&self, age: Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e > age);
+            if moor_proto::is_run_id(&name.to_string_lossy())
+                && old
+                && !path.join(files::SPEC).exists()
+            {
+                removed += usize::from(fs::remove_dir_all(&path).is_ok());
+            }
+        }
+        removed
     }
 
     /// Every run, newest first.
@@ -202,14 +263,20 @@ impl Runs {
         }
         let dir = self.dir(id);
         let stored: StoredSpec = read_json(&dir.join(files::SPEC))?;
-        let status: Status = read_json(&dir.join(files::STATUS)).unwrap_or_default();
+        let mut status = recorded_status(&dir);
         let state = match status.state {
             Some(state) if state.is_final() => state,
-            recorded => {
+            _ => {
                 let alive = read_json::<Supervisor>(&dir.join(files::SUPERVISOR))
                     .ok()
                     .is_some_and(|s| supervisor_alive(&s));
-                match (alive, recorded) {
+                // A supervisor records the end before it exits: one seen gone
+                // may have ended since the status was read. Read it again.
+                if !alive {
+                    status = recorded_status(&dir);
+                }
+                match (alive, status.state) {
+                    (_, Some(state)) if state.is_final() => state,
                     (true, Some(state)) => state,
                     (true, None) => RunState::Queued,
                     // Started (or never started) and the supervisor is gone
@@ -246,6 +313,11 @@ impl Runs {
                 .filter(|s| s.on_yarn())
                 .and_then(|_| crate::spark::application_id(&dir.join(files::LOG))),
             spark: stored.spec.spark,
+            error: status.error.or_else(|| {
+                (state == RunState::Lost).then(|| {
+                    "its supervisor ended without recording how the run ended (the host restarted, or the supervisor was killed)".to_owned()
+                })
+            }),
         })
     }
 

@@ -45,6 +45,7 @@ pub fn serve() -> Result<()> {
     let listener = UnixListener::bind(&sock)?;
     fs::write(dir.join("pid"), format!("{}\n", std::process::id()))?;
     let daemon = std::sync::Arc::new(crate::handler::Daemon::new());
+    daemon.sweep();
     tracing::info!(
         "daemon {} listening on {}",
         std::process::id(),

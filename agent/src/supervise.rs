@@ -52,7 +52,7 @@ pub fn run(dir: &Path) -> Result<()> {
     )?;
     let status_path = dir.join(files::STATUS);
     if dir.join(files::CANCEL).exists() {
-        return finish(&status_path, Status::default(), RunState::Cancelled);
+        return finish(dir, Status::default(), RunState::Cancelled);
     }
 
     let log = {
@@ -77,7 +77,7 @@ pub fn run(dir: &Path) -> Result<()> {
                     exit_code: Some(127),
                     ..Status::default()
                 };
-                return finish(&status_path, status, RunState::Failed);
+                return finish(dir, status, RunState::Failed);
             }
         },
         None => None,
@@ -101,7 +101,7 @@ pub fn run(dir: &Path) -> Result<()> {
                         ..Status::default()
                     };
                     let _ = io::Write::write_all(&mut &log, format!("moor: {error}\n").as_bytes());
-                    return finish(&status_path, status, RunState::Failed);
+                    return finish(dir, status, RunState::Failed);
                 }
             }
         }
@@ -158,7 +158,7 @@ pub fn run(dir: &Path) -> Result<()> {
                 exit_code: Some(127),
                 ..Status::default()
             };
-            return finish(&status_path, status, RunState::Failed);
+            return finish(dir, status, RunState::Failed);
         }
     };
     let mut status = Status {
@@ -167,7 +167,11 @@ pub fn run(dir: &Path) -> Result<()> {
         started_at: Some(moor_proto::time::now()),
         ..Status::default()
     };
-    sys::write_json_atomic(&status_path, &status)?;
+    // Not fatal on a full disk: the job runs on, and its end is recorded
+    // (in the reserved room if need be).
+    if let Err(e) = sys::write_json_atomic(&status_path, &status) {
+        note(dir, &format!("could not record that the run started: {e}"));
+    }
     // A cancel that came while the job was being started may have found no
     // pid to signal: it is seen here.
     if dir.join(files::CANCEL).exists() {
@@ -185,7 +189,7 @@ pub fn run(dir: &Path) -> Result<()> {
     } else {
         RunState::Failed
     };
-    finish(&status_path, status, state)
+    finish(dir, status, state)
 }
 
 /// Waits for the job `pid` to end (reaping adopted orphans meanwhile);
@@ -323,8 +327,32 @@ pub fn container_run(dir: &Path) -> Result<i32> {
     Ok(i32::try_from(code).unwrap_or(1))
 }
 
-fn finish(path: &Path, mut status: Status, state: RunState) -> Result<()> {
+/// Records how the run ended: `status.json`, written atomically; when that
+/// fails (a full disk), the room reserved in `end.json` when the run was
+/// accepted, rewritten in place, and a line in the run's log saying so.
+fn finish(dir: &Path, mut status: Status, state: RunState) -> Result<()> {
     status.state = Some(state);
     status.ended_at = Some(moor_proto::time::now());
-    Ok(sys::write_json_atomic(path, &status)?)
+    let Err(e) = sys::write_json_atomic(&dir.join(files::STATUS), &status) else {
+        return Ok(());
+    };
+    note(
+        dir,
+        &format!("could not write status.json ({e}); the end is kept in end.json"),
+    );
+    if let Some(error) = &mut status.error {
+        *error = error.chars().take(1024).collect();
+    }
+    let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
+    sys::rewrite_reserved(&dir.join(files::END), &bytes)
+        .map_err(|e| AgentError::from(e).context("recording the run's end"))
+}
+
+/// A line from moor in the run's log (best effort: the disk may be full).
+fn note(dir: &Path, line: &str) {
+    tracing::warn!("{}: {line}", dir.display());
+    let _ = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(files::LOG))
+        .and_then(|mut log| io::Write::write_all(&mut log, format!("moor: {line}\n").as_bytes()));
 }

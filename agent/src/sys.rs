@@ -59,6 +59,103 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Bytes free for this user on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
+/// A temporary file removed when dropped, unless [`TempFile::keep`] moved
+/// it into place: no error path can leave it behind.
+pub struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TempFile {
+    /// Creates `path` (0600, must not exist) and returns it open for writing.
+    pub fn create(path: PathBuf) -> io::Result<(TempFile, fs::File)> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok((TempFile { path, kept: false }, file))
+    }
+
+    /// Renames it to `to`; from then on it is not removed.
+    pub fn keep(mut self, to: &Path) -> io::Result<()> {
+        fs::rename(&self.path, to)?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes the files in `dir` whose names start with `.` and end with
+/// `.tmp`, last changed more than `age` ago: what a killed process left
+/// (a live writer keeps its file's time fresh). Returns how many went.
+pub fn sweep_temp_files(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if name.starts_with('.') && name.ends_with(".tmp") && stale {
+            removed += usize::from(fs::remove_file(entry.path()).is_ok());
+        }
+    }
+    removed
+}
+
+/// Creates `path` (0600) holding `len` spaces: room taken while there is
+/// some, for [`rewrite_reserved`] to use when the disk is full.
+pub fn reserve(path: &Path, len: usize) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    // Written, not synced: the file system takes the room at the write
+    // (ext4's delayed allocation reserves it too), and an fsync per run
+    // start would slow every start down.
+    file.write_all(&vec![b' '; len])
+}
+
+/// Writes `bytes` over the start of a file made by [`reserve`], padding
+/// with spaces to its length: no new blocks are needed, so it works on a
+/// full disk. Refused when `bytes` do not fit.
+pub fn rewrite_reserved(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).open(path)?;
+    let len = file.metadata()?.len() as usize;
+    if bytes.len() > len {
+        return Err(io::Error::other(format!(
+            "{} bytes do not fit the {len} reserved in {}",
+            bytes.len(),
+            path.display()
+        )));
+    }
+    let mut padded = bytes.to_vec();
+    padded.resize(len, b' ');
+    file.write_all(&padded)?;
+    file.sync_all()
+}
+
 /// The first executable file called `name` in a directory of `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -186,14 +186,25 @@ impl Installed {
     }
 
     async fn connect(&self) -> AgentClient {
-        let mut child = tokio::process::Command::new(&self.agent)
-            .arg("stdio")
-            .env("HOME", self.home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        // A fork elsewhere in this test process may still hold the copy's
+        // write descriptor for a moment (ETXTBSY): try again.
+        let mut tries = 0;
+        let mut child = loop {
+            let spawned = tokio::process::Command::new(&self.agent)
+                .arg("stdio")
+                .env("HOME", self.home.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
+            match spawned {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => break other.unwrap(),
+            }
+        };
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         tokio::spawn(async move { child.wait().await });

@@ -210,7 +210,7 @@ pub enum Error {
         cause: String,
     },
     /// The agent answered, refusing the request (no such run, busy, ...).
-    #[error("the agent on {host} refused: {message}")]
+    #[error("{}", refusal_line(host, *kind, message))]
     Refused {
         /// Host.
         host: String,
@@ -269,6 +269,15 @@ pub enum Error {
 }
 
 /// The JSON kind of a refusal: the agent's reason, stable.
+/// An agent's refusal for a person: which host, then the agent's words. A
+/// full disk reads "no space left on HOST in DIR (N free)".
+fn refusal_line(host: &str, kind: ErrorKind, message: &str) -> String {
+    match (kind, message.strip_prefix("no space left ")) {
+        (ErrorKind::NoSpace, Some(rest)) => format!("no space left on {host} {rest}"),
+        _ => format!("the agent on {host} refused: {message}"),
+    }
+}
+
 fn refusal_kind(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::VersionMismatch => "agent_version_mismatch",
@@ -278,6 +287,7 @@ fn refusal_kind(kind: ErrorKind) -> &'static str {
         ErrorKind::Busy => "busy",
         ErrorKind::Corrupt => "corrupt",
         ErrorKind::Resources => "resources",
+        ErrorKind::NoSpace => "no_space",
         ErrorKind::Internal => "agent_internal",
     }
 }

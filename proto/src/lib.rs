@@ -24,6 +24,22 @@ pub use message::{
 
 use serde::{Deserialize, Serialize};
 
+/// Bytes for people, in binary units with one decimal: `512 B`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Version of the controller/agent protocol. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
 

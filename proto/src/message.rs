@@ -204,8 +204,10 @@ pub enum ErrorKind {
     Busy,
     /// An upload did not match its declared size or hash.
     Corrupt,
-    /// The host ran out of something (disk, processes).
+    /// The host ran out of something (processes, memory).
     Resources,
+    /// The host's disk is full where the agent had to write.
+    NoSpace,
     /// Anything else on the agent's side.
     Internal,
 }
@@ -306,6 +308,11 @@ pub struct RunInfo {
     /// For a Spark run on YARN: the application id, once submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yarn_application: Option<String>,
+    /// Why the run failed or was lost without its command's own say (it
+    /// could not start, its environment was not ready, its supervisor
+    /// vanished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Request {

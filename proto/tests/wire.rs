@@ -35,6 +35,7 @@ fn run_info() -> RunInfo {
             conf: vec!["spark.executor.memory=2g".into()],
         }),
         yarn_application: Some("application_1732700000000_0042".into()),
+        error: None,
     }
 }
 

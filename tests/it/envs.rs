@@ -374,7 +374,7 @@ fn a_full_disk_fails_the_build_and_leaves_nothing_ready() {
     }
     // Room for the wheelhouse, not for numpy and scipy installed.
     let e = attached(HostSpec {
-        envs_tmpfs: Some("100m"),
+        moor_tmpfs: &[("envs", "100m")],
         ..HostSpec::default()
     });
     let wheels = wheelhouse().to_str().unwrap().to_owned();

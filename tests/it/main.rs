@@ -7,6 +7,7 @@ mod envs;
 mod harness;
 mod install;
 mod outputs;
+mod run_ends;
 mod runs;
 mod spark;
 mod validate;

@@ -99,9 +99,10 @@ pub struct HostSpec {
     pub docker_socket: Option<bool>,
     /// Size of a tmpfs mounted as $HOME, e.g. `1m`: a host with a full disk.
     pub home_tmpfs: Option<&'static str>,
-    /// Size of a tmpfs mounted at ~/.moor/envs: a disk that fills up
-    /// while an environment builds (the home disk itself stays large).
-    pub envs_tmpfs: Option<&'static str>,
+    /// Small tmpfs mounts under ~/.moor, as (folder, size), e.g.
+    /// `("envs", "100m")`: a disk that fills up while an environment builds,
+    /// a snapshot uploads or a run writes (the home disk stays large).
+    pub moor_tmpfs: &'static [(&'static str, &'static str)],
     /// Passwordless sudo for the user.
     pub sudo: bool,
     /// A head node: the image with Spark and a YARN client ([`spark_image`]).
@@ -117,7 +118,7 @@ impl Default for HostSpec {
             authorized_keys: Vec::new(),
             docker_socket: None,
             home_tmpfs: None,
-            envs_tmpfs: None,
+            moor_tmpfs: &[],
             sudo: false,
             spark: false,
         }
@@ -190,11 +191,11 @@ impl TestHost {
         if let Some(size) = spec.home_tmpfs {
             cmd.args(["--tmpfs", &format!("/home/{USER}:rw,size={size},mode=0755")]);
         }
-        if let Some(size) = spec.envs_tmpfs {
-            // The entrypoint gives the mount (and ~/.moor) to the user.
+        for (folder, size) in spec.moor_tmpfs {
+            // The entrypoint gives the mounts (and ~/.moor) to the user.
             cmd.args([
                 "--tmpfs",
-                &format!("/home/{USER}/.moor/envs:rw,size={size},mode=0700"),
+                &format!("/home/{USER}/.moor/{folder}:rw,size={size},mode=0700"),
             ]);
         }
         if spec.sudo {

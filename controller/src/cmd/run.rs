@@ -35,7 +35,7 @@ pub enum Ran {
         snapshot_bytes_sent: usize,
     },
     /// Followed to its end.
-    Ended(RunJson),
+    Ended(Box<RunJson>),
     /// Ctrl-C: before the run started (nothing runs), or after (it goes on).
     Interrupted {
         /// The run that goes on, if it had started.
@@ -53,6 +53,9 @@ impl Render for Ran {
             Ran::Ended(run) => {
                 if let Some(app) = &run.yarn_application {
                     out.note(format!("moor: run {} was YARN application {app}", run.id));
+                }
+                if let Some(line) = run.error_line() {
+                    out.note(line);
                 }
             }
             Ran::Interrupted { .. } => {}
@@ -122,7 +125,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
     let mut sink = LogSink::for_log(ctx.json);
     tokio::select! {
         done = follow::follow(&ctx.targets, &target, &access, &run.id, 0, true, Some(conn), &mut sink) => {
-            Ok(Ran::Ended(RunJson::new(done?, &target.name)))
+            Ok(Ran::Ended(Box::new(RunJson::new(done?, &target.name))))
         }
         _ = interrupt.recv() => {
             eprintln!(

@@ -42,6 +42,10 @@ pub struct RunJson {
     /// A Spark run's YARN application, once submitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub yarn_application: Option<String>,
+    /// Why it failed or was lost, when its command did not say (it could
+    /// not start, its supervisor vanished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunJson {
@@ -60,7 +64,20 @@ impl RunJson {
             ended_at: run.ended_at,
             spark: run.spark,
             yarn_application: run.yarn_application,
+            error: run.error,
         }
+    }
+
+    /// The error line for a run that ended without its command's own say,
+    /// e.g. `run X failed: cannot start "x": No such file or directory`.
+    pub fn error_line(&self) -> Option<String> {
+        let error = self.error.as_ref()?;
+        Some(format!(
+            "error: run {} {}: {error}; fix: see `moor logs {}` and the run's command",
+            self.id,
+            state_name(self.state),
+            self.id
+        ))
     }
 
     /// The exit code `moor run` ends with for this run: its own, 128+N for
