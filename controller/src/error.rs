@@ -147,6 +147,21 @@ pub enum Error {
         /// Whether `file` is the workspace's own (then `moor host-key forget` fixes it).
         in_workspace: bool,
     },
+    /// The host offers another key than the one its target was attached
+    /// with (the target's stored fingerprint).
+    #[error("HOST KEY CHANGED for {host}: it now offers {algorithm} {fingerprint}, but target {target} was attached with {pinned} (possible man-in-the-middle attack; the connection was refused)")]
+    HostKeyNotPinned {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The target.
+        target: String,
+        /// Key algorithm.
+        algorithm: String,
+        /// Fingerprint of the key the host offers now.
+        fingerprint: String,
+        /// The fingerprint stored with the target.
+        pinned: String,
+    },
     /// The host key is marked revoked in a known_hosts file.
     #[error("host key of {host} ({fingerprint}) is marked @revoked in {}", file.display())]
     HostKeyRevoked {
@@ -341,6 +356,7 @@ impl Error {
             Error::KeyPassphrase { .. } | Error::Auth { .. } => exit::AUTH,
             Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. }
+            | Error::HostKeyNotPinned { .. }
             | Error::HostKeyRevoked { .. }
             | Error::HostKeyMismatch { .. } => exit::HOST_KEY,
             Error::Resolve { .. }
@@ -371,7 +387,7 @@ impl Error {
             Error::NotSsh { .. } => "not_ssh",
             Error::Ssh { .. } => "ssh",
             Error::HostKeyUnknown { .. } => "host_key_unknown",
-            Error::HostKeyChanged { .. } => "host_key_changed",
+            Error::HostKeyChanged { .. } | Error::HostKeyNotPinned { .. } => "host_key_changed",
             Error::HostKeyRevoked { .. } => "host_key_revoked",
             Error::HostKeyMismatch { .. } => "host_key_mismatch",
             Error::Auth { .. } => "auth",
@@ -421,6 +437,9 @@ impl Error {
             Error::HostKeyChanged { host, file, .. } => format!(
                 "if the host was really reinstalled, verify the new key, then run `ssh-keygen -R '{host}' -f {}`",
                 file.display()
+            ),
+            Error::HostKeyNotPinned { host, .. } => format!(
+                "if the host was really reinstalled, verify the new key with its owner, then run `moor host-key forget {host}` and connect again with --host-key-fingerprint set to the new key"
             ),
             Error::HostKeyRevoked { .. } => "this key was revoked on purpose; ask the host's owner".into(),
             Error::HostKeyMismatch { .. } => {

@@ -5,6 +5,7 @@
 mod attach;
 mod envs;
 mod harness;
+mod host_keys;
 mod install;
 mod outputs;
 mod run_ends;

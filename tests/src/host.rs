@@ -312,6 +312,25 @@ impl TestHost {
         self.wait_for_ssh(Duration::from_secs(10));
     }
 
+    /// Makes sshd offer only a new ECDSA host key (the ed25519 and RSA keys
+    /// gone), as a host reinstalled with other defaults would.
+    pub fn offer_only_a_new_ecdsa_key(&self) {
+        self.exec(
+            "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -t ecdsa -N '' -f /etc/ssh/ssh_host_ecdsa_key && kill -HUP 1",
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        self.wait_for_ssh(Duration::from_secs(10));
+    }
+
+    /// The public half of the host's ed25519 key (`ssh-ed25519 AAAA...`).
+    pub fn ed25519_public_key(&self) -> String {
+        let line = self.exec("cat /etc/ssh/ssh_host_ed25519_key.pub");
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Freezes the container: TCP connects hang, nothing answers.
     pub fn pause(&self) {
         run(Command::new("docker").args(["pause", &self.name]));

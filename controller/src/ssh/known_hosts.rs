@@ -53,9 +53,9 @@ pub enum Verdict {
         /// Its line (1-based).
         line: usize,
     },
-    /// The host, or this key type for it, is recorded nowhere.
+    /// The host is recorded nowhere.
     Unknown,
-    /// Another key of the same type is recorded for this host.
+    /// Another key (of any type) is recorded for this host.
     Changed {
         /// The file with the other key.
         file: PathBuf,
@@ -112,42 +112,46 @@ impl KnownHosts {
             .chain(self.user_file.as_deref().map(|f| (f, false)))
     }
 
-    /// Checks `key` for `host:port` against every file.
+    /// Checks `key` for `host:port` against every file. Revocation wins
+    /// over everything, wherever its line is; then a line with this key
+    /// makes it known; then any other key recorded for the host, of any
+    /// type, makes it changed (a host that now offers only ECDSA where
+    /// ed25519 was recorded is not "unknown").
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let name = host_entry_name(host, port);
-        let mut changed = None;
-        for (file, in_workspace) in self.files() {
-            for entry in read_entries(file) {
-                if entry.marker == Marker::CertAuthority || !host_matches(&entry.hosts, &name) {
-                    continue;
-                }
-                let same_key = entry.key.key_data() == key.key_data();
-                if entry.marker == Marker::Revoked {
-                    if same_key {
-                        return Verdict::Revoked {
-                            file: file.to_owned(),
-                        };
-                    }
-                    continue;
-                }
-                if same_key {
-                    return Verdict::Known {
-                        file: file.to_owned(),
-                        line: entry.line,
-                    };
-                }
-                if key_type(&entry.key.algorithm()) == key_type(&key.algorithm())
-                    && changed.is_none()
-                {
-                    changed = Some(Verdict::Changed {
-                        file: file.to_owned(),
-                        line: entry.line,
-                        in_workspace,
-                    });
-                }
-            }
+        let entries: Vec<(&Path, bool, Entry)> = self
+            .files()
+            .flat_map(|(file, in_workspace)| {
+                read_entries(file)
+                    .into_iter()
+                    .map(move |entry| (file, in_workspace, entry))
+            })
+            .filter(|(_, _, e)| e.marker != Marker::CertAuthority && host_matches(&e.hosts, &name))
+            .collect();
+        let same_key = |e: &Entry| e.key.key_data() == key.key_data();
+        if let Some((file, _, _)) = entries
+            .iter()
+            .find(|(_, _, e)| e.marker == Marker::Revoked && same_key(e))
+        {
+            return Verdict::Revoked {
+                file: file.to_path_buf(),
+            };
         }
-        changed.unwrap_or(Verdict::Unknown)
+        let recorded = entries.iter().filter(|(_, _, e)| e.marker == Marker::None);
+        if let Some((file, _, e)) = recorded.clone().find(|(_, _, e)| same_key(e)) {
+            return Verdict::Known {
+                file: file.to_path_buf(),
+                line: e.line,
+            };
+        }
+        match recorded.into_iter().next() {
+            Some((file, in_workspace, e)) => Verdict::Changed {
+                file: file.to_path_buf(),
+                line: e.line,
+                in_workspace: *in_workspace,
+            },
+            None => Verdict::Unknown,
+        }
     }
 
     /// Key types recorded for `host:port`, so the handshake can ask for one of
@@ -386,6 +390,37 @@ mod tests {
             Verdict::Revoked { .. }
         ));
         assert_eq!(kh.known_key_types("h1", 22), vec!["ssh-ed25519".to_owned()]);
+    }
+
+    const EC1: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMKmoTcMJYCqtcdlVNA0hQ2IXK+NdW70G8iNqYlGu6OYHj1NuN3FxhLkLlRPSXJ2oz1pds84FRXl3BS0mR3hugM=";
+
+    #[test]
+    fn revocation_in_a_later_file_wins_over_a_known_line_in_an_earlier_one() {
+        let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("@revoked * {ED1}\n"));
+        assert!(matches!(
+            kh.check("h1", 22, &key(ED1)),
+            Verdict::Revoked { .. }
+        ));
+    }
+
+    #[test]
+    fn a_key_of_another_type_is_changed_not_unknown() {
+        let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("h2 {ED1}\n"));
+        assert!(matches!(
+            kh.check("h1", 22, &key(EC1)),
+            Verdict::Changed {
+                line: 1,
+                in_workspace: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            kh.check("h2", 22, &key(EC1)),
+            Verdict::Changed {
+                in_workspace: false,
+                ..
+            }
+        ));
     }
 
     #[test]

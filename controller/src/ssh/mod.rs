@@ -95,8 +95,21 @@ pub struct ConnectOptions {
     pub host_key_policy: HostKeyPolicy,
     /// Where host keys are recorded.
     pub known_hosts: KnownHosts,
+    /// The key an attached target was recorded with: any other is refused
+    /// as changed, unless no known_hosts file records the host any more
+    /// (`moor host-key forget`) and `--host-key-fingerprint` names it.
+    pub pin: Option<Pin>,
     /// How to authenticate.
     pub credentials: Credentials,
+}
+
+/// The host key fingerprint an attached target was recorded with.
+#[derive(Debug, Clone)]
+pub struct Pin {
+    /// The target's name.
+    pub target: String,
+    /// `SHA256:...`
+    pub fingerprint: String,
 }
 
 /// What the host-key check decided, kept so a refused handshake can say why.
@@ -115,6 +128,7 @@ struct Handler {
     port: u16,
     policy: HostKeyPolicy,
     known_hosts: KnownHosts,
+    pin: Option<Pin>,
     decision: Arc<Mutex<Option<KeyDecision>>>,
 }
 
@@ -145,12 +159,34 @@ impl Handler {
         let fingerprint = known_hosts::fingerprint(key);
         let algorithm = known_hosts::key_type(&key.algorithm());
         tracing::debug!(%host, %fingerprint, %algorithm, "host key offered");
+        let accept = |learn: bool, file: String| KeyDecision::Accept {
+            key: key.clone(),
+            learn,
+            file,
+        };
+        // The user named this very key.
+        let named = matches!(&self.policy, HostKeyPolicy::Fingerprint(expected)
+            if same_fingerprint(expected, &fingerprint));
+        // The target was recorded with another key.
+        let unpinned = self
+            .pin
+            .as_ref()
+            .filter(|pin| !same_fingerprint(&pin.fingerprint, &fingerprint));
+        let pinned_refusal = |pin: &Pin| {
+            KeyDecision::Refuse(Error::HostKeyNotPinned {
+                host: host.clone(),
+                target: pin.target.clone(),
+                algorithm: algorithm.clone(),
+                fingerprint: fingerprint.clone(),
+                pinned: pin.fingerprint.clone(),
+            })
+        };
         match self.known_hosts.check(&self.host, self.port, key) {
-            Verdict::Known { file, .. } => KeyDecision::Accept {
-                key: key.clone(),
-                learn: false,
-                file: file.display().to_string(),
-            },
+            Verdict::Revoked { file } => KeyDecision::Refuse(Error::HostKeyRevoked {
+                host,
+                fingerprint,
+                file,
+            }),
             Verdict::Changed {
                 file,
                 line,
@@ -163,32 +199,29 @@ impl Handler {
                 line,
                 in_workspace,
             }),
-            Verdict::Revoked { file } => KeyDecision::Refuse(Error::HostKeyRevoked {
-                host,
-                fingerprint,
-                file,
-            }),
+            Verdict::Known { file, .. } => match unpinned {
+                Some(pin) if !named => pinned_refusal(pin),
+                _ => accept(false, file.display().to_string()),
+            },
             Verdict::Unknown => {
-                let learned = KeyDecision::Accept {
-                    key: key.clone(),
-                    learn: true,
-                    file: self.known_hosts.workspace_file().display().to_string(),
-                };
-                match &self.policy {
-                    HostKeyPolicy::AcceptNew => learned,
-                    HostKeyPolicy::Fingerprint(expected)
-                        if same_fingerprint(expected, &fingerprint) =>
-                    {
-                        learned
-                    }
-                    HostKeyPolicy::Fingerprint(expected) => {
+                let learned = accept(
+                    true,
+                    self.known_hosts.workspace_file().display().to_string(),
+                );
+                match (&self.policy, unpinned) {
+                    _ if named => learned,
+                    (_, Some(pin)) => pinned_refusal(pin),
+                    // The target's own key, forgotten from known_hosts.
+                    (_, None) if self.pin.is_some() => learned,
+                    (HostKeyPolicy::AcceptNew, None) => learned,
+                    (HostKeyPolicy::Fingerprint(expected), None) => {
                         KeyDecision::Refuse(Error::HostKeyMismatch {
                             host,
                             fingerprint,
                             expected: expected.clone(),
                         })
                     }
-                    HostKeyPolicy::Strict => KeyDecision::Refuse(Error::HostKeyUnknown {
+                    (HostKeyPolicy::Strict, None) => KeyDecision::Refuse(Error::HostKeyUnknown {
                         host,
                         algorithm,
                         fingerprint,
@@ -301,6 +334,7 @@ impl Session {
             port,
             policy: options.host_key_policy.clone(),
             known_hosts: options.known_hosts.clone(),
+            pin: options.pin.clone(),
             decision: decision.clone(),
         };
         let config = Arc::new(client_config(

@@ -388,6 +388,19 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Records the host key a target is now reached with, after the user
+    /// trusted it explicitly (`moor host-key forget`, then
+    /// `--host-key-fingerprint`): later connections pin this one.
+    pub fn repin(&self, name: &str, algorithm: &str, fingerprint: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE targets SET host_key_algorithm = ?2, host_key_fingerprint = ?3, updated_at = ?4 WHERE name = ?1",
+                params![name, algorithm, fingerprint, crate::time::now()],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
     /// Records a run started on `target`.
     pub fn record_run(&self, run: &moor_proto::RunInfo, target: &str) -> Result<()> {
         self.conn

@@ -122,6 +122,18 @@ impl Targets {
             &mut ConnectProgress::default(),
         )
         .await?;
+        let key = &session.host_key;
+        if !target.host_key_fingerprint.is_empty() && key.fingerprint != target.host_key_fingerprint
+        {
+            // Trusted by name after the old key was forgotten: pin the new one.
+            self.workspace
+                .store()?
+                .repin(&target.name, &key.algorithm, &key.fingerprint)?;
+            eprintln!(
+                "moor: target {} is now pinned to host key {} {} (was {})",
+                target.name, key.algorithm, key.fingerprint, target.host_key_fingerprint
+            );
+        }
         let install_id = agent_bundle::install_id(&target.agent_version, &target.agent_build);
         let stream = session.exec_stream(&stdio_command(&install_id)).await?;
         let (reader, writer) = tokio::io::split(stream);

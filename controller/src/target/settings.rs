@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cli::{AuthArgs, ConnectArgs, TargetArgs};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::ssh::{self, ConnectOptions, Credentials, Endpoint, HostKeyPolicy, KnownHosts};
+use crate::ssh::{self, ConnectOptions, Credentials, Endpoint, HostKeyPolicy, KnownHosts, Pin};
 use crate::store::{AuthRef, Target};
 use crate::workspace::{self, Workspace};
 
@@ -166,6 +166,7 @@ pub fn for_host(
             timeout: access.timeout,
             host_key_policy: access.host_key_policy.clone(),
             known_hosts: known_hosts(workspace),
+            pin: None,
             credentials: access.credentials(None, None, &identities)?,
         },
     })
@@ -212,6 +213,10 @@ pub fn for_target(target: &Target, access: &Access, workspace: &Workspace) -> Re
             timeout: access.timeout,
             host_key_policy: access.host_key_policy.clone(),
             known_hosts: known_hosts(workspace),
+            pin: (!target.host_key_fingerprint.is_empty()).then(|| Pin {
+                target: target.name.clone(),
+                fingerprint: target.host_key_fingerprint.clone(),
+            }),
             credentials,
         },
     })
