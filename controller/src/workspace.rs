@@ -14,14 +14,19 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// The files moor keeps in a workspace (all 0600).
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     "moor.db",
     "moor.db-wal",
     "moor.db-shm",
+    IN_USE,
     "known_hosts",
     "id_ed25519",
     "id_ed25519.pub",
 ];
+
+/// A file holding the workspace id, written once its database exists: its
+/// presence says the workspace was in use (see [`Workspace::store`]).
+pub const IN_USE: &str = "workspace-id";
 
 /// Narrows `path` to `mode` if group or others have any access, saying so.
 fn make_private(path: &Path, mode: u32) -> io::Result<()> {
@@ -86,9 +91,42 @@ impl Workspace {
         self.dir.join("known_hosts")
     }
 
-    /// Opens the workspace database.
+    /// Opens the workspace database, creating it in a new workspace. In a
+    /// workspace that was in use (it has [`IN_USE`] or its key), a missing or
+    /// empty database is refused: opening would make a new, empty workspace,
+    /// and every target, run and environment would be lost from view.
     pub fn store(&self) -> Result<Store> {
-        Store::open(&self.dir.join("moor.db"))
+        let db = self.dir.join("moor.db");
+        let empty = |path: &Path| fs::metadata(path).map_or(true, |m| m.len() == 0);
+        let in_use = [IN_USE, "id_ed25519"]
+            .into_iter()
+            .find(|name| self.dir.join(name).exists());
+        if let (true, true, Some(sign)) = (empty(&db), empty(&self.dir.join("moor.db-wal")), in_use)
+        {
+            return Err(Error::Workspace {
+                message: format!(
+                    "the workspace database {} is missing or empty, but the workspace was in use (it has {sign}); opening it would start an empty workspace",
+                    db.display()
+                ),
+                fix: format!(
+                    "restore moor.db (with moor.db-wal, if any) from a backup; to start over on purpose, move the folder away (mv {0} {0}.old)",
+                    self.dir.display()
+                ),
+            });
+        }
+        let store = Store::open(&db)?;
+        let marker = self.dir.join(IN_USE);
+        if !marker.exists() {
+            let id = store.workspace_id()?;
+            write_atomic(&marker, format!("{id}\n").as_bytes(), 0o600).map_err(|cause| {
+                Error::Io {
+                    what: "cannot mark the workspace in use",
+                    path: marker.clone(),
+                    cause,
+                }
+            })?;
+        }
+        Ok(store)
     }
 
     /// The workspace key file (`id_ed25519`, mode 0600).

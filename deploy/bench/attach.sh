@@ -17,7 +17,7 @@ agent=target/agent/x86_64-unknown-linux-musl/agent/moor-agent
 
 . deploy/bench/common.sh
 attach="$moor attach vm bench --json --host $ip --user moor --key $work/key"
-fresh="docker exec $name rm -rf /home/moor/.moor; rm -f $MOOR_WORKSPACE/moor.db $MOOR_WORKSPACE/moor.db-wal $MOOR_WORKSPACE/moor.db-shm"
+fresh="docker exec $name rm -rf /home/moor/.moor; rm -f $MOOR_WORKSPACE/moor.db $MOOR_WORKSPACE/moor.db-wal $MOOR_WORKSPACE/moor.db-shm $MOOR_WORKSPACE/workspace-id"
 
 hyperfine --warmup 2 --runs "$runs" --export-markdown "$work/fresh.md" \
   -n "moor attach (fresh)" --prepare "$fresh" "$attach" \

@@ -12,3 +12,4 @@ mod run_ends;
 mod runs;
 mod spark;
 mod validate;
+mod workspace_db;

@@ -139,7 +139,38 @@ pub enum Conflict {
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| match e {
+    use rusqlite::ErrorCode;
+    move |e| {
+        match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+        {
+            Error::Workspace {
+                message: format!(
+                    "workspace database {} stayed locked by another process for 30 s",
+                    path.display()
+                ),
+                fix: format!(
+                    "let the other moor command finish (see `fuser -v {}`), then try again",
+                    path.display()
+                ),
+            }
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
+            Error::Workspace {
+                message: format!(
+                    "workspace database {} is corrupt ({})",
+                    path.display(),
+                    f
+                ),
+                fix: format!(
+                    "restore it from a backup; to start a new workspace instead, move the folder away (mv {0} {0}.broken)",
+                    path.parent().unwrap_or(path).display()
+                ),
+            }
+        }
         rusqlite::Error::FromSqlConversionFailure(_, _, cause) => Error::Workspace {
             message: format!(
                 "workspace database {} holds a value this moor cannot read: {cause}",
@@ -152,6 +183,7 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
             path: path.to_owned(),
             cause: std::io::Error::other(e),
         },
+    }
     }
 }
 
