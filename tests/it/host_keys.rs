@@ -115,3 +115,59 @@ fn the_attached_fingerprint_is_pinned_until_the_key_is_forgotten_and_named() {
     assert_exit(&targets, 0);
     assert!(targets.stdout.contains(&new), "{}", targets.stdout);
 }
+
+#[test]
+fn a_reinstalled_host_is_taken_back_by_validate_or_by_attach_with_its_new_key_named() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = attached();
+    f.host.regenerate_host_keys();
+    let new = f.host.ed25519_fingerprint();
+    assert_exit(&f.moor.run(&["host-key", "forget", &f.host.ip]), 0);
+
+    // validate NAME takes the host-key flags and re-pins.
+    let validated = f
+        .moor
+        .run(&["validate", "box", "--host-key-fingerprint", &new]);
+    assert_exit(&validated, 0);
+    assert!(
+        validated.stderr.contains("now pinned"),
+        "{}",
+        validated.stderr
+    );
+    assert_exit(&status(&f, &[]), 0);
+
+    // Again, through a re-attach under the same name: same machine-id,
+    // the new key named, so the name stays with it.
+    f.host.regenerate_host_keys();
+    let newer = f.host.ed25519_fingerprint();
+    assert_exit(&f.moor.run(&["host-key", "forget", &f.host.ip]), 0);
+    let plain = f.moor.run(
+        &[
+            &["attach", "vm", "box", "--json"][..],
+            &f.login(),
+            &["--accept-new-host-key"],
+        ]
+        .concat(),
+    );
+    assert_exit(&plain, 7);
+    let reattached = f.moor.run(
+        &[
+            &["attach", "vm", "box", "--json"][..],
+            &f.login(),
+            &["--host-key-fingerprint", &newer],
+        ]
+        .concat(),
+    );
+    assert_exit(&reattached, 0);
+    let shown = f.moor.run(&["show", "box", "--json"]);
+    assert!(shown.stdout.contains(&newer), "{}", shown.stdout);
+    assert_exit(&status(&f, &[]), 0);
+
+    // detach takes the flags too.
+    let detached = f
+        .moor
+        .run(&["detach", "box", "--host-key-fingerprint", &newer]);
+    assert_exit(&detached, 0);
+}

@@ -60,6 +60,7 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
             &mut ConnectProgress::default(),
         )
         .await?;
+        ctx.targets.repin(&target, &session.host_key)?;
         let tag = crate::workspace::key_tag(&workspace_id);
         let purge = if args.purge { "1" } else { "0" };
         let out = tokio::time::timeout(

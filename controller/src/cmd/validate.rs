@@ -136,6 +136,9 @@ pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
     if let Some(session) = session {
         session.close().await;
     }
+    if let (Some((_, target)), Some(key)) = (&target, &report.host_key) {
+        ctx.targets.repin(target, key)?;
+    }
     if let (Some((store, target)), Some(facts)) = (target, &report.facts) {
         store.update_facts(&target.name, facts, &report.checks)?;
     }

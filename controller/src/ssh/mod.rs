@@ -233,7 +233,7 @@ impl Handler {
 }
 
 /// Fingerprints compare with or without the `SHA256:` prefix and base64 padding.
-fn same_fingerprint(a: &str, b: &str) -> bool {
+pub fn same_fingerprint(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.trim()
             .trim_start_matches("SHA256:")

@@ -290,13 +290,18 @@ impl Store {
     /// Reserves `machine` under `name` for this process, unless that
     /// conflicts with a target or another live attach. With `replace`, the
     /// machine attached under another name may move to `name`: that name is
-    /// returned, for [`Store::commit_target`] to remove.
+    /// returned, for [`Store::commit_target`] to remove. The name may stay
+    /// with its machine under a new host key only when `key_named` (the
+    /// user named that key with `--host-key-fingerprint`: a reinstalled
+    /// host keeps its machine-id); a name whose machine-id changed needs
+    /// `replace`.
     pub fn reserve(
         &mut self,
         name: &str,
         fingerprint: &str,
         machine_id: &str,
         replace: bool,
+        key_named: bool,
     ) -> Result<Result<Option<String>, Conflict>> {
         let err = db_err(&self.path);
         let tx = self
@@ -328,7 +333,8 @@ impl Store {
             .optional()
             .map_err(&err)?;
         if let Some((fp, id, host)) = same_name {
-            if fp != fingerprint || id != machine_id {
+            let rekeyed = fp != fingerprint && !key_named;
+            if !replace && (id != machine_id || rekeyed) {
                 return Ok(Err(Conflict::NameTaken { host }));
             }
         }

@@ -61,29 +61,65 @@ fn refuses_a_newer_schema() {
 }
 
 #[test]
+fn a_reinstalled_machine_keeps_its_name_only_with_its_new_key_named() {
+    let (_d, mut store) = open();
+    assert_eq!(
+        store.reserve("a", "fp1", "m1", false, false).unwrap(),
+        Ok(None)
+    );
+    store
+        .commit_target(&target("a", "fp1", "m1"), None)
+        .unwrap();
+    let taken = Err(Conflict::NameTaken {
+        host: "a.example".into(),
+    });
+    // New key, same machine-id: only when the user named the new key.
+    assert_eq!(
+        store.reserve("a", "fp2", "m1", false, false).unwrap(),
+        taken
+    );
+    assert_eq!(
+        store.reserve("a", "fp2", "m1", false, true).unwrap(),
+        Ok(None)
+    );
+    // Another machine-id needs --replace, named key or not.
+    assert_eq!(store.reserve("a", "fp3", "m9", false, true).unwrap(), taken);
+    assert_eq!(
+        store.reserve("a", "fp3", "m9", true, false).unwrap(),
+        Ok(None)
+    );
+}
+
+#[test]
 fn one_machine_one_name() {
     let (_d, mut store) = open();
-    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(None));
+    assert_eq!(
+        store.reserve("a", "fp1", "m1", false, false).unwrap(),
+        Ok(None)
+    );
     store
         .commit_target(&target("a", "fp1", "m1"), None)
         .unwrap();
     // Same machine, other name.
     assert_eq!(
-        store.reserve("b", "fp1", "m1", false).unwrap(),
+        store.reserve("b", "fp1", "m1", false, false).unwrap(),
         Err(Conflict::MachineTaken { name: "a".into() })
     );
     // Same name, other machine.
     assert_eq!(
-        store.reserve("a", "fp2", "m2", false).unwrap(),
+        store.reserve("a", "fp2", "m2", false, false).unwrap(),
         Err(Conflict::NameTaken {
             host: "a.example".into()
         })
     );
     // Same name, same machine: a refresh.
-    assert_eq!(store.reserve("a", "fp1", "m1", false).unwrap(), Ok(None));
+    assert_eq!(
+        store.reserve("a", "fp1", "m1", false, false).unwrap(),
+        Ok(None)
+    );
     // --replace moves it.
     assert_eq!(
-        store.reserve("b", "fp1", "m1", true).unwrap(),
+        store.reserve("b", "fp1", "m1", true, false).unwrap(),
         Ok(Some("a".into()))
     );
     store
@@ -135,7 +171,7 @@ fn a_live_reservation_blocks_a_dead_one_does_not() {
         )
         .unwrap();
     assert_eq!(
-        store.reserve("y", "fp", "m", false).unwrap(),
+        store.reserve("y", "fp", "m", false, false).unwrap(),
         Err(Conflict::Busy {
             pid: 1,
             name: "x".into()
@@ -146,7 +182,10 @@ fn a_live_reservation_blocks_a_dead_one_does_not() {
         .conn
         .execute("UPDATE attach_reservations SET pid_start = 'stale'", [])
         .unwrap();
-    assert_eq!(store.reserve("y", "fp", "m", false).unwrap(), Ok(None));
+    assert_eq!(
+        store.reserve("y", "fp", "m", false, false).unwrap(),
+        Ok(None)
+    );
 }
 
 #[test]

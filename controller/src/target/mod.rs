@@ -13,7 +13,7 @@ pub mod settings;
 use crate::agent_bundle::{self, AgentBundle};
 use crate::agent_client::AgentClient;
 use crate::error::{Error, Result};
-use crate::ssh::{ConnectProgress, Session};
+use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
 use crate::store::{Store, Target};
 use crate::target_kind::TargetKind;
 use crate::workspace::Workspace;
@@ -122,18 +122,7 @@ impl Targets {
             &mut ConnectProgress::default(),
         )
         .await?;
-        let key = &session.host_key;
-        if !target.host_key_fingerprint.is_empty() && key.fingerprint != target.host_key_fingerprint
-        {
-            // Trusted by name after the old key was forgotten: pin the new one.
-            self.workspace
-                .store()?
-                .repin(&target.name, &key.algorithm, &key.fingerprint)?;
-            eprintln!(
-                "moor: target {} is now pinned to host key {} {} (was {})",
-                target.name, key.algorithm, key.fingerprint, target.host_key_fingerprint
-            );
-        }
+        self.repin(target, &session.host_key)?;
         let install_id = agent_bundle::install_id(&target.agent_version, &target.agent_build);
         let stream = session.exec_stream(&stdio_command(&install_id)).await?;
         let (reader, writer) = tokio::io::split(stream);
@@ -147,6 +136,25 @@ impl Targets {
             session: Some(session),
             agent,
         })
+    }
+
+    /// After a connection to `target` verified `key`: when the user trusted
+    /// a new key by name (`moor host-key forget`, then
+    /// `--host-key-fingerprint`), it becomes the target's pin, said on
+    /// stderr. Every command that connects to a target calls this.
+    pub fn repin(&self, target: &Target, key: &HostKeyInfo) -> Result<()> {
+        if target.host_key_fingerprint.is_empty() || key.fingerprint == target.host_key_fingerprint
+        {
+            return Ok(());
+        }
+        self.workspace
+            .store()?
+            .repin(&target.name, &key.algorithm, &key.fingerprint)?;
+        eprintln!(
+            "moor: target {} is now pinned to host key {} {} (was {})",
+            target.name, key.algorithm, key.fingerprint, target.host_key_fingerprint
+        );
+        Ok(())
     }
 
     /// Asks every target's agent at once (connect, `ask`, close); each

@@ -24,7 +24,7 @@ use crate::error::{exit, Error, Result};
 use crate::output::{check_table, Render, Text};
 use crate::probe::Facts;
 use crate::resource_id::{self, ResourceKind};
-use crate::ssh::AuthUsed;
+use crate::ssh::{same_fingerprint, AuthUsed, HostKeyPolicy};
 use crate::store::{AuthRef, Conflict, Target, TargetState};
 use crate::target::{settings, Resolved};
 use crate::target_kind::TargetKind;
@@ -165,6 +165,10 @@ async fn attach(
         ));
     }
     let install_id = bundle.install_id();
+    let named_key = match &resolved.options.host_key_policy {
+        HostKeyPolicy::Fingerprint(fingerprint) => Some(fingerprint.clone()),
+        _ => None,
+    };
     let (report, session) =
         connect_and_probe(resolved, options, &install_id, cluster.as_deref()).await;
     let Some(session) = session else {
@@ -182,7 +186,17 @@ async fn attach(
     let machine_id = facts.machine_id.clone().unwrap_or_default();
 
     let host = session.endpoint.host.clone();
-    let replaced = match store.reserve(name, &host_key.fingerprint, &machine_id, common.replace)? {
+    // A reinstalled host (same machine-id, new key) keeps its name when the
+    // user named the new key.
+    let key_named = named_key.is_some_and(|fp| same_fingerprint(&fp, &host_key.fingerprint));
+    let reserved = store.reserve(
+        name,
+        &host_key.fingerprint,
+        &machine_id,
+        common.replace,
+        key_named,
+    )?;
+    let replaced = match reserved {
         Ok(replaced) => replaced,
         Err(conflict) => {
             session.close().await;
@@ -285,7 +299,7 @@ fn taken(conflict: Conflict, name: &str, host: &str) -> Error {
         },
         Conflict::NameTaken { host: other } => Error::Taken {
             message: format!("the name {name:?} is taken by another machine ({other})"),
-            fix: format!("choose another name, or `moor detach {name}` first"),
+            fix: format!("if it is the same machine with a new host key, attach again with --host-key-fingerprint of the new key; otherwise choose another name, pass --replace, or `moor detach {name} --local-only` first"),
         },
         Conflict::Busy { pid, name: other } => Error::Taken {
             message: format!("another moor (pid {pid}) is attaching {host} or the name as {other:?} right now"),
