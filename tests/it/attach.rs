@@ -571,6 +571,13 @@ fn resource_ids_and_hdinsight_endpoints() {
         .run(&[&["attach", "hdinsight", "spark", "--json"][..], &f.login()].concat());
     assert_exit(&out, 3);
     assert_eq!(out.check("spark.submit")["status"], "fail");
+    // The non-zero exit says why on stderr, one line: which check, and the fix.
+    let line = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("error: 3 check(s) failed: spark.submit, yarn.resourcemanager, hdfs.default_fs; fix: follow each failed check's fix"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ impl Render for Report {
                     .collect();
                 if !failed.is_empty() {
                     out.note(format!(
-                        "error: {} check(s) failed: {}; fix: follow each one's fix in the table above, then run it again",
+                        "error: {} check(s) failed: {}; fix: follow each failed check's fix (its row in the table; `remedy` in --json), then run it again",
                         failed.len(),
                         failed.join(", ")
                     ));
