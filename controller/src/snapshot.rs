@@ -6,6 +6,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The folder `moor download` writes to by default (`./moor-outputs/RUN`):
+/// never part of a snapshot, so outputs are not uploaded with the next run.
+pub const DOWNLOADS_DIR: &str = "moor-outputs";
+
 /// Default largest snapshot.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 
@@ -71,12 +75,29 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
     let mut paths = Vec::new();
     let mut links = Vec::new();
     let mut skipped_links = Vec::new();
+    // moor's own download folder: at the top of the source, and the one
+    // under the current directory when that is inside the source.
+    let downloads = std::env::current_dir()
+        .ok()
+        .map(|cwd| cwd.join(DOWNLOADS_DIR))
+        .and_then(|d| {
+            d.strip_prefix(dir.canonicalize().ok()?)
+                .ok()
+                .map(Path::to_owned)
+        });
+    let root = dir.to_path_buf();
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
         .standard_filters(ignores)
         .hidden(false)
         .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git");
+        .filter_entry(move |e| {
+            let rel = e.path().strip_prefix(&root).unwrap_or(e.path());
+            let ours = ignores
+                && e.file_type().is_some_and(|t| t.is_dir())
+                && (rel == Path::new(DOWNLOADS_DIR) || downloads.as_deref() == Some(rel));
+            e.file_name() != ".git" && !ours
+        });
     if ignores {
         builder.add_custom_ignore_filename(".moorignore");
     }
@@ -215,6 +236,9 @@ mod tests {
         std::fs::write(p.join("data/big.bin"), vec![0u8; 1000]).unwrap();
         std::fs::write(p.join("notes.tmp"), "scratch").unwrap();
         std::fs::write(p.join(".git/HEAD"), "ref").unwrap();
+        // moor's own download folder is never uploaded again.
+        std::fs::create_dir_all(p.join("moor-outputs/20261129T101010-aabbccdd")).unwrap();
+        std::fs::write(p.join("moor-outputs/20261129T101010-aabbccdd/m.bin"), "w").unwrap();
         std::fs::write(p.join(".gitignore"), "data/\n").unwrap();
         std::fs::write(p.join(".moorignore"), "*.tmp\n").unwrap();
         let a = pack(p, DEFAULT_MAX_BYTES).unwrap();

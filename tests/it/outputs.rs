@@ -164,3 +164,35 @@ fn a_256_mib_download_streams_in_under_64_mb_on_both_sides() {
     );
     assert!(!Path::new(&to).join("..").join("big.bin").exists());
 }
+
+#[test]
+fn outputs_downloaded_into_the_source_are_not_uploaded_with_the_next_run() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    let id = finished_run(
+        &f,
+        "head -c 100000 /dev/zero > \"$MOOR_OUTPUT_DIR/model.bin\"",
+    );
+    let src = f.moor.home().join("project");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("train.py"), "print(1)\n").unwrap();
+    let to = src.join("moor-outputs").join(&id);
+    let dl = f.moor.run(&["download", &id, "--to", to.to_str().unwrap()]);
+    assert_exit(&dl, 0);
+    let listing = f.moor.run(&[
+        "run",
+        "--target",
+        "box",
+        "--source-dir",
+        src.to_str().unwrap(),
+        "--",
+        "find",
+        ".",
+        "-type",
+        "f",
+    ]);
+    assert_exit(&listing, 0);
+    assert_eq!(listing.stdout, "./train.py\n");
+}

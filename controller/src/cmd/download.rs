@@ -106,7 +106,7 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
     let dest = args
         .to
         .clone()
-        .unwrap_or_else(|| PathBuf::from("moor-outputs").join(&args.run));
+        .unwrap_or_else(|| PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&args.run));
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(&target, &access).await?;
     let stream = c.agent.download(&args.run).await?;
