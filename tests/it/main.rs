@@ -9,6 +9,7 @@ mod host_keys;
 mod install;
 mod outputs;
 mod run_ends;
+mod run_names;
 mod runs;
 mod spark;
 mod validate;

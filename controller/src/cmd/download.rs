@@ -102,14 +102,14 @@ impl Puller {
 /// `moor download RUN [--to DIR]`.
 pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> {
     let store = ctx.store()?;
-    let target = ctx.targets.of_run(&store, &args.run)?;
+    let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let dest = args
         .to
         .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&args.run));
+        .unwrap_or_else(|| PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&run_id));
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(&target, &access).await?;
-    let stream = c.agent.download(&args.run).await?;
+    let stream = c.agent.download(&run_id).await?;
     let mut puller = Puller {
         stream,
         runtime: tokio::runtime::Handle::current(),
@@ -150,7 +150,7 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
         .unwrap_or_default();
     skipped.extend(unpacked.skipped);
     Ok(Downloaded {
-        run: args.run.clone(),
+        run: run_id,
         to: dest,
         bytes: received,
         files: unpacked.files,

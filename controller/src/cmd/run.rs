@@ -171,7 +171,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let sent = conn.agent.put_snapshot(&snap).await?;
     tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");
     let spec = RunSpec {
-        name: args.name.clone(),
+        name: args.name.clone().or_else(|| default_name(&args.command)),
         snapshot: snap.sha256.clone(),
         command: args.command.clone(),
         env: Default::default(),
@@ -188,6 +188,27 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         snapshot: snap.sha256,
         sent,
     })
+}
+
+/// A run's name when `--name` is not given: the script's name without its
+/// extension (`python3 train.py` → `train`, `bash -x prep.sh` → `prep`), else
+/// the program's (`nvidia-smi`).
+fn default_name(command: &[String]) -> Option<String> {
+    let stem = |s: &str| {
+        let file = s.rsplit('/').next().unwrap_or(s);
+        file.split('.').next().unwrap_or(file).to_owned()
+    };
+    let program = stem(command.first()?);
+    let interpreters = [
+        "python", "python3", "bash", "sh", "Rscript", "julia", "node", "torchrun",
+    ];
+    let script = interpreters
+        .iter()
+        .any(|i| program == *i || program.starts_with("python3"))
+        .then(|| command[1..].iter().find(|a| !a.starts_with('-')))
+        .flatten()
+        .filter(|a| a.contains('.') || a.contains('/'));
+    Some(script.map_or(program, |s| stem(s))).filter(|n| !n.is_empty())
 }
 
 /// The Spark settings of `moor run --spark`: the master defaults to YARN on
@@ -225,4 +246,31 @@ fn spark_spec(args: &RunArgs, target: &Target, env: Option<&Env>) -> Result<Opti
         master,
         conf: args.spark_conf.clone(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_name;
+
+    fn name(argv: &[&str]) -> Option<String> {
+        default_name(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_run_is_named_after_its_script_or_program() {
+        assert_eq!(name(&["python3", "train.py"]).as_deref(), Some("train"));
+        assert_eq!(
+            name(&["python3", "-u", "src/fit.py", "--lr", "3"]).as_deref(),
+            Some("fit")
+        );
+        assert_eq!(
+            name(&["/usr/bin/python3.11", "x/eval.py"]).as_deref(),
+            Some("eval")
+        );
+        assert_eq!(name(&["bash", "-x", "prep.sh"]).as_deref(), Some("prep"));
+        assert_eq!(name(&["sh", "-c", "echo hi"]).as_deref(), Some("sh"));
+        assert_eq!(name(&["nvidia-smi"]).as_deref(), Some("nvidia-smi"));
+        assert_eq!(name(&["./train.sh"]).as_deref(), Some("train"));
+        assert_eq!(name(&[]), None);
+    }
 }

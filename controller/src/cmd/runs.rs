@@ -46,11 +46,14 @@ pub struct RunJson {
     /// not start, its supervisor vanished).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Seconds from its start to its end (or to now, while it runs).
+    pub duration_secs: Option<u64>,
 }
 
 impl RunJson {
     /// The run `run` on `target`.
     pub fn new(run: RunInfo, target: &str) -> RunJson {
+        let duration_secs = duration(&run.started_at, &run.ended_at, run.state);
         RunJson {
             id: run.id,
             target: target.to_owned(),
@@ -65,6 +68,7 @@ impl RunJson {
             spark: run.spark,
             yarn_application: run.yarn_application,
             error: run.error,
+            duration_secs,
         }
     }
 
@@ -114,7 +118,11 @@ pub struct Runs {
 
 impl Render for Runs {
     fn render(&self, out: &mut Text) {
-        let mut table = Table::new(&["RUN", "TARGET", "STATE", "EXIT", "COMMAND"]).right(3);
+        let mut table = Table::new(&[
+            "RUN", "NAME", "TARGET", "STATE", "EXIT", "DURATION", "COMMAND",
+        ])
+        .right(4)
+        .right(5);
         for r in &self.runs {
             let exit = r
                 .exit_code
@@ -123,9 +131,11 @@ impl Render for Runs {
                 .unwrap_or_default();
             table.row(vec![
                 r.id.clone(),
+                r.name.clone().unwrap_or_default(),
                 r.target.clone(),
                 state_name(r.state),
                 exit,
+                r.duration_secs.map(short_duration).unwrap_or_default(),
                 r.shown_command(),
             ]);
         }
@@ -137,6 +147,27 @@ impl Render for Runs {
 
     fn exit_code(&self) -> u8 {
         self.exit_code
+    }
+}
+
+/// Seconds a run took (or has taken so far, while it runs).
+fn duration(started: &Option<String>, ended: &Option<String>, state: RunState) -> Option<u64> {
+    let start = moor_proto::time::parse(started.as_deref()?)?;
+    let end = match ended {
+        Some(end) => moor_proto::time::parse(end)?,
+        None if !state.is_final() => moor_proto::time::parse(&moor_proto::time::now())?,
+        None => return None,
+    };
+    Some(end.saturating_sub(start))
+}
+
+/// A duration as `45s`, `3m12s`, `2h05m`, `3d04h`.
+fn short_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
     }
 }
 
@@ -206,14 +237,14 @@ impl Render for Logged {
 /// the run to its end.
 pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
     let store = ctx.store()?;
-    let target = ctx.targets.of_run(&store, &args.run)?;
+    let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let access = Access::from_args(&args.connect)?;
     let mut sink = LogSink::for_log(ctx.json);
     let run = follow::follow(
         &ctx.targets,
         &target,
         &access,
-        &args.run,
+        &run_id,
         args.offset,
         args.follow,
         None,
@@ -228,24 +259,52 @@ pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
     })
 }
 
-/// A cancelled run.
+/// A cancelled run, or one that had already ended.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct Cancelled(RunJson);
+pub struct Cancelled {
+    #[serde(flatten)]
+    run: RunJson,
+    /// The run had ended before the cancel: nothing was stopped.
+    already_ended: bool,
+}
 
 impl Render for Cancelled {
     fn render(&self, out: &mut Text) {
-        out.line(format!("run {}: {:?}", self.0.id, self.0.state));
+        let state = state_name(self.run.state);
+        if self.already_ended {
+            let exit = self
+                .run
+                .exit_code
+                .map(|c| format!(" (exit {c})"))
+                .unwrap_or_default();
+            out.line(format!(
+                "run {} had already ended: {state}{exit}",
+                self.run.id
+            ));
+        } else {
+            out.line(format!("run {}: {state}", self.run.id));
+        }
     }
 }
 
 /// `moor cancel RUN`.
 pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
     let store = ctx.store()?;
-    let target = ctx.targets.of_run(&store, &args.run)?;
+    let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(&target, &access).await?;
-    let run = c.agent.cancel(&args.run, args.grace).await;
+    let cancelled = async {
+        let before = c.agent.run(&run_id).await?;
+        if before.state.is_final() {
+            return Ok((before, true));
+        }
+        Ok::<_, crate::error::Error>((c.agent.cancel(&run_id, args.grace).await?, false))
+    }
+    .await;
     c.close().await;
-    Ok(Cancelled(RunJson::new(run?, &target.name)))
+    let (run, already_ended) = cancelled?;
+    Ok(Cancelled {
+        run: RunJson::new(run, &target.name),
+        already_ended,
+    })
 }

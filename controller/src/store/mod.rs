@@ -470,6 +470,29 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// The runs `key` names, each as (id, target): the run with that id;
+    /// else those whose id starts with it; else those with that name, newest
+    /// first.
+    pub fn find_runs(&self, key: &str) -> Result<Vec<(String, String)>> {
+        let queries = [
+            "SELECT id, target FROM runs WHERE id = ?1",
+            "SELECT id, target FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+            "SELECT id, target FROM runs WHERE name = ?1 ORDER BY created_at DESC, id DESC",
+        ];
+        for sql in queries {
+            let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+            let found = stmt
+                .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?
+                .collect::<rusqlite::Result<Vec<(String, String)>>>()
+                .map_err(self.err())?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// Whether any run was started on `target`.
     pub fn has_runs_on(&self, target: &str) -> Result<bool> {
         self.conn

@@ -87,18 +87,38 @@ impl Targets {
         Ok(targets)
     }
 
-    /// The target a run was started on.
-    pub fn of_run(&self, store: &Store, run_id: &str) -> Result<Target> {
-        let name = store.run_target(run_id)?.ok_or_else(|| {
-            Error::usage(
-                format!(
-                    "no run {run_id:?} was started from workspace {}",
-                    self.workspace.dir().display()
-                ),
-                "see `moor runs` for run ids",
-            )
-        })?;
-        self.named(store, &name)
+    /// The run `key` names (an id, a unique id prefix, or a name: its newest
+    /// run) and the target it was started on, from the workspace's record.
+    pub fn of_run(&self, store: &Store, key: &str) -> Result<(Target, String)> {
+        let found = store.find_runs(key)?;
+        let by_name = found.len() > 1 && !found.iter().all(|(id, _)| id.starts_with(key));
+        let (id, target) = match found.as_slice() {
+            [] => {
+                return Err(Error::usage(
+                    format!(
+                        "no run {key:?} (id, id prefix or name) was started from workspace {}",
+                        self.workspace.dir().display()
+                    ),
+                    "see `moor runs` for run ids and names",
+                ))
+            }
+            // A name names its newest run.
+            [newest, ..] if by_name => newest.clone(),
+            [one] => one.clone(),
+            many => {
+                let ids: Vec<&str> = many.iter().take(5).map(|(id, _)| id.as_str()).collect();
+                return Err(Error::usage(
+                    format!(
+                        "run id prefix {key:?} matches {} runs: {}{}",
+                        many.len(),
+                        ids.join(", "),
+                        if many.len() > 5 { ", ..." } else { "" }
+                    ),
+                    "give more of the id",
+                ));
+            }
+        };
+        Ok((self.named(store, &target)?, id))
     }
 
     /// How to reach an attached target over SSH.
