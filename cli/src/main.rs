@@ -4,14 +4,33 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use moor::cli::{AttachCommand, Cli, Command, EnvCommand, HostKeyCommand};
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output::{self, Printed};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return ExitCode::from(code),
+    };
+    match &cli.command {
+        // Written whole, then printed: a closed pipe (`| head`) is no panic.
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command(), "moor", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            let _ = clap_mangen::Man::new(command()).render(&mut page);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &page);
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -25,6 +44,59 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(run(cli));
     ExitCode::from(code)
+}
+
+/// moor's command line, with a version that names the agent it carries.
+fn command() -> clap::Command {
+    let agent = &moor_cli::AGENT;
+    let version = if agent.is_present() {
+        format!(
+            "{} (agent {}, static x86_64 musl)",
+            env!("CARGO_PKG_VERSION"),
+            agent.install_id()
+        )
+    } else {
+        format!(
+            "{} (no agent: a build for checking only)",
+            env!("CARGO_PKG_VERSION")
+        )
+    };
+    Cli::command().version(&*Box::leak(version.into_boxed_str()))
+}
+
+/// Parses the command line. `--help` and `--version` print and end; a
+/// usage error is clap's message, or with `--json` a JSON error object on
+/// stdout and one line on stderr (exit 2 either way).
+fn parse() -> Result<Cli, u8> {
+    let matches = command().try_get_matches();
+    let error = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let informational = matches!(
+        error.kind(),
+        clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !std::env::args().any(|a| a == "--json") {
+        let _ = error.print();
+        return Err(if error.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        });
+    }
+    let text = error.render().to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let usage = moor::error::Error::usage(message, "see `moor --help` (or `moor COMMAND --help`)");
+    output::error(&usage, true);
+    Err(exit::USAGE)
 }
 
 async fn run(cli: Cli) -> u8 {
@@ -72,6 +144,7 @@ async fn run(cli: Cli) -> u8 {
         Command::HostKey(HostKeyCommand::Forget { host }) => {
             cmd::host_key::forget(&ctx, host).map(|r| Printed::of(&r))
         }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the workspace"),
     };
     match printed {
         Ok(printed) => printed.print(json),

@@ -194,12 +194,22 @@ impl From<&Error> for ErrorJson {
     }
 }
 
+/// A duration as `45s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
 /// The one-line human form of an error: `error: CAUSE; fix: FIX`.
 pub fn error_line(e: &Error) -> String {
     format!("error: {e}; fix: {}", e.fix())
 }
 
-/// Prints an error: JSON on stdout with `--json`, else one line on stderr.
+/// Prints an error: one line on stderr, and with `--json` the JSON error on stdout.
 pub fn error(e: &Error, as_json: bool) {
     if as_json {
         #[derive(Serialize)]
@@ -213,9 +223,9 @@ pub fn error(e: &Error, as_json: bool) {
         };
         let text = serde_json::to_string_pretty(&failed).expect("errors serialize");
         let _ = writeln!(std::io::stdout().lock(), "{text}");
-    } else {
-        eprintln!("{}", error_line(e));
     }
+    // A non-zero exit always says why on stderr, JSON or not.
+    eprintln!("{}", error_line(e));
 }
 
 /// The mark shown for a status.

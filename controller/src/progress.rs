@@ -14,6 +14,47 @@ pub enum LogSink {
     Stderr,
     /// A status line on stderr (a terminal).
     Status(StatusLine),
+    /// JSON lines on stdout, one per log line (`moor logs --json`).
+    JsonLines(JsonLines),
+}
+
+/// A log as JSON lines: `{"offset": N, "text": "..."}` for each line (the
+/// byte offset where it starts, its text without the newline, invalid
+/// UTF-8 replaced). A line longer than 64 KiB is cut into pieces, so memory
+/// stays bounded.
+pub struct JsonLines {
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl JsonLines {
+    const LONGEST: usize = 64 * 1024;
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        for &b in bytes {
+            if b == b'\n' {
+                self.emit(&mut out, 1);
+            } else {
+                self.partial.push(b);
+                if self.partial.len() >= Self::LONGEST {
+                    self.emit(&mut out, 0);
+                }
+            }
+        }
+        let _ = out.flush();
+    }
+
+    /// Prints the pending text as one line; `newline` bytes follow it.
+    fn emit(&mut self, out: &mut impl Write, newline: u64) {
+        let line = serde_json::json!({
+            "offset": self.offset,
+            "text": String::from_utf8_lossy(&self.partial),
+        });
+        let _ = writeln!(out, "{line}");
+        self.offset += self.partial.len() as u64 + newline;
+        self.partial.clear();
+    }
 }
 
 impl LogSink {
@@ -25,6 +66,14 @@ impl LogSink {
         } else {
             LogSink::Stdout
         }
+    }
+
+    /// `moor logs --json`: JSON lines from byte `offset`.
+    pub fn json_lines(offset: u64) -> Self {
+        LogSink::JsonLines(JsonLines {
+            offset,
+            partial: Vec::new(),
+        })
     }
 
     /// A status line when stderr is a terminal, else plain lines on stderr.
@@ -48,6 +97,7 @@ impl LogSink {
                     line.draw();
                 }
             }
+            LogSink::JsonLines(lines) => lines.feed(bytes),
         }
     }
 
@@ -58,12 +108,21 @@ impl LogSink {
         }
     }
 
-    /// The stream ended: the status line is cleared.
+    /// The stream ended: the status line is cleared, a last line without
+    /// a newline printed.
     pub fn finish(&mut self) {
-        if let LogSink::Status(_) = self {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
+        match self {
+            LogSink::Status(_) => {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K");
+                let _ = err.flush();
+            }
+            LogSink::JsonLines(lines) if !lines.partial.is_empty() => {
+                let mut out = std::io::stdout().lock();
+                lines.emit(&mut out, 0);
+                let _ = out.flush();
+            }
+            _ => {}
         }
     }
 }

@@ -3,6 +3,7 @@
 //! test hosts in containers (see the `moor-tests` harness).
 
 mod attach;
+mod cli_habits;
 mod envs;
 mod harness;
 mod host_keys;

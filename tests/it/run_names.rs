@@ -63,6 +63,10 @@ fn runs_are_found_by_name_or_id_prefix_and_a_finished_one_is_not_cancelled() {
     assert_eq!(logs.stdout, "trained\n");
     let logs = f.moor.run(&["logs", "eval"]);
     assert_eq!(logs.stdout, "trained\n");
+    // --json: the log as JSON lines.
+    let lines = f.moor.run(&["logs", "eval", "--json"]);
+    assert_exit(&lines, 0);
+    assert_eq!(lines.stdout, "{\"offset\":0,\"text\":\"trained\"}\n");
     let prefix = &second[..second.len() - 4];
     assert_exit(&f.moor.run(&["logs", prefix]), 0);
     let shared: String = first
@@ -88,6 +92,14 @@ fn runs_are_found_by_name_or_id_prefix_and_a_finished_one_is_not_cancelled() {
     );
     let cancel = f.moor.run(&["cancel", "train", "--json"]);
     assert_eq!(cancel.json()["already_ended"], true);
+
+    // show names the auth method in words; status has a readable uptime.
+    let shown = f.moor.run(&["show", "box"]);
+    assert!(
+        shown.stdout.contains("  auth         key "),
+        "{}",
+        shown.stdout
+    );
 
     let to = f.moor.home().join("dl");
     let dl = f

@@ -109,6 +109,17 @@ pub enum Command {
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
     HostKey(HostKeyCommand),
+
+    /// Print a shell completion script: `moor completions bash >
+    /// ~/.local/share/bash-completion/completions/moor` (zsh: into a folder
+    /// of $fpath as `_moor`; fish: ~/.config/fish/completions/moor.fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print moor's manual page (roff): `moor man > moor.1; man ./moor.1`.
+    Man,
 }
 
 /// `moor validate`.

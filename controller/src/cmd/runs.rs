@@ -135,7 +135,9 @@ impl Render for Runs {
                 r.target.clone(),
                 state_name(r.state),
                 exit,
-                r.duration_secs.map(short_duration).unwrap_or_default(),
+                r.duration_secs
+                    .map(crate::output::duration)
+                    .unwrap_or_default(),
                 r.shown_command(),
             ]);
         }
@@ -159,16 +161,6 @@ fn duration(started: &Option<String>, ended: &Option<String>, state: RunState) -
         None => return None,
     };
     Some(end.saturating_sub(start))
-}
-
-/// A duration as `45s`, `3m12s`, `2h05m`, `3d04h`.
-fn short_duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
-    }
 }
 
 /// A run state's name, as the JSON spells it.
@@ -239,7 +231,12 @@ pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
     let store = ctx.store()?;
     let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let access = Access::from_args(&args.connect)?;
-    let mut sink = LogSink::for_log(ctx.json);
+    // With --json, the log itself is the output: one JSON line per line.
+    let mut sink = if ctx.json {
+        LogSink::json_lines(args.offset)
+    } else {
+        LogSink::for_log(false)
+    };
     let run = follow::follow(
         &ctx.targets,
         &target,
@@ -251,6 +248,7 @@ pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
         &mut sink,
     )
     .await?;
+    sink.finish();
     let ended = args.follow && run.state.is_final();
     let run = RunJson::new(run, &target.name);
     Ok(Logged {

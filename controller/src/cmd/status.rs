@@ -39,20 +39,24 @@ pub struct Status {
 
 impl Render for Status {
     fn render(&self, out: &mut Text) {
-        let mut table = Table::new(&["TARGET", "UP", "AGENT", "UPTIME", "LOAD", "RUNNING"])
+        let mut table = Table::new(&["TARGET", "UP", "AGENT", "UPTIME", "LOAD", "RUNNING", "NOTE"])
             .right(3)
-            .right(4);
+            .right(4)
+            .right(5);
         for row in &self.rows {
-            let (agent, uptime, load, running) = match &row.status {
+            // A target that is down: blanks, and why in the last column.
+            let (agent, uptime, load, running, note) = match &row.status {
                 Some(s) => (
                     s.version.clone(),
-                    format!("{}s", s.uptime_secs),
+                    crate::output::duration(s.uptime_secs),
                     s.load.map(|l| format!("{l:.2}")).join(" "),
                     s.running.to_string(),
+                    String::new(),
                 ),
                 None => (
-                    "-".into(),
-                    "-".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
                     String::new(),
                     row.error.clone().unwrap_or_default(),
                 ),
@@ -65,6 +69,7 @@ impl Render for Status {
                 uptime,
                 load,
                 running,
+                note,
             ]);
         }
         out.raw(&table.render());

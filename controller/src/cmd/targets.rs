@@ -57,10 +57,7 @@ impl Render for Shown {
         let t = &self.target;
         out.line(format!("{} ({})", t.name, t.kind));
         out.line(format!("  endpoint     {}@{}:{}", t.user, t.host, t.port));
-        out.line(format!(
-            "  auth         {}",
-            serde_json::to_string(&t.auth).unwrap_or_default()
-        ));
+        out.line(format!("  auth         {}", t.auth));
         if let Some(id) = &t.resource_id {
             out.line(format!("  resource id  {id}"));
         }

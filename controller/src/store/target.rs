@@ -53,6 +53,27 @@ pub enum AuthRef {
     },
 }
 
+impl std::fmt::Display for AuthRef {
+    /// In words, as `moor show` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthRef::WorkspaceKey => {
+                f.write_str("the workspace's key (id_ed25519), enrolled at attach")
+            }
+            AuthRef::Key {
+                path,
+                passphrase_env: Some(var),
+            } => write!(f, "key {path} (passphrase from ${var})"),
+            AuthRef::Key { path, .. } => write!(f, "key {path}"),
+            AuthRef::Agent => f.write_str("ssh-agent, or your default keys"),
+            AuthRef::Password { env: Some(var) } => write!(f, "password from ${var}"),
+            AuthRef::Password { env: None } => {
+                f.write_str("password, asked each time (--password-env or --password-stdin)")
+            }
+        }
+    }
+}
+
 /// One attached machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Target {

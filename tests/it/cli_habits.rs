@@ -1,0 +1,66 @@
+//! What users of ssh, docker and kubectl expect from a command line, run on
+//! the real `moor` binary: shell completions that load, a manual page, a
+//! version naming the agent build, and usage errors as JSON under `--json`.
+
+use moor_tests::{assert_exit, Moor};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+#[test]
+fn completions_load_in_bash_and_the_manual_page_renders() {
+    let moor = Moor::new(MOOR);
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = moor.run(&["completions", shell]);
+        assert_exit(&out, 0);
+        assert!(out.stdout.contains("moor"), "{shell}: {}", out.stdout);
+    }
+    let script = moor.home().join("moor.bash");
+    std::fs::write(&script, moor.run(&["completions", "bash"]).stdout).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {}; complete -p moor", script.display()))
+        .output()
+        .unwrap();
+    let loaded = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.contains("-F _moor") && loaded.trim_end().ends_with("moor"),
+        "{loaded}"
+    );
+    let bad = moor.run(&["completions", "tcsh"]);
+    assert_exit(&bad, 2);
+
+    let man = moor.run(&["man"]);
+    assert_exit(&man, 0);
+    assert!(man.stdout.contains(".TH moor 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("attach"), "subcommands missing");
+}
+
+#[test]
+fn the_version_names_the_agent_and_usage_errors_are_json_under_json() {
+    let moor = Moor::new(MOOR);
+    let version = moor.run(&["--version"]);
+    assert_exit(&version, 0);
+    assert!(
+        version.stdout.starts_with("moor 0.") && version.stdout.contains("(agent 0."),
+        "{}",
+        version.stdout
+    );
+    let out = moor.run(&["run", "--json", "--no-such-flag"]);
+    assert_exit(&out, 2);
+    let json = out.json();
+    assert_eq!(json["error"]["kind"], "usage");
+    assert_eq!(json["error"]["exit_code"], 2);
+    assert!(json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--no-such-flag"));
+    // ...and said on stderr, one line, as every non-zero exit is.
+    assert!(
+        out.stderr.starts_with("error: unexpected argument"),
+        "{}",
+        out.stderr
+    );
+    let plain = moor.run(&["run", "--no-such-flag"]);
+    assert_exit(&plain, 2);
+    assert!(plain.stdout.is_empty());
+}
