@@ -159,8 +159,10 @@ done
 
 /// Undoes an attach. `$1` workspace id, `$2` `1` to purge, `$3` the
 /// authorized_keys tag. Removes the claim only if it is this workspace's;
-/// with purge, also the agent and its daemon (when the claim was ours) and
-/// the enrolled key. Runs and their logs stay.
+/// with purge, also (when the claim was ours) the agent daemons and
+/// everything under ~/.moor (agent, runs, snapshots, environments), saying
+/// how many KiB that freed, and the enrolled key. Without purge, runs and
+/// their logs stay.
 pub const DETACH: &str = r#"set -eu
 wid=$1 purge=$2 tag=$3
 c="$HOME/.moor/claim"
@@ -181,7 +183,11 @@ if [ "$purge" = 1 ]; then
       case $p in ''|*[!0-9]*) continue ;; esac
       if [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$d/moor-agent" ]; then kill "$p" 2>/dev/null || true; fi
     done
+    before=$(du -sk "$HOME/.moor" 2>/dev/null | cut -f1) || before=0
     rm -rf "$HOME/.moor/agent"; echo agent=removed
+    rm -rf "$HOME/.moor/runs" "$HOME/.moor/snapshots" "$HOME/.moor/envs"
+    after=$(du -sk "$HOME/.moor" 2>/dev/null | cut -f1) || after=0
+    echo freed_kib=$(( ${before:-0} - ${after:-0} ))
   fi
   ak="$HOME/.ssh/authorized_keys"
   if [ -f "$ak" ] && grep -qF -- "$tag" "$ak"; then

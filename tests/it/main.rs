@@ -4,6 +4,7 @@
 
 mod attach;
 mod cli_habits;
+mod detach;
 mod envs;
 mod harness;
 mod host_keys;

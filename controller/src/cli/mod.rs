@@ -291,9 +291,16 @@ pub struct DetachArgs {
     /// Target name.
     pub name: String,
 
-    /// Also remove the agent and the enrolled workspace key from the host.
+    /// Remove everything moor put on the host: the agent, runs and their
+    /// logs, snapshots, environments (and the Docker images built for
+    /// them), and the enrolled workspace key.
     #[arg(long)]
     pub purge: bool,
+
+    /// Cancel the target's queued and running runs first (without it,
+    /// detach refuses while any are going).
+    #[arg(long, conflicts_with = "local_only")]
+    pub cancel_runs: bool,
 
     /// Only forget the target here; do not connect to the host (e.g. it is gone).
     #[arg(long, conflicts_with = "purge")]

@@ -1,16 +1,21 @@
-//! `moor detach NAME [--purge]`: remove the claim from the host (and with
-//! `--purge` the agent and the enrolled key), then the target from the
-//! workspace. The host is changed first: if that fails, the target stays and
-//! detach can be run again. `--local-only` forgets a target whose host is gone.
+//! `moor detach NAME [--purge] [--cancel-runs]`: remove the claim from the
+//! host (and with `--purge` everything moor put there: agent, runs,
+//! snapshots, environments and their images, the enrolled key), then the
+//! target from the workspace. Refused while runs are going on the host,
+//! unless `--cancel-runs`. The host is changed first: if that fails, the
+//! target stays and detach can be run again. `--local-only` forgets a target
+//! whose host is gone.
 
 use serde::Serialize;
 
+use moor_proto::RunInfo;
+
 use super::Context;
+use crate::agent_client::AgentClient;
 use crate::cli::DetachArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::{Render, Text};
 use crate::remote;
-use crate::ssh::{ConnectProgress, Session};
 use crate::target::Access;
 
 /// What became of the host's claim.
@@ -38,6 +43,16 @@ pub struct Detached {
     pub agent_removed: bool,
     /// Whether the enrolled workspace key was removed from authorized_keys.
     pub key_removed: bool,
+    /// Runs cancelled first (`--cancel-runs`).
+    pub runs_cancelled: Vec<String>,
+    /// Environments removed (`--purge`), by hash.
+    pub envs_removed: Vec<String>,
+    /// KiB freed under ~/.moor on the host (`--purge`).
+    pub freed_kib: Option<u64>,
+    /// Why the agent could not be asked about runs and environments, if it
+    /// could not (detach went on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_error: Option<String>,
 }
 
 /// Runs detach.
@@ -49,18 +64,27 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
         claim: ClaimRemoval::NotContacted,
         agent_removed: false,
         key_removed: false,
+        runs_cancelled: Vec::new(),
+        envs_removed: Vec::new(),
+        freed_kib: None,
+        agent_error: None,
     };
     if !args.local_only {
         let workspace_id = store.workspace_id()?;
         let access = Access::from_args(&args.connect)?;
-        let resolved = ctx.targets.resolve(&target, &access)?;
-        let session = Session::connect(
-            &resolved.endpoint,
-            resolved.options,
-            &mut ConnectProgress::default(),
-        )
-        .await?;
-        ctx.targets.repin(&target, &session.host_key)?;
+        let session = ctx.targets.session(&target, &access).await?;
+        // Runs first: detach never leaves a job running unseen.
+        match ctx.targets.agent_on(&session, &target).await {
+            Ok(agent) => {
+                let prepared = settle_runs_and_envs(&agent, args, &target.name, &mut done).await;
+                drop(agent);
+                if let Err(e) = prepared {
+                    session.close().await;
+                    return Err(e);
+                }
+            }
+            Err(e) => done.agent_error = Some(e.to_string()),
+        }
         let tag = crate::workspace::key_tag(&workspace_id);
         let purge = if args.purge { "1" } else { "0" };
         let out = tokio::time::timeout(
@@ -90,9 +114,56 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
         };
         done.agent_removed = kv.contains_key("agent");
         done.key_removed = kv.contains_key("enroll");
+        done.freed_kib = kv.get("freed_kib").and_then(|k| k.parse().ok());
     }
     store.delete_target(&target.name)?;
     Ok(done)
+}
+
+/// Refuses while runs are going (unless `--cancel-runs`, which cancels
+/// them); with `--purge`, removes every environment (and its image).
+async fn settle_runs_and_envs(
+    agent: &AgentClient,
+    args: &DetachArgs,
+    name: &str,
+    done: &mut Detached,
+) -> Result<()> {
+    let going: Vec<RunInfo> = agent
+        .runs()
+        .await?
+        .into_iter()
+        .filter(|r| !r.state.is_final())
+        .collect();
+    if !going.is_empty() && !args.cancel_runs {
+        let listed: Vec<String> = going
+            .iter()
+            .map(|r| match &r.name {
+                Some(n) => format!("{} ({n})", r.id),
+                None => r.id.clone(),
+            })
+            .collect();
+        return Err(Error::Taken {
+            message: format!(
+                "target {name} has {} run(s) going: {}",
+                going.len(),
+                listed.join(", ")
+            ),
+            fix: format!(
+                "wait for them to end, cancel them (`moor cancel RUN`), or pass --cancel-runs to `moor detach {name}`"
+            ),
+        });
+    }
+    for run in going {
+        agent.cancel(&run.id, 10).await?;
+        done.runs_cancelled.push(run.id);
+    }
+    if args.purge {
+        for env in agent.envs().await? {
+            agent.remove_env(&env.hash).await?;
+            done.envs_removed.push(env.hash);
+        }
+    }
+    Ok(())
 }
 
 impl Render for Detached {
@@ -107,8 +178,22 @@ impl Render for Detached {
             }
             ClaimRemoval::Removed | ClaimRemoval::Absent => {}
         }
+        for run in &self.runs_cancelled {
+            out.line(format!("cancelled run {run}"));
+        }
+        if let Some(e) = &self.agent_error {
+            out.note(format!(
+                "warning: the agent did not answer ({e}); runs still going on the host were not looked for"
+            ));
+        }
         if self.agent_removed {
-            out.line("removed the agent from the host");
+            out.line(format!(
+                "removed everything moor put on the host: the agent, runs, snapshots and {} environment(s){}",
+                self.envs_removed.len(),
+                self.freed_kib
+                    .map(|k| format!(", {} freed", crate::checks::bytes(k * 1024)))
+                    .unwrap_or_default()
+            ));
         }
         if self.key_removed {
             out.line("removed the workspace key from authorized_keys");

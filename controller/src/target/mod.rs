@@ -135,6 +135,17 @@ impl Targets {
                 agent: local::connect(self.bundle).await?,
             });
         }
+        let session = self.session(target, access).await?;
+        let agent = self.agent_on(&session, target).await?;
+        Ok(Connected {
+            session: Some(session),
+            agent,
+        })
+    }
+
+    /// The SSH session to a target (its stored settings and the user's
+    /// flags, its pinned host key).
+    pub async fn session(&self, target: &Target, access: &Access) -> Result<Session> {
         let resolved = self.resolve(target, access)?;
         let session = Session::connect(
             &resolved.endpoint,
@@ -143,19 +154,21 @@ impl Targets {
         )
         .await?;
         self.repin(target, &session.host_key)?;
+        Ok(session)
+    }
+
+    /// The target's agent (`moor-agent stdio` of the build it recorded),
+    /// over an open session.
+    pub async fn agent_on(&self, session: &Session, target: &Target) -> Result<AgentClient> {
         let install_id = agent_bundle::install_id(&target.agent_version, &target.agent_build);
         let stream = session.exec_stream(&stdio_command(&install_id)).await?;
         let (reader, writer) = tokio::io::split(stream);
-        let agent = AgentClient::over(
+        AgentClient::over(
             Box::new(reader),
             Box::new(writer),
             session.endpoint.host.clone(),
         )
-        .await?;
-        Ok(Connected {
-            session: Some(session),
-            agent,
-        })
+        .await
     }
 
     /// After a connection to `target` verified `key`: when the user trusted
