@@ -318,6 +318,10 @@ pub struct RunsArgs {
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
 
+    /// Also the runs of targets detached since (from the workspace's history).
+    #[arg(long, conflicts_with = "target")]
+    pub all: bool,
+
     /// How to connect (defaults: the targets' stored settings).
     #[command(flatten)]
     pub connect: TargetArgs,

@@ -125,7 +125,9 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
     let mut sink = LogSink::for_log(ctx.json);
     tokio::select! {
         done = follow::follow(&ctx.targets, &target, &access, &run.id, 0, true, Some(conn), &mut sink) => {
-            Ok(Ran::Ended(Box::new(RunJson::new(done?, &target.name))))
+            let done = done?;
+            ctx.store()?.heard_runs(std::slice::from_ref(&done))?;
+            Ok(Ran::Ended(Box::new(RunJson::new(done, &target.name))))
         }
         _ = interrupt.recv() => {
             eprintln!(

@@ -48,6 +48,12 @@ pub struct RunJson {
     pub error: Option<String>,
     /// Seconds from its start to its end (or to now, while it runs).
     pub duration_secs: Option<u64>,
+    /// Whether its target answered now; when not, the run is as the
+    /// workspace's history last heard of it.
+    pub reachable: bool,
+    /// Its target has been detached since (`moor runs --all`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub target_detached: bool,
 }
 
 impl RunJson {
@@ -69,6 +75,18 @@ impl RunJson {
             yarn_application: run.yarn_application,
             error: run.error,
             duration_secs,
+            reachable: true,
+            target_detached: false,
+        }
+    }
+
+    /// A run as the workspace's history last heard of it (its target did
+    /// not answer, or is detached).
+    fn recorded(run: RunInfo, target: &str, target_detached: bool) -> RunJson {
+        RunJson {
+            reachable: false,
+            target_detached,
+            ..RunJson::new(run, target)
         }
     }
 
@@ -129,11 +147,16 @@ impl Render for Runs {
                 .map(|c| c.to_string())
                 .or(r.signal.map(|s| format!("s{s}")))
                 .unwrap_or_default();
+            let state = match (r.reachable, r.target_detached) {
+                (true, _) => state_name(r.state),
+                (false, false) => format!("unreachable ({})", state_name(r.state)),
+                (false, true) => format!("detached ({})", state_name(r.state)),
+            };
             table.row(vec![
                 r.id.clone(),
                 r.name.clone().unwrap_or_default(),
                 r.target.clone(),
-                state_name(r.state),
+                state,
                 exit,
                 r.duration_secs
                     .map(crate::output::duration)
@@ -171,9 +194,13 @@ pub fn state_name(state: RunState) -> String {
         .unwrap_or_default()
 }
 
-/// `moor runs`: every target's runs, asked of all targets at once.
+/// `moor runs`: every target's runs, asked of all targets at once. What an
+/// agent says updates the workspace's history; a target that does not
+/// answer has its runs listed from the history (`reachable: false`) and
+/// makes the exit code non-zero. `--all` adds the runs of targets detached
+/// since.
 pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
-    let store = ctx.store()?;
+    let mut store = ctx.store()?;
     let targets = match &args.target {
         Some(name) => vec![ctx.targets.named(&store, name)?],
         None => ctx.targets.all_with_runs(&store)?,
@@ -183,6 +210,14 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
         .targets
         .ask_all(&targets, &access, async |agent| agent.runs().await)
         .await;
+    let history = store.recorded_runs()?;
+    let recorded_on = |name: &str| -> Vec<RunInfo> {
+        history
+            .iter()
+            .filter(|(target, _, _)| target == name)
+            .filter_map(|(_, info, _)| info.clone())
+            .collect()
+    };
     let mut found = Runs {
         runs: Vec::new(),
         failures: Vec::new(),
@@ -190,14 +225,35 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     };
     for (target, answer) in targets.iter().zip(answers) {
         match answer {
-            Ok(runs) => found
-                .runs
-                .extend(runs.into_iter().map(|r| RunJson::new(r, &target.name))),
+            Ok(runs) => {
+                store.heard_runs(&runs)?;
+                found
+                    .runs
+                    .extend(runs.into_iter().map(|r| RunJson::new(r, &target.name)));
+            }
             Err(e) => {
                 found
                     .failures
                     .push(format!("{} (target {})", error_line(&e), target.name));
                 found.exit_code = e.exit_code();
+                found.runs.extend(
+                    recorded_on(&target.name)
+                        .into_iter()
+                        .map(|r| RunJson::recorded(r, &target.name, false)),
+                );
+            }
+        }
+    }
+    if args.all {
+        let attached: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        for (target, info, _) in &history {
+            if let Some(info) = info
+                .as_ref()
+                .filter(|_| !attached.contains(&target.as_str()))
+            {
+                found
+                    .runs
+                    .push(RunJson::recorded(info.clone(), target, true));
             }
         }
     }
@@ -228,7 +284,7 @@ impl Render for Logged {
 /// `moor logs RUN [--follow]`: exits with the run's code when it followed
 /// the run to its end.
 pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
-    let store = ctx.store()?;
+    let mut store = ctx.store()?;
     let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let access = Access::from_args(&args.connect)?;
     // With --json, the log itself is the output: one JSON line per line.
@@ -249,6 +305,7 @@ pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
     )
     .await?;
     sink.finish();
+    store.heard_runs(std::slice::from_ref(&run))?;
     let ended = args.follow && run.state.is_final();
     let run = RunJson::new(run, &target.name);
     Ok(Logged {
@@ -287,7 +344,7 @@ impl Render for Cancelled {
 
 /// `moor cancel RUN`.
 pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
-    let store = ctx.store()?;
+    let mut store = ctx.store()?;
     let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(&target, &access).await?;
@@ -301,6 +358,7 @@ pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
     .await;
     c.close().await;
     let (run, already_ended) = cancelled?;
+    store.heard_runs(std::slice::from_ref(&run))?;
     Ok(Cancelled {
         run: RunJson::new(run, &target.name),
         already_ended,

@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
          created_at TEXT NOT NULL
      );
      ALTER TABLE runs ADD COLUMN env TEXT;",
+    // 4: run history: each run as moor last heard of it (RunInfo JSON).
+    "ALTER TABLE runs ADD COLUMN info TEXT;
+     ALTER TABLE runs ADD COLUMN heard_at TEXT;",
 ];
 
 /// A named environment in the workspace.
@@ -443,7 +446,7 @@ impl Store {
     pub fn record_run(&self, run: &moor_proto::RunInfo, target: &str) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     run.id,
                     target,
@@ -451,10 +454,53 @@ impl Store {
                     serde_json::to_string(&run.command).expect("strings serialize"),
                     run.snapshot,
                     run.created_at,
-                    run.environment
+                    run.environment,
+                    serde_json::to_string(run).expect("runs serialize"),
+                    crate::time::now(),
                 ],
             )
             .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Updates the history with runs as an agent just told them (only runs
+    /// this workspace started: others on the host are not recorded).
+    pub fn heard_runs(&mut self, runs: &[moor_proto::RunInfo]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(db_err(&self.path))?;
+        let now = crate::time::now();
+        for run in runs {
+            tx.execute(
+                "UPDATE runs SET info = ?2, heard_at = ?3 WHERE id = ?1",
+                params![
+                    run.id,
+                    serde_json::to_string(run).expect("runs serialize"),
+                    now
+                ],
+            )
+            .map_err(db_err(&self.path))?;
+        }
+        tx.commit().map_err(db_err(&self.path))
+    }
+
+    /// The history: every run this workspace started, as last heard, with
+    /// its target's name (newest first). Runs recorded before the history
+    /// kept their state are `None`.
+    pub fn recorded_runs(&self) -> Result<Vec<(String, Option<moor_proto::RunInfo>, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT target, info, id FROM runs ORDER BY created_at DESC, id DESC")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let info: Option<String> = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    info.and_then(|i| serde_json::from_str(&i).ok()),
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.err())
     }
 
