@@ -23,7 +23,8 @@
 //! [`serve`] is the daemon and the stdio relay, [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
-//! [`outputs`] streams a run's outputs as an archive,
+//! [`outputs`] streams a run's outputs as an archive, [`login_env`] gives
+//! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
 pub mod docker;
@@ -31,6 +32,7 @@ pub mod envbuild;
 pub mod envs;
 pub mod error;
 pub mod handler;
+pub mod login_env;
 pub mod outputs;
 pub mod runs;
 pub mod serve;

@@ -312,6 +312,7 @@ impl Runs {
                 .as_ref()
                 .filter(|s| s.on_yarn())
                 .and_then(|_| crate::spark::application_id(&dir.join(files::LOG))),
+            env_names: stored.spec.env.keys().cloned().collect(),
             spark: stored.spec.spark,
             error: status.error.or_else(|| {
                 (state == RunState::Lost).then(|| {

@@ -120,9 +120,18 @@ pub fn run(dir: &Path) -> Result<()> {
                 .env("PYSPARK_DRIVER_PYTHON", &python);
         }
     }
+    // What `ssh host cmd` users expect: /etc/environment, the login PATH.
+    let login = crate::login_env::variables();
+    let login_path = login
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v));
+    command.envs(login.iter().map(|(k, v)| (k, v)));
     if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
         // conda and venv: the environment's interpreter and tools come first.
-        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = login_path
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
         let paths = std::iter::once(prefix.join("bin")).chain(std::env::split_paths(&path));
         command
             .env(

@@ -11,7 +11,8 @@
 //! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
 //! - [`follow`]: following a run's log; [`snapshot`]: source archives;
-//!   [`envspec`]: environment specs from the user's files; [`remote`]:
+//!   [`envspec`]: environment specs from the user's files; [`run_env`]: a
+//!   run's `-e`/`--env-file` variables; [`remote`]:
 //!   the shell scripts attach and detach run on hosts.
 
 pub mod agent_bundle;
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod random;
 pub mod remote;
 pub mod resource_id;
+pub mod run_env;
 pub mod secret;
 pub mod snapshot;
 pub mod ssh;

@@ -313,6 +313,9 @@ pub struct RunInfo {
     /// vanished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The names of the variables the run was given (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_names: Vec<String>,
 }
 
 impl Request {

@@ -36,6 +36,7 @@ fn run_info() -> RunInfo {
         }),
         yarn_application: Some("application_1732700000000_0042".into()),
         error: None,
+        env_names: vec!["WANDB_MODE".into()],
     }
 }
 

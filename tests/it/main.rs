@@ -11,6 +11,7 @@ mod host_keys;
 mod install;
 mod outputs;
 mod run_ends;
+mod run_env;
 mod run_history;
 mod run_names;
 mod runs;

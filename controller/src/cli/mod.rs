@@ -172,6 +172,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
 
+    /// Set a variable in the run's environment (repeatable). Values are
+    /// never printed by `moor runs`, only names.
+    #[arg(short = 'e', long = "env-var", value_name = "KEY=VALUE")]
+    pub env_vars: Vec<String>,
+
+    /// Read variables from a file of KEY=VALUE lines (`#` comments, an
+    /// optional `export `, quoted values); -e wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
     /// Run in this environment (`moor env create`); prepared first if the
     /// target lacks it.
     #[arg(long, value_name = "ENV")]

@@ -143,6 +143,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
 async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let store = ctx.store()?;
     let target = ctx.targets.named(&store, &args.target)?;
+    let variables = crate::run_env::collect(&args.env_vars, args.env_file.as_deref())?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
     if let Some(warning) = snap.skipped_warning() {
         eprintln!("{warning}");
@@ -176,7 +177,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         name: args.name.clone().or_else(|| default_name(&args.command)),
         snapshot: snap.sha256.clone(),
         command: args.command.clone(),
-        env: Default::default(),
+        env: variables,
         environment: env.as_ref().map(|e| e.hash.clone()),
         spark,
     };

@@ -48,6 +48,9 @@ pub struct RunJson {
     pub error: Option<String>,
     /// Seconds from its start to its end (or to now, while it runs).
     pub duration_secs: Option<u64>,
+    /// The names of its `-e`/`--env-file` variables (never the values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     /// Whether its target answered now; when not, the run is as the
     /// workspace's history last heard of it.
     pub reachable: bool,
@@ -75,6 +78,7 @@ impl RunJson {
             yarn_application: run.yarn_application,
             error: run.error,
             duration_secs,
+            env: run.env_names,
             reachable: true,
             target_detached: false,
         }
