@@ -98,6 +98,11 @@ impl Envs {
         sys::home().join(".moor/envs")
     }
 
+    /// Where the environments are.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// An environment's directory.
     pub fn dir(&self, hash: &str) -> PathBuf {
         self.root.join(hash)

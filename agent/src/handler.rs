@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moor_proto::{
-    frame::HEADER_LEN, read_frame, AgentStatus, ErrorKind, Frame, FrameKind, Hello, Request,
-    Response, MAGIC, PROTOCOL_VERSION,
+    frame::HEADER_LEN, read_frame, AgentStatus, DiskUse, ErrorKind, Frame, FrameKind, Hello,
+    Pruned, Request, Response, MAGIC, PROTOCOL_VERSION,
 };
 use sha2::{Digest, Sha256};
 
@@ -214,6 +214,11 @@ fn handle(
                 uptime_secs: daemon.started.elapsed().as_secs(),
                 load: sys::load_average(),
                 running,
+                disk: Some(DiskUse {
+                    runs_bytes: sys::tree_bytes(daemon.runs.root()),
+                    snapshots_bytes: sys::tree_bytes(&daemon.snapshots),
+                    envs_bytes: sys::tree_bytes(daemon.envs.root()),
+                }),
             }))
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
@@ -294,6 +299,20 @@ fn handle(
                 Err(e) => return Err(e),
             };
             reply(Response::Run { run })
+        }
+        Request::PruneRuns {
+            older_than_secs,
+            keep,
+        } => {
+            let older_than = older_than_secs.map(Duration::from_secs);
+            let (runs, mut freed) = daemon.runs.prune(older_than, keep.unwrap_or(0) as usize)?;
+            let (snapshots, bytes) = prune_snapshots(daemon)?;
+            freed += bytes;
+            reply(Response::Pruned(Pruned {
+                runs,
+                snapshots,
+                bytes_freed: freed,
+            }))
         }
         Request::ListRuns => reply(Response::Runs {
             runs: daemon.runs.list()?,
@@ -384,6 +403,44 @@ fn stream_log(
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Removes the snapshots no run refers to any more (left alone for 10
+/// minutes after they arrive: an upload is followed by its run's start).
+fn prune_snapshots(daemon: &Daemon) -> io::Result<(u32, u64)> {
+    let used: std::collections::HashSet<String> = daemon
+        .runs
+        .list()?
+        .into_iter()
+        .map(|r| r.snapshot)
+        .collect();
+    let Ok(entries) = fs::read_dir(&daemon.snapshots) else {
+        return Ok((0, 0));
+    };
+    let (mut count, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(hash) = name
+            .strip_suffix(".tar")
+            .filter(|h| moor_proto::is_sha256_hex(h))
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else { continue };
+        let fresh = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < Duration::from_secs(600));
+        if used.contains(hash) || fresh {
+            continue;
+        }
+        if fs::remove_file(entry.path()).is_ok() {
+            count += 1;
+            bytes += meta.len();
+        }
+    }
+    Ok((count, bytes))
 }
 
 fn snapshot_path(daemon: &Daemon, sha256: &str) -> PathBuf {

@@ -235,6 +235,40 @@ impl Runs {
         removed
     }
 
+    /// Removes finished runs that ended more than `older_than` ago (all
+    /// finished ones without it), keeping the `keep` newest finished runs
+    /// whatever their age. Returns the ids removed and the bytes freed.
+    pub fn prune(
+        &self,
+        older_than: Option<Duration>,
+        keep: usize,
+    ) -> io::Result<(Vec<String>, u64)> {
+        let now = moor_proto::time::parse(&moor_proto::time::now()).unwrap_or(0);
+        let finished = self.list()?.into_iter().filter(|r| r.state.is_final());
+        let mut removed = Vec::new();
+        let mut freed = 0;
+        for run in finished.skip(keep) {
+            let ended = run
+                .ended_at
+                .as_deref()
+                .or(Some(run.created_at.as_str()))
+                .and_then(moor_proto::time::parse)
+                .unwrap_or(now);
+            let old_enough =
+                older_than.is_none_or(|age| now.saturating_sub(ended) >= age.as_secs());
+            if !old_enough {
+                continue;
+            }
+            let dir = self.dir(&run.id);
+            let bytes = sys::tree_bytes(&dir);
+            if fs::remove_dir_all(&dir).is_ok() {
+                freed += bytes;
+                removed.push(run.id);
+            }
+        }
+        Ok((removed, freed))
+    }
+
     /// Every run, newest first.
     pub fn list(&self) -> io::Result<Vec<RunInfo>> {
         let mut runs = Vec::new();

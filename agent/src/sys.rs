@@ -59,6 +59,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Bytes of the files under `path` (links not followed; what cannot be
+/// read counts nothing).
+pub fn tree_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![path.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&p) {
+                todo.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else {
+            total += meta.len();
+        }
+    }
+    total
+}
+
 /// Bytes free for this user on the file system holding `dir`.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
     let stat = nix::sys::statvfs::statvfs(dir).ok()?;

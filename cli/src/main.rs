@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use moor::cli::{AttachCommand, Cli, Command, EnvCommand, HostKeyCommand};
+use moor::cli::{AttachCommand, Cli, Command, EnvCommand, HostKeyCommand, RunsCommand};
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output::{self, Printed};
@@ -134,7 +134,12 @@ async fn run(cli: Cli) -> u8 {
                 .await
                 .map(|r| Printed::of(&r)),
         },
-        Command::Runs(args) => cmd::runs::list(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Runs(args) => match &args.action {
+            Some(RunsCommand::Prune(prune)) => {
+                cmd::runs::prune(prune, &ctx).await.map(|r| Printed::of(&r))
+            }
+            None => cmd::runs::list(args, &ctx).await.map(|r| Printed::of(&r)),
+        },
         Command::Logs(args) => cmd::runs::logs(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Cancel(args) => cmd::runs::cancel(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Download(args) => cmd::download::download(args, &ctx)

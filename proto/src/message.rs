@@ -97,6 +97,16 @@ pub enum Request {
         /// Its hash.
         hash: String,
     },
+    /// Remove finished runs (folders, logs, outputs) and the snapshots no
+    /// remaining run refers to. Runs queued or running are never touched.
+    PruneRuns {
+        /// Only runs that ended more than this many seconds ago.
+        #[serde(default)]
+        older_than_secs: Option<u64>,
+        /// Keep this many of the newest finished runs whatever their age.
+        #[serde(default)]
+        keep: Option<u32>,
+    },
 }
 
 /// What the agent answers.
@@ -139,6 +149,8 @@ pub enum Response {
         /// Every environment on the host.
         envs: Vec<EnvInfo>,
     },
+    /// Answer to [`Request::PruneRuns`].
+    Pruned(Pruned),
     /// A byte stream (log, download) starts: data frames and an end frame
     /// with this request's id follow.
     Stream {
@@ -163,6 +175,31 @@ pub struct AgentStatus {
     pub load: [f64; 3],
     /// Runs queued or running.
     pub running: u32,
+    /// The space moor uses on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUse>,
+}
+
+/// Bytes moor keeps on a host, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// Run folders (sources, logs, outputs).
+    pub runs_bytes: u64,
+    /// Source snapshots.
+    pub snapshots_bytes: u64,
+    /// Environments (conda, venv; Docker images are the engine's).
+    pub envs_bytes: u64,
+}
+
+/// What a [`Request::PruneRuns`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    /// The runs removed.
+    pub runs: Vec<String>,
+    /// How many snapshots went with them.
+    pub snapshots: u32,
+    /// Bytes freed.
+    pub bytes_freed: u64,
 }
 
 /// An error on the wire: its kind, its cause for a person, and what helps.

@@ -124,6 +124,10 @@ fn all_requests() -> Vec<Request> {
             hash: "ab".repeat(32),
         },
         Request::ListEnvs,
+        Request::PruneRuns {
+            older_than_secs: Some(604_800),
+            keep: Some(3),
+        },
         Request::RemoveEnv {
             hash: "ab".repeat(32),
         },
@@ -143,6 +147,16 @@ fn all_responses() -> Vec<Response> {
             uptime_secs: 7,
             load: [0.5, 0.25, 0.0],
             running: 2,
+            disk: Some(moor_proto::DiskUse {
+                runs_bytes: 3,
+                snapshots_bytes: 2,
+                envs_bytes: 1,
+            }),
+        }),
+        Response::Pruned(moor_proto::Pruned {
+            runs: vec!["20261129T101010-aabbccdd".into()],
+            snapshots: 1,
+            bytes_freed: 4096,
         }),
         Response::Snapshot { present: true },
         Response::Run { run: run_info() },

@@ -58,3 +58,72 @@ fn runs_of_an_unreachable_or_detached_target_are_listed_from_the_history() {
         table.stdout
     );
 }
+
+#[test]
+fn runs_prune_removes_finished_runs_and_unused_snapshots_and_status_shows_the_space() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    assert_exit(&f.attach("box", &[]), 0);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(a.path().join("data.bin"), vec![1u8; 2 << 20]).unwrap();
+    std::fs::write(b.path().join("train.py"), "print(1)\n").unwrap();
+    let mut ids = Vec::new();
+    for src in [&a, &a, &b] {
+        let out = f.moor.run(&[
+            "run",
+            "--target",
+            "box",
+            "--json",
+            "--source-dir",
+            src.path().to_str().unwrap(),
+            "--",
+            "true",
+        ]);
+        assert_exit(&out, 0);
+        ids.push(out.json()["id"].as_str().unwrap().to_owned());
+        // Runs are ordered by their start, to the second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let status = f.moor.run(&["status", "box", "--json"]);
+    assert_exit(&status, 0);
+    let before = status.json()[0]["disk"].clone();
+    assert!(
+        before["runs_bytes"].as_u64().unwrap() >= 4 << 20,
+        "{before}"
+    );
+    assert!(
+        before["snapshots_bytes"].as_u64().unwrap() >= 2 << 20,
+        "{before}"
+    );
+    assert!(f.moor.run(&["status"]).stdout.contains("DISK"));
+
+    // Snapshots just uploaded are left alone for 10 minutes: age them.
+    f.host
+        .exec("touch -d '1 hour ago' /home/moor/.moor/snapshots/*.tar");
+    let pruned = f
+        .moor
+        .run(&["runs", "prune", "--target", "box", "--keep", "1", "--json"]);
+    assert_exit(&pruned, 0);
+    let json = pruned.json();
+    let mut removed: Vec<String> = json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    removed.sort();
+    let mut oldest = ids[..2].to_vec();
+    oldest.sort();
+    assert_eq!(removed, oldest);
+    assert_eq!(json["snapshots"], 1);
+    assert!(json["bytes_freed"].as_u64().unwrap() >= 6 << 20, "{json}");
+    let left = f.moor.run(&["runs", "--json"]);
+    assert_eq!(left.json().as_array().unwrap().len(), 1);
+    assert_eq!(left.json()[0]["id"], ids[2].as_str());
+    let bad = f
+        .moor
+        .run(&["runs", "prune", "--target", "box", "--older-than", "7x"]);
+    assert_exit(&bad, 2);
+}

@@ -280,6 +280,24 @@ impl AgentClient {
         .await
     }
 
+    /// Removes finished runs (older than `older_than_secs`, keeping the
+    /// `keep` newest) and the snapshots no run refers to any more.
+    pub async fn prune_runs(
+        &self,
+        older_than_secs: Option<u64>,
+        keep: Option<u32>,
+    ) -> Result<moor_proto::Pruned> {
+        let request = Request::PruneRuns {
+            older_than_secs,
+            keep,
+        };
+        self.ask(request, CALL_TIMEOUT, |r| match r {
+            Response::Pruned(pruned) => Ok(pruned),
+            other => Err(Box::new(other)),
+        })
+        .await
+    }
+
     /// Removes an environment (refused, [`moor_proto::ErrorKind::Busy`],
     /// while a run uses it).
     pub async fn remove_env(&self, hash: &str) -> Result<EnvInfo> {

@@ -91,7 +91,8 @@ pub enum Command {
     #[command(subcommand)]
     Env(EnvCommand),
 
-    /// List runs on the targets (all, or --target).
+    /// List runs on the targets (all, or --target); `moor runs prune`
+    /// removes finished ones from a target.
     Runs(RunsArgs),
 
     /// Print a run's log (stdout and stderr, in order).
@@ -332,9 +333,59 @@ pub struct RunsArgs {
     #[arg(long, conflicts_with = "target")]
     pub all: bool,
 
+    /// `prune`: remove finished runs.
+    #[command(subcommand)]
+    pub action: Option<RunsCommand>,
+
     /// How to connect (defaults: the targets' stored settings).
     #[command(flatten)]
     pub connect: TargetArgs,
+}
+
+/// `moor runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Remove finished runs (their folders, logs and outputs) from a target,
+    /// and the snapshots no remaining run refers to. Runs queued or running
+    /// are never touched; the history keeps their records.
+    Prune(PruneArgs),
+}
+
+/// `moor runs prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The target to clean.
+    #[arg(long, value_name = "NAME")]
+    pub target: String,
+
+    /// Only runs that ended longer ago than this: `30m`, `12h`, `7d`.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: Option<u64>,
+
+    /// Keep this many of the newest finished runs whatever their age.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<u32>,
+
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// An age as `90s`, `30m`, `12h`, `7d` or `2w`, in seconds.
+pub fn parse_age(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("{s:?} is not an age like 30m, 12h or 7d");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs).ok_or_else(bad)
 }
 
 /// `moor logs`.

@@ -6,7 +6,7 @@ use moor_proto::{RunInfo, RunState, SparkSpec};
 use serde::Serialize;
 
 use super::Context;
-use crate::cli::{CancelArgs, LogsArgs, RunsArgs};
+use crate::cli::{CancelArgs, LogsArgs, PruneArgs, RunsArgs};
 use crate::error::{exit, Result};
 use crate::follow;
 use crate::output::{error_line, Render, Table, Text};
@@ -263,6 +263,40 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     }
     found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(found)
+}
+
+/// What `moor runs prune` removed.
+#[derive(Debug, Serialize)]
+pub struct PrunedRuns {
+    target: String,
+    #[serde(flatten)]
+    pruned: moor_proto::Pruned,
+}
+
+impl Render for PrunedRuns {
+    fn render(&self, out: &mut Text) {
+        out.line(format!(
+            "removed {} finished run(s) and {} snapshot(s) from {}, freed {}",
+            self.pruned.runs.len(),
+            self.pruned.snapshots,
+            self.target,
+            crate::checks::bytes(self.pruned.bytes_freed)
+        ));
+    }
+}
+
+/// `moor runs prune --target T [--older-than AGE] [--keep N]`.
+pub async fn prune(args: &PruneArgs, ctx: &Context) -> Result<PrunedRuns> {
+    let store = ctx.store()?;
+    let target = ctx.targets.named(&store, &args.target)?;
+    let access = Access::from_args(&args.connect)?;
+    let c = ctx.targets.connect(&target, &access).await?;
+    let pruned = c.agent.prune_runs(args.older_than, args.keep).await;
+    c.close().await;
+    Ok(PrunedRuns {
+        target: target.name,
+        pruned: pruned?,
+    })
 }
 
 /// What `moor logs` ends with: the run as the stream left it.

@@ -39,21 +39,31 @@ pub struct Status {
 
 impl Render for Status {
     fn render(&self, out: &mut Text) {
-        let mut table = Table::new(&["TARGET", "UP", "AGENT", "UPTIME", "LOAD", "RUNNING", "NOTE"])
-            .right(3)
-            .right(4)
-            .right(5);
+        let mut table = Table::new(&[
+            "TARGET", "UP", "AGENT", "UPTIME", "LOAD", "RUNNING", "DISK", "NOTE",
+        ])
+        .right(3)
+        .right(4)
+        .right(5)
+        .right(6);
         for row in &self.rows {
             // A target that is down: blanks, and why in the last column.
-            let (agent, uptime, load, running, note) = match &row.status {
+            let (agent, uptime, load, running, disk, note) = match &row.status {
                 Some(s) => (
                     s.version.clone(),
                     crate::output::duration(s.uptime_secs),
                     s.load.map(|l| format!("{l:.2}")).join(" "),
                     s.running.to_string(),
+                    // Runs + snapshots + environments under ~/.moor.
+                    s.disk
+                        .map(|d| {
+                            crate::checks::bytes(d.runs_bytes + d.snapshots_bytes + d.envs_bytes)
+                        })
+                        .unwrap_or_default(),
                     String::new(),
                 ),
                 None => (
+                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -69,6 +79,7 @@ impl Render for Status {
                 uptime,
                 load,
                 running,
+                disk,
                 note,
             ]);
         }
