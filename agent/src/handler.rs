@@ -339,7 +339,7 @@ fn handle(
             reply(Response::Stream { offset })?;
             stream_log(daemon, writer, id, &run_id, offset, follow)
         }
-        Request::Download { run_id } => {
+        Request::Download { run_id, selection } => {
             if daemon.runs.info(&run_id).is_err() {
                 return reply(not_found(format!("no run {run_id}")));
             }
@@ -347,8 +347,8 @@ fn handle(
             let outputs = daemon.runs.dir(&run_id).join(files::OUTPUTS);
             let frames =
                 outputs::Chunked::new(|chunk: &[u8]| send(writer, &Frame::data(id, chunk)));
-            let skips = outputs::write_archive(&outputs, frames)?;
-            let trailer = serde_json::to_vec(&skips).map_err(io::Error::other)?;
+            let trailer = outputs::write_archive(&outputs, &selection, frames)?;
+            let trailer = serde_json::to_vec(&trailer).map_err(io::Error::other)?;
             send(writer, &Frame::end_with(id, trailer))
         }
     }

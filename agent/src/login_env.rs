@@ -8,16 +8,22 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where the daemon hands a supervisor the login `PATH` it asked for (at
+/// most once a minute), so that not every run starts a login shell.
+pub const LOGIN_PATH_VAR: &str = "MOOR_LOGIN_PATH";
+
 /// How long a login shell may take to print its `PATH`.
 const LOGIN_SHELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Variables to start a run with: `/etc/environment`'s, then `PATH` from a
-/// login shell (when it answers in time and prints one).
+/// login shell (handed over by the daemon in [`LOGIN_PATH_VAR`], else
+/// asked now; when it answers in time and prints one).
 pub fn variables() -> Vec<(String, String)> {
     let mut vars = std::fs::read_to_string("/etc/environment")
         .map(|text| parse_etc_environment(&text))
         .unwrap_or_default();
-    if let Some(path) = login_path() {
+    let handed = std::env::var(LOGIN_PATH_VAR).ok().filter(|p| !p.is_empty());
+    if let Some(path) = handed.or_else(login_path) {
         vars.retain(|(k, _)| k != "PATH");
         vars.push(("PATH".into(), path));
     }
@@ -46,7 +52,7 @@ pub fn parse_etc_environment(text: &str) -> Vec<(String, String)> {
 
 /// The `PATH` a login shell of this user ends up with, between markers
 /// (profile scripts may print), or `None` if it fails or takes too long.
-fn login_path() -> Option<String> {
+pub fn login_path() -> Option<String> {
     let shell = std::env::var("SHELL")
         .ok()
         .filter(|s| s.starts_with('/') && crate::sys::is_executable(std::path::Path::new(s)))

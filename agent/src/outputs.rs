@@ -15,17 +15,20 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use moor_proto::archive::Skips;
+use moor_proto::archive::Trailer;
+use moor_proto::selection::Selection;
 use nix::fcntl::OFlag;
 
 /// Size of the data frames a download is cut into.
 pub const CHUNK: usize = 256 * 1024;
 
 /// Writes the tar archive of the folder `root` (entries relative to it) to
-/// `out`; returns what was left out.
-pub fn write_archive(root: &Path, out: impl Write) -> io::Result<Skips> {
+/// `out`, with the files `selection` wants and the destination lacks;
+/// returns the trailer (what was left out, what was already there).
+pub fn write_archive(root: &Path, selection: &Selection, out: impl Write) -> io::Result<Trailer> {
     let mut tar = tar::Builder::new(out);
-    let mut skips = Skips::default();
+    let mut trailer = Trailer::default();
+    let skips = &mut trailer.skipped;
     // Folders still to list: (path on disk, path in the archive).
     let mut folders: Vec<(PathBuf, PathBuf)> = vec![(root.to_path_buf(), PathBuf::new())];
     while let Some((dir, rel)) = folders.pop() {
@@ -46,10 +49,18 @@ pub fn write_archive(root: &Path, out: impl Write) -> io::Result<Skips> {
                 continue; // gone meanwhile
             };
             let kind = meta.file_type();
+            let wanted = selection.wants(&rel.to_string_lossy());
             if kind.is_dir() {
-                let mut header = header_of(&meta, tar::EntryType::Directory);
-                tar.append_data(&mut header, &rel, io::empty())?;
+                if !selection.filters() {
+                    let mut header = header_of(&meta, tar::EntryType::Directory);
+                    tar.append_data(&mut header, &rel, io::empty())?;
+                }
                 folders.push((path, rel));
+            } else if !wanted {
+                continue;
+            } else if already_there(selection, &rel, &path, meta.len()) {
+                trailer.unchanged_files += 1;
+                trailer.unchanged_bytes += meta.len();
             } else if kind.is_symlink() {
                 let Ok(target) = fs::read_link(&path) else {
                     continue;
@@ -73,7 +84,25 @@ pub fn write_archive(root: &Path, out: impl Write) -> io::Result<Skips> {
         }
     }
     tar.into_inner()?.flush()?;
-    Ok(skips)
+    Ok(trailer)
+}
+
+/// Whether the destination holds this very file: same size, same sha256
+/// (read only when the size matches).
+fn already_there(selection: &Selection, rel: &Path, path: &Path, size: u64) -> bool {
+    let Some((have_size, have_hash)) = selection.have.get(&*rel.to_string_lossy()) else {
+        return false;
+    };
+    if *have_size != size {
+        return false;
+    }
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path);
+    opened
+        .and_then(moor_proto::sha256_of)
+        .is_ok_and(|hash| hash == *have_hash)
 }
 
 /// Appends one regular file, opened without following links. `Ok(Some)`
@@ -176,12 +205,14 @@ mod tests {
         let mut chunks = Vec::new();
         let skips = write_archive(
             r,
+            &Selection::default(),
             Chunked::new(|c: &[u8]| {
                 chunks.push(c.len());
                 Ok(())
             }),
         )
-        .unwrap();
+        .unwrap()
+        .skipped;
         assert_eq!(skips.total, 1);
         assert_eq!(skips.first[0].to_string(), "pipe: a special file (a FIFO)");
         assert!(chunks.iter().all(|&n| n <= CHUNK));
@@ -198,6 +229,7 @@ mod tests {
         let mut sizes = Vec::new();
         write_archive(
             r,
+            &Selection::default(),
             Chunked::new(|c: &[u8]| {
                 sizes.push(c.len());
                 bytes.extend_from_slice(c);

@@ -79,7 +79,13 @@ pub struct Supervisor {
 #[derive(Debug, Clone)]
 pub struct Runs {
     root: PathBuf,
+    /// The login shell's PATH, asked at most once a minute (a login shell
+    /// can take 100 ms): handed to each supervisor.
+    login_path: std::sync::Arc<std::sync::Mutex<Option<LoginPath>>>,
 }
+
+/// When the login shell's PATH was asked, and what it said.
+type LoginPath = (Instant, Option<String>);
 
 /// File names inside a run directory.
 pub mod files {
@@ -119,12 +125,28 @@ pub const END_ROOM: usize = 4096;
 impl Runs {
     /// Runs under `root` (created 0700 on first use).
     pub fn new(root: PathBuf) -> Runs {
-        Runs { root }
+        Runs {
+            root,
+            login_path: std::sync::Arc::default(),
+        }
     }
 
     /// `~/.moor/runs`.
     pub fn default_root() -> PathBuf {
         home().join(".moor/runs")
+    }
+
+    /// The login shell's PATH, cached for a minute.
+    fn login_path(&self) -> Option<String> {
+        let mut cached = self.login_path.lock().expect("login path lock");
+        match &*cached {
+            Some((at, path)) if at.elapsed() < Duration::from_secs(60) => path.clone(),
+            _ => {
+                let path = crate::login_env::login_path();
+                *cached = Some((Instant::now(), path.clone()));
+                path
+            }
+        }
     }
 
     /// Where the runs are.
@@ -177,7 +199,11 @@ impl Runs {
         }
         // Its own process group, stdio away from ours: the supervisor does
         // not die with the SSH session or the daemon that started it.
-        let child = Command::new(exe)
+        let mut supervise = Command::new(exe);
+        if let Some(path) = self.login_path() {
+            supervise.env(crate::login_env::LOGIN_PATH_VAR, path);
+        }
+        let child = supervise
             .arg("supervise")
             .arg(&dir)
             .stdin(Stdio::null())

@@ -126,7 +126,9 @@ pub fn run(dir: &Path) -> Result<()> {
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| std::ffi::OsString::from(v));
-    command.envs(login.iter().map(|(k, v)| (k, v)));
+    command
+        .envs(login.iter().map(|(k, v)| (k, v)))
+        .env_remove(crate::login_env::LOGIN_PATH_VAR);
     if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
         // conda and venv: the environment's interpreter and tools come first.
         let path = login_path

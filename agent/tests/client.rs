@@ -91,7 +91,7 @@ async fn upload_run_stream_cancel_and_download_in_process() {
     let tail = read_all(&client, client.read_log(&run.id, 4, false).await).await;
     assert_eq!(tail, b"ning\n");
 
-    let outputs = read_all(&client, client.download(&run.id).await).await;
+    let outputs = read_all(&client, client.download(&run.id, Default::default()).await).await;
     let names: Vec<String> = tar::Archive::new(&outputs[..])
         .entries()
         .unwrap()

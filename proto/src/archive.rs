@@ -43,8 +43,8 @@ pub struct Unpacked {
 }
 
 /// Entries left out: the first [`MAX_SKIPS_KEPT`] by name, and how many in
-/// all. The agent sends its own (what it would not put in an archive) as the
-/// payload of a download's end frame.
+/// all. The agent sends its own (what it would not put in an archive) in a
+/// download's [`Trailer`].
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skips {
     /// The first ones, each with why.
@@ -71,6 +71,19 @@ impl Skips {
         self.first.extend(other.first.into_iter().take(room));
         self.total += other.total;
     }
+}
+
+/// What the agent says at the end of a download (the end frame's
+/// payload): what it left out, and what it did not send because the
+/// destination already held it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    /// Entries it would not send.
+    pub skipped: Skips,
+    /// Files the destination already held (same size and sha256).
+    pub unchanged_files: u64,
+    /// Their bytes.
+    pub unchanged_bytes: u64,
 }
 
 /// An entry left out, and why.

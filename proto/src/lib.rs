@@ -8,6 +8,7 @@
 //! - [`frame`]: length-prefixed frames with request ids.
 //! - [`message`]: the [`Request`] and [`Response`] enums.
 //! - [`archive`]: unpacking what a host sends into a folder, never outside it.
+//! - [`selection`]: which output files a download sends.
 //! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod archive;
 pub mod env;
 pub mod frame;
 pub mod message;
+pub mod selection;
 pub mod time;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};
@@ -98,6 +100,14 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Hex sha256 of everything `reader` gives, read through a fixed buffer.
+pub fn sha256_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut reader, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Whether `s` is a sha256 as the wire carries it: 64 lowercase hex digits.

@@ -68,10 +68,14 @@ pub enum Request {
         /// Seconds between SIGTERM and SIGKILL.
         grace_secs: u32,
     },
-    /// A run's `outputs/` as a tar archive in data frames.
+    /// A run's `outputs/` as a tar archive in data frames: the files the
+    /// selection wants and the destination does not already hold.
     Download {
         /// The run's id.
         run_id: String,
+        /// Which files.
+        #[serde(default)]
+        selection: crate::selection::Selection,
     },
     /// Make an environment ready: answered at once with [`Response::Env`],
     /// `ready` on a cache hit, else `building` with the run that builds it

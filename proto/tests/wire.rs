@@ -110,6 +110,11 @@ fn all_requests() -> Vec<Request> {
         },
         Request::Download {
             run_id: "r-1".into(),
+            selection: moor_proto::selection::Selection {
+                include: vec!["*.pt".into()],
+                exclude: vec!["tmp/**".into()],
+                have: [("metrics.json".to_owned(), (12, "ab".repeat(32)))].into(),
+            },
         },
         Request::PrepareEnv {
             spec: env_spec(),

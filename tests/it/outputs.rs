@@ -110,7 +110,14 @@ fn a_download_keeps_links_inside_the_outputs_and_never_copies_what_others_lead_t
         "{}",
         human.stderr
     );
-    assert!(human.stdout.contains("(2 files, 16 B)"), "{}", human.stdout);
+    // The same folder again: nothing is sent twice.
+    assert!(
+        human
+            .stdout
+            .contains("(0 files, 0 B; 2 unchanged, not sent (16 B))"),
+        "{}",
+        human.stdout
+    );
 }
 
 /// The peak resident memory (VmHWM, kB) of a process, as last read.
@@ -195,4 +202,67 @@ fn outputs_downloaded_into_the_source_are_not_uploaded_with_the_next_run() {
     ]);
     assert_exit(&listing, 0);
     assert_eq!(listing.stdout, "./train.py\n");
+}
+
+#[test]
+fn a_second_download_sends_only_what_changed_and_globs_choose_files() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    let id = finished_run(
+        &f,
+        "cd \"$MOOR_OUTPUT_DIR\" && mkdir -p ckpt tmp && head -c 3000000 /dev/urandom > ckpt/e1.pt \
+         && echo '{\"acc\": 0.9}' > metrics.json && echo scratch > tmp/x.pt",
+    );
+    let to = f.moor.home().join("inc");
+    let dl = |extra: &[&str]| {
+        let out = f.moor.run(
+            &[
+                &["download", &id, "--to", to.to_str().unwrap(), "--json"][..],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_exit(&out, 0);
+        out.json()
+    };
+    let first = dl(&[]);
+    assert_eq!(
+        (first["files"].as_u64(), first["unchanged_files"].as_u64()),
+        (Some(3), Some(0))
+    );
+    // Nothing changed: nothing is sent but the archive's frame.
+    let again = dl(&[]);
+    assert_eq!(
+        (again["files"].as_u64(), again["unchanged_files"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert!(again["bytes"].as_u64().unwrap() < 10_000, "{again}");
+    // A local change is repaired by sending that one file.
+    std::fs::write(to.join("metrics.json"), "edited").unwrap();
+    let repaired = dl(&[]);
+    assert_eq!(repaired["files"], 1);
+    assert_eq!(
+        std::fs::read_to_string(to.join("metrics.json")).unwrap(),
+        "{\"acc\": 0.9}\n"
+    );
+
+    // Globs: only checkpoints, never tmp/.
+    let picked = f.moor.home().join("picked");
+    let out = f.moor.run(&[
+        "download",
+        &id,
+        "--to",
+        picked.to_str().unwrap(),
+        "--include",
+        "*.pt",
+        "--exclude",
+        "tmp/**",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["files"], 1);
+    assert!(picked.join("ckpt/e1.pt").exists());
+    assert!(!picked.join("metrics.json").exists() && !picked.join("tmp").exists());
 }

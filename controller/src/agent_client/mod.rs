@@ -211,11 +211,17 @@ impl AgentClient {
         self.stream(request, "the log stream did not start").await
     }
 
-    /// A run's `outputs/` as a tar archive, at the pace it is taken; the end
-    /// frame's trailer is the JSON [`moor_proto::archive::Skips`].
-    pub async fn download(&self, run_id: &str) -> Result<ByteStream> {
+    /// A run's `outputs/` as a tar archive (the files `selection` wants and
+    /// lacks), at the pace it is taken; the end frame's trailer is the JSON
+    /// [`moor_proto::archive::Trailer`].
+    pub async fn download(
+        &self,
+        run_id: &str,
+        selection: moor_proto::selection::Selection,
+    ) -> Result<ByteStream> {
         let request = Request::Download {
             run_id: run_id.to_owned(),
+            selection,
         };
         let frames = self.conn.request_bounded(&request).await?;
         self.stream_from(request, frames, "the download did not start")

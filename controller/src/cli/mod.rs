@@ -432,6 +432,14 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
 
+    /// Only files matching this glob (repeatable): `*.json`, `checkpoints/**`.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Not files matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
     /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
     pub connect: TargetArgs,

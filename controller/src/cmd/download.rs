@@ -5,11 +5,16 @@
 //! disk. The unpacker is [`moor_proto::archive`]'s: nothing the host sends
 //! can write outside the folder the user chose, and what is left out
 //! (links leading outside it, special files) is listed, never fatal.
+//! Downloads are incremental: the files the folder already holds (same
+//! size and sha256) are named to the agent, which does not send them again;
+//! `--include`/`--exclude` globs choose files.
 
+use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use moor_proto::archive::{unpack_within, PullReader, Skipped, Skips};
+use moor_proto::archive::{unpack_within, PullReader, Skipped, Trailer};
+use moor_proto::selection::Selection;
 use moor_proto::WireError;
 use serde::Serialize;
 
@@ -34,6 +39,10 @@ pub struct Downloaded {
     file_bytes: u64,
     /// Symbolic links kept (they stay inside the folder).
     links: u64,
+    /// Files not sent: the folder already held them (same size and sha256).
+    unchanged_files: u64,
+    /// Their bytes.
+    unchanged_bytes: u64,
     /// The first entries left out, each with why.
     skipped: Vec<Skipped>,
     /// How many were left out in all.
@@ -42,8 +51,17 @@ pub struct Downloaded {
 
 impl Render for Downloaded {
     fn render(&self, out: &mut Text) {
+        let unchanged = if self.unchanged_files > 0 {
+            format!(
+                "; {} unchanged, not sent ({})",
+                self.unchanged_files,
+                checks::bytes(self.unchanged_bytes)
+            )
+        } else {
+            String::new()
+        };
         out.line(format!(
-            "outputs of {} in {} ({} files, {})",
+            "outputs of {} in {} ({} files, {}{unchanged})",
             self.run,
             self.to.display(),
             self.files,
@@ -107,9 +125,14 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
         .to
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&run_id));
+    let selection = Selection {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        have: files_in(&dest),
+    };
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(&target, &access).await?;
-    let stream = c.agent.download(&run_id).await?;
+    let stream = c.agent.download(&run_id, selection).await?;
     let mut puller = Puller {
         stream,
         runtime: tokio::runtime::Handle::current(),
@@ -143,11 +166,12 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
         cause,
     })?;
     // The agent's own list (what it would not send) comes first.
-    let mut skipped: Skips = puller
+    let trailer: Trailer = puller
         .trailer
         .as_deref()
         .and_then(|t| serde_json::from_slice(t).ok())
         .unwrap_or_default();
+    let mut skipped = trailer.skipped;
     skipped.extend(unpacked.skipped);
     Ok(Downloaded {
         run: run_id,
@@ -156,7 +180,38 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
         files: unpacked.files,
         file_bytes: unpacked.bytes,
         links: unpacked.links,
+        unchanged_files: trailer.unchanged_files,
+        unchanged_bytes: trailer.unchanged_bytes,
         skipped: skipped.first,
         skipped_total: skipped.total,
     })
+}
+
+/// The regular files under `dest` (links not followed), by `/`-separated
+/// relative path, with their size and sha256: what need not be sent again.
+/// Nothing when `dest` does not exist yet.
+fn files_in(dest: &Path) -> BTreeMap<String, (u64, String)> {
+    let mut have = BTreeMap::new();
+    let mut folders = vec![dest.to_path_buf()];
+    while let Some(dir) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                folders.push(path);
+            } else if meta.is_file() {
+                let Ok(hash) = std::fs::File::open(&path).and_then(moor_proto::sha256_of) else {
+                    continue;
+                };
+                let rel = path.strip_prefix(dest).unwrap_or(&path);
+                have.insert(rel.to_string_lossy().into_owned(), (meta.len(), hash));
+            }
+        }
+    }
+    have
 }
