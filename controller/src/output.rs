@@ -238,14 +238,34 @@ fn mark(status: Status) -> &'static str {
     }
 }
 
+/// Whether to colour: stdout is a terminal and `NO_COLOR` is not set.
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// A status mark in its colour on a terminal (green, yellow, red, dim).
+fn paint(status: Status, text: &str) -> String {
+    if !colour() {
+        return text.to_owned();
+    }
+    let code = match status {
+        Status::Pass => "32",
+        Status::Warn => "33",
+        Status::Fail => "1;31",
+        Status::Skip => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 /// Renders checks as an aligned table, remedies indented under warnings and failures.
 pub fn check_table(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
         out.push_str(&format!(
-            "  {:<4}  {:<width$}  {}\n",
-            mark(c.status),
+            "  {}  {:<width$}  {}\n",
+            paint(c.status, &format!("{:<4}", mark(c.status))),
             c.id,
             c.detail
         ));

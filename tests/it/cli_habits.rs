@@ -64,3 +64,41 @@ fn the_version_names_the_agent_and_usage_errors_are_json_under_json() {
     assert_exit(&plain, 2);
     assert!(plain.stdout.is_empty());
 }
+
+#[test]
+fn check_marks_are_coloured_on_a_terminal_only() {
+    if !moor_tests::docker_or_skip() {
+        return;
+    }
+    let f = moor_tests::Fixture::new(MOOR, moor_tests::HostSpec::default());
+    assert_exit(&f.validate(&[]), 0);
+    let validate = format!(
+        "{MOOR} validate --host {} --user moor --key {}",
+        f.host.ip,
+        f.key_path()
+    );
+    // `script` gives moor a terminal for stdout.
+    let on_tty = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &validate, "/dev/null"])
+            .env("HOME", f.moor.home())
+            .env("MOOR_WORKSPACE", f.moor.workspace());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let coloured = on_tty(false);
+    assert!(coloured.contains("\x1b[32mpass"), "{coloured:?}");
+    assert!(!on_tty(true).contains('\x1b'), "NO_COLOR is honoured");
+    let piped = f.moor.run(&[
+        "validate",
+        "--host",
+        &f.host.ip,
+        "--user",
+        "moor",
+        "--key",
+        f.key_path(),
+    ]);
+    assert!(piped.stdout.contains("pass") && !piped.stdout.contains('\x1b'));
+}
