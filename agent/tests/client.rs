@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use moor::agent_client::{AgentClient, Chunk};
 use moor::snapshot::Snapshot;
+use moor::transfer::Transfer;
 use moor::Error;
 use moor_agent::handler::{self, Daemon};
 use moor_proto::{ErrorKind, RunSpec, RunState};
@@ -76,10 +77,22 @@ async fn upload_run_stream_cancel_and_download_in_process() {
 
     let snap = snapshot();
     assert!(!client.has_snapshot(&snap.sha256).await.unwrap());
-    assert_eq!(client.put_snapshot(&snap).await.unwrap(), snap.bytes.len());
+    assert_eq!(
+        client
+            .put_snapshot(&snap, &Transfer::hidden())
+            .await
+            .unwrap(),
+        snap.bytes.len()
+    );
     assert!(client.has_snapshot(&snap.sha256).await.unwrap());
     // Sent once: the second put finds it.
-    assert_eq!(client.put_snapshot(&snap).await.unwrap(), 0);
+    assert_eq!(
+        client
+            .put_snapshot(&snap, &Transfer::hidden())
+            .await
+            .unwrap(),
+        0
+    );
 
     let job = spec(&snap.sha256, &["python3", "train.py"]);
     let run = client.start_run(job).await.unwrap();
@@ -122,7 +135,7 @@ async fn refusals_reach_the_client_as_typed_errors() {
     // An upload whose bytes do not hash to what it claims.
     let mut bad = snapshot();
     bad.bytes.truncate(bad.bytes.len() / 2);
-    match client.put_snapshot(&bad).await {
+    match client.put_snapshot(&bad, &Transfer::hidden()).await {
         Err(Error::Refused { kind, .. }) => assert_eq!(kind, ErrorKind::Corrupt),
         other => panic!("{:?}", other.map(|_| ())),
     }
@@ -237,7 +250,10 @@ async fn the_relay_starts_one_daemon_that_every_connection_reaches() {
     let host = Installed::new();
     let first = host.connect().await;
     let snap = snapshot();
-    first.put_snapshot(&snap).await.unwrap();
+    first
+        .put_snapshot(&snap, &Transfer::hidden())
+        .await
+        .unwrap();
     let job = spec(&snap.sha256, &["python3", "train.py"]);
     let run = first.start_run(job).await.unwrap();
     let log = read_all(&first, first.read_log(&run.id, 0, true).await).await;
@@ -299,7 +315,10 @@ async fn the_daemon_leaves_no_zombie_supervisors_after_200_runs() {
     let home = tempfile::tempdir().unwrap();
     let client = in_process(home.path()).await;
     let snap = snapshot();
-    client.put_snapshot(&snap).await.unwrap();
+    client
+        .put_snapshot(&snap, &Transfer::hidden())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for _ in 0..200 {
         ids.push(
@@ -330,7 +349,10 @@ async fn a_run_cancelled_right_after_its_start_never_keeps_running() {
     let home = tempfile::tempdir().unwrap();
     let client = in_process(home.path()).await;
     let snap = snapshot();
-    client.put_snapshot(&snap).await.unwrap();
+    client
+        .put_snapshot(&snap, &Transfer::hidden())
+        .await
+        .unwrap();
     let job = ["sh", "-c", "sleep 1; touch \"$MOOR_OUTPUT_DIR/ran\""];
     let mut ids = Vec::new();
     for _ in 0..50 {
@@ -354,7 +376,10 @@ async fn cancel_stops_every_descendant_however_it_detached() {
     let home = tempfile::tempdir().unwrap();
     let client = in_process(home.path()).await;
     let snap = snapshot();
-    client.put_snapshot(&snap).await.unwrap();
+    client
+        .put_snapshot(&snap, &Transfer::hidden())
+        .await
+        .unwrap();
     // A child in its own session, an orphan of a double fork, and a child
     // that ignores SIGTERM (as does the job's shell).
     let script = "setsid sleep 36011 & (sleep 36012 &); \

@@ -8,6 +8,7 @@
 //!   to an open connection; [`agent_client`]: the typed client on it.
 //! - [`cmd`]: one module per command, each returning a value that
 //!   [`output`] renders as text or JSON; [`cli`] parses the command line.
+//! - [`transfer`]: progress bars of long transfers on a terminal.
 //! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
 //! - [`follow`]: following a run's log; [`snapshot`]: source archives;
@@ -37,6 +38,7 @@ pub mod ssh;
 pub mod store;
 pub mod target;
 pub mod target_kind;
+pub mod transfer;
 pub mod workspace;
 
 pub use moor_proto::time;

@@ -102,3 +102,52 @@ fn check_marks_are_coloured_on_a_terminal_only() {
     ]);
     assert!(piped.stdout.contains("pass") && !piped.stdout.contains('\x1b'));
 }
+
+#[test]
+fn long_transfers_show_progress_on_a_terminal_only() {
+    if !moor_tests::docker_or_skip() {
+        return;
+    }
+    let f = moor_tests::Fixture::new(MOOR, moor_tests::HostSpec::default());
+    assert_exit(&f.attach("box", &[]), 0);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("data.bin"), vec![3u8; 48 << 20]).unwrap();
+    let run = format!(
+        "{MOOR} run --target box --source-dir {} -- sh -c 'head -c 67108864 /dev/zero > $MOOR_OUTPUT_DIR/big'",
+        src.path().display()
+    );
+    let on_tty = |command: &str| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .env("HOME", f.moor.home())
+            .env("MOOR_WORKSPACE", f.moor.workspace())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uploaded = on_tty(&run);
+    assert!(
+        uploaded.contains("source snapshot") && uploaded.contains("iB/s"),
+        "{uploaded:?}"
+    );
+    let id = f.moor.run(&["runs", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let to = f.moor.home().join("dl");
+    let downloaded = on_tty(&format!("{MOOR} download {id} --to {}", to.display()));
+    assert!(downloaded.contains("iB/s"), "{downloaded:?}");
+    // Piped: no bar, no escape codes; the summary line says it all.
+    let piped = f.moor.run(&[
+        "download",
+        &id,
+        "--to",
+        f.moor.home().join("dl2").to_str().unwrap(),
+    ]);
+    assert_exit(&piped, 0);
+    assert!(
+        !piped.stderr.contains("iB/s") && !piped.stderr.contains('\x1b'),
+        "{}",
+        piped.stderr
+    );
+}

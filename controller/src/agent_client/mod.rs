@@ -22,6 +22,7 @@ pub use connection::{Reader, Writer, CALL_TIMEOUT};
 
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
+use crate::transfer::Transfer;
 
 /// Largest chunk of an upload.
 const UPLOAD_CHUNK: usize = 1 << 20;
@@ -146,7 +147,8 @@ impl AgentClient {
     }
 
     /// Uploads a snapshot unless the agent has it; returns the bytes sent.
-    pub async fn put_snapshot(&self, snap: &Snapshot) -> Result<usize> {
+    /// `progress` hears of every chunk.
+    pub async fn put_snapshot(&self, snap: &Snapshot, progress: &Transfer) -> Result<usize> {
         if self.has_snapshot(&snap.sha256).await? {
             return Ok(0);
         }
@@ -157,6 +159,7 @@ impl AgentClient {
         let (id, mut rx) = self.conn.request(&request).await?;
         for chunk in snap.bytes.chunks(UPLOAD_CHUNK) {
             self.conn.write(&Frame::data(id, chunk.to_vec())).await?;
+            progress.add(chunk.len() as u64);
         }
         self.conn.write(&Frame::end(id)).await?;
         let answer = tokio::time::timeout(CALL_TIMEOUT, self.conn.response(&mut rx))

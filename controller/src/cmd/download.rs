@@ -25,6 +25,7 @@ use crate::cli::DownloadArgs;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
 use crate::target::Access;
+use crate::transfer::Transfer;
 
 /// Downloaded outputs.
 #[derive(Debug, Serialize)]
@@ -86,6 +87,7 @@ enum Stopped {
 /// Pulls the stream's chunks from the blocking unpacker's thread.
 struct Puller {
     stream: ByteStream,
+    progress: Transfer,
     runtime: tokio::runtime::Handle,
     trailer: Option<Vec<u8>>,
     stopped: Option<Stopped>,
@@ -100,7 +102,10 @@ impl Puller {
             .runtime
             .block_on(tokio::time::timeout(CALL_TIMEOUT, self.stream.next()));
         let stopped = match next {
-            Ok(Some(Chunk::Data(data))) => return Ok(Some(data)),
+            Ok(Some(Chunk::Data(data))) => {
+                self.progress.add(data.len() as u64);
+                return Ok(Some(data));
+            }
             Ok(Some(Chunk::End(trailer))) => {
                 self.trailer = Some(trailer);
                 return Ok(None);
@@ -135,6 +140,7 @@ pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> 
     let stream = c.agent.download(&run_id, selection).await?;
     let mut puller = Puller {
         stream,
+        progress: Transfer::new(&format!("outputs of {run_id}"), None),
         runtime: tokio::runtime::Handle::current(),
         trailer: None,
         stopped: None,

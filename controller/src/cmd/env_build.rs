@@ -113,7 +113,10 @@ pub async fn prepare_on(
     ] {
         if let Some(dir) = dir {
             let snap = snapshot::pack_all(dir, MAX_ASSET_BYTES)?;
-            let sent = agent.put_snapshot(&snap).await?;
+            let progress =
+                crate::transfer::Transfer::new("package files", Some(snap.bytes.len() as u64));
+            let sent = agent.put_snapshot(&snap, &progress).await?;
+            drop(progress);
             tracing::info!(dir = %dir.display(), sent, "asset");
             *slot = Some(snap.sha256);
         }

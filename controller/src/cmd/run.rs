@@ -171,7 +171,9 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         // A cache hit is one request; otherwise the build log shows first.
         prepare_on(&conn, &store, &target, env, &Assets::from(&args.assets)).await?;
     }
-    let sent = conn.agent.put_snapshot(&snap).await?;
+    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.bytes.len() as u64));
+    let sent = conn.agent.put_snapshot(&snap, &progress).await?;
+    drop(progress);
     tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");
     let spec = RunSpec {
         name: args.name.clone().or_else(|| default_name(&args.command)),
