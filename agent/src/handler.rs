@@ -14,22 +14,22 @@ use moor_proto::{
     frame::HEADER_LEN, read_frame, AgentStatus, DiskUse, ErrorKind, Frame, FrameKind, Hello,
     Pruned, Request, Response, MAGIC, PROTOCOL_VERSION,
 };
-use sha2::{Digest, Sha256};
 
 use crate::envs::Envs;
 use crate::error::AgentError;
 use crate::outputs;
 use crate::runs::{files, Runs};
+use crate::snapshots;
 use crate::sys;
 
 /// What the daemon shares between connections.
 pub struct Daemon {
     started: Instant,
-    runs: Runs,
+    pub(crate) runs: Runs,
     envs: Envs,
     /// Serialises prepares: one build per environment, however many ask.
     preparing: Mutex<()>,
-    snapshots: PathBuf,
+    pub(crate) snapshots: PathBuf,
     exe: PathBuf,
     build: String,
 }
@@ -222,11 +222,12 @@ fn handle(
             }))
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
-            present: moor_proto::is_sha256_hex(&sha256) && snapshot_path(daemon, &sha256).exists(),
+            present: moor_proto::is_sha256_hex(&sha256)
+                && snapshots::path(daemon, &sha256).exists(),
         }),
         Request::PutSnapshot { sha256, size } => {
             let data = data.expect("uploads get a data channel");
-            reply(put_snapshot(daemon, &sha256, size, data)?)
+            reply(snapshots::put(daemon, &sha256, size, data)?)
         }
         Request::PrepareEnv {
             spec,
@@ -275,14 +276,14 @@ fn handle(
                     "snapshot must be 64 lowercase hex digits",
                 ));
             }
-            if !spec.snapshot.is_empty() && !snapshot_path(daemon, &spec.snapshot).exists() {
+            if !spec.snapshot.is_empty() && !snapshots::path(daemon, &spec.snapshot).exists() {
                 return reply(not_found(format!("no snapshot {}", spec.snapshot)));
             }
             if spec.command.is_empty() {
                 return reply(Response::error(ErrorKind::BadRequest, "empty command"));
             }
             let snapshot =
-                (!spec.snapshot.is_empty()).then(|| snapshot_path(daemon, &spec.snapshot));
+                (!spec.snapshot.is_empty()).then(|| snapshots::path(daemon, &spec.snapshot));
             let started = daemon.runs.start_with(&daemon.exe, spec, |dir| {
                 let src = dir.join("src");
                 sys::create_private_dir(&src)?;
@@ -306,7 +307,7 @@ fn handle(
         } => {
             let older_than = older_than_secs.map(Duration::from_secs);
             let (runs, mut freed) = daemon.runs.prune(older_than, keep.unwrap_or(0) as usize)?;
-            let (snapshots, bytes) = prune_snapshots(daemon)?;
+            let (snapshots, bytes) = snapshots::prune(daemon)?;
             freed += bytes;
             reply(Response::Pruned(Pruned {
                 runs,
@@ -403,106 +404,4 @@ fn stream_log(
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// Removes the snapshots no run refers to any more (left alone for 10
-/// minutes after they arrive: an upload is followed by its run's start).
-fn prune_snapshots(daemon: &Daemon) -> io::Result<(u32, u64)> {
-    let used: std::collections::HashSet<String> = daemon
-        .runs
-        .list()?
-        .into_iter()
-        .map(|r| r.snapshot)
-        .collect();
-    let Ok(entries) = fs::read_dir(&daemon.snapshots) else {
-        return Ok((0, 0));
-    };
-    let (mut count, mut bytes) = (0, 0);
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(hash) = name
-            .strip_suffix(".tar")
-            .filter(|h| moor_proto::is_sha256_hex(h))
-        else {
-            continue;
-        };
-        let Ok(meta) = entry.metadata() else { continue };
-        let fresh = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_none_or(|age| age < Duration::from_secs(600));
-        if used.contains(hash) || fresh {
-            continue;
-        }
-        if fs::remove_file(entry.path()).is_ok() {
-            count += 1;
-            bytes += meta.len();
-        }
-    }
-    Ok((count, bytes))
-}
-
-fn snapshot_path(daemon: &Daemon, sha256: &str) -> PathBuf {
-    daemon.snapshots.join(format!("{sha256}.tar"))
-}
-
-/// Receives an upload into a temporary file, keeps it only if size and hash match.
-fn put_snapshot(
-    daemon: &Daemon,
-    sha256: &str,
-    size: u64,
-    data: mpsc::Receiver<Frame>,
-) -> io::Result<Response> {
-    if !moor_proto::is_sha256_hex(sha256) {
-        return Ok(Response::error(
-            ErrorKind::BadRequest,
-            "snapshot hash must be 64 lowercase hex digits",
-        ));
-    }
-    let dir = &daemon.snapshots;
-    let no_space = |e: io::Error| -> io::Result<Response> {
-        if crate::error::is_no_space(&e) {
-            Ok(AgentError::no_space(dir).to_response())
-        } else {
-            Err(e)
-        }
-    };
-    sys::create_private_dir(dir)?;
-    // Removed on every path but the one that keeps it (a full disk included).
-    let tmp_path = dir.join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));
-    let (tmp, mut file) = match sys::TempFile::create(tmp_path) {
-        Ok(created) => created,
-        Err(e) => return no_space(e),
-    };
-    let mut hasher = Sha256::new();
-    let mut got = 0u64;
-    let complete = loop {
-        match data.recv_timeout(Duration::from_secs(120)) {
-            Ok(frame) if frame.kind == FrameKind::Data => {
-                got += frame.payload.len() as u64;
-                if got > size {
-                    break false;
-                }
-                hasher.update(&frame.payload);
-                if let Err(e) = file.write_all(&frame.payload) {
-                    return no_space(e);
-                }
-            }
-            Ok(_) => break true,
-            Err(_) => break false,
-        }
-    };
-    let hex = moor_proto::hex(&hasher.finalize());
-    if !complete || got != size || hex != sha256 {
-        return Ok(Response::error(
-            ErrorKind::Corrupt,
-            format!("snapshot upload: {got} of {size} bytes, sha256 {hex}"),
-        ));
-    }
-    if let Err(e) = file.sync_all() {
-        return no_space(e);
-    }
-    tmp.keep(&snapshot_path(daemon, sha256))?;
-    Ok(Response::Snapshot { present: true })
 }

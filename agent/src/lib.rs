@@ -20,7 +20,8 @@
 
 //!
 //! Where things are: [`handler`] answers the protocol (one connection),
-//! [`serve`] is the daemon and the stdio relay, [`runs`] and [`supervise`]
+//! [`serve`] is the daemon and the stdio relay, [`snapshots`] keeps source
+//! snapshots, [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
 //! [`outputs`] streams a run's outputs as an archive, [`login_env`] gives
@@ -36,6 +37,7 @@ pub mod login_env;
 pub mod outputs;
 pub mod runs;
 pub mod serve;
+pub mod snapshots;
 pub mod spark;
 pub mod supervise;
 pub mod sys;

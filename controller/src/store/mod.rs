@@ -7,6 +7,8 @@
 //! a target records *how* it authenticates (a key path, the name of an
 //! environment variable), not with what.
 
+mod envs;
+mod runs;
 mod target;
 
 use std::path::Path;
@@ -442,164 +444,6 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// Records a run started on `target`.
-    pub fn record_run(&self, run: &moor_proto::RunInfo, target: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    run.id,
-                    target,
-                    run.name,
-                    serde_json::to_string(&run.command).expect("strings serialize"),
-                    run.snapshot,
-                    run.created_at,
-                    run.environment,
-                    serde_json::to_string(run).expect("runs serialize"),
-                    crate::time::now(),
-                ],
-            )
-            .map(drop)
-            .map_err(self.err())
-    }
-
-    /// Updates the history with runs as an agent just told them (only runs
-    /// this workspace started: others on the host are not recorded).
-    pub fn heard_runs(&mut self, runs: &[moor_proto::RunInfo]) -> Result<()> {
-        let tx = self.conn.transaction().map_err(db_err(&self.path))?;
-        let now = crate::time::now();
-        for run in runs {
-            tx.execute(
-                "UPDATE runs SET info = ?2, heard_at = ?3 WHERE id = ?1",
-                params![
-                    run.id,
-                    serde_json::to_string(run).expect("runs serialize"),
-                    now
-                ],
-            )
-            .map_err(db_err(&self.path))?;
-        }
-        tx.commit().map_err(db_err(&self.path))
-    }
-
-    /// The history: every run this workspace started, as last heard, with
-    /// its target's name (newest first). Runs recorded before the history
-    /// kept their state are `None`.
-    pub fn recorded_runs(&self) -> Result<Vec<(String, Option<moor_proto::RunInfo>, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT target, info, id FROM runs ORDER BY created_at DESC, id DESC")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                let info: Option<String> = r.get(1)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    info.and_then(|i| serde_json::from_str(&i).ok()),
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err())
-    }
-
-    /// The target a run was started on.
-    pub fn run_target(&self, run_id: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT target FROM runs WHERE id = ?1",
-                params![run_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.err())
-    }
-
-    /// The runs `key` names, each as (id, target): the run with that id;
-    /// else those whose id starts with it; else those with that name, newest
-    /// first.
-    pub fn find_runs(&self, key: &str) -> Result<Vec<(String, String)>> {
-        let queries = [
-            "SELECT id, target FROM runs WHERE id = ?1",
-            "SELECT id, target FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
-            "SELECT id, target FROM runs WHERE name = ?1 ORDER BY created_at DESC, id DESC",
-        ];
-        for sql in queries {
-            let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
-            let found = stmt
-                .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(self.err())?
-                .collect::<rusqlite::Result<Vec<(String, String)>>>()
-                .map_err(self.err())?;
-            if !found.is_empty() {
-                return Ok(found);
-            }
-        }
-        Ok(Vec::new())
-    }
-
-    /// Whether any run was started on `target`.
-    pub fn has_runs_on(&self, target: &str) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE target = ?1)",
-                params![target],
-                |r| r.get(0),
-            )
-            .map_err(self.err())
-    }
-
-    /// Adds an environment. Returns the existing one under `name` instead
-    /// when there is one (the caller compares hashes).
-    pub fn add_env(&mut self, env: &Env) -> Result<Option<Env>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err(&self.path))?;
-        let existing = env_in(&tx, &env.name).map_err(db_err(&self.path))?;
-        if existing.is_none() {
-            tx.execute(
-                "INSERT INTO envs (name, hash, kind, spec, sources, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    env.name,
-                    env.hash,
-                    env.kind.as_str(),
-                    serde_json::to_string(&env.spec).expect("specs serialize"),
-                    serde_json::to_string(&env.sources).expect("strings serialize"),
-                    env.created_at
-                ],
-            )
-            .map_err(db_err(&self.path))?;
-        }
-        tx.commit().map_err(db_err(&self.path))?;
-        Ok(existing)
-    }
-
-    /// One environment.
-    pub fn env(&self, name: &str) -> Result<Option<Env>> {
-        env_in(&self.conn, name).map_err(self.err())
-    }
-
-    /// Every environment, by name.
-    pub fn envs(&self) -> Result<Vec<Env>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, hash, kind, spec, sources, created_at FROM envs ORDER BY name")
-            .map_err(self.err())?;
-        let rows = stmt.query_map([], env_row).map_err(self.err())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err())
-    }
-
-    /// Removes an environment; returns whether it existed.
-    pub fn delete_env(&self, name: &str) -> Result<bool> {
-        self.conn
-            .execute("DELETE FROM envs WHERE name = ?1", params![name])
-            .map(|n| n > 0)
-            .map_err(self.err())
-    }
-
     /// Removes a target; returns whether it existed.
     pub fn delete_target(&self, name: &str) -> Result<bool> {
         self.conn
@@ -607,33 +451,6 @@ impl Store {
             .map(|n| n > 0)
             .map_err(self.err())
     }
-}
-
-fn env_in(conn: &Connection, name: &str) -> rusqlite::Result<Option<Env>> {
-    conn.query_row(
-        "SELECT name, hash, kind, spec, sources, created_at FROM envs WHERE name = ?1",
-        params![name],
-        env_row,
-    )
-    .optional()
-}
-
-fn env_row(r: &rusqlite::Row) -> rusqlite::Result<Env> {
-    let json = |i: usize, text: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, text.into())
-    };
-    let spec: String = r.get(3)?;
-    let sources: String = r.get(4)?;
-    let kind: String = r.get(2)?;
-    Ok(Env {
-        name: r.get(0)?,
-        hash: r.get(1)?,
-        kind: EnvKind::parse(&kind)
-            .ok_or_else(|| json(2, format!("unknown environment kind {kind:?}")))?,
-        spec: serde_json::from_str(&spec).map_err(|e| json(3, e.to_string()))?,
-        sources: serde_json::from_str(&sources).map_err(|e| json(4, e.to_string()))?,
-        created_at: r.get(5)?,
-    })
 }
 
 fn machine_key(fingerprint: &str, machine_id: &str) -> String {

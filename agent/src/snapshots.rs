@@ -1,0 +1,120 @@
+//! Source snapshots on the host, kept under `~/.moor/snapshots` by their
+//! sha256: an upload received into a temporary file that no error path
+//! leaves behind (a full disk says so), and pruning the ones no run refers
+//! to any more.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use moor_proto::{ErrorKind, Frame, FrameKind, Response};
+use sha2::{Digest, Sha256};
+
+use crate::error::AgentError;
+use crate::handler::Daemon;
+use crate::sys;
+
+/// Removes the snapshots no run refers to any more (left alone for 10
+/// minutes after they arrive: an upload is followed by its run's start).
+pub fn prune(daemon: &Daemon) -> io::Result<(u32, u64)> {
+    let used: std::collections::HashSet<String> = daemon
+        .runs
+        .list()?
+        .into_iter()
+        .map(|r| r.snapshot)
+        .collect();
+    let Ok(entries) = fs::read_dir(&daemon.snapshots) else {
+        return Ok((0, 0));
+    };
+    let (mut count, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(hash) = name
+            .strip_suffix(".tar")
+            .filter(|h| moor_proto::is_sha256_hex(h))
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else { continue };
+        let fresh = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < Duration::from_secs(600));
+        if used.contains(hash) || fresh {
+            continue;
+        }
+        if fs::remove_file(entry.path()).is_ok() {
+            count += 1;
+            bytes += meta.len();
+        }
+    }
+    Ok((count, bytes))
+}
+
+/// Where the snapshot `sha256` is kept.
+pub fn path(daemon: &Daemon, sha256: &str) -> PathBuf {
+    daemon.snapshots.join(format!("{sha256}.tar"))
+}
+
+/// Receives an upload into a temporary file, keeps it only if size and hash match.
+pub fn put(
+    daemon: &Daemon,
+    sha256: &str,
+    size: u64,
+    data: mpsc::Receiver<Frame>,
+) -> io::Result<Response> {
+    if !moor_proto::is_sha256_hex(sha256) {
+        return Ok(Response::error(
+            ErrorKind::BadRequest,
+            "snapshot hash must be 64 lowercase hex digits",
+        ));
+    }
+    let dir = &daemon.snapshots;
+    let no_space = |e: io::Error| -> io::Result<Response> {
+        if crate::error::is_no_space(&e) {
+            Ok(AgentError::no_space(dir).to_response())
+        } else {
+            Err(e)
+        }
+    };
+    sys::create_private_dir(dir)?;
+    // Removed on every path but the one that keeps it (a full disk included).
+    let tmp_path = dir.join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));
+    let (tmp, mut file) = match sys::TempFile::create(tmp_path) {
+        Ok(created) => created,
+        Err(e) => return no_space(e),
+    };
+    let mut hasher = Sha256::new();
+    let mut got = 0u64;
+    let complete = loop {
+        match data.recv_timeout(Duration::from_secs(120)) {
+            Ok(frame) if frame.kind == FrameKind::Data => {
+                got += frame.payload.len() as u64;
+                if got > size {
+                    break false;
+                }
+                hasher.update(&frame.payload);
+                if let Err(e) = file.write_all(&frame.payload) {
+                    return no_space(e);
+                }
+            }
+            Ok(_) => break true,
+            Err(_) => break false,
+        }
+    };
+    let hex = moor_proto::hex(&hasher.finalize());
+    if !complete || got != size || hex != sha256 {
+        return Ok(Response::error(
+            ErrorKind::Corrupt,
+            format!("snapshot upload: {got} of {size} bytes, sha256 {hex}"),
+        ));
+    }
+    if let Err(e) = file.sync_all() {
+        return no_space(e);
+    }
+    tmp.keep(&path(daemon, sha256))?;
+    Ok(Response::Snapshot { present: true })
+}
