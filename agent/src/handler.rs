@@ -25,11 +25,11 @@ use crate::sys;
 /// What the daemon shares between connections.
 pub struct Daemon {
     started: Instant,
-    pub(crate) runs: Runs,
+    runs: Runs,
     envs: Envs,
     /// Serialises prepares: one build per environment, however many ask.
     preparing: Mutex<()>,
-    pub(crate) snapshots: PathBuf,
+    snapshots: PathBuf,
     exe: PathBuf,
     build: String,
 }
@@ -223,11 +223,11 @@ fn handle(
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
             present: moor_proto::is_sha256_hex(&sha256)
-                && snapshots::path(daemon, &sha256).exists(),
+                && snapshots::path(&daemon.snapshots, &sha256).exists(),
         }),
         Request::PutSnapshot { sha256, size } => {
             let data = data.expect("uploads get a data channel");
-            reply(snapshots::put(daemon, &sha256, size, data)?)
+            reply(snapshots::put(&daemon.snapshots, &sha256, size, data)?)
         }
         Request::PrepareEnv {
             spec,
@@ -276,14 +276,16 @@ fn handle(
                     "snapshot must be 64 lowercase hex digits",
                 ));
             }
-            if !spec.snapshot.is_empty() && !snapshots::path(daemon, &spec.snapshot).exists() {
+            if !spec.snapshot.is_empty()
+                && !snapshots::path(&daemon.snapshots, &spec.snapshot).exists()
+            {
                 return reply(not_found(format!("no snapshot {}", spec.snapshot)));
             }
             if spec.command.is_empty() {
                 return reply(Response::error(ErrorKind::BadRequest, "empty command"));
             }
-            let snapshot =
-                (!spec.snapshot.is_empty()).then(|| snapshots::path(daemon, &spec.snapshot));
+            let snapshot = (!spec.snapshot.is_empty())
+                .then(|| snapshots::path(&daemon.snapshots, &spec.snapshot));
             let started = daemon.runs.start_with(&daemon.exe, spec, |dir| {
                 let src = dir.join("src");
                 sys::create_private_dir(&src)?;
@@ -307,7 +309,7 @@ fn handle(
         } => {
             let older_than = older_than_secs.map(Duration::from_secs);
             let (runs, mut freed) = daemon.runs.prune(older_than, keep.unwrap_or(0) as usize)?;
-            let (snapshots, bytes) = snapshots::prune(daemon)?;
+            let (snapshots, bytes) = snapshots::prune(&daemon.snapshots, &daemon.runs)?;
             freed += bytes;
             reply(Response::Pruned(Pruned {
                 runs,

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,19 +13,15 @@ use moor_proto::{ErrorKind, Frame, FrameKind, Response};
 use sha2::{Digest, Sha256};
 
 use crate::error::AgentError;
-use crate::handler::Daemon;
+use crate::runs::Runs;
 use crate::sys;
 
 /// Removes the snapshots no run refers to any more (left alone for 10
 /// minutes after they arrive: an upload is followed by its run's start).
-pub fn prune(daemon: &Daemon) -> io::Result<(u32, u64)> {
-    let used: std::collections::HashSet<String> = daemon
-        .runs
-        .list()?
-        .into_iter()
-        .map(|r| r.snapshot)
-        .collect();
-    let Ok(entries) = fs::read_dir(&daemon.snapshots) else {
+pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
+    let used: std::collections::HashSet<String> =
+        runs.list()?.into_iter().map(|r| r.snapshot).collect();
+    let Ok(entries) = fs::read_dir(dir) else {
         return Ok((0, 0));
     };
     let (mut count, mut bytes) = (0, 0);
@@ -55,13 +51,13 @@ pub fn prune(daemon: &Daemon) -> io::Result<(u32, u64)> {
 }
 
 /// Where the snapshot `sha256` is kept.
-pub fn path(daemon: &Daemon, sha256: &str) -> PathBuf {
-    daemon.snapshots.join(format!("{sha256}.tar"))
+pub fn path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!("{sha256}.tar"))
 }
 
 /// Receives an upload into a temporary file, keeps it only if size and hash match.
 pub fn put(
-    daemon: &Daemon,
+    dir: &Path,
     sha256: &str,
     size: u64,
     data: mpsc::Receiver<Frame>,
@@ -72,7 +68,6 @@ pub fn put(
             "snapshot hash must be 64 lowercase hex digits",
         ));
     }
-    let dir = &daemon.snapshots;
     let no_space = |e: io::Error| -> io::Result<Response> {
         if crate::error::is_no_space(&e) {
             Ok(AgentError::no_space(dir).to_response())
@@ -115,6 +110,6 @@ pub fn put(
     if let Err(e) = file.sync_all() {
         return no_space(e);
     }
-    tmp.keep(&path(daemon, sha256))?;
+    tmp.keep(&path(dir, sha256))?;
     Ok(Response::Snapshot { present: true })
 }

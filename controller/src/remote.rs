@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::ssh::{ExecOutput, Session};
+use crate::transfer::Transfer;
 
 /// Quotes `s` as one POSIX shell word.
 pub fn quote(s: &str) -> String {
@@ -35,7 +36,22 @@ pub async fn run(
     stdin: &[u8],
     fix: &str,
 ) -> Result<ExecOutput> {
-    let out = session.exec(&command(script, step, args), stdin).await?;
+    run_with(session, step, script, args, stdin, fix, &Transfer::hidden()).await
+}
+
+/// [`run`], telling `progress` of the stdin sent (the agent at attach).
+pub async fn run_with(
+    session: &Session,
+    step: &'static str,
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+    fix: &str,
+    progress: &Transfer,
+) -> Result<ExecOutput> {
+    let out = session
+        .exec_with(&command(script, step, args), stdin, progress)
+        .await?;
     if out.exit_status == Some(0) {
         return Ok(out);
     }

@@ -1,7 +1,8 @@
-//! Progress of a long transfer (a snapshot upload, a download) on a
-//! terminal: bytes, rate and, when the size is known, a bar and the time
-//! left, redrawn on stderr and cleared at the end. Off a terminal nothing is
-//! drawn: the command's own summary line says what was sent.
+//! Progress of a long transfer (the agent at attach, a snapshot upload, a
+//! download) on a terminal: bytes, rate and, when the size is known, a bar
+//! and the time left, redrawn on stderr; its last state stays on screen, as
+//! scp's does. Off a terminal nothing is drawn: the command's own summary
+//! line says what was sent.
 
 use std::io::IsTerminal;
 
@@ -56,7 +57,8 @@ impl Transfer {
 impl Drop for Transfer {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+            // Drawn once more whatever the redraw rate: the whole transfer.
+            bar.finish();
         }
     }
 }

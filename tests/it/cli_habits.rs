@@ -109,7 +109,6 @@ fn long_transfers_show_progress_on_a_terminal_only() {
         return;
     }
     let f = moor_tests::Fixture::new(MOOR, moor_tests::HostSpec::default());
-    assert_exit(&f.attach("box", &[]), 0);
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("data.bin"), vec![3u8; 48 << 20]).unwrap();
     let run = format!(
@@ -125,6 +124,17 @@ fn long_transfers_show_progress_on_a_terminal_only() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // The agent's upload at attach, then the source snapshot's.
+    let attach = format!(
+        "{MOOR} attach vm box --host {} --user moor --key {} --accept-new-host-key",
+        f.host.ip,
+        f.key_path()
+    );
+    let attached = on_tty(&attach);
+    assert!(
+        attached.contains("agent") && attached.contains("iB/s"),
+        "{attached:?}"
+    );
     let uploaded = on_tty(&run);
     assert!(
         uploaded.contains("source snapshot") && uploaded.contains("iB/s"),

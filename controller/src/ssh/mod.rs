@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
 use crate::error::{Error, Result};
+use crate::transfer::Transfer;
 pub use auth::{AuthUsed, Credentials};
 pub use known_hosts::{KnownHosts, Verdict};
 
@@ -405,6 +406,16 @@ impl Session {
     /// quoting), writes `stdin` to it, and reads until the channel closes: the
     /// exit status can arrive after EOF.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
+        self.exec_with(command, stdin, &Transfer::hidden()).await
+    }
+
+    /// [`Session::exec`], telling `progress` of each piece of stdin sent.
+    pub async fn exec_with(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        progress: &Transfer,
+    ) -> Result<ExecOutput> {
         let ssh_err = |e: russh::Error| Error::Ssh {
             host: self.endpoint.host.clone(),
             port: self.endpoint.port,
@@ -412,8 +423,9 @@ impl Session {
         };
         let mut channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         channel.exec(true, command).await.map_err(ssh_err)?;
-        if !stdin.is_empty() {
-            channel.data_bytes(stdin.to_vec()).await.map_err(ssh_err)?;
+        for piece in stdin.chunks(256 * 1024) {
+            channel.data_bytes(piece.to_vec()).await.map_err(ssh_err)?;
+            progress.add(piece.len() as u64);
         }
         channel.eof().await.map_err(ssh_err)?;
         let mut out = ExecOutput::default();

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::probe::{Claim, Facts};
 use crate::remote;
 use crate::ssh::Session;
+use crate::transfer::Transfer;
 
 /// Time allowed for the claim script.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -182,19 +183,22 @@ impl HostSteps<'_> {
         {
             return Ok(status(AgentInstall::Present, 0));
         }
+        let progress = Transfer::new("agent", Some(self.bundle.binary.len() as u64));
         let out = tokio::time::timeout(
             INSTALL_TIMEOUT,
-            remote::run(
+            remote::run_with(
                 self.session,
                 "agent install",
                 remote::INSTALL,
                 &[&id, build],
                 self.bundle.binary,
                 "check free space and that $HOME is not mounted noexec, then run attach again",
+                &progress,
             ),
         )
         .await
         .map_err(|_| self.timeout("agent install", INSTALL_TIMEOUT))??;
+        drop(progress);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let hello = moor_proto::Hello::find(&stdout);
         if !hello
