@@ -161,3 +161,32 @@ fn long_transfers_show_progress_on_a_terminal_only() {
         piped.stderr
     );
 }
+
+#[test]
+fn a_proxyjump_in_ssh_config_is_refused_never_bypassed() {
+    let moor = Moor::new(MOOR);
+    let config = moor.home().join(".ssh/config");
+    std::fs::write(
+        &config,
+        "Host jumped\n  HostName 192.0.2.7\n  ProxyJump bastion.example\nHost direct\n  ProxyJump none\n  HostName 192.0.2.8\n",
+    )
+    .unwrap();
+    let out = moor.run(&["validate", "--host", "jumped", "--user", "u", "--json"]);
+    assert_exit(&out, 2);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.ends_with(".ssh/config:3: ProxyJump for jumped is not supported by moor yet, and connecting directly would bypass it"),
+        "{message}"
+    );
+    // `none` is honoured: that host is tried directly (and is unreachable).
+    let direct = moor.run(&[
+        "validate",
+        "--host",
+        "direct",
+        "--user",
+        "u",
+        "--connect-timeout",
+        "1",
+    ]);
+    assert_ne!(direct.code, 2, "{}", direct.stderr);
+}

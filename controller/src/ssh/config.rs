@@ -2,7 +2,10 @@
 //! honours: `Host` blocks giving `HostName`, `User`, `Port` and
 //! `IdentityFile` for an alias. As in OpenSSH, the first value found for a
 //! keyword wins and `IdentityFile` accumulates. `Match` blocks and `Include`
-//! are not supported: they are skipped, with a debug log.
+//! are not supported: they are skipped, with a debug log. `ProxyJump` and
+//! `ProxyCommand` are not supported either, and since connecting directly
+//! instead would bypass them, a host that has one is refused (see
+//! [`HostConfig::unsupported`]).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,9 @@ pub struct HostConfig {
     pub port: Option<u16>,
     /// `IdentityFile`s, `~` expanded.
     pub identity_files: Vec<PathBuf>,
+    /// A keyword moor cannot honour and must not ignore (`ProxyJump`,
+    /// `ProxyCommand`), with its 1-based line.
+    pub unsupported: Option<(String, usize)>,
 }
 
 /// Reads `path` (a missing file is an empty config) and looks up `alias`.
@@ -58,6 +64,19 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
             "user" if out.user.is_none() => out.user = Some(value),
             "port" if out.port.is_none() => out.port = value.parse().ok(),
             "identityfile" => out.identity_files.push(expand_tilde(&value, home)),
+            "proxyjump" | "proxycommand" if out.unsupported.is_none() => {
+                // `none` turns an earlier one off, as in OpenSSH.
+                if !value.eq_ignore_ascii_case("none") {
+                    let name = if keyword == "proxyjump" {
+                        "ProxyJump"
+                    } else {
+                        "ProxyCommand"
+                    };
+                    out.unsupported = Some((name.to_owned(), number + 1));
+                } else {
+                    out.unsupported = Some((String::new(), number + 1));
+                }
+            }
             "include" => {
                 tracing::debug!(
                     line = number + 1,
@@ -67,6 +86,8 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
             _ => {}
         }
     }
+    // A `none` that came first is no refusal.
+    out.unsupported = out.unsupported.filter(|(keyword, _)| !keyword.is_empty());
     out
 }
 
@@ -157,6 +178,18 @@ Match host foo
         let c = lookup(CONFIG, "bad.lab", None);
         assert_eq!((c.user.as_deref(), c.port), (Some("fallback"), Some(2200)));
         assert_eq!(c.host_name, None);
+    }
+
+    #[test]
+    fn a_proxy_is_noted_never_ignored_and_none_turns_it_off() {
+        let text = "Host bastioned\n  ProxyJump jump.example\nHost direct\n  ProxyJump none\nHost *\n  ProxyCommand nc %h %p\n";
+        let c = lookup(text, "bastioned", None);
+        assert_eq!(c.unsupported, Some(("ProxyJump".into(), 2)));
+        assert_eq!(lookup(text, "direct", None).unsupported, None);
+        assert_eq!(
+            lookup(text, "other", None).unsupported,
+            Some(("ProxyCommand".into(), 6))
+        );
     }
 
     #[test]

@@ -138,8 +138,18 @@ pub fn for_host(
         .clone()
         .or_else(|| home.as_ref().map(|h| h.join(".ssh/config")));
     let config = config_path
-        .map(|p| ssh::config::load(&p, &alias, home.as_deref()))
+        .as_ref()
+        .map(|p| ssh::config::load(p, &alias, home.as_deref()))
         .unwrap_or_default();
+    if let (Some((keyword, line)), Some(path)) = (&config.unsupported, &config_path) {
+        return Err(Error::usage(
+            format!(
+                "{}:{line}: {keyword} for {alias} is not supported by moor yet, and connecting directly would bypass it",
+                path.display()
+            ),
+            format!("run moor from a machine that reaches {alias} directly, or put `{keyword} none` in a Host block for {alias} above that line"),
+        ));
+    }
 
     let host = config.host_name.clone().unwrap_or_else(|| alias.clone());
     let port = args.port.or(config.port).unwrap_or(22);
