@@ -245,12 +245,7 @@ impl Runs {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name();
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|e| e > age);
+            let old = sys::changed_ago(&entry).is_some_and(|ago| ago > age);
             if moor_proto::is_run_id(&name.to_string_lossy())
                 && old
                 && !path.join(files::SPEC).exists()

@@ -34,11 +34,7 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
             continue;
         };
         let Ok(meta) = entry.metadata() else { continue };
-        let fresh = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_none_or(|age| age < Duration::from_secs(600));
+        let fresh = sys::changed_ago(&entry).is_none_or(|ago| ago < Duration::from_secs(600));
         if used.contains(hash) || fresh {
             continue;
         }

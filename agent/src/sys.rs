@@ -119,6 +119,12 @@ impl Drop for TempFile {
     }
 }
 
+/// How long ago a folder entry last changed (`None` if unknown, or in the
+/// future).
+pub fn changed_ago(entry: &fs::DirEntry) -> Option<std::time::Duration> {
+    entry.metadata().ok()?.modified().ok()?.elapsed().ok()
+}
+
 /// Removes the files in `dir` whose names start with `.` and end with
 /// `.tmp`, last changed more than `age` ago: what a killed process left
 /// (a live writer keeps its file's time fresh). Returns how many went.
@@ -130,12 +136,7 @@ pub fn sweep_temp_files(dir: &Path, age: std::time::Duration) -> usize {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|elapsed| elapsed > age);
+        let stale = changed_ago(&entry).is_some_and(|ago| ago > age);
         if name.starts_with('.') && name.ends_with(".tmp") && stale {
             removed += usize::from(fs::remove_file(entry.path()).is_ok());
         }

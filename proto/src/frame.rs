@@ -36,7 +36,8 @@ pub enum FrameKind {
     Data = 3,
     /// The end of that stream (its payload, when not empty, is the
     /// stream's trailer: for a download, the JSON
-    /// [`Skips`](crate::archive::Skips) the agent left out).
+    /// [`Trailer`](crate::archive::Trailer): what the agent left out or
+    /// did not send again).
     End = 4,
 }
 

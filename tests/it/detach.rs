@@ -15,20 +15,12 @@ fn detach_refuses_while_runs_go_and_purge_with_cancel_runs_leaves_nothing() {
     assert_exit(&f.attach("box", &[]), 0);
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("data.bin"), vec![7u8; 3 << 20]).unwrap();
-    let started = f.moor.run(&[
-        "run",
-        "--target",
+    let started = f.run_on(
         "box",
-        "--detach",
-        "--json",
-        "--name",
-        "long",
-        "--source-dir",
-        src.path().to_str().unwrap(),
-        "--",
-        "sleep",
-        "3601",
-    ]);
+        src.path(),
+        &["--detach", "--json", "--name", "long"],
+        &["sleep", "3601"],
+    );
     assert_exit(&started, 0);
     let id = started.json()["id"].as_str().unwrap().to_owned();
 

@@ -14,18 +14,7 @@ const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 fn finished_run(f: &Fixture, script: &str) -> String {
     assert_exit(&f.attach("box", &[]), 0);
     let src = tempfile::tempdir().unwrap();
-    let out = f.moor.run(&[
-        "run",
-        "--target",
-        "box",
-        "--json",
-        "--source-dir",
-        src.path().to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    let out = f.run_on("box", src.path(), &["--json"], &["sh", "-c", script]);
     assert_exit(&out, 0);
     out.json()["id"].as_str().unwrap().to_owned()
 }
@@ -188,18 +177,7 @@ fn outputs_downloaded_into_the_source_are_not_uploaded_with_the_next_run() {
     let to = src.join("moor-outputs").join(&id);
     let dl = f.moor.run(&["download", &id, "--to", to.to_str().unwrap()]);
     assert_exit(&dl, 0);
-    let listing = f.moor.run(&[
-        "run",
-        "--target",
-        "box",
-        "--source-dir",
-        src.to_str().unwrap(),
-        "--",
-        "find",
-        ".",
-        "-type",
-        "f",
-    ]);
+    let listing = f.run_on("box", &src, &[], &["find", ".", "-type", "f"]);
     assert_exit(&listing, 0);
     assert_eq!(listing.stdout, "./train.py\n");
 }

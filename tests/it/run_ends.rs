@@ -20,20 +20,7 @@ fn host_with(moor_tmpfs: &'static [(&'static str, &'static str)]) -> (Fixture, t
 }
 
 fn run(f: &Fixture, src: &tempfile::TempDir, extra: &[&str], command: &[&str]) -> Output {
-    let args = [
-        &[
-            "run",
-            "--target",
-            "box",
-            "--source-dir",
-            src.path().to_str().unwrap(),
-        ][..],
-        extra,
-        &["--"],
-        command,
-    ]
-    .concat();
-    f.moor.run(&args)
+    f.run_on("box", src.path(), extra, command)
 }
 
 /// Asserts a "no space left on HOST in DIR (N free); fix: ..." error, exit 8.

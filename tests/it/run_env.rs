@@ -28,21 +28,17 @@ fn runs_get_their_variables_etc_environment_and_the_login_path() {
         "# secrets\nexport BAZ='s3cr3t value'\nFOO=from-file\n",
     )
     .unwrap();
-    let out = f.moor.run(&[
-        "run",
-        "--target",
+    let out = f.run_on(
         "box",
-        "--source-dir",
-        src.path().to_str().unwrap(),
-        "-e",
-        "FOO=from-flag",
-        "--env-file",
-        env_file.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "echo \"$FOO|$BAZ|$MOOR_ETC_VAR\"; hello-tools",
-    ]);
+        src.path(),
+        &[
+            "-e",
+            "FOO=from-flag",
+            "--env-file",
+            env_file.to_str().unwrap(),
+        ],
+        &["sh", "-c", "echo \"$FOO|$BAZ|$MOOR_ETC_VAR\"; hello-tools"],
+    );
     assert_exit(&out, 0);
     assert_eq!(
         out.stdout,

@@ -14,18 +14,7 @@ fn runs_of_an_unreachable_or_detached_target_are_listed_from_the_history() {
     let f = Fixture::new(MOOR, HostSpec::default());
     assert_exit(&f.attach("box", &[]), 0);
     let src = tempfile::tempdir().unwrap();
-    let out = f.moor.run(&[
-        "run",
-        "--target",
-        "box",
-        "--json",
-        "--source-dir",
-        src.path().to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    let out = f.run_on("box", src.path(), &["--json"], &["sh", "-c", "exit 3"]);
     assert_exit(&out, 3);
     let id = out.json()["id"].as_str().unwrap().to_owned();
     let live = f.moor.run(&["runs", "--json"]);
@@ -71,16 +60,7 @@ fn runs_prune_removes_finished_runs_and_unused_snapshots_and_status_shows_the_sp
     std::fs::write(b.path().join("train.py"), "print(1)\n").unwrap();
     let mut ids = Vec::new();
     for src in [&a, &a, &b] {
-        let out = f.moor.run(&[
-            "run",
-            "--target",
-            "box",
-            "--json",
-            "--source-dir",
-            src.path().to_str().unwrap(),
-            "--",
-            "true",
-        ]);
+        let out = f.run_on("box", src.path(), &["--json"], &["true"]);
         assert_exit(&out, 0);
         ids.push(out.json()["id"].as_str().unwrap().to_owned());
         // Runs are ordered by their start, to the second.

@@ -67,6 +67,21 @@ impl Fixture {
         self.attach_with(&self.moor, name, extra)
     }
 
+    /// `moor run --target TARGET --source-dir SRC EXTRA -- COMMAND` in this
+    /// fixture's sandbox.
+    pub fn run_on(
+        &self,
+        target: &str,
+        src: &std::path::Path,
+        extra: &[&str],
+        command: &[&str],
+    ) -> Output {
+        let src = src.to_str().expect("UTF-8 path");
+        let head = ["run", "--target", target, "--source-dir", src];
+        self.moor
+            .run(&[&head[..], extra, &["--"], command].concat())
+    }
+
     /// Runs attach with `extra` flags in another sandbox (another workspace).
     pub fn attach_with(&self, moor: &Moor, name: &str, extra: &[&str]) -> Output {
         moor.run(&[&self.attach_args(name)[..], extra].concat())

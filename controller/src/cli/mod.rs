@@ -26,8 +26,10 @@ Exit codes:
   5  host key unknown, changed, revoked, or not the expected fingerprint
   6  unreachable or timed out: DNS, refused, no route, not an SSH server
   7  taken: the machine is attached under another name or claimed by another
-     workspace, the name belongs to another machine, or an attach is under way
-  8  a step on the host failed (agent upload, claim), or the agent refused
+     workspace, the name belongs to another machine, an attach is under way,
+     or (detach) runs are still going on it
+  8  a step on the host failed (agent upload, claim), the agent refused, or
+     the host's disk is full
   9  an environment failed to build (missing package, broken Dockerfile,
      no Docker engine or no access to it, disk full)";
 
