@@ -111,6 +111,18 @@ pub enum Error {
         /// What went wrong in the handshake.
         cause: String,
     },
+    /// A jump host could not open the connection to the next hop.
+    #[error("jump host {jump} could not connect to {host}:{port}: {cause}")]
+    Jump {
+        /// `user@host:port` of the jump host.
+        jump: String,
+        /// The next hop's host, as the jump host was asked for it.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Why.
+        cause: String,
+    },
     /// The SSH connection broke after it was set up.
     #[error("SSH connection to {host}:{port} failed: {cause}")]
     Ssh {
@@ -122,10 +134,12 @@ pub enum Error {
         cause: String,
     },
     /// The host key is in no known_hosts file.
-    #[error("host key of {host} is unknown: {algorithm} {fingerprint}")]
+    #[error("host key of {}{host} is unknown: {algorithm} {fingerprint}", jump_host(.jump))]
     HostKeyUnknown {
         /// `host` or `[host]:port`.
         host: String,
+        /// A jump host's, not the target's.
+        jump: bool,
         /// Key algorithm, e.g. `ssh-ed25519`.
         algorithm: String,
         /// `SHA256:...`
@@ -286,6 +300,15 @@ pub enum Error {
 /// The JSON kind of a refusal: the agent's reason, stable.
 /// An agent's refusal for a person: which host, then the agent's words. A
 /// full disk reads "no space left on HOST in DIR (N free)".
+/// How an unknown key's host is introduced.
+fn jump_host(jump: &bool) -> &'static str {
+    if *jump {
+        "jump host "
+    } else {
+        ""
+    }
+}
+
 fn refusal_line(host: &str, kind: ErrorKind, message: &str) -> String {
     match (kind, message.strip_prefix("no space left ")) {
         (ErrorKind::NoSpace, Some(rest)) => format!("no space left on {host} {rest}"),
@@ -361,6 +384,7 @@ impl Error {
             | Error::HostKeyMismatch { .. } => exit::HOST_KEY,
             Error::Resolve { .. }
             | Error::Connect { .. }
+            | Error::Jump { .. }
             | Error::Timeout { .. }
             | Error::NotSsh { .. }
             | Error::Ssh { .. }
@@ -383,6 +407,7 @@ impl Error {
             Error::KeyPassphrase { .. } => "key_passphrase",
             Error::Resolve { .. } => "resolve",
             Error::Connect { .. } => "connect",
+            Error::Jump { .. } => "jump_failed",
             Error::Timeout { .. } => "timeout",
             Error::NotSsh { .. } => "not_ssh",
             Error::Ssh { .. } => "ssh",
@@ -417,6 +442,9 @@ impl Error {
                 "check the passphrase in the variable named by --key-passphrase-env".into()
             }
             Error::Resolve { .. } => "check the host name, or pass an IP address with --host".into(),
+            Error::Jump { jump, host, port, .. } => format!(
+                "check that {jump} reaches {host}:{port} (`ssh -J {jump} -p {port} {host}` tests the same path) and that its sshd allows TCP forwarding"
+            ),
             Error::Connect { port, .. } => {
                 format!("check that sshd runs on the host and listens on port {port} (--port), and that no firewall blocks it")
             }
@@ -428,6 +456,9 @@ impl Error {
             }
             Error::NotSsh { .. } => "check --port: it must be the port sshd listens on".into(),
             Error::Ssh { .. } => "try again; if it keeps failing, run with -vv and check the host's sshd log".into(),
+            Error::HostKeyUnknown { fingerprint, jump: true, .. } => format!(
+                "check the fingerprint with the jump host's owner, then pass --host-key-fingerprint {fingerprint} (repeatable: one for each host to trust), or --accept-new-host-key; or connect once with `ssh` so ~/.ssh/known_hosts has it"
+            ),
             Error::HostKeyUnknown { fingerprint, .. } => format!(
                 "check the fingerprint with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then pass --host-key-fingerprint {fingerprint} (or --accept-new-host-key)"
             ),

@@ -163,20 +163,28 @@ fn long_transfers_show_progress_on_a_terminal_only() {
 }
 
 #[test]
-fn a_proxyjump_in_ssh_config_is_refused_never_bypassed() {
+fn a_proxycommand_in_ssh_config_is_refused_never_bypassed() {
     let moor = Moor::new(MOOR);
     let config = moor.home().join(".ssh/config");
     std::fs::write(
         &config,
-        "Host jumped\n  HostName 192.0.2.7\n  ProxyJump bastion.example\nHost direct\n  ProxyJump none\n  HostName 192.0.2.8\n",
+        "Host jumped\n  HostName 192.0.2.7\n  ProxyCommand nc %h %p\nHost direct\n  ProxyJump none\n  HostName 192.0.2.8\nHost *\n  ProxyJump bastion.example\n",
     )
     .unwrap();
     let out = moor.run(&["validate", "--host", "jumped", "--user", "u", "--json"]);
     assert_exit(&out, 2);
     let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(
-        message.ends_with(".ssh/config:3: ProxyJump for jumped is not supported by moor yet, and connecting directly would bypass it"),
+        message.ends_with(".ssh/config:3: ProxyCommand for jumped is not supported by moor, and connecting directly would bypass it"),
         "{message}"
+    );
+    // A jump host's own ProxyCommand is refused too.
+    let out = moor.run(&["validate", "--host", "x", "--user", "u", "--jump", "jumped"]);
+    assert_exit(&out, 2);
+    assert!(
+        out.stderr.contains("ProxyCommand for jumped"),
+        "{}",
+        out.stderr
     );
     // `none` is honoured: that host is tried directly (and is unreachable).
     let direct = moor.run(&[

@@ -3,6 +3,7 @@
 //! test hosts in containers (see the `moor-tests` harness).
 
 mod attach;
+mod bastion;
 mod cli_habits;
 mod detach;
 mod envs;

@@ -51,6 +51,8 @@ fn unique(prefix: &str) -> String {
 pub struct Network {
     /// Its name.
     pub name: String,
+    /// Unreachable from the machine running the tests.
+    pub private: bool,
 }
 
 impl Network {
@@ -58,7 +60,32 @@ impl Network {
     pub fn create() -> Arc<Network> {
         let name = unique("moor-test-net");
         run(Command::new("docker").args(["network", "create", "--label", LABEL, &name]));
-        Arc::new(Network { name })
+        Arc::new(Network {
+            name,
+            private: false,
+        })
+    }
+
+    /// A network the machine running the tests cannot reach (internal, and
+    /// its bridge has no address here): only a host that is also on another
+    /// network, a bastion, gets in. Docker's DNS gives its hosts' names to
+    /// the hosts on it, not to this machine.
+    pub fn create_private() -> Arc<Network> {
+        let name = unique("moor-test-private");
+        run(Command::new("docker").args([
+            "network",
+            "create",
+            "--internal",
+            "-o",
+            "com.docker.network.bridge.inhibit_ipv4=true",
+            "--label",
+            LABEL,
+            &name,
+        ]));
+        Arc::new(Network {
+            name,
+            private: true,
+        })
     }
 }
 
@@ -136,6 +163,8 @@ pub struct TestHost {
     /// Its address on the private network.
     pub ip: String,
     network: Arc<Network>,
+    /// Networks it joined after it started (a bastion's private one).
+    joined: Vec<Arc<Network>>,
 }
 
 impl TestHost {
@@ -207,6 +236,7 @@ impl TestHost {
             ip: String::new(),
             name,
             network: network.clone(),
+            joined: Vec::new(),
         };
         host.ip = run(Command::new("docker").args([
             "inspect",
@@ -228,8 +258,19 @@ impl TestHost {
         &self.network
     }
 
-    /// Waits until port 22 sends an SSH banner.
+    /// Connects the host to another network too (a bastion into a private
+    /// one); its [`TestHost::ip`] stays the first network's.
+    pub fn join(&mut self, network: &Arc<Network>) {
+        run(Command::new("docker").args(["network", "connect", &network.name, &self.name]));
+        self.joined.push(network.clone());
+    }
+
+    /// Waits until port 22 sends an SSH banner (asked from inside the host
+    /// when its network is private).
     pub fn wait_for_ssh(&self, limit: Duration) {
+        if self.network.private {
+            return self.wait_for_ssh_inside(limit);
+        }
         let addr: SocketAddr = format!("{}:22", self.ip)
             .parse()
             .expect("container address");
@@ -243,6 +284,25 @@ impl TestHost {
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "sshd on {} did not come up within {limit:?}: {}",
+            self.name,
+            self.logs()
+        );
+    }
+
+    fn wait_for_ssh_inside(&self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let banner = Command::new("docker")
+                .args(["exec", &self.name, "bash", "-c"])
+                .arg("exec 3<>/dev/tcp/127.0.0.1/22 && head -c 4 <&3")
+                .output();
+            if banner.is_ok_and(|out| out.stdout == b"SSH-") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
         panic!(
             "sshd on {} did not come up within {limit:?}: {}",

@@ -25,6 +25,18 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "PATH", help_heading = "Connection")]
     pub ssh_config: Option<PathBuf>,
 
+    /// Go through this jump host (bastion), as `ssh -J`: repeatable or
+    /// comma-separated, in order; `none` connects directly [default: the
+    /// host's ProxyJump in ~/.ssh/config]. Each hop's host key is verified
+    /// and it authenticates with its own keys (ssh config, defaults, agent).
+    #[arg(
+        long,
+        short = 'J',
+        value_name = "[USER@]HOST[:PORT]",
+        help_heading = "Connection"
+    )]
+    pub jump: Vec<String>,
+
     /// Timeout, authentication and host-key flags.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -56,9 +68,9 @@ pub struct TargetArgs {
     )]
     pub accept_new_host_key: bool,
 
-    /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it.
+    /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it; repeatable, one for each host to trust (the target, its jump hosts).
     #[arg(long, value_name = "SHA256:...", help_heading = "Host key")]
-    pub host_key_fingerprint: Option<String>,
+    pub host_key_fingerprint: Vec<String>,
 }
 
 impl Default for TargetArgs {
@@ -67,7 +79,7 @@ impl Default for TargetArgs {
             connect_timeout: 10.0,
             auth: AuthArgs::default(),
             accept_new_host_key: false,
-            host_key_fingerprint: None,
+            host_key_fingerprint: Vec::new(),
         }
     }
 }

@@ -24,7 +24,8 @@ Exit codes:
   3  the host was probed and at least one check failed
   4  authentication failed (wrong password, key or passphrase)
   5  host key unknown, changed, revoked, or not the expected fingerprint
-  6  unreachable or timed out: DNS, refused, no route, not an SSH server
+  6  unreachable or timed out: DNS, refused, no route, not an SSH server,
+     a jump host that cannot reach the next hop
   7  taken: the machine is attached under another name or claimed by another
      workspace, the name belongs to another machine, an attach is under way,
      or (detach) runs are still going on it

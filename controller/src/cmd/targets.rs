@@ -7,6 +7,7 @@ use crate::checks::Check;
 use crate::error::Result;
 use crate::output::{check_table, Render, Table, Text};
 use crate::probe::Facts;
+use crate::ssh::jump;
 use crate::store::Target;
 
 /// The targets.
@@ -25,13 +26,28 @@ impl Render for Listed {
             table.row(vec![
                 t.name.clone(),
                 t.kind.to_string(),
-                format!("{}@{}:{}", t.user, t.host, t.port),
+                endpoint(t),
                 t.state.as_str().into(),
                 t.agent_version.clone(),
                 t.updated_at.clone(),
             ]);
         }
         out.raw(&table.render());
+    }
+}
+
+/// `user@host:port`, and `(via JUMP)` behind jump hosts.
+fn endpoint(t: &Target) -> String {
+    match t.jumps.first() {
+        None => format!("{}@{}:{}", t.user, t.host, t.port),
+        Some(first) => format!(
+            "{}@{}:{} (via {}{})",
+            t.user,
+            t.host,
+            t.port,
+            first.host,
+            if t.jumps.len() > 1 { ", ..." } else { "" }
+        ),
     }
 }
 
@@ -57,6 +73,9 @@ impl Render for Shown {
         let t = &self.target;
         out.line(format!("{} ({})", t.name, t.kind));
         out.line(format!("  endpoint     {}@{}:{}", t.user, t.host, t.port));
+        if !t.jumps.is_empty() {
+            out.line(format!("  through      {}", jump::describe(&t.jumps)));
+        }
         out.line(format!("  auth         {}", t.auth));
         if let Some(id) = &t.resource_id {
             out.line(format!("  resource id  {id}"));

@@ -175,10 +175,31 @@ pub async fn connect_and_probe(
     let mut progress = ConnectProgress::default();
     let connected = Session::connect(&endpoint, resolved.options, &mut progress).await;
     if let Some((addr, took)) = progress.tcp {
-        report.host.address = Some(addr.ip());
+        let through = if progress.jumps.is_empty() {
+            // Behind jump hosts, the target's address is theirs to know.
+            report.host.address = Some(addr.ip());
+            ""
+        } else {
+            ", the first jump host"
+        };
         report.checks.push(Check::pass(
             "ssh.connect",
-            format!("{addr} (TCP in {} ms)", took.as_millis()),
+            format!("{addr} (TCP in {} ms){through}", took.as_millis()),
+        ));
+    }
+    for passed in &progress.jumps {
+        let key = &passed.host_key;
+        report.checks.push(Check::pass(
+            "ssh.jump",
+            format!(
+                "through {}: host key {} {} ({} in {}), {}",
+                passed.jump,
+                key.algorithm,
+                key.fingerprint,
+                key.status,
+                key.file,
+                passed.auth_method
+            ),
         ));
     }
     if let Some(key) = &progress.host_key {

@@ -1,11 +1,12 @@
 //! The part of OpenSSH's client configuration (`~/.ssh/config`) that moor
-//! honours: `Host` blocks giving `HostName`, `User`, `Port` and
-//! `IdentityFile` for an alias. As in OpenSSH, the first value found for a
-//! keyword wins and `IdentityFile` accumulates. `Match` blocks and `Include`
-//! are not supported: they are skipped, with a debug log. `ProxyJump` and
-//! `ProxyCommand` are not supported either, and since connecting directly
-//! instead would bypass them, a host that has one is refused (see
-//! [`HostConfig::unsupported`]).
+//! honours: `Host` blocks giving `HostName`, `User`, `Port`,
+//! `IdentityFile` and `ProxyJump` for an alias. As in OpenSSH, the first
+//! value found for a keyword wins (`ProxyJump` and `ProxyCommand` count as
+//! one: the first of them decides, `none` included) and `IdentityFile`
+//! accumulates. `Match` blocks and `Include` are not supported: they are
+//! skipped, with a debug log. `ProxyCommand` is not supported, and since
+//! connecting directly instead would bypass it, a host that has one is
+//! refused (see [`Proxy::Command`]).
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +23,17 @@ pub struct HostConfig {
     pub port: Option<u16>,
     /// `IdentityFile`s, `~` expanded.
     pub identity_files: Vec<PathBuf>,
-    /// A keyword moor cannot honour and must not ignore (`ProxyJump`,
-    /// `ProxyCommand`), with its 1-based line.
-    pub unsupported: Option<(String, usize)>,
+    /// How to reach it other than directly, with the 1-based line that says so.
+    pub proxy: Option<(Proxy, usize)>,
+}
+
+/// A `ProxyJump` or `ProxyCommand` line (not `none`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxy {
+    /// `ProxyJump` and its value: jump hosts, comma-separated.
+    Jump(String),
+    /// `ProxyCommand`: not supported, and never to be ignored.
+    Command,
 }
 
 /// Reads `path` (a missing file is an empty config) and looks up `alias`.
@@ -43,6 +52,7 @@ pub fn load(path: &Path, alias: &str, home: Option<&Path>) -> HostConfig {
 /// Looks up `alias` in the text of an ssh config.
 pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
     let mut out = HostConfig::default();
+    let mut proxy_decided = false;
     let mut active = true; // lines before the first Host apply to every host
     for (number, raw) in text.lines().enumerate() {
         let Some((keyword, value)) = split_line(raw) else {
@@ -64,17 +74,16 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
             "user" if out.user.is_none() => out.user = Some(value),
             "port" if out.port.is_none() => out.port = value.parse().ok(),
             "identityfile" => out.identity_files.push(expand_tilde(&value, home)),
-            "proxyjump" | "proxycommand" if out.unsupported.is_none() => {
-                // `none` turns an earlier one off, as in OpenSSH.
+            "proxyjump" | "proxycommand" if !proxy_decided => {
+                // The first one decides, `none` (connect directly) included.
+                proxy_decided = true;
                 if !value.eq_ignore_ascii_case("none") {
-                    let name = if keyword == "proxyjump" {
-                        "ProxyJump"
+                    let proxy = if keyword == "proxyjump" {
+                        Proxy::Jump(value)
                     } else {
-                        "ProxyCommand"
+                        Proxy::Command
                     };
-                    out.unsupported = Some((name.to_owned(), number + 1));
-                } else {
-                    out.unsupported = Some((String::new(), number + 1));
+                    out.proxy = Some((proxy, number + 1));
                 }
             }
             "include" => {
@@ -86,8 +95,6 @@ pub fn lookup(text: &str, alias: &str, home: Option<&Path>) -> HostConfig {
             _ => {}
         }
     }
-    // A `none` that came first is no refusal.
-    out.unsupported = out.unsupported.filter(|(keyword, _)| !keyword.is_empty());
     out
 }
 
@@ -182,14 +189,14 @@ Match host foo
 
     #[test]
     fn a_proxy_is_noted_never_ignored_and_none_turns_it_off() {
-        let text = "Host bastioned\n  ProxyJump jump.example\nHost direct\n  ProxyJump none\nHost *\n  ProxyCommand nc %h %p\n";
+        let text = "Host bastioned\n  ProxyJump ops@jump.example:2222,second\nHost direct\n  ProxyJump none\nHost *\n  ProxyCommand nc %h %p\n";
         let c = lookup(text, "bastioned", None);
-        assert_eq!(c.unsupported, Some(("ProxyJump".into(), 2)));
-        assert_eq!(lookup(text, "direct", None).unsupported, None);
         assert_eq!(
-            lookup(text, "other", None).unsupported,
-            Some(("ProxyCommand".into(), 6))
+            c.proxy,
+            Some((Proxy::Jump("ops@jump.example:2222,second".into()), 2))
         );
+        assert_eq!(lookup(text, "direct", None).proxy, None);
+        assert_eq!(lookup(text, "other", None).proxy, Some((Proxy::Command, 6)));
     }
 
     #[test]

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
     // 4: run history: each run as moor last heard of it (RunInfo JSON).
     "ALTER TABLE runs ADD COLUMN info TEXT;
      ALTER TABLE runs ADD COLUMN heard_at TEXT;",
+    // 5: the jump hosts a target is reached through (JSON list).
+    "ALTER TABLE targets ADD COLUMN jumps TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// A named environment in the workspace.

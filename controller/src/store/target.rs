@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::Check;
 use crate::probe::Facts;
+use crate::ssh::JumpHost;
 use crate::target_kind::TargetKind;
 
 /// Where a target stands.
@@ -87,6 +88,8 @@ pub struct Target {
     pub port: u16,
     /// Remote user.
     pub user: String,
+    /// Jump hosts to go through, in order (none: directly).
+    pub jumps: Vec<JumpHost>,
     /// How to authenticate.
     pub auth: AuthRef,
     /// Azure resource id, when given.
@@ -116,7 +119,7 @@ pub struct Target {
 }
 
 pub(super) const COLUMNS: &str = "name, kind, host, port, user, auth, resource_id, host_key_algorithm, \
-    host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at";
+    host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at, jumps";
 
 /// A stored value this moor cannot read.
 fn unreadable(column: usize, what: String) -> rusqlite::Error {
@@ -157,6 +160,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Target> {
         checks: json(r, 14)?,
         created_at: r.get(15)?,
         updated_at: r.get(16)?,
+        jumps: json(r, 17)?,
     })
 }
 
@@ -164,15 +168,16 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
     let auth = serde_json::to_string(&t.auth).expect("AuthRef serializes");
     let facts = serde_json::to_string(&t.facts).expect("facts serialize");
     let checks = serde_json::to_string(&t.checks).expect("checks serialize");
+    let jumps = serde_json::to_string(&t.jumps).expect("jumps serialize");
     tx.execute(
         &format!(
-            "INSERT INTO targets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+            "INSERT INTO targets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, host = excluded.host, port = excluded.port,
                  user = excluded.user, auth = excluded.auth, resource_id = excluded.resource_id,
                  host_key_algorithm = excluded.host_key_algorithm, host_key_fingerprint = excluded.host_key_fingerprint,
                  machine_id = excluded.machine_id, agent_version = excluded.agent_version,
                  agent_build = excluded.agent_build, state = excluded.state, facts = excluded.facts,
-                 checks = excluded.checks, updated_at = excluded.updated_at"
+                 checks = excluded.checks, updated_at = excluded.updated_at, jumps = excluded.jumps"
         ),
         params![
             t.name,
@@ -191,7 +196,8 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
             facts,
             checks,
             t.created_at,
-            t.updated_at
+            t.updated_at,
+            jumps
         ],
     )
     .map(drop)

@@ -10,6 +10,7 @@ pub(crate) fn target(name: &str, fp: &str, id: &str) -> Target {
         host: format!("{name}.example"),
         port: 22,
         user: "u".into(),
+        jumps: Vec::new(),
         auth: AuthRef::WorkspaceKey,
         resource_id: None,
         host_key_algorithm: "ssh-ed25519".into(),

@@ -23,6 +23,7 @@ pub fn target(bundle: &AgentBundle) -> Target {
         host: "localhost".into(),
         port: 0,
         user: std::env::var("USER").unwrap_or_default(),
+        jumps: Vec::new(),
         auth: AuthRef::Agent,
         resource_id: None,
         host_key_algorithm: String::new(),

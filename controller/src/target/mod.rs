@@ -7,6 +7,7 @@
 //! not the command line, so jobs over several targets reach them the same
 //! way ([`Targets::ask_all`]).
 
+pub mod jumps;
 pub mod local;
 pub mod settings;
 

@@ -7,6 +7,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::jumps;
 use crate::cli::{AuthArgs, ConnectArgs, TargetArgs};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -40,18 +41,22 @@ pub struct Access {
 impl Access {
     /// Checks the flags and reads the secrets they name (stdin at most once).
     pub fn from_args(args: &TargetArgs) -> Result<Access> {
-        let host_key_policy = match &args.host_key_fingerprint {
-            Some(fp) if fp.starts_with("SHA256:") && fp.len() > 7 => {
-                HostKeyPolicy::Fingerprint(fp.clone())
-            }
-            Some(fp) => {
-                return Err(Error::usage(
-                    format!("--host-key-fingerprint {fp:?} is not a SHA256 fingerprint"),
-                    "pass it as OpenSSH prints it: SHA256:... (ssh-keygen -lf KEY.pub)",
-                ))
-            }
-            None if args.accept_new_host_key => HostKeyPolicy::AcceptNew,
-            None => HostKeyPolicy::Strict,
+        if let Some(fp) = args
+            .host_key_fingerprint
+            .iter()
+            .find(|fp| !fp.starts_with("SHA256:") || fp.len() <= 7)
+        {
+            return Err(Error::usage(
+                format!("--host-key-fingerprint {fp:?} is not a SHA256 fingerprint"),
+                "pass it as OpenSSH prints it: SHA256:... (ssh-keygen -lf KEY.pub)",
+            ));
+        }
+        let host_key_policy = if !args.host_key_fingerprint.is_empty() {
+            HostKeyPolicy::Fingerprint(args.host_key_fingerprint.clone())
+        } else if args.accept_new_host_key {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
         };
         let auth = &args.auth;
         let passphrase = auth
@@ -141,15 +146,13 @@ pub fn for_host(
         .as_ref()
         .map(|p| ssh::config::load(p, &alias, home.as_deref()))
         .unwrap_or_default();
-    if let (Some((keyword, line)), Some(path)) = (&config.unsupported, &config_path) {
-        return Err(Error::usage(
-            format!(
-                "{}:{line}: {keyword} for {alias} is not supported by moor yet, and connecting directly would bypass it",
-                path.display()
-            ),
-            format!("run moor from a machine that reaches {alias} directly, or put `{keyword} none` in a Host block for {alias} above that line"),
-        ));
-    }
+    let jumps = jumps::for_alias(
+        &alias,
+        &args.jump,
+        &config,
+        config_path.as_deref(),
+        home.as_deref(),
+    )?;
 
     let host = config.host_name.clone().unwrap_or_else(|| alias.clone());
     let port = args.port.or(config.port).unwrap_or(22);
@@ -178,6 +181,7 @@ pub fn for_host(
             known_hosts: known_hosts(workspace),
             pin: None,
             credentials: access.credentials(None, None, &identities)?,
+            jumps: jumps::hops(&jumps)?,
         },
     })
 }
@@ -228,6 +232,7 @@ pub fn for_target(target: &Target, access: &Access, workspace: &Workspace) -> Re
                 fingerprint: target.host_key_fingerprint.clone(),
             }),
             credentials,
+            jumps: jumps::hops(&target.jumps)?,
         },
     })
 }

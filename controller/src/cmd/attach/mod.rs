@@ -165,9 +165,9 @@ async fn attach(
         ));
     }
     let install_id = bundle.install_id();
-    let named_key = match &resolved.options.host_key_policy {
-        HostKeyPolicy::Fingerprint(fingerprint) => Some(fingerprint.clone()),
-        _ => None,
+    let named_keys = match &resolved.options.host_key_policy {
+        HostKeyPolicy::Fingerprint(fingerprints) => fingerprints.clone(),
+        _ => Vec::new(),
     };
     let (report, session) =
         connect_and_probe(resolved, options, &install_id, cluster.as_deref()).await;
@@ -188,7 +188,9 @@ async fn attach(
     let host = session.endpoint.host.clone();
     // A reinstalled host (same machine-id, new key) keeps its name when the
     // user named the new key.
-    let key_named = named_key.is_some_and(|fp| same_fingerprint(&fp, &host_key.fingerprint));
+    let key_named = named_keys
+        .iter()
+        .any(|fp| same_fingerprint(fp, &host_key.fingerprint));
     let reserved = store.reserve(
         name,
         &host_key.fingerprint,
@@ -233,6 +235,7 @@ async fn attach(
         }
     };
     let endpoint = session.endpoint.clone();
+    let via = session.via.clone();
     let auth = if enrolled_key {
         AuthRef::WorkspaceKey
     } else {
@@ -247,6 +250,7 @@ async fn attach(
         host,
         port: endpoint.port,
         user: endpoint.user,
+        jumps: via,
         auth,
         resource_id,
         host_key_algorithm: host_key.algorithm.clone(),
