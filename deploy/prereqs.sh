@@ -23,6 +23,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# pip-compile (pip-tools) writes the hashed lock file of the requirements test.
+if ! python3 -m piptools --version >/dev/null 2>&1; then
+  log "installing pip-tools (pip-compile)"
+  python3 -m pip install --quiet --disable-pip-version-check 'pip-tools==7.4.1'
+fi
 command -v cargo >/dev/null || { log "cargo missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
 # The agent ships as a static musl binary, built by the controller's build.rs.
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then

@@ -161,11 +161,11 @@ fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Resu
     if lines.is_empty() {
         return Ok(());
     }
-    let file = python
+    let dir = python
         .parent()
         .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join("moor-requirements.txt");
+        .unwrap_or(Path::new("."));
+    let file = dir.join("moor-requirements.txt");
     fs::write(&file, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
     let mut command = Command::new(python);
     command.args([
@@ -179,6 +179,16 @@ fn pip_install(python: &Path, spec: &EnvSpec, wheelhouse: Option<&Path>) -> Resu
     ]);
     if let Some(wheels) = wheelhouse {
         command.arg("--no-index").arg("--find-links").arg(wheels);
+    }
+    if spec.pip_hashed() {
+        command.arg("--require-hashes");
+    }
+    let constraints = spec.pip_constraints();
+    if !constraints.is_empty() {
+        let file = dir.join("moor-constraints.txt");
+        fs::write(&file, constraints.join("\n") + "\n")
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        command.arg("-c").arg(file);
     }
     command.arg("-r").arg(&file);
     step(&mut command)
@@ -396,11 +406,23 @@ fn docker_context(
             (pip.join("\n") + "\n").as_bytes(),
             0o644,
         )?;
-        let index = if wheelhouse.is_some() {
-            " --no-index --find-links /opt/moor-build/wheelhouse"
+        let mut index = if wheelhouse.is_some() {
+            " --no-index --find-links /opt/moor-build/wheelhouse".to_owned()
         } else {
-            ""
+            String::new()
         };
+        if spec.pip_hashed() {
+            index.push_str(" --require-hashes");
+        }
+        let constraints = spec.pip_constraints();
+        if !constraints.is_empty() {
+            add(
+                "moor-build/constraints.txt",
+                (constraints.join("\n") + "\n").as_bytes(),
+                0o644,
+            )?;
+            index.push_str(" -c /opt/moor-build/constraints.txt");
+        }
         // In an image the system Python is the environment: PEP 668's
         // "externally managed" guard (Debian 12, Ubuntu 23.04+) is lifted
         // for this step only (older pips ignore the variables).

@@ -127,11 +127,51 @@ pub async fn tail(agent: &AgentClient, run_id: &str, end: u64) -> String {
             bytes.extend_from_slice(&data);
         }
     }
-    let text = String::from_utf8_lossy(&bytes);
+    summary(&String::from_utf8_lossy(&bytes))
+}
+
+/// Lines of a failed build's log that name a root cause (pip's and conda's
+/// `ERROR:` lines, TLS and name-resolution failures).
+const CAUSES: &[&str] = &[
+    "ERROR:",
+    "CERTIFICATE_VERIFY_FAILED",
+    "certificate verify failed",
+    "Could not resolve host",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "ProxyError",
+];
+
+/// The last three non-empty lines of a log's tail, after the first line
+/// naming a root cause when that one is earlier: `CAUSE | ... | L1 | L2 | L3`.
+fn summary(text: &str) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    lines[lines.len().saturating_sub(3)..].join(" | ")
+    let last = lines.len().saturating_sub(3);
+    let cause = lines[..last]
+        .iter()
+        .find(|line| CAUSES.iter().any(|c| line.contains(c)));
+    let tail = lines[last..].join(" | ");
+    match cause {
+        Some(cause) => format!("{cause} | ... | {tail}"),
+        None => tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn a_failed_builds_summary_keeps_the_root_cause() {
+        let log = "Collecting six\nERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n    six from x:\n        Expected sha256 0\n             Got        1\n\nmoor-agent: pip failed\n";
+        assert_eq!(
+            summary(log),
+            "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. | ... | Expected sha256 0 | Got        1 | moor-agent: pip failed"
+        );
+        assert_eq!(summary("a\nb\n"), "a | b");
+    }
 }

@@ -50,14 +50,18 @@ pub fn collect(vars: &[String], file: Option<&Path>) -> Result<BTreeMap<String, 
     Ok(env)
 }
 
+/// Whether `key` is an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// `KEY=VALUE`, the value unquoted if it is wholly in '' or "".
 fn parse(s: &str) -> std::result::Result<(String, String), String> {
     let (key, value) = s.split_once('=').ok_or("no `=`")?;
     let key = key.trim();
-    let good = !key.is_empty()
-        && !key.starts_with(|c: char| c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !good {
+    if !is_name(key) {
         return Err(format!("{key:?} is not a variable name"));
     }
     let value = value.trim();

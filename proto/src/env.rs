@@ -44,19 +44,38 @@ pub struct CondaSpec {
     pub channels: Vec<String>,
     /// Match specs, canonical form, sorted.
     pub dependencies: Vec<String>,
-    /// The `pip:` section, sorted.
+    /// The `pip:` section's requirements, sorted (its options and
+    /// constraints are in the spec's [`PipSpec`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pip: Vec<String>,
+    /// `variables:`: set in every run in the environment (a run's own
+    /// `--env-var` wins).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 /// pip requirements.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipSpec {
-    /// Requirement lines, canonical form, sorted.
+    /// Requirement lines, canonical form, sorted: `name[extras]specifier`,
+    /// `name @ URL`, a URL (wheel, sdist, `git+...`), each with its
+    /// `; marker` and ` --hash=ALG:HEX` options (hashes sorted).
     pub requirements: Vec<String>,
     /// Index options (`--index-url U` ...), in file order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// Constraints (`-c FILE` lines), canonical form, sorted: they pin
+    /// versions without asking for the packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+}
+
+impl PipSpec {
+    /// Whether any requirement carries a `--hash`: then pip installs in
+    /// hash-checking mode (`--require-hashes`).
+    pub fn hashed(&self) -> bool {
+        self.requirements.iter().any(|r| r.contains(" --hash="))
+    }
 }
 
 /// How an environment is realised on a host.
@@ -111,6 +130,7 @@ impl EnvSpec {
         }
         if let Some(pip) = &mut self.pip {
             sort(&mut pip.requirements);
+            sort(&mut pip.constraints);
         }
         self
     }
@@ -135,6 +155,27 @@ impl EnvSpec {
         } else {
             EnvKind::Host
         }
+    }
+
+    /// The pip constraints (`-c`), if any.
+    pub fn pip_constraints(&self) -> &[String] {
+        self.pip.as_ref().map_or(&[], |pip| &pip.constraints)
+    }
+
+    /// Whether pip installs in hash-checking mode: a requirement (of the
+    /// requirements file or the conda file's `pip:` section) has a `--hash`.
+    pub fn pip_hashed(&self) -> bool {
+        self.pip_requirements()
+            .iter()
+            .any(|r| !r.starts_with('-') && r.contains(" --hash="))
+    }
+
+    /// Variables every run in the environment gets.
+    pub fn variables(&self) -> std::collections::BTreeMap<String, String> {
+        self.conda
+            .as_ref()
+            .map(|c| c.variables.clone())
+            .unwrap_or_default()
     }
 
     /// The pip requirements to install after conda (or alone).
@@ -223,6 +264,7 @@ mod tests {
                 channels: channels.iter().map(|s| s.to_string()).collect(),
                 dependencies: deps.iter().map(|s| s.to_string()).collect(),
                 pip: vec![],
+                variables: Default::default(),
             }),
             ..EnvSpec::default()
         }

@@ -50,6 +50,7 @@ fn env_spec() -> EnvSpec {
             channels: vec!["conda-forge".into()],
             dependencies: vec!["python 3.11.*".into()],
             pip: vec!["scikit-learn==1.5.2".into()],
+            variables: Default::default(),
         }),
         pip: None,
         user_managed: false,

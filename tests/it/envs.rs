@@ -250,7 +250,25 @@ fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
     ]);
     assert_exit(&started, 0);
     let id = started.json()["id"].as_str().unwrap().to_owned();
+    // Builds of defined environments are kept; undefined ones go.
+    let gone: Vec<String> = ["missing", "hostconda"].iter().map(|n| e.hash(n)).collect();
+    for name in ["missing", "hostconda"] {
+        assert_exit(&e.moor().run(&["env", "delete", name]), 0);
+    }
     let out = e.moor().run(&["env", "prune", "--target", "box", "--json"]);
+    assert_exit(&out, 0);
+    let pruned = out.json();
+    assert_eq!(pruned["kept"][0][0], hash.as_str(), "{pruned}");
+    let why = pruned["kept"][0][1].as_str().unwrap();
+    assert!(why.starts_with("defined as hello:1"), "{pruned}");
+    let removed = pruned["removed"].as_array().unwrap();
+    for hash in &gone {
+        assert!(removed.contains(&hash.as_str().into()), "{hash}: {pruned}");
+    }
+    // --all: only what a live run uses is kept.
+    let out = e
+        .moor()
+        .run(&["env", "prune", "--target", "box", "--all", "--json"]);
     assert_exit(&out, 0);
     let pruned = out.json();
     let kept = pruned["kept"].as_array().unwrap();
@@ -263,13 +281,11 @@ fn conda_env_is_built_by_the_agent_from_a_local_channel_once() {
             .contains("run(s) use the environment"),
         "{pruned}"
     );
-    let removed = pruned["removed"].as_array().unwrap();
-    for gone in ["missing", "hostconda"] {
-        assert!(removed.contains(&e.hash(gone).into()), "{gone}: {pruned}");
-    }
     assert!(e.ready_on_host(&hash));
     assert_exit(&e.moor().run(&["cancel", &id, "--grace", "1"]), 0);
-    let out = e.moor().run(&["env", "prune", "--target", "box", "--json"]);
+    let out = e
+        .moor()
+        .run(&["env", "prune", "--target", "box", "--all", "--json"]);
     assert_exit(&out, 0);
     assert_eq!(out.json()["removed"], serde_json::json!([hash]));
     assert!(!e.ready_on_host(&hash));
@@ -695,11 +711,35 @@ fn specs_are_checked_at_create_with_line_and_reason() {
     assert_exit(&ha, 0);
     assert_exit(&hb, 0);
     assert_eq!(ha.json()["hash"], hb.json()["hash"]);
-    // A name is one spec: another spec under it is refused (exit 7).
+    // Another spec under a name is its next version; the same spec again
+    // changes nothing.
     let c = write("c.txt", "numpy==2.1.2\n");
-    assert_exit(&m.run(&["env", "create", "a", "--pip-requirements", &c]), 7);
+    let v2 = m.run(&["env", "create", "a", "--pip-requirements", &c, "--json"]);
+    assert_exit(&v2, 0);
+    assert_eq!(
+        (
+            v2.json()["version"].as_u64(),
+            v2.json()["unchanged"].as_bool()
+        ),
+        (Some(2), Some(false))
+    );
+    let again = m.run(&["env", "create", "a", "--pip-requirements", &c, "--json"]);
+    assert_eq!(
+        (
+            again.json()["version"].as_u64(),
+            again.json()["unchanged"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
     let list = m.run(&["env", "list", "--json"]);
-    assert_eq!(list.json().as_array().unwrap().len(), 2);
+    assert_eq!(list.json().as_array().unwrap().len(), 3);
+    let show = |name: &str| m.run(&["env", "show", name, "--json"]).json();
+    assert_eq!(show("a")["version"], 2);
+    assert_eq!(show("a:1")["hash"], ha.json()["hash"]);
+    assert_exit(&m.run(&["env", "show", "a:9"]), 2);
+    assert_exit(&m.run(&["env", "show", "a:x"]), 2);
+    assert_exit(&m.run(&["env", "delete", "a:2"]), 0);
+    assert_eq!(show("a")["version"], 1);
     assert_exit(&m.run(&["env", "delete", "a"]), 0);
     assert_exit(&m.run(&["env", "show", "a"]), 2);
 }

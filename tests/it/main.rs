@@ -6,6 +6,7 @@ mod attach;
 mod bastion;
 mod cli_habits;
 mod detach;
+mod env_specs;
 mod envs;
 mod harness;
 mod host_keys;

@@ -249,3 +249,75 @@ pub fn wheelhouse() -> &'static Path {
         dir
     })
 }
+
+/// The pinned packages of the small wheelhouse: pure-Python wheels, and
+/// setuptools for building a package from source (a VCS requirement).
+pub const SMALL_REQUIREMENTS: &str = "six==1.16.0\nidna==3.10\nsetuptools==75.8.0\n";
+
+/// A wheelhouse of [`SMALL_REQUIREMENTS`] (any Python 3), downloaded from
+/// PyPI once into `target/test-cache/wheelhouse-small`.
+pub fn small_wheelhouse() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/wheelhouse-small");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reqs = dir.join("../small-requirements.txt");
+        std::fs::write(&reqs, SMALL_REQUIREMENTS).unwrap();
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--only-binary=:all:", "--no-deps", "-d"])
+            .arg(&dir)
+            .arg("-r")
+            .arg(&reqs)
+            .output()
+            .expect("run python3 -m pip (deploy/prereqs.sh installs it)");
+        assert!(
+            out.status.success(),
+            "pip download failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// A lock file made by pip-compile (pip-tools) with `--generate-hashes`
+/// from `six==1.16.0` and `idna==3.10`: every file of each pinned version
+/// hashed, continuation lines and `# via` comments as pip-compile writes
+/// them. Made once into `target/test-cache/lock/requirements.txt`.
+pub fn pip_compile_lock() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/lock");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock = dir.join("requirements.txt");
+        if lock.exists() {
+            return lock;
+        }
+        std::fs::write(dir.join("requirements.in"), "six==1.16.0\nidna==3.10\n").unwrap();
+        let out = Command::new("python3")
+            .args(["-m", "piptools", "compile", "--quiet", "--generate-hashes"])
+            .args([
+                "--no-strip-extras",
+                "--no-emit-find-links",
+                "--no-emit-index-url",
+            ])
+            .args(["--output-file", "requirements.tmp", "requirements.in"])
+            .current_dir(&dir)
+            .output()
+            .expect("run pip-compile (deploy/prereqs.sh installs pip-tools)");
+        assert!(
+            out.status.success(),
+            "pip-compile failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(dir.join("requirements.tmp"), &lock).unwrap();
+        lock
+    })
+}

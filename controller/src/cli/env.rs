@@ -66,6 +66,10 @@ pub struct EnvPruneArgs {
     /// The target.
     #[arg(long, value_name = "NAME")]
     pub target: String,
+    /// Also remove the builds of environments the workspace defines (any
+    /// version); builds a queued or running run uses are always kept.
+    #[arg(long)]
+    pub all: bool,
     /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
     pub connect: TargetArgs,

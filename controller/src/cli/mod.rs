@@ -481,7 +481,7 @@ pub enum EnvCommand {
     /// Build an environment on a target (a cache hit returns at once).
     #[command(after_help = EXIT_CODES)]
     Prepare(EnvPrepareArgs),
-    /// Remove the environments on a target that no queued or running run uses.
+    /// Remove the environment builds on a target that no defined version refers to (--all: any) and no queued or running run uses.
     Prune(EnvPruneArgs),
 }
 

@@ -1,7 +1,7 @@
-//! `moor env create|list|show|delete`: environments in the workspace. A
-//! spec lives under a name; on a target it is built (see
-//! [`super::env_build`]) under its hash, so renaming it or creating it again
-//! under another name costs nothing.
+//! `moor env create|list|show|delete`: environments in the workspace,
+//! versioned as in Azure ML (`NAME:N`; `NAME` is the latest). On a target a
+//! spec is built (see [`super::env_build`]) under its hash, so renaming it
+//! or creating it again under another name costs nothing.
 
 use std::path::Path;
 
@@ -12,19 +12,28 @@ use crate::cli::EnvCreateArgs;
 use crate::envspec::{self, Sources};
 use crate::error::{Error, Result};
 use crate::output::{Render, Table, Text};
-use crate::store::Env;
+use crate::store::{Added, Env, EnvOrigin, EnvRef, Store};
 
-/// A created environment.
+/// A created environment version, or the latest one when its spec is the same.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct Created(Env);
+pub struct Created {
+    #[serde(flatten)]
+    env: Env,
+    /// The latest version already had this spec.
+    unchanged: bool,
+}
 
 impl Render for Created {
     fn render(&self, out: &mut Text) {
-        let env = &self.0;
+        let env = &self.env;
+        let what = if self.unchanged {
+            "unchanged: environment"
+        } else {
+            "environment"
+        };
         out.line(format!(
-            "environment {} ({}, {})",
-            env.name,
+            "{what} {} ({}, {})",
+            env.id(),
             env.kind.as_str(),
             &env.hash[..12]
         ));
@@ -40,12 +49,17 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
         pip_requirements: args.pip_requirements.as_deref(),
         user_managed: args.user_managed,
     };
-    let spec = envspec::build(&sources).map_err(|e| {
+    let built = envspec::build(&sources).map_err(|e| {
         Error::usage(
             format!("invalid environment spec: {}", e.message),
             "correct the file at that line and run `moor env create` again",
         )
     })?;
+    for note in &built.notes {
+        eprintln!("moor: {note}");
+    }
+    let spec = built.spec;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     if args.name.is_empty()
         || !args
             .name
@@ -60,6 +74,14 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
     let shown = |p: &Path| p.display().to_string();
     let env = Env {
         name: args.name.clone(),
+        version: 0, // the store numbers it
+        origin: EnvOrigin {
+            docker_base: args.docker_base.clone(),
+            dockerfile: args.dockerfile.as_deref().map(absolute),
+            conda_file: args.conda_file.as_deref().map(absolute),
+            pip_requirements: args.pip_requirements.as_deref().map(absolute),
+            user_managed: args.user_managed,
+        },
         hash: spec.hash(),
         kind: spec.kind(),
         sources: [
@@ -74,27 +96,61 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
         spec,
         created_at: crate::time::now(),
     };
-    let mut store = ctx.store()?;
-    match store.add_env(&env)? {
-        Some(existing) if existing.hash != env.hash => Err(Error::Taken {
-            message: format!(
-                "environment {} exists with another spec (hash {})",
-                env.name,
-                &existing.hash[..12]
-            ),
-            fix: format!(
-                "choose another name, or `moor env delete {}` first",
-                env.name
-            ),
-        }),
-        _ => Ok(Created(env)),
+    Ok(match ctx.store()?.add_env(&env)? {
+        Added::New(env) => Created {
+            env,
+            unchanged: false,
+        },
+        Added::Unchanged(env) => Created {
+            env,
+            unchanged: true,
+        },
+    })
+}
+
+/// The spec `env` was made from, read again: `Some(why)` when its files
+/// changed since (or cannot be read), for a warning.
+pub fn changed_since(env: &Env) -> Option<String> {
+    let origin = &env.origin;
+    if origin == &EnvOrigin::default() {
+        return None; // made before origins were kept
+    }
+    let sources = Sources {
+        docker_base: origin.docker_base.as_deref(),
+        dockerfile: origin.dockerfile.as_deref(),
+        conda_file: origin.conda_file.as_deref(),
+        pip_requirements: origin.pip_requirements.as_deref(),
+        user_managed: origin.user_managed,
+    };
+    match envspec::build(&sources) {
+        Ok(built) if built.spec.hash() == env.hash => None,
+        Ok(_) => Some(format!(
+            "{} changed since environment {} was created from it",
+            env.sources.join(", "),
+            env.id()
+        )),
+        Err(e) => Some(format!(
+            "environment {} was created from files that no longer read as a spec ({})",
+            env.id(),
+            e.message
+        )),
     }
 }
 
-/// The named environment.
-pub fn find(ctx: &Context, name: &str) -> Result<Env> {
-    ctx.store()?
-        .env(name)?
+/// `NAME` or `NAME:N`, checked.
+pub fn reference(text: &str) -> Result<EnvRef<'_>> {
+    EnvRef::parse(text).ok_or_else(|| {
+        Error::usage(
+            format!("{text:?} is not an environment: expected NAME or NAME:VERSION"),
+            "see `moor env list` for names and versions",
+        )
+    })
+}
+
+/// The environment `NAME` (its latest version) or `NAME:N` names.
+pub fn find(store: &Store, name: &str) -> Result<Env> {
+    store
+        .env(&reference(name)?)?
         .ok_or_else(|| Error::NoEnv { name: name.into() })
 }
 
@@ -109,10 +165,11 @@ impl Render for Listed {
             out.line("no environments; define one with `moor env create NAME --pip-requirements requirements.txt`");
             return;
         }
-        let mut table = Table::new(&["NAME", "KIND", "HASH", "FROM"]);
+        let mut table = Table::new(&["NAME", "VERSION", "KIND", "HASH", "FROM"]);
         for env in &self.0 {
             table.row(vec![
                 env.name.clone(),
+                env.version.to_string(),
                 env.kind.as_str().into(),
                 env.hash[..12].into(),
                 env.sources.join(", "),
@@ -136,6 +193,7 @@ impl Render for Shown {
     fn render(&self, out: &mut Text) {
         let env = &self.0;
         out.line(format!("name:    {}", env.name));
+        out.line(format!("version: {}", env.version));
         out.line(format!("kind:    {}", env.kind.as_str()));
         out.line(format!("hash:    {}", env.hash));
         out.line(format!(
@@ -152,7 +210,7 @@ impl Render for Shown {
 
 /// `moor env show`.
 pub fn show(ctx: &Context, name: &str) -> Result<Shown> {
-    Ok(Shown(find(ctx, name)?))
+    Ok(Shown(find(&ctx.store()?, name)?))
 }
 
 /// A deleted environment.
@@ -169,7 +227,7 @@ impl Render for Deleted {
 
 /// `moor env delete`.
 pub fn delete(ctx: &Context, name: &str) -> Result<Deleted> {
-    if !ctx.store()?.delete_env(name)? {
+    if ctx.store()?.delete_env(&reference(name)?)? == 0 {
         return Err(Error::NoEnv { name: name.into() });
     }
     Ok(Deleted {

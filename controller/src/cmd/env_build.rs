@@ -51,7 +51,7 @@ impl Render for Prepared {
 
 /// `moor env prepare`.
 pub async fn prepare(args: &EnvPrepareArgs, ctx: &Context) -> Result<Prepared> {
-    let env = super::env::find(ctx, &args.name)?;
+    let env = super::env::find(&ctx.store()?, &args.name)?;
     let store = ctx.store()?;
     let target = ctx.targets.named(&store, &args.target)?;
     let access = Access::from_args(&args.connect)?;
@@ -218,7 +218,19 @@ pub async fn prune(args: &EnvPruneArgs, ctx: &Context) -> Result<Pruned> {
         removed: vec![],
         kept: vec![],
     };
+    // Builds a defined version refers to are kept unless --all.
+    let defined: Vec<Env> = if args.all { Vec::new() } else { store.envs()? };
     for env in conn.agent.envs().await? {
+        let users: Vec<String> = defined
+            .iter()
+            .filter(|d| d.hash == env.hash)
+            .map(Env::id)
+            .collect();
+        if !users.is_empty() {
+            let why = format!("defined as {} (--all removes it too)", users.join(", "));
+            pruned.kept.push((env.hash, why));
+            continue;
+        }
         match conn.agent.remove_env(&env.hash).await {
             Ok(_) => pruned.removed.push(env.hash),
             // A live run uses it, or it is being built: kept, with the reason.

@@ -151,12 +151,32 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let env = args
         .env
         .as_deref()
-        .map(|name| {
-            store
-                .env(name)?
-                .ok_or_else(|| Error::NoEnv { name: name.into() })
-        })
+        .map(|name| super::env::find(&store, name))
         .transpose()?;
+    // `--env NAME` (the latest version): say when its files changed since.
+    let latest = args.env.as_deref().is_some_and(|name| !name.contains(':'));
+    if let Some(why) = env
+        .as_ref()
+        .filter(|_| latest)
+        .and_then(super::env::changed_since)
+    {
+        let env = env.as_ref().expect("checked above");
+        eprintln!(
+            "moor: warning: {why}; this run uses {} as it was. `moor env create {} ...` again makes version {}",
+            env.id(),
+            env.name,
+            env.version + 1
+        );
+    }
+    // The environment's variables (a conda file's `variables:`), under the run's own.
+    let variables = match &env {
+        Some(env) => {
+            let mut all = env.spec.variables();
+            all.extend(variables);
+            all
+        }
+        None => variables,
+    };
     let spark = spark_spec(args, &target, env.as_ref())?;
     let a = &args.assets;
     if env.is_none() && (a.channel_dir.is_some() || a.wheelhouse.is_some() || a.use_host_conda) {

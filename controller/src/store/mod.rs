@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+pub use envs::{Added, EnvRef};
 pub use target::{AuthRef, Target, TargetState};
 
 use crate::checks::Check;
@@ -78,6 +79,22 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN heard_at TEXT;",
     // 5: the jump hosts a target is reached through (JSON list).
     "ALTER TABLE targets ADD COLUMN jumps TEXT NOT NULL DEFAULT '[]';",
+    // 6: environment versions (NAME:N); the files each was made from.
+    "CREATE TABLE env_versions (
+         name TEXT NOT NULL,
+         version INTEGER NOT NULL,
+         hash TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         spec TEXT NOT NULL,
+         sources TEXT NOT NULL,
+         origin TEXT NOT NULL DEFAULT '{}',
+         created_at TEXT NOT NULL,
+         PRIMARY KEY (name, version)
+     );
+     INSERT INTO env_versions (name, version, hash, kind, spec, sources, created_at)
+         SELECT name, 1, hash, kind, spec, sources, created_at FROM envs;
+     DROP TABLE envs;
+     ALTER TABLE env_versions RENAME TO envs;",
 ];
 
 /// A named environment in the workspace.
@@ -85,6 +102,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct Env {
     /// Its name.
     pub name: String,
+    /// Its version under the name: 1, then one more for each new spec.
+    pub version: u32,
     /// The spec's hash.
     pub hash: String,
     /// How it is built.
@@ -93,8 +112,38 @@ pub struct Env {
     pub spec: moor_proto::env::EnvSpec,
     /// The files it was made from, as given.
     pub sources: Vec<String>,
+    /// The flags it was made from (absolute paths), to tell when the files
+    /// have changed since.
+    pub origin: EnvOrigin,
     /// When it was created.
     pub created_at: String,
+}
+
+/// The `moor env create` flags an environment version was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvOrigin {
+    /// `--docker-base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_base: Option<String>,
+    /// `--dockerfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<std::path::PathBuf>,
+    /// `--conda-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conda_file: Option<std::path::PathBuf>,
+    /// `--pip-requirements`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pip_requirements: Option<std::path::PathBuf>,
+    /// `--user-managed`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_managed: bool,
+}
+
+impl Env {
+    /// `NAME:VERSION`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.name, self.version)
+    }
 }
 
 /// An open workspace database.

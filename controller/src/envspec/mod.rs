@@ -1,7 +1,10 @@
 //! Environment specs from the user's files: a conda `environment.yml`, a
-//! pip `requirements.txt`, a Dockerfile or base image. Each is checked here,
-//! at `moor env create`, with the file, line and reason of the first
-//! problem; what passes becomes an [`EnvSpec`] in canonical form.
+//! pip `requirements.txt` (with the files it includes: [`requirements`]), a
+//! Dockerfile or base image. Each is checked here, at `moor env create`,
+//! with the file, line and reason of each problem; what passes becomes an
+//! [`EnvSpec`] in canonical form.
+
+mod requirements;
 
 use std::path::Path;
 
@@ -16,6 +19,20 @@ pub struct SpecError {
 }
 
 impl SpecError {
+    /// Several problems as one: `N problems: A; B; C` (a file read twice
+    /// says its problems once).
+    fn many(mut errors: Vec<SpecError>) -> SpecError {
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.message.clone()));
+        if errors.len() == 1 {
+            return errors.remove(0);
+        }
+        let all: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+        SpecError {
+            message: format!("{} problems: {}", all.len(), all.join("; ")),
+        }
+    }
+
     fn at(file: &Path, line: Option<usize>, reason: impl std::fmt::Display) -> SpecError {
         let message = match line {
             Some(line) => format!("{}:{line}: {reason}", file.display()),
@@ -29,14 +46,34 @@ fn read(file: &Path) -> Result<String, SpecError> {
     std::fs::read_to_string(file).map_err(|e| SpecError::at(file, None, e))
 }
 
-/// Parses a conda `environment.yml`: channels, dependencies (match specs)
-/// and a `pip:` section.
-pub fn conda(file: &Path) -> Result<CondaSpec, SpecError> {
+/// The channels conda means by `defaults` (its `default_channels`).
+pub const DEFAULTS: &[&str] = &[
+    "https://repo.anaconda.com/pkgs/main",
+    "https://repo.anaconda.com/pkgs/r",
+];
+
+/// A conda `environment.yml`, as conda reads it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Conda {
+    /// Channels, dependencies, the `pip:` section's requirements, `variables:`.
+    pub spec: CondaSpec,
+    /// The `pip:` section's options and constraints (`--extra-index-url`,
+    /// `-c`), merged into the environment's pip part; `None` when it has none.
+    pub pip_extras: Option<PipSpec>,
+    /// What was read but does not apply (`prefix:`), to say so.
+    pub notes: Vec<String>,
+}
+
+/// Parses a conda `environment.yml`: channels (`defaults` and `nodefaults`
+/// as conda means them; a `channel::package`'s channel added), dependencies
+/// (match specs), a `pip:` section (requirements and options, as in a
+/// requirements file) and `variables:`.
+pub fn conda(file: &Path) -> Result<Conda, SpecError> {
     let text = read(file)?;
     conda_str(file, &text)
 }
 
-fn conda_str(file: &Path, text: &str) -> Result<CondaSpec, SpecError> {
+fn conda_str(file: &Path, text: &str) -> Result<Conda, SpecError> {
     let yaml = EnvironmentYaml::from_yaml_str(text).map_err(|e| {
         let line = e.location().map(|l| l.line());
         // serde_yaml appends " at line L column C": the line is in front already.
@@ -48,44 +85,86 @@ fn conda_str(file: &Path, text: &str) -> Result<CondaSpec, SpecError> {
             .to_owned();
         SpecError::at(file, line, reason)
     })?;
-    let mut spec = CondaSpec {
-        channels: yaml.channels.iter().map(|c| c.to_string()).collect(),
-        ..CondaSpec::default()
-    };
-    for dep in &yaml.dependencies {
-        match dep {
-            MatchSpecOrSubSection::MatchSpec(m) => spec.dependencies.push(m.to_string()),
-            MatchSpecOrSubSection::SubSection(key, lines) if key == "pip" => {
-                for line in lines {
-                    let at = line_of(text, line);
-                    spec.pip
-                        .push(requirement(line).map_err(|r| SpecError::at(file, at, r))?);
-                }
-            }
-            MatchSpecOrSubSection::SubSection(key, _) => {
-                return Err(SpecError::at(
-                    file,
-                    line_of(text, &format!("{key}:")),
-                    format!("unknown dependency section {key:?} (only pip: is supported)"),
-                ))
-            }
+    let mut out = Conda::default();
+    let spec = &mut out.spec;
+    for channel in yaml.channels.iter().map(|c| c.to_string()) {
+        match channel.as_str() {
+            "nodefaults" => {}
+            "defaults" => spec.channels.extend(DEFAULTS.iter().map(|c| c.to_string())),
+            _ => spec.channels.push(channel),
         }
     }
+    let mut errors = Vec::new();
+    let mut pip_lines = Vec::new();
+    for dep in &yaml.dependencies {
+        match dep {
+            MatchSpecOrSubSection::MatchSpec(m) => {
+                if let Some(channel) = &m.channel {
+                    let name = channel.name().trim_end_matches('/').to_owned();
+                    if !spec.channels.contains(&name) {
+                        spec.channels.push(name);
+                    }
+                }
+                spec.dependencies.push(m.to_string())
+            }
+            MatchSpecOrSubSection::SubSection(key, lines) if key == "pip" => {
+                pip_lines.extend(lines.iter().map(|l| (line_of(text, l), l.clone())));
+            }
+            MatchSpecOrSubSection::SubSection(key, _) => errors.push(SpecError::at(
+                file,
+                line_of(text, &format!("{key}:")),
+                format!("unknown dependency section {key:?} (only pip: is supported)"),
+            )),
+        }
+    }
+    match requirements::parse_lines(file, &pip_lines) {
+        Ok(pip) => {
+            spec.pip = pip.requirements;
+            if !pip.options.is_empty() || !pip.constraints.is_empty() {
+                out.pip_extras = Some(PipSpec {
+                    requirements: Vec::new(),
+                    options: pip.options,
+                    constraints: pip.constraints,
+                });
+            }
+        }
+        Err(pip_errors) => errors.extend(pip_errors),
+    }
+    for (name, _) in &yaml.variables {
+        if !crate::run_env::is_name(name) {
+            errors.push(SpecError::at(
+                file,
+                line_of(text, &format!("{name}:")),
+                format!("variables: {name:?} is not an environment variable name"),
+            ));
+        }
+    }
+    spec.variables = yaml.variables.into_iter().collect();
+    if let Some(prefix) = &yaml.prefix {
+        out.notes.push(format!(
+            "{}: prefix: {} is ignored: moor builds the environment under ~/.moor/envs on each target",
+            file.display(),
+            prefix.display()
+        ));
+    }
     if spec.dependencies.is_empty() {
-        return Err(SpecError::at(file, None, "no dependencies"));
+        errors.push(SpecError::at(file, None, "no dependencies"));
     }
     if spec.channels.is_empty() {
-        return Err(SpecError::at(
+        errors.push(SpecError::at(
             file,
             None,
             "no channels: list at least one (e.g. channels: [conda-forge])",
         ));
     }
+    if !errors.is_empty() {
+        return Err(SpecError::many(errors));
+    }
     for list in [&mut spec.dependencies, &mut spec.pip] {
         list.sort();
         list.dedup();
     }
-    Ok(spec)
+    Ok(out)
 }
 
 /// The 1-based line where `needle` first appears.
@@ -93,142 +172,9 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
-/// Parses a pip `requirements.txt`. Index options are kept in order;
-/// `-r`, `-c` and `-e` (other files, editable checkouts) are refused since
-/// only this file travels to the host.
+/// Parses a pip `requirements.txt` and the files it includes.
 pub fn requirements(file: &Path) -> Result<PipSpec, SpecError> {
-    let text = read(file)?;
-    requirements_str(file, &text)
-}
-
-fn requirements_str(file: &Path, text: &str) -> Result<PipSpec, SpecError> {
-    let mut spec = PipSpec::default();
-    let mut joined = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if joined.is_empty() {
-            start = i + 1;
-        }
-        // Continuation lines end in a backslash.
-        if let Some(head) = raw.strip_suffix('\\') {
-            joined.push_str(head);
-            continue;
-        }
-        joined.push_str(raw);
-        let line = std::mem::take(&mut joined);
-        let line = match line
-            .find(" #")
-            .or_else(|| line.starts_with('#').then_some(0))
-        {
-            Some(at) => line[..at].trim().to_owned(),
-            None => line.trim().to_owned(),
-        };
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('-') {
-            let mut words = line.splitn(2, [' ', '=']);
-            let option = words.next().unwrap_or_default();
-            let value = words.next().unwrap_or_default().trim();
-            match option {
-                "--index-url" | "-i" | "--extra-index-url" | "--find-links" | "-f"
-                | "--trusted-host"
-                    if !value.is_empty() =>
-                {
-                    spec.options.push(format!("{option} {value}"))
-                }
-                "--no-index" | "--pre" | "--prefer-binary" | "--only-binary" | "--no-binary" => {
-                    spec.options.push(line.clone())
-                }
-                "-r" | "--requirement" | "-c" | "--constraint" | "-e" | "--editable" => {
-                    return Err(SpecError::at(
-                        file,
-                        Some(start),
-                        format!("{option} refers to another file or checkout, which moor does not ship: put its lines in this file"),
-                    ))
-                }
-                _ => {
-                    return Err(SpecError::at(
-                        file,
-                        Some(start),
-                        format!("unsupported or incomplete option {option:?}"),
-                    ))
-                }
-            }
-            continue;
-        }
-        spec.requirements
-            .push(requirement(&line).map_err(|r| SpecError::at(file, Some(start), r))?);
-    }
-    if spec.requirements.is_empty() {
-        return Err(SpecError::at(file, None, "no requirements"));
-    }
-    Ok(spec)
-}
-
-/// Checks one PEP 508 requirement and returns it in canonical form (name
-/// normalised per PEP 503, no spaces in the version part).
-fn requirement(line: &str) -> Result<String, String> {
-    let line = line.trim();
-    let name_end = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        .unwrap_or(line.len());
-    let name = &line[..name_end];
-    if name.is_empty()
-        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
-    {
-        return Err(format!(
-            "{line:?} is not a requirement (expected NAME[extras] [specifier])"
-        ));
-    }
-    let mut normal = String::new();
-    for c in name.chars() {
-        let c = c.to_ascii_lowercase();
-        let c = if matches!(c, '_' | '.') { '-' } else { c };
-        if !(c == '-' && normal.ends_with('-')) {
-            normal.push(c);
-        }
-    }
-    let (rest, marker) = match line[name_end..].split_once(';') {
-        Some((rest, marker)) => (rest.trim(), Some(marker.trim())),
-        None => (line[name_end..].trim(), None),
-    };
-    let (extras, rest) = match rest.strip_prefix('[') {
-        Some(inner) => {
-            let (extras, rest) = inner
-                .split_once(']')
-                .ok_or_else(|| format!("{line:?}: unclosed [ in the extras"))?;
-            (format!("[{}]", extras.replace(' ', "")), rest.trim())
-        }
-        None => (String::new(), rest),
-    };
-    let version = if let Some(url) = rest.strip_prefix('@') {
-        format!(" @ {}", url.trim())
-    } else {
-        let compact: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
-        for clause in compact.split(',').filter(|c| !c.is_empty()) {
-            let op = ["===", "==", "!=", "~=", ">=", "<=", ">", "<"]
-                .iter()
-                .find(|op| clause.starts_with(*op))
-                .ok_or_else(|| {
-                    format!("{clause:?} is not a version specifier (use ==, >=, <=, !=, ~=, >, <)")
-                })?;
-            let v = &clause[op.len()..];
-            if v.is_empty()
-                || !v.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '.' | '*' | '+' | '!' | '-' | '_')
-                })
-            {
-                return Err(format!("{clause:?}: {v:?} is not a version"));
-            }
-        }
-        compact
-    };
-    Ok(match marker {
-        Some(marker) => format!("{normal}{extras}{version}; {marker}"),
-        None => format!("{normal}{extras}{version}"),
-    })
+    requirements::parse(file)
 }
 
 /// Checks a Dockerfile for what moor can build from its text alone: a
@@ -301,7 +247,7 @@ pub struct Sources<'a> {
 }
 
 /// Builds the canonical spec from the user's files.
-pub fn build(sources: &Sources) -> Result<EnvSpec, SpecError> {
+pub fn build(sources: &Sources) -> Result<Built, SpecError> {
     let docker = match (sources.docker_base, sources.dockerfile) {
         (Some(_), Some(_)) => return Err(SpecError {
             message:
@@ -324,10 +270,23 @@ pub fn build(sources: &Sources) -> Result<EnvSpec, SpecError> {
             message: "--user-managed with --conda-file or --pip-requirements: a user-managed environment installs nothing".into(),
         });
     }
+    let conda = sources.conda_file.map(conda).transpose()?;
+    let mut pip = sources.pip_requirements.map(requirements).transpose()?;
+    let mut notes = Vec::new();
+    let conda = conda.map(|c| {
+        notes = c.notes;
+        // The pip section's options and constraints join the pip part.
+        if let Some(extras) = c.pip_extras {
+            let merged = pip.get_or_insert_with(PipSpec::default);
+            merged.options.extend(extras.options);
+            merged.constraints.extend(extras.constraints);
+        }
+        c.spec
+    });
     let spec = EnvSpec {
         docker,
-        conda: sources.conda_file.map(conda).transpose()?,
-        pip: sources.pip_requirements.map(requirements).transpose()?,
+        conda,
+        pip,
         user_managed: sources.user_managed,
     };
     if spec == EnvSpec::default() {
@@ -335,7 +294,19 @@ pub fn build(sources: &Sources) -> Result<EnvSpec, SpecError> {
             message: "an empty environment: give --docker-base, --dockerfile, --conda-file, --pip-requirements or --user-managed".into(),
         });
     }
-    Ok(spec.canonical())
+    Ok(Built {
+        spec: spec.canonical(),
+        notes,
+    })
+}
+
+/// A checked spec, and notes on what was read but does not apply.
+#[derive(Debug)]
+pub struct Built {
+    /// The spec, canonical.
+    pub spec: EnvSpec,
+    /// e.g. a conda file's `prefix:`, ignored.
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]
@@ -354,9 +325,9 @@ mod tests {
             conda: Some(conda),
             ..EnvSpec::default()
         };
-        let a = wrap(conda_str(Path::new(F), a).unwrap());
-        let b = wrap(conda_str(Path::new(F), b).unwrap());
-        let c = wrap(conda_str(Path::new(F), c).unwrap());
+        let a = wrap(conda_str(Path::new(F), a).unwrap().spec);
+        let b = wrap(conda_str(Path::new(F), b).unwrap().spec);
+        let c = wrap(conda_str(Path::new(F), c).unwrap().spec);
         assert_eq!(a, b);
         assert_eq!(a.hash(), b.hash());
         assert_ne!(a.hash(), c.hash(), "channel order changes the hash");
@@ -391,30 +362,39 @@ mod tests {
     }
 
     #[test]
-    fn requirements_parse_normalise_and_refuse_what_cannot_travel() {
-        let text = "# comment\nScikit_Learn >= 1.5, <2  # inline\nnumpy==1.26.4\n\n--extra-index-url https://x/simple\nrequests[socks]==2.32.3 ; python_version >= '3.8'\ntorch \\\n  ==2.4.0\n";
-        let spec = requirements_str(Path::new("r.txt"), text).unwrap();
+    fn conda_reads_defaults_channels_variables_and_pip_options_as_conda_does() {
+        let text = "name: t\nprefix: /opt/envs/t\nchannels:\n  - defaults\n  - nodefaults\n  - conda-forge\ndependencies:\n  - bioconda::samtools\n  - python=3.11\n  - pip:\n    - --extra-index-url https://pkgs.example/simple\n    - requests==2.32.3\nvariables:\n  DATA_DIR: /data\n  MODE: train\n";
+        let conda = conda_str(Path::new(F), text).unwrap();
         assert_eq!(
-            spec.requirements,
-            vec![
-                "scikit-learn>=1.5,<2",
-                "numpy==1.26.4",
-                "requests[socks]==2.32.3; python_version >= '3.8'",
-                "torch==2.4.0"
+            conda.spec.channels,
+            [
+                "https://repo.anaconda.com/pkgs/main",
+                "https://repo.anaconda.com/pkgs/r",
+                "conda-forge",
+                "bioconda"
             ]
         );
-        assert_eq!(spec.options, vec!["--extra-index-url https://x/simple"]);
-        for (text, want) in [
-            ("numpy\n-r other.txt\n", "r.txt:2: -r refers"),
-            ("numpy\nsk learn\n", "r.txt:2:"),
-            ("numpy =! 1\n", "r.txt:1:"),
-            ("numpy==\n", "r.txt:1:"),
-            ("# nothing\n", "no requirements"),
-            ("-e .\n", "r.txt:1: -e"),
-        ] {
-            let err = requirements_str(Path::new("r.txt"), text).unwrap_err();
-            assert!(err.message.contains(want), "{text:?}: {}", err.message);
-        }
+        assert_eq!(conda.spec.pip, ["requests==2.32.3"]);
+        assert_eq!(
+            conda.pip_extras.unwrap().options,
+            ["--extra-index-url https://pkgs.example/simple"]
+        );
+        assert_eq!(conda.spec.variables["DATA_DIR"], "/data");
+        assert!(
+            conda.notes[0].contains("prefix: /opt/envs/t is ignored"),
+            "{:?}",
+            conda.notes
+        );
+        let bad = "channels: [c]\ndependencies:\n  - numpy\n  - pip:\n    - --no-deps\n    - 'a b'\nvariables:\n  1BAD: x\n";
+        let err = conda_str(Path::new(F), bad).unwrap_err().message;
+        assert!(
+            err.starts_with("3 problems: environment.yml:5: unsupported option"),
+            "{err}"
+        );
+        assert!(
+            err.contains("environment.yml:8: variables: \"1BAD\""),
+            "{err}"
+        );
     }
 
     fn match_spec(s: &str) -> Result<String, String> {

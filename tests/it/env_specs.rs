@@ -1,0 +1,281 @@
+//! Spec files as real projects write them, built on real hosts: a lock file
+//! made by pip-compile with `--generate-hashes` (installed in hash-checking
+//! mode, and a tampered hash refused by pip), nested `-r`/`-c` files, a
+//! `name @ file://` wheel and a VCS requirement against a git repository on
+//! the host, and a conda file's `variables:` set in every run.
+
+use moor_tests::packages::{conda_channel, pip_compile_lock, small_wheelhouse};
+use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Moor, Output};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+struct Host {
+    f: Fixture,
+    dir: tempfile::TempDir,
+}
+
+fn attached() -> Host {
+    let f = Fixture::new(MOOR, HostSpec::default());
+    assert_exit(&f.attach("box", &[]), 0);
+    Host {
+        f,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Host {
+    fn moor(&self) -> &Moor {
+        &self.f.moor
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn create(&self, name: &str, flags: &[&str]) -> Output {
+        self.moor()
+            .run(&[&["env", "create", name, "--json"][..], flags].concat())
+    }
+
+    fn prepare(&self, name: &str, flags: &[&str]) -> Output {
+        let head = ["env", "prepare", name, "--target", "box", "--json"];
+        self.moor().run(&[&head[..], flags].concat())
+    }
+
+    fn run_in(&self, env: &str, extra: &[&str], command: &[&str]) -> Output {
+        let src = self.dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        self.f
+            .run_on("box", &src, &[&["--env", env][..], extra].concat(), command)
+    }
+
+    /// The log of the environment's newest build run.
+    fn build_log(&self) -> String {
+        let runs = self
+            .moor()
+            .run(&["runs", "--target", "box", "--json"])
+            .json();
+        let id = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("env-build"))
+            })
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .next()
+            .expect("a build run");
+        self.moor().run(&["logs", &id]).stdout
+    }
+}
+
+const PYTHON_VERSIONS: &str =
+    "import six, idna; print('versions', six.__version__, idna.__version__)";
+
+#[test]
+fn a_pip_compile_lock_file_installs_with_its_hashes_checked_through_nested_files() {
+    if !docker_or_skip() {
+        return;
+    }
+    let b = attached();
+    let wheels = small_wheelhouse().to_str().unwrap().to_owned();
+    let lock = std::fs::read_to_string(pip_compile_lock()).unwrap();
+    assert!(
+        lock.contains("--hash=sha256:") && lock.contains(" \\\n"),
+        "{lock}"
+    );
+    b.write("locks/lock.txt", &lock);
+    let top = b.write(
+        "project/requirements.txt",
+        "# the project's pins\n-r ../locks/lock.txt\n",
+    );
+
+    assert_exit(&b.create("locked", &["--pip-requirements", &top]), 0);
+    let out = b.prepare("locked", &["--wheelhouse", &wheels]);
+    assert_exit(&out, 0);
+    assert!(
+        b.build_log().contains("--require-hashes"),
+        "{}",
+        b.build_log()
+    );
+    let out = b.run_in("locked", &[], &["python", "-c", PYTHON_VERSIONS]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("versions 1.16.0 3.10"),
+        "{}",
+        out.stdout
+    );
+
+    // The hashes changed in the included lock file (one digit each: a
+    // package passes when any of its files matches): another spec, and pip
+    // refuses the wheels.
+    let tampered: String = lock
+        .lines()
+        .map(|line| match line.find("--hash=sha256:") {
+            Some(at) => {
+                let digit = at + "--hash=sha256:".len();
+                let flipped = if &line[digit..=digit] == "0" {
+                    "1"
+                } else {
+                    "0"
+                };
+                format!("{}{flipped}{}\n", &line[..digit], &line[digit + 1..])
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    assert_ne!(tampered, lock);
+    b.write("locks/lock.txt", &tampered);
+    let created = b.create("tampered", &["--pip-requirements", &top]);
+    assert_exit(&created, 0);
+    let shown = b.moor().run(&["env", "show", "locked", "--json"]).json();
+    assert_ne!(
+        created.json()["hash"],
+        shown["hash"],
+        "the included file is part of the hash"
+    );
+    let out = b.prepare("tampered", &["--wheelhouse", &wheels]);
+    assert_exit(&out, 9);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.to_ascii_lowercase().contains("hash"), "{message}");
+
+    // `--env locked` still runs version 1, and says its file changed since.
+    let out = b.run_in("locked", &[], &["python", "-c", PYTHON_VERSIONS]);
+    assert_exit(&out, 0);
+    let said = "changed since environment locked:1 was created from it";
+    assert!(out.stderr.contains(said), "{}", out.stderr);
+}
+
+#[test]
+fn constraints_a_file_url_wheel_and_a_git_requirement_install_on_the_host() {
+    if !docker_or_skip() {
+        return;
+    }
+    let b = attached();
+    let wheels = small_wheelhouse();
+    // A git repository on the host with a setuptools package, tagged v1.
+    let script = "set -e; mkdir -p ~/repos/hello ~/wheels; cd ~/repos/hello; \
+        printf '[build-system]\\nrequires = [\"setuptools\"]\\nbuild-backend = \"setuptools.build_meta\"\\n[project]\\nname = \"moor-vcs-hello\"\\nversion = \"1.0\"\\n' > pyproject.toml; \
+        echo 'GREETING = \"hello from git\"' > moor_vcs_hello.py; \
+        git init -q; git add .; git -c user.name=t -c user.email=t@example.com commit -qm one; git tag v1";
+    let (code, out) = b.f.host.exec_as_user(&["sh", "-c", script], b"");
+    assert_eq!(code, 0, "{out}");
+    // The idna wheel, on the host, named by a file:// URL.
+    let idna = std::fs::read_dir(wheels)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("idna-")
+        })
+        .unwrap();
+    let idna_name = idna.file_name().unwrap().to_str().unwrap().to_owned();
+    let bytes = std::fs::read(&idna).unwrap();
+    let (code, out) = b.f.host.exec_as_user(
+        &["sh", "-c", &format!("cat > ~/wheels/{idna_name}")],
+        &bytes,
+    );
+    assert_eq!(code, 0, "{out}");
+
+    b.write("constraints.txt", "six==1.16.0\n");
+    let reqs = b.write(
+        "requirements.txt",
+        &format!(
+            "-c constraints.txt\nsix\nIDNA @ file:///home/moor/wheels/{idna_name}\n\
+             git+file:///home/moor/repos/hello@v1#egg=moor-vcs-hello\n"
+        ),
+    );
+    let created = b.create("vcs", &["--pip-requirements", &reqs]);
+    assert_exit(&created, 0);
+    let spec = b.moor().run(&["env", "show", "vcs", "--json"]).json();
+    assert_eq!(
+        spec["spec"]["pip"]["constraints"][0], "six==1.16.0",
+        "{spec}"
+    );
+    let out = b.prepare("vcs", &["--wheelhouse", wheels.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let code = "import six, idna, moor_vcs_hello; print(six.__version__, idna.__version__, moor_vcs_hello.GREETING)";
+    let out = b.run_in("vcs", &[], &["python", "-c", code]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("1.16.0 3.10 hello from git"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_conda_files_variables_are_set_in_every_run_and_a_runs_own_win() {
+    if !docker_or_skip() {
+        return;
+    }
+    let b = attached();
+    let channel = b.dir.path().join("channel");
+    std::fs::create_dir_all(&channel).unwrap();
+    conda_channel(&channel);
+    let yml = b.write(
+        "environment.yml",
+        "name: vars\nprefix: /opt/conda/envs/vars\nchannels:\n  - defaults\ndependencies:\n  - moor-hello=1.2\nvariables:\n  MOOR_GREETING: hello from conda\n  DATA_DIR: /data/set\n",
+    );
+    let created = b.create("vars", &["--conda-file", &yml]);
+    assert_exit(&created, 0);
+    assert!(
+        created
+            .stderr
+            .contains("prefix: /opt/conda/envs/vars is ignored"),
+        "{}",
+        created.stderr
+    );
+    let shown = b.moor().run(&["env", "show", "vars", "--json"]).json();
+    assert_eq!(
+        shown["spec"]["conda"]["channels"],
+        serde_json::json!([
+            "https://repo.anaconda.com/pkgs/main",
+            "https://repo.anaconda.com/pkgs/r"
+        ])
+    );
+    let channel = channel.to_str().unwrap();
+    let out = b.prepare("vars", &["--channel-dir", channel]);
+    assert_exit(&out, 0);
+    let echo = ["sh", "-c", "echo \"$MOOR_GREETING|$DATA_DIR\""];
+    let out = b.run_in("vars", &[], &echo);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout.trim(), "hello from conda|/data/set");
+    let out = b.run_in("vars", &["-e", "DATA_DIR=/mine"], &echo);
+    assert_exit(&out, 0);
+    assert_eq!(out.stdout.trim(), "hello from conda|/mine");
+}
+
+#[test]
+fn every_bad_line_of_every_file_is_reported_in_one_go() {
+    let m = Moor::new(MOOR);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inc.txt"), "ok-pkg\nbad pkg\n").unwrap();
+    let top = dir.path().join("requirements.txt");
+    std::fs::write(&top, "-r inc.txt\nnumpy==\n-e ./pkg\n-r inc.txt\n").unwrap();
+    let out = m.run(&[
+        "env",
+        "create",
+        "x",
+        "--pip-requirements",
+        top.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 2);
+    let line = out.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("3 problems: "), "{line}");
+    for said in [
+        "inc.txt:2:",
+        "requirements.txt:2:",
+        "requirements.txt:3: -e ./pkg",
+    ] {
+        assert!(line.contains(said), "{said}: {line}");
+    }
+}
