@@ -81,12 +81,22 @@ pub fn explain(e: &DockerError) -> AgentError {
 /// output to stdout. Any error in the build stream fails the build. (No
 /// image label: the classic builder commits one more layer for it, seconds
 /// on some storage drivers; the tag names the environment's hash.)
-pub async fn build(docker: &Docker, tag: &str, context: Vec<u8>) -> Result<()> {
+pub async fn build(
+    docker: &Docker,
+    tag: &str,
+    context: Vec<u8>,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let build_args: std::collections::HashMap<String, String> = build_args
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(tag)
         .rm(true)
         .forcerm(true)
+        .buildargs(&build_args)
         .build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut out = io::stdout().lock();

@@ -107,10 +107,25 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready> {
         }
         EnvKind::Docker => {
             let tag = image_tag(&stored.hash);
-            let context = docker_context(spec, channel_dir.as_deref(), wheelhouse.as_deref())?;
+            let user_context = spec
+                .docker
+                .as_ref()
+                .and_then(|d| d.context.as_ref())
+                .map(|sha| stored.snapshots.join(format!("{sha}.tar")));
+            let context = docker_context(
+                spec,
+                user_context.as_deref(),
+                channel_dir.as_deref(),
+                wheelhouse.as_deref(),
+            )?;
+            let build_args = spec
+                .docker
+                .as_ref()
+                .map(|d| d.build_args.clone())
+                .unwrap_or_default();
             crate::docker::block_on(async {
                 let docker = crate::docker::connect()?;
-                crate::docker::build(&docker, &tag, context).await
+                crate::docker::build(&docker, &tag, context, &build_args).await
             })?;
             ready.image = Some(tag);
         }
@@ -270,7 +285,7 @@ pub async fn conda_create(
         .query(channels, [Subdir::Linux64, Subdir::NoArch], specs.clone())
         .recursive(true)
         .await
-        .map_err(|e| format!("reading the channels: {e}"))?;
+        .map_err(|e| crate::fetch_error::channel_error(&e))?;
     let virtual_packages: Vec<GenericVirtualPackage> =
         rattler_virtual_packages::VirtualPackage::detect(&Default::default(), None)
             .map(|v| v.into_iter().map(GenericVirtualPackage::from).collect())
@@ -298,7 +313,10 @@ pub async fn conda_create(
         .with_execute_link_scripts(false)
         .install(prefix, solved.records)
         .await
-        .map_err(|e| format!("installing into {}: {e}", prefix.display()))?;
+        .map_err(|e| {
+            let chain = crate::fetch_error::chain(&e).join(": ");
+            format!("installing into {}: {chain}", prefix.display())
+        })?;
     println!("moor: conda environment installed in {}", prefix.display());
     Ok(())
 }
@@ -353,9 +371,11 @@ fn host_conda(prefix: &Path, conda: &CondaSpec, channel_dir: Option<&Path>) -> R
     step(&mut command)
 }
 
-/// The build context: a generated Dockerfile and what it copies.
+/// The build context: the user's context (a snapshot tar: its files, its
+/// Dockerfile replaced), a generated Dockerfile and what moor's layers copy.
 fn docker_context(
     spec: &EnvSpec,
+    user_context: Option<&Path>,
     channel_dir: Option<&Path>,
     wheelhouse: Option<&Path>,
 ) -> Result<Vec<u8>> {
@@ -368,6 +388,28 @@ fn docker_context(
         }
     };
     let mut archive = tar::Builder::new(Vec::new());
+    if let Some(tar_path) = user_context {
+        let file = fs::File::open(tar_path).map_err(|e| {
+            AgentError::internal(format!("the build context {}: {e}", tar_path.display()))
+                .with_fix("prepare the environment again (the context is uploaded with it)")
+        })?;
+        let mut user = tar::Archive::new(file);
+        for entry in user
+            .entries()
+            .map_err(|e| format!("reading the build context: {e}"))?
+        {
+            let mut entry = entry.map_err(|e| format!("reading the build context: {e}"))?;
+            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+            // moor writes the Dockerfile (the user's with its layers) and moor-build/.
+            if path == Path::new("Dockerfile") || path.starts_with("moor-build") {
+                continue;
+            }
+            let header = entry.header().clone();
+            archive
+                .append(&header, &mut entry)
+                .map_err(|e| format!("copying the build context: {e}"))?;
+        }
+    }
     let mut add = |path: &str, bytes: &[u8], mode: u32| -> Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);

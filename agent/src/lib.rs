@@ -32,6 +32,7 @@ pub mod docker;
 pub mod envbuild;
 pub mod envs;
 pub mod error;
+pub mod fetch_error;
 pub mod handler;
 pub mod login_env;
 pub mod outputs;

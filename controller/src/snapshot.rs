@@ -52,15 +52,68 @@ impl Snapshot {
 /// is made relative); those pointing outside are left out and listed in
 /// [`Snapshot::skipped_links`], never followed.
 pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
-    pack_with(dir, max_bytes, true)
+    pack_with(dir, max_bytes, Ignores::Source)
 }
 
 /// Packs every file of `dir`, ignore files or not (a channel, a wheelhouse).
 pub fn pack_all(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
-    pack_with(dir, max_bytes, false)
+    pack_with(dir, max_bytes, Ignores::None)
 }
 
-fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
+/// Packs a Docker build context: what Docker would send, honouring only
+/// the `.dockerignore` at its top (patterns anchored there, `**` and `!`
+/// as Docker reads them); `Dockerfile` and `.dockerignore` are always sent.
+pub fn pack_docker_context(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
+    let file = dir.join(".dockerignore");
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // Docker anchors every pattern at the context's top.
+            let (bang, pattern) = match line.strip_prefix('!') {
+                Some(rest) => ("!", rest.trim()),
+                None => ("", line),
+            };
+            let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+            builder
+                .add_line(Some(file.clone()), &format!("{bang}/{pattern}"))
+                .map_err(|e| {
+                    Error::usage(
+                        format!("{}:{}: {e}", file.display(), i + 1),
+                        "write .dockerignore patterns as Docker documents them",
+                    )
+                })?;
+        }
+    }
+    let matcher = builder.build().map_err(|e| {
+        Error::usage(
+            format!("{}: {e}", file.display()),
+            "write .dockerignore patterns as Docker documents them",
+        )
+    })?;
+    pack_with(
+        dir,
+        max_bytes,
+        Ignores::Docker(std::sync::Arc::new(matcher)),
+    )
+}
+
+/// Which files a snapshot leaves out.
+#[derive(Clone)]
+enum Ignores {
+    /// `.gitignore`, `.ignore`, `.moorignore`, and moor's download folder.
+    Source,
+    /// None.
+    None,
+    /// A `.dockerignore`.
+    Docker(std::sync::Arc<ignore::gitignore::Gitignore>),
+}
+
+fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
+    let ignores = matches!(mode, Ignores::Source);
     let io = |cause: std::io::Error| Error::Io {
         what: "cannot pack the source snapshot",
         path: dir.to_owned(),
@@ -93,10 +146,21 @@ fn pack_with(dir: &Path, max_bytes: u64, ignores: bool) -> Result<Snapshot> {
         .require_git(false)
         .filter_entry(move |e| {
             let rel = e.path().strip_prefix(&root).unwrap_or(e.path());
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
             let ours = ignores
-                && e.file_type().is_some_and(|t| t.is_dir())
+                && is_dir
                 && (rel == Path::new(DOWNLOADS_DIR) || downloads.as_deref() == Some(rel));
-            e.file_name() != ".git" && !ours
+            let docker_ignored = match &mode {
+                Ignores::Docker(matcher) => {
+                    let always =
+                        rel == Path::new("Dockerfile") || rel == Path::new(".dockerignore");
+                    !always
+                        && !rel.as_os_str().is_empty()
+                        && matcher.matched_path_or_any_parents(rel, is_dir).is_ignore()
+                }
+                _ => false,
+            };
+            e.file_name() != ".git" && !ours && !docker_ignored
         });
     if ignores {
         builder.add_custom_ignore_filename(".moorignore");

@@ -86,6 +86,17 @@ impl Workspace {
         &self.dir
     }
 
+    /// Where an environment's Docker build context is kept (`contexts/`,
+    /// created 0700 on first use), by its sha256.
+    pub fn docker_context_file(&self, sha256: &str) -> PathBuf {
+        let dir = self.dir.join("contexts");
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        }
+        dir.join(format!("{sha256}.tar"))
+    }
+
     /// The workspace's own known_hosts file.
     pub fn known_hosts_file(&self) -> PathBuf {
         self.dir.join("known_hosts")

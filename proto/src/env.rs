@@ -32,9 +32,16 @@ pub struct DockerSpec {
     /// `FROM` this image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
-    /// A Dockerfile to build first (its text; it may not COPY local files).
+    /// A Dockerfile to build first (its text; it may COPY local files only
+    /// with a [`DockerSpec::context`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// The build context (hex sha256 of its tar, shipped as a snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `--build-arg`s.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub build_args: std::collections::BTreeMap<String, String>,
 }
 
 /// A conda environment.
@@ -206,6 +213,7 @@ pub struct PrepareOptions {
     /// A directory of wheels (snapshot sha256), used instead of PyPI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wheelhouse: Option<String>,
+
     /// Use the host's conda/mamba/micromamba instead of the agent's own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_host_conda: bool,
@@ -287,7 +295,7 @@ mod tests {
         let docker = EnvSpec {
             docker: Some(DockerSpec {
                 base: Some("debian".into()),
-                dockerfile: None,
+                ..DockerSpec::default()
             }),
             ..conda(&["c"], &["x"])
         };

@@ -44,7 +44,7 @@ fn env_spec() -> EnvSpec {
     EnvSpec {
         docker: Some(DockerSpec {
             base: Some("debian:12".into()),
-            dockerfile: None,
+            ..DockerSpec::default()
         }),
         conda: Some(CondaSpec {
             channels: vec!["conda-forge".into()],

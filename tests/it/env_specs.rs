@@ -5,7 +5,7 @@
 //! the host, and a conda file's `variables:` set in every run.
 
 use moor_tests::packages::{conda_channel, pip_compile_lock, small_wheelhouse};
-use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Moor, Output};
+use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, Moor, Output};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -15,7 +15,11 @@ struct Host {
 }
 
 fn attached() -> Host {
-    let f = Fixture::new(MOOR, HostSpec::default());
+    attached_with(HostSpec::default())
+}
+
+fn attached_with(spec: HostSpec) -> Host {
+    let f = Fixture::new(MOOR, spec);
     assert_exit(&f.attach("box", &[]), 0);
     Host {
         f,
@@ -277,5 +281,199 @@ fn every_bad_line_of_every_file_is_reported_in_one_go() {
         "requirements.txt:3: -e ./pkg",
     ] {
         assert!(line.contains(said), "{said}: {line}");
+    }
+}
+
+/// Removes a Docker image when dropped (also when the test panics).
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_docker_context_with_copy_dockerignore_build_args_and_stages_builds_and_runs() {
+    if !docker_or_skip() {
+        return;
+    }
+    let _heavy = moor_tests::heavy();
+    let b = attached_with(HostSpec {
+        docker_socket: Some(true),
+        ..HostSpec::default()
+    });
+    let base = image();
+    let dockerfile = b.write(
+        "ctx/Dockerfile",
+        &format!(
+            "FROM {base} AS build\nRUN echo built-in-stage > /stage.txt\n\
+             FROM {base}\nARG GREETING=unset\nCOPY --from=build /stage.txt /opt/app/stage.txt\n\
+             COPY app/ /opt/app/\nRUN echo \"$GREETING\" > /opt/app/greeting.txt\n"
+        ),
+    );
+    b.write("ctx/app/hello.txt", "hello from the context\n");
+    b.write("ctx/app/debug.log", "a log\n");
+    b.write("ctx/secret.txt", "do not ship\n");
+    b.write("ctx/.dockerignore", "secret.txt\n**/*.log\n");
+    let context = b.dir.path().join("ctx");
+    let context = context.to_str().unwrap();
+
+    // COPY needs the context.
+    let refused = b.create("plain", &["--dockerfile", &dockerfile]);
+    assert_exit(&refused, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("needs a build context: pass --docker-context"),
+        "{}",
+        refused.stderr
+    );
+
+    let created = b.create(
+        "ctx",
+        &[
+            "--docker-context",
+            context,
+            "--build-arg",
+            "GREETING=hi-arg",
+        ],
+    );
+    assert_exit(&created, 0);
+    let hash = created.json()["hash"].as_str().unwrap().to_owned();
+    let _image = ImageGuard(moor_proto::env::image_tag(&hash));
+    // What travels: the context minus .dockerignore's files.
+    let sha = created.json()["spec"]["docker"]["context"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kept = b.moor().workspace().join(format!("contexts/{sha}.tar"));
+    let listed = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&kept)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("app/hello.txt") && listed.contains("Dockerfile"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("secret.txt") && !listed.contains("debug.log"),
+        "{listed}"
+    );
+
+    assert_exit(&b.prepare("ctx", &[]), 0);
+    let show = "cat /opt/app/hello.txt /opt/app/stage.txt /opt/app/greeting.txt; test ! -e /opt/app/debug.log && echo no-log";
+    let out = b.run_in("ctx", &[], &["sh", "-c", show]);
+    assert_exit(&out, 0);
+    for want in [
+        "hello from the context",
+        "built-in-stage",
+        "hi-arg",
+        "no-log",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+
+    // A changed file in the context is a new version.
+    b.write("ctx/app/hello.txt", "hello again\n");
+    let again = b.create(
+        "ctx",
+        &[
+            "--docker-context",
+            context,
+            "--build-arg",
+            "GREETING=hi-arg",
+        ],
+    );
+    assert_exit(&again, 0);
+    assert_eq!(again.json()["version"], 2);
+    assert_ne!(again.json()["hash"].as_str().unwrap(), hash);
+}
+
+#[test]
+fn an_unreadable_channel_names_its_root_cause_and_what_helps() {
+    if !docker_or_skip() {
+        return;
+    }
+    let b = attached();
+    // An HTTPS server on the host with a certificate nobody trusts.
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for (from, to) in [(&cert, "/tmp/cert.pem"), (&key, "/tmp/key.pem")] {
+        let bytes = std::fs::read(from).unwrap();
+        let (code, out) =
+            b.f.host
+                .exec_as_user(&["sh", "-c", &format!("cat > {to}")], &bytes);
+        assert_eq!(code, 0, "{out}");
+    }
+    let serve = "import http.server, ssl\n\
+        s = http.server.HTTPServer(('127.0.0.1', 8443), http.server.SimpleHTTPRequestHandler)\n\
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('/tmp/cert.pem', '/tmp/key.pem')\n\
+        s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()\n";
+    let started = std::process::Command::new("docker")
+        .args([
+            "exec",
+            "-d",
+            "-u",
+            "moor",
+            &b.f.host.name,
+            "python3",
+            "-c",
+            serve,
+        ])
+        .output()
+        .unwrap();
+    assert!(started.status.success());
+
+    for (channel, cause, fix) in [
+        (
+            "https://no-such-host.invalid/chan",
+            "the channel's host name does not resolve",
+            "--channel-dir",
+        ),
+        (
+            "https://127.0.0.1:9/chan",
+            "the connection to the channel was refused",
+            "proxy",
+        ),
+        (
+            "https://127.0.0.1:8443/chan",
+            "the channel's TLS certificate is not trusted",
+            "CA",
+        ),
+    ] {
+        let yml = b.write(
+            "environment.yml",
+            &format!("channels:\n  - {channel}\ndependencies:\n  - moor-hello\n"),
+        );
+        let name = format!("chan{}", channel.len());
+        assert_exit(&b.create(&name, &["--conda-file", &yml]), 0);
+        let out = b.prepare(&name, &[]);
+        assert_exit(&out, 9);
+        let error = &out.json()["error"];
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(cause), "{channel}: {message}");
+        assert!(message.contains("(no proxy set)"), "{channel}: {message}");
+        let said_fix = error["fix"].as_str().unwrap();
+        assert!(said_fix.contains(fix), "{channel}: {said_fix}");
     }
 }

@@ -13,11 +13,20 @@ pub struct EnvCreateArgs {
     /// Environment name.
     pub name: String,
     /// Build a Docker image FROM this base image.
-    #[arg(long, value_name = "IMAGE", conflicts_with = "dockerfile")]
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["dockerfile", "docker_context"])]
     pub docker_base: Option<String>,
-    /// Build a Docker image from this Dockerfile (no local COPY/ADD).
+    /// Build a Docker image from this Dockerfile (COPY/ADD of local files
+    /// need --docker-context).
     #[arg(long, value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
+    /// A Docker build context: a folder with a Dockerfile (or --dockerfile)
+    /// and the files it COPYs, shipped with the environment and part of its
+    /// hash; its .dockerignore is honoured.
+    #[arg(long, value_name = "DIR")]
+    pub docker_context: Option<PathBuf>,
+    /// A Docker build argument (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub build_arg: Vec<String>,
     /// A conda environment.yml (channels, dependencies, pip section).
     #[arg(long, value_name = "FILE")]
     pub conda_file: Option<PathBuf>,

@@ -45,6 +45,8 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
     let sources = Sources {
         docker_base: args.docker_base.as_deref(),
         dockerfile: args.dockerfile.as_deref(),
+        docker_context: args.docker_context.as_deref(),
+        build_args: &args.build_arg,
         conda_file: args.conda_file.as_deref(),
         pip_requirements: args.pip_requirements.as_deref(),
         user_managed: args.user_managed,
@@ -57,6 +59,17 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
     })?;
     for note in &built.notes {
         eprintln!("moor: {note}");
+    }
+    if let Some(context) = &built.context {
+        // Kept in the workspace: the version builds the same anywhere, later.
+        let path = ctx.workspace.docker_context_file(&context.sha256);
+        crate::workspace::write_private_atomic(&path, &context.bytes).map_err(|cause| {
+            Error::Io {
+                what: "cannot keep the Docker build context in the workspace",
+                path: path.clone(),
+                cause,
+            }
+        })?;
     }
     let spec = built.spec;
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
@@ -78,6 +91,8 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
         origin: EnvOrigin {
             docker_base: args.docker_base.clone(),
             dockerfile: args.dockerfile.as_deref().map(absolute),
+            docker_context: args.docker_context.as_deref().map(absolute),
+            build_args: args.build_arg.clone(),
             conda_file: args.conda_file.as_deref().map(absolute),
             pip_requirements: args.pip_requirements.as_deref().map(absolute),
             user_managed: args.user_managed,
@@ -86,6 +101,9 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
         kind: spec.kind(),
         sources: [
             args.docker_base.clone().map(|b| format!("docker-base {b}")),
+            args.docker_context
+                .as_deref()
+                .map(|d| format!("docker-context {}", shown(d))),
             args.dockerfile.as_deref().map(shown),
             args.conda_file.as_deref().map(shown),
             args.pip_requirements.as_deref().map(shown),
@@ -118,6 +136,8 @@ pub fn changed_since(env: &Env) -> Option<String> {
     let sources = Sources {
         docker_base: origin.docker_base.as_deref(),
         dockerfile: origin.dockerfile.as_deref(),
+        docker_context: origin.docker_context.as_deref(),
+        build_args: &origin.build_args,
         conda_file: origin.conda_file.as_deref(),
         pip_requirements: origin.pip_requirements.as_deref(),
         user_managed: origin.user_managed,

@@ -16,7 +16,7 @@ use crate::follow;
 use crate::output::{Render, Text};
 use crate::progress::LogSink;
 use crate::snapshot;
-use crate::store::{Env, Store, Target};
+use crate::store::{Env, Target};
 use crate::target::{Access, Connected};
 
 /// Largest local channel or wheelhouse shipped with a prepare.
@@ -58,7 +58,7 @@ pub async fn prepare(args: &EnvPrepareArgs, ctx: &Context) -> Result<Prepared> {
     let started = std::time::Instant::now();
     let conn = ctx.targets.connect(&target, &access).await?;
     let connected = started.elapsed();
-    let result = prepare_on(&conn, &store, &target, &env, &Assets::from(&args.assets)).await;
+    let result = prepare_on(&conn, ctx, &target, &env, &Assets::from(&args.assets)).await;
     let prepared = started.elapsed() - connected;
     conn.close().await;
     let (info, cached) = result?;
@@ -97,16 +97,71 @@ impl<'a> From<&'a PrepareAssetArgs> for Assets<'a> {
 /// it was a cache hit. The build log goes to stderr while it builds.
 pub async fn prepare_on(
     conn: &Connected,
-    store: &Store,
+    ctx: &Context,
     target: &Target,
     env: &Env,
     assets: &Assets<'_>,
 ) -> Result<(EnvInfo, bool)> {
     let agent = &conn.agent;
+    let shipped = assets.channel_dir.is_some()
+        || assets.wheelhouse.is_some()
+        || env
+            .spec
+            .docker
+            .as_ref()
+            .is_some_and(|d| d.context.is_some());
+    if shipped {
+        // Nothing to ship for a build the host already has.
+        match agent.env(&env.hash).await {
+            Ok(info) if info.state == EnvState::Ready => return Ok((info, true)),
+            Ok(_)
+            | Err(Error::Refused {
+                kind: ErrorKind::NotFound,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut options = PrepareOptions {
         use_host_conda: assets.use_host_conda,
         ..PrepareOptions::default()
     };
+    // The spec's build context (its sha256 is in the spec).
+    if let Some(sha) = env.spec.docker.as_ref().and_then(|d| d.context.clone()) {
+        let path = ctx.workspace.docker_context_file(&sha);
+        let bytes = std::fs::read(&path).map_err(|_| {
+            Error::usage(
+                format!(
+                    "the Docker build context of environment {} is missing from the workspace ({})",
+                    env.id(),
+                    path.display()
+                ),
+                format!(
+                    "create the environment again: moor env create {} --docker-context DIR ...",
+                    env.name
+                ),
+            )
+        })?;
+        if moor_proto::sha256_hex(&bytes) != sha {
+            return Err(Error::usage(
+                format!("the Docker build context {} is damaged", path.display()),
+                format!(
+                    "create the environment again: moor env create {} --docker-context DIR ...",
+                    env.name
+                ),
+            ));
+        }
+        let snap = snapshot::Snapshot {
+            bytes,
+            sha256: sha.clone(),
+            files: 0,
+            skipped_links: Vec::new(),
+        };
+        let progress =
+            crate::transfer::Transfer::new("Docker build context", Some(snap.bytes.len() as u64));
+        agent.put_snapshot(&snap, &progress).await?;
+        drop(progress);
+    }
     for (dir, slot) in [
         (assets.channel_dir, &mut options.channel_dir),
         (assets.wheelhouse, &mut options.wheelhouse),
@@ -133,7 +188,7 @@ pub async fn prepare_on(
     };
     // The build is a run: `moor logs` and `moor cancel` work on it.
     if let Ok(run) = agent.run(&run_id).await {
-        store.record_run(&run, &target.name)?;
+        ctx.store()?.record_run(&run, &target.name)?;
     }
     eprintln!(
         "moor: building environment {} on {} (build run {run_id}; its log: moor logs {run_id})",

@@ -189,7 +189,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let conn = ctx.targets.connect(&target, &access).await?;
     if let Some(env) = &env {
         // A cache hit is one request; otherwise the build log shows first.
-        prepare_on(&conn, &store, &target, env, &Assets::from(&args.assets)).await?;
+        prepare_on(&conn, ctx, &target, env, &Assets::from(&args.assets)).await?;
     }
     let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.bytes.len() as u64));
     let sent = conn.agent.put_snapshot(&snap, &progress).await?;

@@ -8,6 +8,7 @@ mod requirements;
 
 use std::path::Path;
 
+use crate::snapshot::Snapshot;
 use moor_proto::env::{CondaSpec, DockerSpec, EnvSpec, PipSpec};
 use rattler_conda_types::{EnvironmentYaml, MatchSpecOrSubSection};
 
@@ -177,9 +178,9 @@ pub fn requirements(file: &Path) -> Result<PipSpec, SpecError> {
     requirements::parse(file)
 }
 
-/// Checks a Dockerfile for what moor can build from its text alone: a
-/// `FROM`, and no `COPY`/`ADD` of local files (moor sends no build context).
-pub fn dockerfile(file: &Path) -> Result<String, SpecError> {
+/// Checks a Dockerfile: a `FROM` first; `COPY`/`ADD` of local files only
+/// when a build context goes with it (`with_context`).
+pub fn dockerfile(file: &Path, with_context: bool) -> Result<String, SpecError> {
     let text = read(file)?;
     let mut seen_from = false;
     for (i, line) in text.lines().enumerate() {
@@ -195,11 +196,13 @@ pub fn dockerfile(file: &Path) -> Result<String, SpecError> {
         match word.as_str() {
             "FROM" => seen_from = true,
             "ARG" => {}
-            "COPY" | "ADD" if !line.contains("--from=") && !line.contains("http") => {
+            "COPY" | "ADD"
+                if !with_context && !line.contains("--from=") && !line.contains("http") =>
+            {
                 return Err(SpecError::at(
                     file,
                     Some(i + 1),
-                    format!("{word} of local files is not supported: moor sends the Dockerfile alone; use --pip-requirements / --conda-file, or put the files in the base image"),
+                    format!("{word} of local files needs a build context: pass --docker-context DIR (the folder the files are in), or use --pip-requirements / --conda-file"),
                 ))
             }
             _ if !seen_from => {
@@ -238,6 +241,11 @@ pub struct Sources<'a> {
     pub docker_base: Option<&'a str>,
     /// --dockerfile.
     pub dockerfile: Option<&'a Path>,
+    /// --docker-context: a build context folder (its `Dockerfile` unless
+    /// --dockerfile names another).
+    pub docker_context: Option<&'a Path>,
+    /// --build-arg KEY=VALUE.
+    pub build_args: &'a [String],
     /// --conda-file.
     pub conda_file: Option<&'a Path>,
     /// --pip-requirements.
@@ -248,22 +256,7 @@ pub struct Sources<'a> {
 
 /// Builds the canonical spec from the user's files.
 pub fn build(sources: &Sources) -> Result<Built, SpecError> {
-    let docker = match (sources.docker_base, sources.dockerfile) {
-        (Some(_), Some(_)) => return Err(SpecError {
-            message:
-                "--docker-base and --dockerfile together: a Dockerfile names its own base (FROM)"
-                    .into(),
-        }),
-        (Some(base), None) => Some(DockerSpec {
-            base: Some(image(base).map_err(|message| SpecError { message })?),
-            dockerfile: None,
-        }),
-        (None, Some(file)) => Some(DockerSpec {
-            base: None,
-            dockerfile: Some(dockerfile(file)?),
-        }),
-        (None, None) => None,
-    };
+    let (docker, context) = docker(sources)?;
     if sources.user_managed && (sources.conda_file.is_some() || sources.pip_requirements.is_some())
     {
         return Err(SpecError {
@@ -291,13 +284,67 @@ pub fn build(sources: &Sources) -> Result<Built, SpecError> {
     };
     if spec == EnvSpec::default() {
         return Err(SpecError {
-            message: "an empty environment: give --docker-base, --dockerfile, --conda-file, --pip-requirements or --user-managed".into(),
+            message: "an empty environment: give --docker-base, --dockerfile, --docker-context, --conda-file, --pip-requirements or --user-managed".into(),
         });
     }
     Ok(Built {
         spec: spec.canonical(),
         notes,
+        context,
     })
+}
+
+/// Largest Docker build context.
+pub const MAX_CONTEXT_BYTES: u64 = 256 << 20;
+
+/// The Docker part, and the packed build context when there is one.
+fn docker(sources: &Sources) -> Result<(Option<DockerSpec>, Option<Snapshot>), SpecError> {
+    let plain = |message: String| SpecError { message };
+    let mut build_args = std::collections::BTreeMap::new();
+    for arg in sources.build_args {
+        match arg.split_once('=') {
+            Some((key, value)) if crate::run_env::is_name(key) => {
+                build_args.insert(key.to_owned(), value.to_owned());
+            }
+            _ => return Err(plain(format!("--build-arg {arg:?}: expected KEY=VALUE"))),
+        }
+    }
+    let context = sources.docker_context;
+    let dockerfile_path = match (sources.dockerfile, context) {
+        (Some(file), _) => Some(file.to_owned()),
+        (None, Some(dir)) => Some(dir.join("Dockerfile")),
+        (None, None) => None,
+    };
+    let mut spec = match (sources.docker_base, dockerfile_path) {
+        (Some(_), Some(_)) => {
+            return Err(plain(
+                "--docker-base with --dockerfile or --docker-context: a Dockerfile names its own base (FROM)".into(),
+            ))
+        }
+        (Some(base), None) => DockerSpec {
+            base: Some(image(base).map_err(plain)?),
+            ..DockerSpec::default()
+        },
+        (None, Some(file)) => DockerSpec {
+            dockerfile: Some(dockerfile(&file, context.is_some())?),
+            ..DockerSpec::default()
+        },
+        (None, None) if !build_args.is_empty() => {
+            return Err(plain("--build-arg without a Dockerfile".into()))
+        }
+        (None, None) => return Ok((None, None)),
+    };
+    spec.build_args = build_args;
+    let packed = match context {
+        Some(dir) => {
+            let snap = crate::snapshot::pack_docker_context(dir, MAX_CONTEXT_BYTES)
+                .map_err(|e| plain(format!("--docker-context {}: {e}", dir.display())))?;
+            spec.context = Some(snap.sha256.clone());
+            Some(snap)
+        }
+        None => None,
+    };
+    Ok((Some(spec), packed))
 }
 
 /// A checked spec, and notes on what was read but does not apply.
@@ -307,6 +354,8 @@ pub struct Built {
     pub spec: EnvSpec,
     /// e.g. a conda file's `prefix:`, ignored.
     pub notes: Vec<String>,
+    /// The packed Docker build context (the spec names its sha256).
+    pub context: Option<Snapshot>,
 }
 
 #[cfg(test)]

@@ -128,6 +128,12 @@ pub struct EnvOrigin {
     /// `--dockerfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<std::path::PathBuf>,
+    /// `--docker-context`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_context: Option<std::path::PathBuf>,
+    /// `--build-arg`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_args: Vec<String>,
     /// `--conda-file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conda_file: Option<std::path::PathBuf>,
