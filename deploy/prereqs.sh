@@ -13,6 +13,9 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v cc >/dev/null || need+=(gcc)
 # The agent's C dependencies (zstd, bzip2, TLS) are built for musl.
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+# The corporate-network test: a forward proxy, and a CA made with openssl.
+command -v squid >/dev/null || need+=(squid)
+command -v openssl >/dev/null || need+=(openssl)
 # The tests download a wheelhouse (pip) for the pip-environment test.
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)

@@ -81,6 +81,7 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready> {
         stored.options.wheelhouse.as_deref(),
         "wheelhouse",
     )?;
+    let ca_bundle = crate::build_network::apply(dir, &stored.options.network)?;
     let kind = spec.kind();
     let mut ready = Ready {
         kind,
@@ -117,12 +118,14 @@ fn build(dir: &Path, stored: &Stored) -> Result<Ready> {
                 user_context.as_deref(),
                 channel_dir.as_deref(),
                 wheelhouse.as_deref(),
+                ca_bundle.as_deref(),
             )?;
-            let build_args = spec
+            let mut build_args = spec
                 .docker
                 .as_ref()
                 .map(|d| d.build_args.clone())
                 .unwrap_or_default();
+            build_args.extend(crate::build_network::build_args(&stored.options.network));
             crate::docker::block_on(async {
                 let docker = crate::docker::connect()?;
                 crate::docker::build(&docker, &tag, context, &build_args).await
@@ -378,6 +381,7 @@ fn docker_context(
     user_context: Option<&Path>,
     channel_dir: Option<&Path>,
     wheelhouse: Option<&Path>,
+    ca_bundle: Option<&Path>,
 ) -> Result<Vec<u8>> {
     let docker = spec.docker.as_ref().expect("a docker spec");
     let mut dockerfile = match (&docker.dockerfile, &docker.base) {
@@ -421,6 +425,19 @@ fn docker_context(
     };
     let pip = spec.pip_requirements();
     let needs_build_dir = spec.conda.is_some() || !pip.is_empty();
+    // moor's layers trust the target's extra CAs (the user's own RUN steps
+    // get the proxy through Docker's build arguments).
+    let ca = match ca_bundle {
+        Some(path) if needs_build_dir => {
+            let pem = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            add("moor-build/ca-bundle.pem", &pem, 0o644)?;
+            crate::build_network::CA_VARIABLES
+                .iter()
+                .map(|v| format!("{v}=/opt/moor-build/ca-bundle.pem "))
+                .collect::<String>()
+        }
+        _ => String::new(),
+    };
     if needs_build_dir {
         dockerfile.push_str("COPY moor-build /opt/moor-build\n");
     }
@@ -438,7 +455,7 @@ fn docker_context(
             ""
         };
         dockerfile.push_str(&format!(
-            "RUN /opt/moor-build/moor-agent conda-create /opt/conda-env /opt/moor-build/conda.json{channel}\n\
+            "RUN {ca}/opt/moor-build/moor-agent conda-create /opt/conda-env /opt/moor-build/conda.json{channel}\n\
              ENV PATH=/opt/conda-env/bin:$PATH CONDA_PREFIX=/opt/conda-env\n"
         ));
     }
@@ -469,7 +486,7 @@ fn docker_context(
         // "externally managed" guard (Debian 12, Ubuntu 23.04+) is lifted
         // for this step only (older pips ignore the variables).
         dockerfile.push_str(&format!(
-            "RUN PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-input --disable-pip-version-check --progress-bar off{index} -r /opt/moor-build/requirements.txt\n"
+            "RUN {ca}PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --no-input --disable-pip-version-check --progress-bar off{index} -r /opt/moor-build/requirements.txt\n"
         ));
     }
     if needs_build_dir {

@@ -239,7 +239,7 @@ fn handle(
                 &daemon.runs,
                 &daemon.exe,
                 &daemon.snapshots,
-                spec,
+                *spec,
                 &hash,
                 options,
             ) {

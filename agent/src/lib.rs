@@ -28,6 +28,7 @@
 //! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
+pub mod build_network;
 pub mod docker;
 pub mod envbuild;
 pub mod envs;

@@ -120,6 +120,9 @@ async fn run(cli: Cli) -> u8 {
             .map(|r| Printed::of(&r)),
         Command::List => cmd::targets::list(&ctx).map(|r| Printed::of(&r)),
         Command::Show { name } => cmd::targets::show(&ctx, name).map(|r| Printed::of(&r)),
+        Command::Network { name, network } => {
+            cmd::targets::network(&ctx, name, network).map(|r| Printed::of(&r))
+        }
         Command::Detach(args) => cmd::detach::run(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Run(args) => cmd::run::run(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Env(command) => match command {

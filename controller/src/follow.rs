@@ -134,6 +134,9 @@ pub async fn tail(agent: &AgentClient, run_id: &str, end: u64) -> String {
 /// `ERROR:` lines, TLS and name-resolution failures).
 const CAUSES: &[&str] = &[
     "ERROR:",
+    "Connection refused",
+    "Failed to establish a new connection",
+    "SSLError",
     "CERTIFICATE_VERIFY_FAILED",
     "certificate verify failed",
     "Could not resolve host",

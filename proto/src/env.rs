@@ -217,6 +217,51 @@ pub struct PrepareOptions {
     /// Use the host's conda/mamba/micromamba instead of the agent's own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_host_conda: bool,
+    /// How the host reaches package indexes: the target's proxy and CA.
+    #[serde(default, skip_serializing_if = "BuildNetwork::is_empty")]
+    pub network: BuildNetwork,
+}
+
+/// A target's network settings, honoured by every build on it (the conda
+/// solver and installer, pip, Docker builds). Never part of a spec's hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildNetwork {
+    /// Proxy for HTTPS (`http://proxy:3128`), without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    /// Proxy for plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    /// Hosts reached directly (`localhost,.corp.example`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    /// CA certificates (PEM) trusted besides the host's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+impl BuildNetwork {
+    /// No settings.
+    pub fn is_empty(&self) -> bool {
+        self == &BuildNetwork::default()
+    }
+
+    /// The proxy variables a build's tools read (both cases, as curl,
+    /// pip, Docker and reqwest do).
+    pub fn proxy_variables(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, value) in [
+            ("HTTPS_PROXY", &self.https_proxy),
+            ("HTTP_PROXY", &self.http_proxy),
+            ("NO_PROXY", &self.no_proxy),
+        ] {
+            if let Some(value) = value {
+                out.push((name.to_owned(), value.clone()));
+                out.push((name.to_ascii_lowercase(), value.clone()));
+            }
+        }
+        out
+    }
 }
 
 /// Where an environment stands on a host.

@@ -81,8 +81,8 @@ pub enum Request {
     /// `ready` on a cache hit, else `building` with the run that builds it
     /// (one build per environment and host, however many ask).
     PrepareEnv {
-        /// What to build.
-        spec: EnvSpec,
+        /// What to build (boxed: the largest request).
+        spec: Box<EnvSpec>,
         /// Its hash as the controller computed it (the agent checks it).
         hash: String,
         /// Local channels and wheels, already uploaded as snapshots.

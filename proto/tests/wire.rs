@@ -118,12 +118,13 @@ fn all_requests() -> Vec<Request> {
             },
         },
         Request::PrepareEnv {
-            spec: env_spec(),
+            spec: Box::new(env_spec()),
             hash: env_spec().hash(),
             options: PrepareOptions {
                 channel_dir: Some("cd".repeat(32)),
                 wheelhouse: None,
                 use_host_conda: true,
+                ..PrepareOptions::default()
             },
         },
         Request::GetEnv {

@@ -66,6 +66,24 @@ impl Network {
         })
     }
 
+    /// A network with no way out (`--internal`); this machine is its
+    /// gateway, so a host on it reaches only what listens on that address.
+    pub fn create_internal() -> Arc<Network> {
+        let name = unique("moor-test-internal");
+        run(Command::new("docker").args([
+            "network",
+            "create",
+            "--internal",
+            "--label",
+            LABEL,
+            &name,
+        ]));
+        Arc::new(Network {
+            name,
+            private: false,
+        })
+    }
+
     /// A network the machine running the tests cannot reach (internal, and
     /// its bridge has no address here): only a host that is also on another
     /// network, a bastion, gets in. Docker's DNS gives its hosts' names to

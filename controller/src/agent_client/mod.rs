@@ -265,7 +265,7 @@ impl AgentClient {
         options: PrepareOptions,
     ) -> Result<EnvInfo> {
         let request = Request::PrepareEnv {
-            spec,
+            spec: Box::new(spec),
             hash: hash.to_owned(),
             options,
         };

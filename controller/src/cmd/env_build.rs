@@ -124,6 +124,7 @@ pub async fn prepare_on(
     }
     let mut options = PrepareOptions {
         use_host_conda: assets.use_host_conda,
+        network: target.network.clone(),
         ..PrepareOptions::default()
     };
     // The spec's build context (its sha256 is in the spec).

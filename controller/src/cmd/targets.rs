@@ -4,11 +4,13 @@ use serde::Serialize;
 
 use super::Context;
 use crate::checks::Check;
+use crate::cli::NetworkArgs;
 use crate::error::Result;
 use crate::output::{check_table, Render, Table, Text};
 use crate::probe::Facts;
 use crate::ssh::jump;
 use crate::store::Target;
+use crate::target::network;
 
 /// The targets.
 #[derive(Debug, Serialize)]
@@ -62,6 +64,8 @@ pub struct Shown {
     /// The target's fields.
     #[serde(flatten)]
     pub target: Target,
+    /// Its network settings, summarised.
+    pub network: network::Shown,
     /// Facts from the last attach or validate.
     pub facts: Option<Facts>,
     /// Checks from the last attach or validate.
@@ -76,6 +80,7 @@ impl Render for Shown {
         if !t.jumps.is_empty() {
             out.line(format!("  through      {}", jump::describe(&t.jumps)));
         }
+        out.line(format!("  network      {}", self.network.line()));
         out.line(format!("  auth         {}", t.auth));
         if let Some(id) = &t.resource_id {
             out.line(format!("  resource id  {id}"));
@@ -110,8 +115,52 @@ impl Render for Shown {
 pub fn show(ctx: &Context, name: &str) -> Result<Shown> {
     let mut target = ctx.targets.attached(&ctx.store()?, name)?;
     Ok(Shown {
+        network: network::Shown::from(&target.network),
         facts: target.facts.take(),
         checks: std::mem::take(&mut target.checks),
         target,
+    })
+}
+
+/// `moor network NAME`'s answer: the target's settings now.
+#[derive(Debug, Serialize)]
+pub struct Network {
+    /// The target.
+    pub target: String,
+    /// Its settings.
+    #[serde(flatten)]
+    pub network: network::Shown,
+    /// Whether they changed.
+    pub changed: bool,
+}
+
+impl Render for Network {
+    fn render(&self, out: &mut Text) {
+        let verb = if self.changed {
+            "now reaches"
+        } else {
+            "reaches"
+        };
+        out.line(format!(
+            "{} {verb} package indexes: {}",
+            self.target,
+            self.network.line()
+        ));
+    }
+}
+
+/// `moor network NAME [--https-proxy URL] [--no-proxy LIST] [--ca-bundle FILE] ...`.
+pub fn network(ctx: &Context, name: &str, args: &NetworkArgs) -> Result<Network> {
+    let store = ctx.store()?;
+    let target = ctx.targets.attached(&store, name)?;
+    let settings = network::apply(&target.network, args)?;
+    let changed = settings != target.network;
+    if changed {
+        store.set_network(name, &settings)?;
+    }
+    Ok(Network {
+        target: name.to_owned(),
+        network: network::Shown::from(&settings),
+        changed,
     })
 }

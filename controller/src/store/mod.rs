@@ -95,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
          SELECT name, 1, hash, kind, spec, sources, created_at FROM envs;
      DROP TABLE envs;
      ALTER TABLE env_versions RENAME TO envs;",
+    // 7: a target's network settings (proxy, CA), JSON.
+    "ALTER TABLE targets ADD COLUMN network TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// A named environment in the workspace.
@@ -483,6 +485,18 @@ impl Store {
             .execute(
                 "UPDATE targets SET facts = ?2, checks = ?3, updated_at = ?4 WHERE name = ?1",
                 params![name, facts, checks, crate::time::now()],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
+    /// Sets a target's network settings.
+    pub fn set_network(&self, name: &str, network: &moor_proto::env::BuildNetwork) -> Result<()> {
+        let network = serde_json::to_string(network).expect("settings serialize");
+        self.conn
+            .execute(
+                "UPDATE targets SET network = ?2, updated_at = ?3 WHERE name = ?1",
+                params![name, network, crate::time::now()],
             )
             .map(drop)
             .map_err(self.err())

@@ -10,6 +10,7 @@ use crate::checks::Check;
 use crate::probe::Facts;
 use crate::ssh::JumpHost;
 use crate::target_kind::TargetKind;
+use moor_proto::env::BuildNetwork;
 
 /// Where a target stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,9 @@ pub struct Target {
     pub user: String,
     /// Jump hosts to go through, in order (none: directly).
     pub jumps: Vec<JumpHost>,
+    /// How it reaches package indexes (`moor show` prints a summary).
+    #[serde(skip)]
+    pub network: BuildNetwork,
     /// How to authenticate.
     pub auth: AuthRef,
     /// Azure resource id, when given.
@@ -119,7 +123,7 @@ pub struct Target {
 }
 
 pub(super) const COLUMNS: &str = "name, kind, host, port, user, auth, resource_id, host_key_algorithm, \
-    host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at, jumps";
+    host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at, jumps, network";
 
 /// A stored value this moor cannot read.
 fn unreadable(column: usize, what: String) -> rusqlite::Error {
@@ -161,6 +165,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Target> {
         created_at: r.get(15)?,
         updated_at: r.get(16)?,
         jumps: json(r, 17)?,
+        network: json(r, 18)?,
     })
 }
 
@@ -169,15 +174,17 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
     let facts = serde_json::to_string(&t.facts).expect("facts serialize");
     let checks = serde_json::to_string(&t.checks).expect("checks serialize");
     let jumps = serde_json::to_string(&t.jumps).expect("jumps serialize");
+    let network = serde_json::to_string(&t.network).expect("settings serialize");
     tx.execute(
         &format!(
-            "INSERT INTO targets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+            "INSERT INTO targets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, host = excluded.host, port = excluded.port,
                  user = excluded.user, auth = excluded.auth, resource_id = excluded.resource_id,
                  host_key_algorithm = excluded.host_key_algorithm, host_key_fingerprint = excluded.host_key_fingerprint,
                  machine_id = excluded.machine_id, agent_version = excluded.agent_version,
                  agent_build = excluded.agent_build, state = excluded.state, facts = excluded.facts,
-                 checks = excluded.checks, updated_at = excluded.updated_at, jumps = excluded.jumps"
+                 checks = excluded.checks, updated_at = excluded.updated_at, jumps = excluded.jumps,
+                 network = excluded.network"
         ),
         params![
             t.name,
@@ -197,7 +204,8 @@ pub(super) fn upsert(tx: &Transaction<'_>, t: &Target) -> rusqlite::Result<()> {
             checks,
             t.created_at,
             t.updated_at,
-            jumps
+            jumps,
+            network
         ],
     )
     .map(drop)

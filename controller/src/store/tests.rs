@@ -11,6 +11,7 @@ pub(crate) fn target(name: &str, fp: &str, id: &str) -> Target {
         port: 22,
         user: "u".into(),
         jumps: Vec::new(),
+        network: Default::default(),
         auth: AuthRef::WorkspaceKey,
         resource_id: None,
         host_key_algorithm: "ssh-ed25519".into(),

@@ -24,6 +24,7 @@ pub fn target(bundle: &AgentBundle) -> Target {
         port: 0,
         user: std::env::var("USER").unwrap_or_default(),
         jumps: Vec::new(),
+        network: Default::default(),
         auth: AuthRef::Agent,
         resource_id: None,
         host_key_algorithm: String::new(),

@@ -9,6 +9,7 @@
 
 pub mod jumps;
 pub mod local;
+pub mod network;
 pub mod settings;
 
 use crate::agent_bundle::{self, AgentBundle};

@@ -243,6 +243,9 @@ async fn attach(
     };
     session.close().await;
 
+    // Network settings: the flags over what the target had.
+    let had = store.target(name)?.map(|t| t.network).unwrap_or_default();
+    let network = crate::target::network::apply(&had, &common.network)?;
     let now = crate::time::now();
     let target = Target {
         name: name.to_owned(),
@@ -251,6 +254,7 @@ async fn attach(
         port: endpoint.port,
         user: endpoint.user,
         jumps: via,
+        network,
         auth,
         resource_id,
         host_key_algorithm: host_key.algorithm.clone(),
