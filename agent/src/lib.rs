@@ -30,6 +30,7 @@
 
 pub mod build_network;
 pub mod docker;
+pub mod docker_context;
 pub mod envbuild;
 pub mod envs;
 pub mod error;

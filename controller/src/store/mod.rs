@@ -8,6 +8,7 @@
 //! environment variable), not with what.
 
 mod envs;
+mod migrations;
 mod runs;
 mod target;
 
@@ -23,81 +24,6 @@ use crate::checks::Check;
 use crate::error::{Error, Result};
 use crate::probe::Facts;
 use moor_proto::env::EnvKind;
-
-/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: workspace identity, targets, attach reservations.
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-     CREATE TABLE targets (
-         name TEXT PRIMARY KEY,
-         kind TEXT NOT NULL,
-         host TEXT NOT NULL,
-         port INTEGER NOT NULL,
-         user TEXT NOT NULL,
-         auth TEXT NOT NULL,
-         resource_id TEXT,
-         host_key_algorithm TEXT NOT NULL,
-         host_key_fingerprint TEXT NOT NULL,
-         machine_id TEXT NOT NULL,
-         agent_version TEXT NOT NULL,
-         agent_build TEXT NOT NULL,
-         state TEXT NOT NULL,
-         facts TEXT NOT NULL,
-         checks TEXT NOT NULL,
-         created_at TEXT NOT NULL,
-         updated_at TEXT NOT NULL,
-         UNIQUE (host_key_fingerprint, machine_id)
-     );
-     CREATE TABLE attach_reservations (
-         machine TEXT PRIMARY KEY,
-         name TEXT NOT NULL,
-         pid INTEGER NOT NULL,
-         pid_start TEXT NOT NULL,
-         started_at TEXT NOT NULL
-     );",
-    // 2: runs started from this workspace, to find a run's target.
-    "CREATE TABLE runs (
-         id TEXT PRIMARY KEY,
-         target TEXT NOT NULL,
-         name TEXT,
-         command TEXT NOT NULL,
-         snapshot TEXT NOT NULL,
-         created_at TEXT NOT NULL
-     );",
-    // 3: environments (named specs; the hash is the spec's identity).
-    "CREATE TABLE envs (
-         name TEXT PRIMARY KEY,
-         hash TEXT NOT NULL,
-         kind TEXT NOT NULL,
-         spec TEXT NOT NULL,
-         sources TEXT NOT NULL,
-         created_at TEXT NOT NULL
-     );
-     ALTER TABLE runs ADD COLUMN env TEXT;",
-    // 4: run history: each run as moor last heard of it (RunInfo JSON).
-    "ALTER TABLE runs ADD COLUMN info TEXT;
-     ALTER TABLE runs ADD COLUMN heard_at TEXT;",
-    // 5: the jump hosts a target is reached through (JSON list).
-    "ALTER TABLE targets ADD COLUMN jumps TEXT NOT NULL DEFAULT '[]';",
-    // 6: environment versions (NAME:N); the files each was made from.
-    "CREATE TABLE env_versions (
-         name TEXT NOT NULL,
-         version INTEGER NOT NULL,
-         hash TEXT NOT NULL,
-         kind TEXT NOT NULL,
-         spec TEXT NOT NULL,
-         sources TEXT NOT NULL,
-         origin TEXT NOT NULL DEFAULT '{}',
-         created_at TEXT NOT NULL,
-         PRIMARY KEY (name, version)
-     );
-     INSERT INTO env_versions (name, version, hash, kind, spec, sources, created_at)
-         SELECT name, 1, hash, kind, spec, sources, created_at FROM envs;
-     DROP TABLE envs;
-     ALTER TABLE env_versions RENAME TO envs;",
-    // 7: a target's network settings (proxy, CA), JSON.
-    "ALTER TABLE targets ADD COLUMN network TEXT NOT NULL DEFAULT '{}';",
-];
 
 /// A named environment in the workspace.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -285,7 +211,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > MIGRATIONS.len() {
+        if version > migrations::MIGRATIONS.len() {
             return Err(Opened::Failed(Box::new(Error::usage(
                 format!(
                     "workspace {} was written by a newer moor (schema {version})",
@@ -294,7 +220,7 @@ impl Store {
                 "upgrade moor, or use another --workspace",
             ))));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(version) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tracing::debug!(version = i + 1, "migrated workspace schema");

@@ -45,7 +45,7 @@ fn migrates_and_keeps_its_id() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version as usize, MIGRATIONS.len());
+    assert_eq!(version as usize, super::migrations::MIGRATIONS.len());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(dir.path().join("moor.db"))
         .unwrap()
