@@ -2,11 +2,12 @@
 //! that is a host's only way out, and an HTTPS package index signed by a
 //! private CA: without the target's network settings the build fails with
 //! the named cause; with the proxy it fails on the certificate; with the
-//! proxy and the CA bundle it succeeds, through the proxy.
+//! proxy and the CA bundle it succeeds, through the proxy: pip, the conda
+//! solver and installer, and a Docker build (the proxy as build arguments).
 
 use moor_tests::corporate::Corporate;
 use moor_tests::packages::{conda_channel, small_wheelhouse};
-use moor_tests::{assert_exit, docker_or_skip, HostSpec, Keys, Moor, TestHost, USER};
+use moor_tests::{assert_exit, docker_or_skip, image, HostSpec, Keys, Moor, TestHost, USER};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -29,6 +30,7 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
         &corp.network,
         &HostSpec {
             authorized_keys: vec![key.public.clone()],
+            docker_socket: Some(true),
             ..HostSpec::default()
         },
     );
@@ -151,6 +153,44 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
         "{log}"
     );
 
+    // A Docker build: the proxy as build arguments, the CA in moor's pip layer.
+    let _heavy = moor_tests::heavy();
+    let base = image();
+    let created = moor.run(&[
+        "env",
+        "create",
+        "img",
+        "--docker-base",
+        base,
+        "--pip-requirements",
+        reqs.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_exit(&created, 0);
+    let _image = ImageGuard(moor_proto::env::image_tag(
+        created.json()["hash"].as_str().unwrap(),
+    ));
+    assert_exit(&prepare("img"), 0);
+    let run = moor.run(&[
+        "run",
+        "--target",
+        "box",
+        "--env",
+        "img",
+        "--source-dir",
+        src.to_str().unwrap(),
+        "--",
+        "python3",
+        "-c",
+        "import six; print('six in the image', six.__version__)",
+    ]);
+    assert_exit(&run, 0);
+    assert!(
+        run.stdout.contains("six in the image 1.16.0"),
+        "{}",
+        run.stdout
+    );
+
     // A proxy URL with a password is refused, never echoed.
     let out = moor.run(&[
         "network",
@@ -160,4 +200,15 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
     ]);
     assert_exit(&out, 2);
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+}
+
+/// Removes a Docker image when dropped (also when the test panics).
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
 }

@@ -2,7 +2,10 @@
 //! made by pip-compile with `--generate-hashes` (installed in hash-checking
 //! mode, and a tampered hash refused by pip), nested `-r`/`-c` files, a
 //! `name @ file://` wheel and a VCS requirement against a git repository on
-//! the host, and a conda file's `variables:` set in every run.
+//! the host, a local package refused with a fix that works (a wheelhouse),
+//! a conda file's `variables:` set in every run and a `file://` channel on
+//! the host, a Docker build context (COPY, `.dockerignore`, build args,
+//! stages), and channels that cannot be read naming their root cause.
 
 use moor_tests::packages::{conda_channel, pip_compile_lock, small_wheelhouse};
 use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, Moor, Output};
@@ -476,4 +479,83 @@ fn an_unreadable_channel_names_its_root_cause_and_what_helps() {
         let said_fix = error["fix"].as_str().unwrap();
         assert!(said_fix.contains(fix), "{channel}: {said_fix}");
     }
+}
+
+#[test]
+fn a_local_package_is_refused_with_a_fix_that_works_and_a_file_channel_is_read_on_the_host() {
+    if !docker_or_skip() {
+        return;
+    }
+    let b = attached();
+    b.write(
+        "pkg/pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n[project]\nname = \"moor-local-pkg\"\nversion = \"0.1\"\n",
+    );
+    b.write(
+        "pkg/moor_local_pkg.py",
+        "WHERE = 'built from a local folder'\n",
+    );
+    let reqs = b.write("requirements.txt", "six\n./pkg\n");
+    let refused = b.create("local", &["--pip-requirements", &reqs]);
+    assert_exit(&refused, 2);
+    let line = refused.stderr.trim();
+    assert!(
+        line.contains("requirements.txt:2: \"./pkg\" is a local path"),
+        "{line}"
+    );
+    assert!(line.contains("pip wheel ./pkg -w wheels"), "{line}");
+
+    // The fix, as said: a wheel in a wheelhouse, the package by name.
+    let wheels = b.dir.path().join("wheels");
+    let built = std::process::Command::new("python3")
+        .args(["-m", "pip", "wheel", "--quiet", "--no-deps", "-w"])
+        .arg(&wheels)
+        .arg(b.dir.path().join("pkg"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    for entry in std::fs::read_dir(small_wheelhouse()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, wheels.join(path.file_name().unwrap())).unwrap();
+    }
+    let reqs = b.write("requirements.txt", "six\nmoor-local-pkg\n");
+    assert_exit(&b.create("local", &["--pip-requirements", &reqs]), 0);
+    assert_exit(
+        &b.prepare("local", &["--wheelhouse", wheels.to_str().unwrap()]),
+        0,
+    );
+    let code = "import moor_local_pkg; print(moor_local_pkg.WHERE)";
+    let out = b.run_in("local", &[], &["python", "-c", code]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout.contains("built from a local folder"),
+        "{}",
+        out.stdout
+    );
+
+    // A file:// channel names a folder on the host.
+    let channel = b.dir.path().join("channel");
+    std::fs::create_dir_all(&channel).unwrap();
+    conda_channel(&channel);
+    let copied = std::process::Command::new("docker")
+        .arg("cp")
+        .arg(&channel)
+        .arg(format!("{}:/home/moor/chan", b.f.host.name))
+        .output()
+        .unwrap();
+    assert!(copied.status.success());
+    b.f.host.exec("chown -R moor /home/moor/chan");
+    let yml = b.write(
+        "environment.yml",
+        "channels:\n  - file:///home/moor/chan\ndependencies:\n  - moor-hello=1.1\n",
+    );
+    assert_exit(&b.create("filechan", &["--conda-file", &yml]), 0);
+    assert_exit(&b.prepare("filechan", &[]), 0);
+    let out = b.run_in("filechan", &[], &["moor-hello"]);
+    assert_exit(&out, 0);
+    assert!(out.stdout.contains("moor-hello 1.1"), "{}", out.stdout);
 }
