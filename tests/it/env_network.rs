@@ -7,7 +7,9 @@
 
 use moor_tests::corporate::Corporate;
 use moor_tests::packages::{conda_channel, small_wheelhouse};
-use moor_tests::{assert_exit, docker_or_skip, image, HostSpec, Keys, Moor, TestHost, USER};
+use moor_tests::{
+    assert_exit, docker_or_skip, image, HostSpec, ImageGuard, Keys, Moor, TestHost, USER,
+};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -90,6 +92,36 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
         "{}",
         message(&out)
     );
+    // The conda channel on the same index: its error names the cause, the
+    // proxy it went through, and the CA setting as the fix.
+    let yml = files.path().join("environment.yml");
+    std::fs::write(
+        &yml,
+        format!("channels:\n  - {index}/channel\ndependencies:\n  - moor-hello=1.2\n"),
+    )
+    .unwrap();
+    assert_exit(
+        &moor.run(&[
+            "env",
+            "create",
+            "hello",
+            "--conda-file",
+            yml.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let out = prepare("hello");
+    assert_exit(&out, 9);
+    let said = format!(
+        "the channel's TLS certificate is not trusted (a proxy or server with a private CA?) through proxy {}",
+        corp.proxy_url
+    );
+    assert!(message(&out).contains(&said), "{}", message(&out));
+    let fix = out.json()["error"]["fix"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(fix.contains("CA bundle"), "{fix}");
 
     // The proxy and the CA: built, through the proxy.
     let ca = corp.ca_file.to_str().unwrap();
@@ -116,22 +148,6 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
     assert!(run.stdout.contains("six 1.16.0"), "{}", run.stdout);
 
     // The conda solver and installer take the same way.
-    let yml = files.path().join("environment.yml");
-    std::fs::write(
-        &yml,
-        format!("channels:\n  - {index}/channel\ndependencies:\n  - moor-hello=1.2\n"),
-    )
-    .unwrap();
-    assert_exit(
-        &moor.run(&[
-            "env",
-            "create",
-            "hello",
-            "--conda-file",
-            yml.to_str().unwrap(),
-        ]),
-        0,
-    );
     let out = prepare("hello");
     assert_exit(&out, 0);
     let run = moor.run(&[
@@ -200,15 +216,4 @@ fn pip_and_conda_builds_go_through_the_targets_proxy_and_trust_its_ca() {
     ]);
     assert_exit(&out, 2);
     assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
-}
-
-/// Removes a Docker image when dropped (also when the test panics).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", &self.0])
-            .output();
-    }
 }

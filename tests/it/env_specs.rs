@@ -8,7 +8,7 @@
 //! stages), and channels that cannot be read naming their root cause.
 
 use moor_tests::packages::{conda_channel, pip_compile_lock, small_wheelhouse};
-use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, Moor, Output};
+use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, ImageGuard, Moor, Output};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -284,17 +284,6 @@ fn every_bad_line_of_every_file_is_reported_in_one_go() {
         "requirements.txt:3: -e ./pkg",
     ] {
         assert!(line.contains(said), "{said}: {line}");
-    }
-}
-
-/// Removes a Docker image when dropped (also when the test panics).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", &self.0])
-            .output();
     }
 }
 

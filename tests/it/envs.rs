@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use moor_tests::packages::{conda_channel, wheelhouse, SKLEARN_REQUIREMENTS};
-use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, Moor, Output};
+use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, ImageGuard, Moor, Output};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -93,17 +93,6 @@ impl Env {
         let out = self.moor().run(&["env", "show", env, "--json"]);
         assert_exit(&out, 0);
         out.json()["hash"].as_str().unwrap().to_owned()
-    }
-}
-
-/// Removes a Docker image when dropped (also when the test panics).
-struct ImageGuard(String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", &self.0])
-            .output();
     }
 }
 

@@ -28,6 +28,15 @@ pub use moor::{Moor, Output};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// Removes a Docker image when dropped (also when the test panics).
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
 /// The label on every container and network the harness creates.
 pub const LABEL: &str = "moor.test";
 
