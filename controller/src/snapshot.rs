@@ -101,6 +101,21 @@ pub fn pack_docker_context(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
     )
 }
 
+/// Whether `.dockerignore` leaves `rel` out, as Docker reads it: the last
+/// pattern matching the path itself decides, else one matching a parent
+/// folder (an excluded folder's files are out unless a `!` pattern names
+/// them, so such a folder is walked, not skipped, when there are `!` lines).
+fn dockerignored(matcher: &ignore::gitignore::Gitignore, rel: &Path, is_dir: bool) -> bool {
+    let own = matcher.matched(rel, is_dir);
+    if own.is_whitelist() {
+        return false;
+    }
+    if is_dir && matcher.num_whitelists() > 0 {
+        return false; // a file inside may be let back in
+    }
+    own.is_ignore() || matcher.matched_path_or_any_parents(rel, is_dir).is_ignore()
+}
+
 /// Which files a snapshot leaves out.
 #[derive(Clone)]
 enum Ignores {
@@ -152,11 +167,10 @@ fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
                 && (rel == Path::new(DOWNLOADS_DIR) || downloads.as_deref() == Some(rel));
             let docker_ignored = match &mode {
                 Ignores::Docker(matcher) => {
-                    let always =
-                        rel == Path::new("Dockerfile") || rel == Path::new(".dockerignore");
-                    !always
-                        && !rel.as_os_str().is_empty()
-                        && matcher.matched_path_or_any_parents(rel, is_dir).is_ignore()
+                    let always = rel.as_os_str().is_empty()
+                        || rel == Path::new("Dockerfile")
+                        || rel == Path::new(".dockerignore");
+                    !always && dockerignored(matcher, rel, is_dir)
                 }
                 _ => false,
             };
@@ -323,6 +337,51 @@ mod tests {
         assert_ne!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
         let err = pack(p, 10).unwrap_err();
         assert!(err.to_string().contains("is over"), "{err}");
+    }
+
+    #[test]
+    fn a_docker_context_honours_dockerignore_as_docker_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |rel: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, rel).unwrap();
+        };
+        for rel in [
+            "Dockerfile",
+            "app/main.py",
+            "app/debug.log",
+            "data/big.bin",
+            "data/keep.txt",
+            "secret.txt",
+            "sub/secret.txt",
+            ".git/config",
+        ] {
+            put(rel);
+        }
+        std::fs::write(
+            dir.path().join(".dockerignore"),
+            "# comment\nsecret.txt\n**/*.log\ndata\n!data/keep.txt\nDockerfile\n",
+        )
+        .unwrap();
+        let snap = pack_docker_context(dir.path(), 1 << 20).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&snap.bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        // Anchored: sub/secret.txt stays; Dockerfile and .dockerignore always go.
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app/main.py",
+                "data/keep.txt",
+                "sub/secret.txt"
+            ]
+        );
     }
 
     #[test]
