@@ -270,3 +270,45 @@ fn concurrent_first_opens_of_a_new_workspace_all_succeed() {
         );
     }
 }
+
+#[test]
+fn an_older_workspace_keeps_its_environments_as_version_1_and_targets_gain_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moor.db");
+    // A workspace as the previous moor left it: the first four migrations,
+    // a target and an environment.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &super::migrations::MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO envs (name, hash, kind, spec, sources, created_at) VALUES ('sk', ?1, 'venv', ?2, '[\"r.txt\"]', 't0')",
+            rusqlite::params!["ab".repeat(32), r#"{"pip":{"requirements":["six"]}}"#],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO targets (name, kind, host, port, user, auth, host_key_algorithm, host_key_fingerprint, machine_id, agent_version, agent_build, state, facts, checks, created_at, updated_at) \
+             VALUES ('box', 'vm', 'h', 22, 'u', '{\"method\":\"agent\"}', 'ssh-ed25519', 'SHA256:x', 'm', '0.1.0', 'b', 'ready', '', '[]', 't0', 't0')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let env = store
+        .env(&EnvRef {
+            name: "sk",
+            version: None,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (env.version, env.hash.as_str()),
+        (1, "ab".repeat(32).as_str())
+    );
+    assert_eq!(env.origin, super::EnvOrigin::default());
+    let target = store.target("box").unwrap().unwrap();
+    assert!(target.jumps.is_empty());
+    assert!(target.network.is_empty());
+}
