@@ -5,7 +5,7 @@
 //! `ProxyJump` comes before it, as OpenSSH's recursion does. A
 //! `ProxyCommand` anywhere on the way is refused, never bypassed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::ssh::config::{self, HostConfig, Proxy};
@@ -39,8 +39,8 @@ pub fn for_alias(
         }
         specs
     } else {
-        match proxy_of(alias, host_config, config_path)? {
-            Some((value, line)) => parse_config_value(&value, config_path, line)?,
+        match proxy_of(alias, host_config)? {
+            Some((value, path, line)) => parse_config_value(&value, &path, line)?,
             None => Vec::new(),
         }
     };
@@ -71,33 +71,35 @@ pub fn hops(jumps: &[JumpHost]) -> Result<Vec<Hop>> {
         .collect()
 }
 
-/// `alias`'s `ProxyJump` value and line; a `ProxyCommand` is refused.
-fn proxy_of(
-    alias: &str,
-    host_config: &HostConfig,
-    config_path: Option<&Path>,
-) -> Result<Option<(String, usize)>> {
-    match (&host_config.proxy, config_path) {
-        (Some((Proxy::Jump(value), line)), _) => Ok(Some((value.clone(), *line))),
-        (Some((Proxy::Command, line)), Some(path)) => Err(Error::usage(
+/// `alias`'s `ProxyJump` value, file and line; a `ProxyCommand`, or a
+/// proxy in a `Match` block moor cannot evaluate, is refused.
+fn proxy_of(alias: &str, host_config: &HostConfig) -> Result<Option<(String, PathBuf, usize)>> {
+    if let Some((path, line)) = &host_config.match_proxy {
+        return Err(Error::usage(
+            format!(
+                "{}:{line}: a Match block sets a proxy, and moor does not evaluate Match blocks (connecting directly could bypass it)",
+                path.display()
+            ),
+            format!("put the ProxyJump in a Host block for {alias}, or say how to connect: --jump HOST or --jump none"),
+        ));
+    }
+    match &host_config.proxy {
+        Some((Proxy::Jump(value), path, line)) => Ok(Some((value.clone(), path.clone(), *line))),
+        Some((Proxy::Command, path, line)) => Err(Error::usage(
             format!(
                 "{}:{line}: ProxyCommand for {alias} is not supported by moor, and connecting directly would bypass it",
                 path.display()
             ),
             format!("use ProxyJump (or --jump) for a bastion, or put `ProxyCommand none` in a Host block for {alias} above that line"),
         )),
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
-fn parse_config_value(value: &str, path: Option<&Path>, line: usize) -> Result<Vec<JumpSpec>> {
+fn parse_config_value(value: &str, path: &Path, line: usize) -> Result<Vec<JumpSpec>> {
     jump::parse_list(value).map_err(|cause| {
-        let path = path.map(Path::display);
         Error::usage(
-            format!(
-                "{}:{line}: ProxyJump {cause}",
-                path.map(|p| p.to_string()).unwrap_or_default()
-            ),
+            format!("{}:{line}: ProxyJump {cause}", path.display()),
             "write ProxyJump as [USER@]HOST[:PORT], comma-separated, or none",
         )
     })
@@ -117,12 +119,12 @@ fn resolve(
             .map(|p| config::load(p, &spec.host, home))
             .unwrap_or_default();
         if i == 0 {
-            if let Some((value, line)) = proxy_of(&spec.host, &c, config_path)? {
+            if let Some((value, path, line)) = proxy_of(&spec.host, &c)? {
                 if depth + out.len() >= MAX_HOPS {
                     return Err(too_many());
                 }
                 resolve(
-                    parse_config_value(&value, config_path, line)?,
+                    parse_config_value(&value, &path, line)?,
                     config_path,
                     home,
                     depth + 1,
