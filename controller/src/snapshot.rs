@@ -302,6 +302,17 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// The paths in a tar archive, sorted.
+    fn names(archive: &[u8]) -> Vec<String> {
+        let mut names: Vec<String> = tar::Archive::new(archive)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn honours_ignores_and_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
@@ -320,12 +331,7 @@ mod tests {
         std::fs::write(p.join(".gitignore"), "data/\n").unwrap();
         std::fs::write(p.join(".moorignore"), "*.tmp\n").unwrap();
         let a = pack(p, DEFAULT_MAX_BYTES).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(&a.bytes[..])
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
+        let names = names(&a.bytes);
         assert_eq!(
             names,
             [".gitignore", ".moorignore", "src/model.py", "train.py"]
@@ -365,12 +371,7 @@ mod tests {
         )
         .unwrap();
         let snap = pack_docker_context(dir.path(), 1 << 20).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(&snap.bytes[..])
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
+        let names = names(&snap.bytes);
         // Anchored: sub/secret.txt stays; Dockerfile and .dockerignore always go.
         assert_eq!(
             names,

@@ -214,40 +214,49 @@ pub fn wheelhouse() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let reqs = dir.join("../requirements.txt");
         std::fs::write(&reqs, SKLEARN_REQUIREMENTS).unwrap();
-        let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args([
-                "--only-binary=:all:",
+        pip_download(
+            &dir,
+            &reqs,
+            &[
                 "--python-version",
                 "3.11",
                 "--implementation",
                 "cp",
-            ])
-            .args([
                 "--platform",
                 "manylinux_2_28_x86_64",
                 "--platform",
                 "manylinux2014_x86_64",
-            ])
-            .args(["--platform", "manylinux_2_17_x86_64", "-d"])
-            .arg(&dir)
-            .arg("-r")
-            .arg(&reqs)
-            .output()
-            .expect("run python3 -m pip (deploy/prereqs.sh installs it)");
-        assert!(
-            out.status.success(),
-            "pip download failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+                "--platform",
+                "manylinux_2_17_x86_64",
+            ],
         );
         dir
     })
+}
+
+/// `pip download --only-binary=:all: -d DIR -r REQS EXTRA`, from PyPI.
+fn pip_download(dir: &Path, reqs: &Path, extra: &[&str]) {
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:"])
+        .args(extra)
+        .arg("-d")
+        .arg(dir)
+        .arg("-r")
+        .arg(reqs)
+        .output()
+        .expect("run python3 -m pip (deploy/prereqs.sh installs it)");
+    assert!(
+        out.status.success(),
+        "pip download failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The pinned packages of the small wheelhouse: pure-Python wheels, and
@@ -264,25 +273,7 @@ pub fn small_wheelhouse() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let reqs = dir.join("../small-requirements.txt");
         std::fs::write(&reqs, SMALL_REQUIREMENTS).unwrap();
-        let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--only-binary=:all:", "--no-deps", "-d"])
-            .arg(&dir)
-            .arg("-r")
-            .arg(&reqs)
-            .output()
-            .expect("run python3 -m pip (deploy/prereqs.sh installs it)");
-        assert!(
-            out.status.success(),
-            "pip download failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pip_download(&dir, &reqs, &["--no-deps"]);
         dir
     })
 }

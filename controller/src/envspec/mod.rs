@@ -76,14 +76,7 @@ pub fn conda(file: &Path) -> Result<Conda, SpecError> {
 
 fn conda_str(file: &Path, text: &str) -> Result<Conda, SpecError> {
     let yaml = EnvironmentYaml::from_yaml_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        // serde_yaml appends " at line L column C": the line is in front already.
-        let reason = e.to_string();
-        let reason = reason
-            .split(" at line ")
-            .next()
-            .unwrap_or(&reason)
-            .to_owned();
+        let (line, reason) = yaml_problem(&e);
         SpecError::at(file, line, reason)
     })?;
     let mut out = Conda::default();
@@ -166,6 +159,18 @@ fn conda_str(file: &Path, text: &str) -> Result<Conda, SpecError> {
         list.dedup();
     }
     Ok(out)
+}
+
+/// A YAML error's line and reason (serde_yaml appends " at line L column
+/// C" to the reason; the line goes in front instead, as `file:line:`).
+pub(crate) fn yaml_problem(e: &serde_yaml::Error) -> (Option<usize>, String) {
+    let reason = e.to_string();
+    let reason = reason
+        .split(" at line ")
+        .next()
+        .unwrap_or(&reason)
+        .to_owned();
+    (e.location().map(|l| l.line()), reason)
 }
 
 /// The 1-based line where `needle` first appears.

@@ -144,13 +144,7 @@ pub fn parse(file: &Path, text: &str) -> Result<JobFile, JobFileError> {
             .map(|i| i + 1)
     };
     let raw: Raw = serde_yaml::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        let reason = e.to_string();
-        let reason = reason
-            .split(" at line ")
-            .next()
-            .unwrap_or(&reason)
-            .to_owned();
+        let (line, reason) = crate::envspec::yaml_problem(&e);
         at(line, reason)
     })?;
     let base = file
