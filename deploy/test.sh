@@ -9,6 +9,7 @@ deploy/prereqs.sh
 deploy/testhost/sweep.sh
 deploy/testhost/build-image.sh >/dev/null
 deploy/testhost/build-image.sh spark >/dev/null
+deploy/testhost/build-image.sh dist >/dev/null
 status=0
 cargo test --workspace --all-targets "$@" || status=$?
 deploy/testhost/sweep.sh

@@ -135,6 +135,11 @@ pub struct ContainerRun<'a> {
     pub src: &'a Path,
     /// Where /moor/outputs is copied back to.
     pub outputs: &'a Path,
+    /// The run's data inputs, copied to /moor/inputs (when it has some).
+    pub inputs: Option<&'a Path>,
+    /// The host's network (a node of a multi-node job: its peers reach it at
+    /// the host's address).
+    pub host_network: bool,
     /// Request the host's NVIDIA GPUs.
     pub gpus: bool,
 }
@@ -161,6 +166,7 @@ pub async fn run_container(docker: &Docker, job: ContainerRun<'_>) -> Result<i64
         labels: Some(HashMap::from([("moor.run".into(), job.run_id.to_owned())])),
         host_config: Some(HostConfig {
             init: Some(true),
+            network_mode: job.host_network.then(|| "host".to_owned()),
             device_requests: gpus.then(|| {
                 vec![DeviceRequest {
                     driver: Some("nvidia".into()),
@@ -197,6 +203,11 @@ async fn drive(
     archive
         .append_dir_all("moor/src", job.src)
         .map_err(|e| format!("packing the sources: {e}"))?;
+    if let Some(inputs) = job.inputs {
+        archive
+            .append_dir_all("moor/inputs", inputs)
+            .map_err(|e| format!("packing the inputs: {e}"))?;
+    }
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_mode(0o777);

@@ -239,6 +239,7 @@ impl Envs {
                 env: Default::default(),
                 environment: None,
                 spark: None,
+                ..RunSpec::default()
             },
             dir.clone(),
         )?;

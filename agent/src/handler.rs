@@ -284,13 +284,40 @@ fn handle(
             if spec.command.is_empty() {
                 return reply(Response::error(ErrorKind::BadRequest, "empty command"));
             }
+            for (name, hash) in &spec.inputs {
+                if !crate::inputs::valid_name(name) || !moor_proto::is_sha256_hex(hash) {
+                    return reply(Response::error(
+                        ErrorKind::BadRequest,
+                        format!("input {name:?}: a name of letters, digits, '_' and '-', and a 64-hex snapshot"),
+                    ));
+                }
+                if !snapshots::path(&daemon.snapshots, hash).exists() {
+                    return reply(not_found(format!("no snapshot {hash} for input {name}")));
+                }
+            }
+            if let Some(bad) = spec.outputs.iter().find(|o| !crate::inputs::valid_name(o)) {
+                return reply(Response::error(
+                    ErrorKind::BadRequest,
+                    format!("output {bad:?}: a name of letters, digits, '_' and '-'"),
+                ));
+            }
+            let outputs = spec.outputs.clone();
             let snapshot = (!spec.snapshot.is_empty())
                 .then(|| snapshots::path(&daemon.snapshots, &spec.snapshot));
+            let inputs: Vec<(String, std::path::PathBuf)> = spec
+                .inputs
+                .iter()
+                .map(|(name, hash)| (name.clone(), snapshots::path(&daemon.snapshots, hash)))
+                .collect();
             let started = daemon.runs.start_with(&daemon.exe, spec, |dir| {
                 let src = dir.join("src");
                 sys::create_private_dir(&src)?;
                 if let Some(archive) = &snapshot {
                     tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
+                }
+                crate::inputs::unpack(dir, &inputs)?;
+                for name in &outputs {
+                    sys::create_private_dir(&dir.join(crate::runs::files::OUTPUTS).join(name))?;
                 }
                 Ok(src)
             });
@@ -317,6 +344,11 @@ fn handle(
                 bytes_freed: freed,
             }))
         }
+        Request::Release { run_id } => match daemon.runs.release(&run_id) {
+            Ok(run) => reply(Response::Run { run }),
+            Err(_) => reply(not_found(format!("no run {run_id}"))),
+        },
+        Request::NodeInfo => reply(Response::Node(crate::node::info()?)),
         Request::ListRuns => reply(Response::Runs {
             runs: daemon.runs.list()?,
         }),

@@ -13,6 +13,8 @@
 //! - `supervise DIR`: internal, the supervisor of one run.
 //! - `env-build DIR`, `container-run DIR`: internal, the jobs of an
 //!   environment build and of a run in a Docker environment.
+//! - `launch DIR`: internal, the job of a run with several processes on this
+//!   host (distributed training; see [`launch`]).
 //! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
 //!   with rattler (also inside Docker builds: the static agent runs anywhere).
 //!
@@ -24,7 +26,8 @@
 //! snapshots, [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
-//! [`outputs`] streams a run's outputs as an archive, [`login_env`] gives
+//! [`outputs`] streams a run's outputs as an archive, [`inputs`] unpacks its
+//! data inputs, [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
 //! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
@@ -36,7 +39,10 @@ pub mod envs;
 pub mod error;
 pub mod fetch_error;
 pub mod handler;
+pub mod inputs;
+pub mod launch;
 pub mod login_env;
+pub mod node;
 pub mod outputs;
 pub mod runs;
 pub mod serve;

@@ -50,6 +50,15 @@ fn main() -> ExitCode {
             },
             None => Err(usage()),
         },
+        Some("launch") => match (args.get(1), args.get(2).map(String::as_str)) {
+            (Some(dir), Some("--")) if args.len() > 3 => {
+                match moor_agent::launch::run(Path::new(dir), &args[3..]) {
+                    Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Err(usage()),
+        },
         Some("serve") => serve::serve(),
         Some("stdio") => serve::stdio(),
         _ => Err(usage()),
@@ -130,6 +139,7 @@ fn start_run(args: &[String]) -> Result<()> {
         env: Default::default(),
         environment: None,
         spark: None,
+        ..moor_proto::RunSpec::default()
     };
     let exe = std::env::current_exe()?;
     let info = runs().start(&exe, spec, workdir)?;

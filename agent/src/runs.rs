@@ -100,6 +100,10 @@ pub mod files {
     pub const END: &str = "end.json";
     /// The cancel marker.
     pub const CANCEL: &str = "cancel";
+    /// The release marker of a held run (gang start).
+    pub const RELEASE: &str = "release";
+    /// The data inputs (`MOOR_INPUTS_DIR`).
+    pub const INPUTS: &str = "inputs";
     /// The log.
     pub const LOG: &str = "log";
     /// The outputs directory.
@@ -308,6 +312,19 @@ impl Runs {
         Ok(runs)
     }
 
+    /// The snapshots the runs on disk refer to: their sources and their
+    /// data inputs.
+    pub fn snapshots_in_use(&self) -> io::Result<std::collections::HashSet<String>> {
+        let mut used = std::collections::HashSet::new();
+        for run in self.list()? {
+            if let Ok(stored) = read_json::<StoredSpec>(&self.dir(&run.id).join(files::SPEC)) {
+                used.extend(stored.spec.inputs.into_values());
+            }
+            used.insert(run.snapshot);
+        }
+        Ok(used)
+    }
+
     /// One run, its state read from its files.
     pub fn info(&self, id: &str) -> io::Result<RunInfo> {
         if !moor_proto::is_run_id(id) {
@@ -377,11 +394,22 @@ impl Runs {
         })
     }
 
+    /// Lets a held run's process start (gang start): the release marker its
+    /// supervisor waits for. A run that ended is left as it is.
+    pub fn release(&self, id: &str) -> io::Result<RunInfo> {
+        let dir = self.dir(id);
+        let info = self.info(id)?;
+        if !info.state.is_final() {
+            sys::write_atomic(&dir.join(files::RELEASE), b"")?;
+        }
+        Ok(info)
+    }
+
     /// Cancels a run: marks it (with the grace period), sends SIGTERM to
     /// every process of the run (its supervisor's descendants, however they
     /// detached), and SIGKILL to those still there after `grace`. A run not
-    /// started yet never starts; one starting right now is stopped by its
-    /// supervisor. Returns the final run.
+    /// started yet never starts (a held one included); one starting right
+    /// now is stopped by its supervisor. Returns the final run.
     pub fn cancel(&self, id: &str, grace: Duration) -> io::Result<RunInfo> {
         let dir = self.dir(id);
         let info = self.info(id)?;

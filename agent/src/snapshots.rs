@@ -19,8 +19,7 @@ use crate::sys;
 /// Removes the snapshots no run refers to any more (left alone for 10
 /// minutes after they arrive: an upload is followed by its run's start).
 pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
-    let used: std::collections::HashSet<String> =
-        runs.list()?.into_iter().map(|r| r.snapshot).collect();
+    let used = runs.snapshots_in_use()?;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok((0, 0));
     };

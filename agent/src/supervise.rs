@@ -51,6 +51,16 @@ pub fn run(dir: &Path) -> Result<()> {
         },
     )?;
     let status_path = dir.join(files::STATUS);
+    if stored.spec.hold {
+        if let Err(why) = wait_for_release(dir) {
+            let status = Status {
+                error: Some(why),
+                exit_code: Some(127),
+                ..Status::default()
+            };
+            return finish(dir, status, RunState::Failed);
+        }
+    }
     if dir.join(files::CANCEL).exists() {
         return finish(dir, Status::default(), RunState::Cancelled);
     }
@@ -89,7 +99,19 @@ pub fn run(dir: &Path) -> Result<()> {
             "container-run".into(),
             dir.display().to_string(),
         ],
-        (_, None) => stored.spec.command.clone(),
+        (_, None) => match stored.spec.processes {
+            // Several processes here: the launcher starts and watches them.
+            Some(p) if p.count > 1 => [
+                std::env::current_exe()?.display().to_string(),
+                "launch".into(),
+                dir.display().to_string(),
+                "--".into(),
+            ]
+            .into_iter()
+            .chain(stored.spec.command.iter().cloned())
+            .collect(),
+            _ => stored.spec.command.clone(),
+        },
         (_, Some(spark)) => {
             let name = stored.spec.name.clone().unwrap_or(format!("moor-{run_id}"));
             match spark_argv(spark, &name, &stored, dir, environment.as_ref()) {
@@ -155,11 +177,15 @@ pub fn run(dir: &Path) -> Result<()> {
         .envs(&stored.spec.env)
         .env("MOOR_RUN_ID", &run_id)
         .env("MOOR_OUTPUT_DIR", dir.join(files::OUTPUTS))
+        .env("MOOR_INPUTS_DIR", dir.join(files::INPUTS))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
         // The job leads its own process group: cancel signals all of it.
         .process_group(0);
+    if let Some(p) = stored.spec.processes.filter(|p| p.count == 1) {
+        command.envs(crate::launch::rank_variables(&p, 0));
+    }
     let job = match command.spawn() {
         // Waited for below with waitpid, which also reaps adopted orphans.
         Ok(child) => child.id(),
@@ -201,6 +227,25 @@ pub fn run(dir: &Path) -> Result<()> {
         RunState::Failed
     };
     finish(dir, status, state)
+}
+
+/// How long a held run waits for its release: the controller that started
+/// the job releases every node within seconds, or cancels them.
+const HOLD_LIMIT: Duration = Duration::from_secs(600);
+
+/// A held run (gang start): waits until it is released or cancelled.
+fn wait_for_release(dir: &Path) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + HOLD_LIMIT;
+    while !dir.join(files::RELEASE).exists() && !dir.join(files::CANCEL).exists() {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the job's other nodes did not start within {} s (the controller that started it went away); nothing ran",
+                HOLD_LIMIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Waits for the job `pid` to end (reaping adopted orphans meanwhile);
@@ -318,7 +363,16 @@ pub fn container_run(dir: &Path) -> Result<i32> {
         .collect();
     env.push(format!("MOOR_RUN_ID={run_id}"));
     env.push("MOOR_OUTPUT_DIR=/moor/outputs".into());
+    env.push("MOOR_INPUTS_DIR=/moor/inputs".into());
+    if let Some(p) = stored.spec.processes {
+        env.extend(
+            crate::launch::rank_variables(&p, 0)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+    }
     let outputs = dir.join(files::OUTPUTS);
+    let inputs = dir.join(files::INPUTS);
     let code = crate::docker::block_on(async {
         let docker = crate::docker::connect()?;
         crate::docker::run_container(
@@ -330,6 +384,8 @@ pub fn container_run(dir: &Path) -> Result<i32> {
                 run_id: &run_id,
                 src: &stored.workdir,
                 outputs: &outputs,
+                inputs: inputs.is_dir().then_some(inputs.as_path()),
+                host_network: stored.spec.processes.is_some(),
                 gpus: Path::new("/dev/nvidia0").exists(),
             },
         )

@@ -275,6 +275,7 @@ fn spec(snapshot: &str, command: &[&str]) -> RunSpec {
         env: Default::default(),
         environment: None,
         spark: None,
+        ..RunSpec::default()
     }
 }
 

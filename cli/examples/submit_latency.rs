@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env: Default::default(),
         environment: None,
         spark: None,
+        ..RunSpec::default()
     };
     let mut micros = Vec::with_capacity(n);
     for _ in 0..n {

@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use moor::cli::{AttachCommand, Cli, Command, EnvCommand, HostKeyCommand, RunsCommand};
+use moor::cli::{
+    AttachCommand, Cli, Command, EnvCommand, HostKeyCommand, JobCommand, PoolCommand, RunsCommand,
+};
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output::{self, Printed};
@@ -124,7 +126,20 @@ async fn run(cli: Cli) -> u8 {
             cmd::targets::network(&ctx, name, network).map(|r| Printed::of(&r))
         }
         Command::Detach(args) => cmd::detach::run(args, &ctx).await.map(|r| Printed::of(&r)),
-        Command::Run(args) => cmd::run::run(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Run(args) => cmd::job::run_or_job(args, &ctx)
+            .await
+            .map(|r| Printed::of(&r)),
+        Command::Job(JobCommand::Submit(args)) => {
+            cmd::job::submit(args, &ctx).await.map(|r| Printed::of(&r))
+        }
+        Command::Pool(command) => match command {
+            PoolCommand::Create { name, target } => {
+                cmd::pool::create(&ctx, name, target).map(|r| Printed::of(&r))
+            }
+            PoolCommand::List => cmd::pool::list(&ctx).map(|r| Printed::of(&r)),
+            PoolCommand::Show { name } => cmd::pool::show(&ctx, name).map(|r| Printed::of(&r)),
+            PoolCommand::Delete { name } => cmd::pool::delete(&ctx, name).map(|r| Printed::of(&r)),
+        },
         Command::Env(command) => match command {
             EnvCommand::Create(args) => cmd::env::create(args, &ctx).map(|r| Printed::of(&r)),
             EnvCommand::List => cmd::env::list(&ctx).map(|r| Printed::of(&r)),

@@ -123,6 +123,19 @@ pub enum Error {
         /// Why.
         cause: String,
     },
+    /// A node of a multi-node job could not take its part: nothing ran
+    /// (exit code, kind and fix are the cause's).
+    #[error(
+        "node {rank} ({target}) could not start its part, so no node of the job runs: {cause}"
+    )]
+    JobNode {
+        /// The node's rank.
+        rank: usize,
+        /// Its target.
+        target: String,
+        /// Why.
+        cause: Box<Error>,
+    },
     /// The SSH connection broke after it was set up.
     #[error("SSH connection to {host}:{port} failed: {cause}")]
     Ssh {
@@ -395,6 +408,7 @@ impl Error {
             Error::Remote { .. } | Error::Refused { .. } => exit::REMOTE,
             Error::NoTarget { .. } | Error::NoEnv { .. } => exit::USAGE,
             Error::EnvBuild(_) => exit::ENV_BUILD,
+            Error::JobNode { cause, .. } => cause.exit_code(),
         }
     }
 
@@ -426,12 +440,14 @@ impl Error {
             Error::NoTarget { .. } => "no_target",
             Error::NoEnv { .. } => "no_env",
             Error::EnvBuild(_) => "env_build",
+            Error::JobNode { cause, .. } => cause.kind(),
         }
     }
 
     /// What the user can do about it.
     pub fn fix(&self) -> String {
         match self {
+            Error::JobNode { cause, .. } => cause.fix(),
             Error::Usage { fix, .. } => fix.clone(),
             Error::KeyFile { .. } => "pass --key with the path of an OpenSSH private key file".into(),
             Error::KeyPermissions { path, .. } => format!("chmod 600 {}", path.display()),

@@ -24,6 +24,7 @@ pub mod cmd;
 pub mod envspec;
 pub mod error;
 pub mod follow;
+pub mod job;
 pub mod jobfile;
 pub mod net;
 pub mod output;

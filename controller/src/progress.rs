@@ -16,6 +16,56 @@ pub enum LogSink {
     Status(StatusLine),
     /// JSON lines on stdout, one per log line (`moor logs --json`).
     JsonLines(JsonLines),
+    /// Whole lines, each after a prefix (one node of a multi-node job).
+    Prefixed(Prefixed),
+}
+
+/// A log as whole lines after a prefix (`[node 1] `), on stdout or stderr;
+/// a line longer than 64 KiB is cut, so memory stays bounded.
+pub struct Prefixed {
+    prefix: String,
+    partial: Vec<u8>,
+    stderr: bool,
+}
+
+impl Prefixed {
+    const LONGEST: usize = 64 * 1024;
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut lines = Vec::new();
+        for &b in bytes {
+            self.partial.push(b);
+            if b == b'\n' || self.partial.len() >= Self::LONGEST {
+                if b != b'\n' {
+                    self.partial.push(b'\n');
+                }
+                lines.extend_from_slice(self.prefix.as_bytes());
+                lines.append(&mut self.partial);
+            }
+        }
+        self.print(&lines);
+    }
+
+    fn print(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // One write per chunk of whole lines: nodes' lines never interleave.
+        if self.stderr {
+            raw(&mut std::io::stderr().lock(), bytes, false);
+        } else {
+            raw(&mut std::io::stdout().lock(), bytes, false);
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let mut line = self.prefix.as_bytes().to_vec();
+            line.append(&mut self.partial);
+            line.push(b'\n');
+            self.print(&line);
+        }
+    }
 }
 
 /// A log as JSON lines: `{"offset": N, "text": "..."}` for each line (the
@@ -76,6 +126,16 @@ impl LogSink {
         })
     }
 
+    /// A node's log in a job's merged log: each line after `prefix`, on
+    /// stdout (stderr with `--json`).
+    pub fn prefixed(prefix: String, json: bool) -> Self {
+        LogSink::Prefixed(Prefixed {
+            prefix,
+            partial: Vec::new(),
+            stderr: json,
+        })
+    }
+
     /// A status line when stderr is a terminal, else plain lines on stderr.
     pub fn progress(label: String) -> Self {
         if std::io::stderr().is_terminal() {
@@ -98,6 +158,7 @@ impl LogSink {
                 }
             }
             LogSink::JsonLines(lines) => lines.feed(bytes),
+            LogSink::Prefixed(lines) => lines.feed(bytes),
         }
     }
 
@@ -122,6 +183,7 @@ impl LogSink {
                 lines.emit(&mut out, 0);
                 let _ = out.flush();
             }
+            LogSink::Prefixed(lines) => lines.finish(),
             _ => {}
         }
     }

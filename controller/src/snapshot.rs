@@ -116,6 +116,53 @@ fn dockerignored(matcher: &ignore::gitignore::Gitignore, rel: &Path, is_dir: boo
     own.is_ignore() || matcher.matched_path_or_any_parents(rel, is_dir).is_ignore()
 }
 
+/// Packs one file as a snapshot holding it under its own name (a job's
+/// `uri_file` input), metadata normalised as in [`pack`].
+pub fn pack_file(file: &Path, max_bytes: u64) -> Result<Snapshot> {
+    let io = |cause: std::io::Error| Error::Io {
+        what: "cannot pack the input file",
+        path: file.to_owned(),
+        cause,
+    };
+    let meta = std::fs::metadata(file).map_err(io)?;
+    if meta.len() > max_bytes {
+        return Err(Error::usage(
+            format!(
+                "{} is {}, over the {} limit",
+                file.display(),
+                moor_proto::human_bytes(meta.len()),
+                moor_proto::human_bytes(max_bytes)
+            ),
+            "pass a smaller file, or raise --max-snapshot-size",
+        ));
+    }
+    let name = file.file_name().ok_or_else(|| {
+        Error::usage(
+            format!("{} names no file", file.display()),
+            "give the input's file path",
+        )
+    })?;
+    let data = std::fs::read(file).map_err(io)?;
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, name, &data[..])
+        .map_err(io)?;
+    let bytes = archive.into_inner().map_err(io)?;
+    Ok(Snapshot {
+        sha256: moor_proto::sha256_hex(&bytes),
+        bytes,
+        files: 1,
+        skipped_links: Vec::new(),
+    })
+}
+
 /// Which files a snapshot leaves out.
 #[derive(Clone)]
 enum Ignores {

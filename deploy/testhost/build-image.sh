@@ -4,40 +4,47 @@
 #      base.packages, turned into an image with `docker import`;
 #   2. layer: Dockerfile (entrypoint.sh on top of the base);
 #   3. with the argument `spark`, the head-node host on top of that:
-#      spark/Dockerfile with pyspark from PyPI (spark/requirements.txt).
+#      spark/Dockerfile with pyspark from PyPI (spark/requirements.txt);
+#   with the argument `dist`, the distributed-training host: steps 1 and 2
+#   with dist.packages added to the base (Debian's CPU torch with gloo, Open
+#   MPI and mpi4py), for the multi-node job tests.
 # Each is tagged by the sha256 of its recipe, so an unchanged recipe is a
 # cache hit and a changed one rebuilds. Prints the final image tag on stdout.
 #
-# Usage: build-image.sh [spark]
+# Usage: build-image.sh [spark|dist]
 # Env: MOOR_DEBIAN_MIRROR (default: the mirror apt uses here, else deb.debian.org).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf 'testhost: %s\n' "$*" >&2; }
 
+flavour=${1:-}
+packages=("$here/base.packages")
+prefix=moor-testhost
+case "$flavour" in
+  ""|spark) ;;
+  dist) packages+=("$here/dist.packages"); prefix=moor-testhost-dist ;;
+  *) log "unknown flavour $flavour (only: spark, dist)"; exit 2 ;;
+esac
+
 hash_of() { cat "$@" | sha256sum | cut -c1-12; }
-base_hash=$(hash_of "$here/base.packages" <(sed -n '/^# --- base recipe ---$/,/^# --- end base recipe ---$/p' "$0"))
+base_hash=$(hash_of "${packages[@]}" <(sed -n '/^# --- base recipe ---$/,/^# --- end base recipe ---$/p' "$0"))
 layer_hash=$(hash_of "$here/Dockerfile" "$here/entrypoint.sh" <(echo "$base_hash"))
-base_tag="moor-testhost-base:$base_hash"
-tag="moor-testhost:$layer_hash"
+base_tag="$prefix-base:$base_hash"
+tag="$prefix:$layer_hash"
 
 # One build at a time on this machine: test processes may all ask at once.
 exec 9>"${TMPDIR:-/tmp}/moor-testhost-build.lock"
 flock 9
 
-flavour=${1:-}
-case "$flavour" in
-  "") ;;
-  spark)
-    spark_hash=$(hash_of "$here"/spark/* <(echo "$layer_hash"))
-    spark_tag="moor-testhost-spark:$spark_hash"
-    if docker image inspect "$spark_tag" >/dev/null 2>&1; then
-      log "cached $spark_tag"
-      echo "$spark_tag"
-      exit 0
-    fi
-    ;;
-  *) log "unknown flavour $flavour (only: spark)"; exit 2 ;;
-esac
+if [ "$flavour" = spark ]; then
+  spark_hash=$(hash_of "$here"/spark/* <(echo "$layer_hash"))
+  spark_tag="moor-testhost-spark:$spark_hash"
+  if docker image inspect "$spark_tag" >/dev/null 2>&1; then
+    log "cached $spark_tag"
+    echo "$spark_tag"
+    exit 0
+  fi
+fi
 
 build_spark() {
   ctx=$(mktemp -d /var/tmp/moor-testhost-spark.XXXXXX)
@@ -63,7 +70,7 @@ if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   mirror=${MOOR_DEBIAN_MIRROR:-$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
     | grep -oE 'https?://[^ ]+/debian/?$' | head -n1 || true)}
   mirror=${mirror:-http://deb.debian.org/debian}
-  include=$(grep -vE '^(#|$)' "$here/base.packages" | paste -sd, -)
+  include=$(cat "${packages[@]}" | grep -vE '^(#|$)' | paste -sd, -)
   rootfs=$(mktemp -d /var/tmp/moor-testhost-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap bookworm ($include) from $mirror"

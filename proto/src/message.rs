@@ -43,6 +43,13 @@ pub enum Request {
         /// What to run.
         spec: RunSpec,
     },
+    /// Let a held run's process start (gang start); answered with the run.
+    Release {
+        /// The run's id.
+        run_id: String,
+    },
+    /// The host's addresses and a free port ([`Response::Node`]).
+    NodeInfo,
     /// Every run the agent knows.
     ListRuns,
     /// One run.
@@ -137,6 +144,8 @@ pub enum Response {
         /// The run.
         run: RunInfo,
     },
+    /// Answer to [`Request::NodeInfo`].
+    Node(NodeInfo),
     /// Answer to [`Request::ListRuns`].
     Runs {
         /// Every run, newest first.
@@ -254,7 +263,7 @@ pub enum ErrorKind {
 }
 
 /// What to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// A name for people (not unique).
     pub name: Option<String>,
@@ -270,6 +279,46 @@ pub struct RunSpec {
     /// Run the command's script with spark-submit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spark: Option<SparkSpec>,
+    /// Data inputs: name → hex sha256 of an uploaded snapshot holding it,
+    /// unpacked into the run's `inputs/NAME/` (`MOOR_INPUTS_DIR`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// Named output folders made under the run's outputs before it starts
+    /// (a job file's `outputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Gang start: the run is accepted and set up, and its process waits
+    /// for [`Request::Release`] (or a cancel; 10 minutes at most).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
+    /// Distributed training: several processes of the command on this host,
+    /// each with its ranks in `RANK`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`,
+    /// `WORLD_SIZE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Processes>,
+}
+
+/// The processes of one node of a distributed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Processes {
+    /// How many on this host (`LOCAL_WORLD_SIZE`).
+    pub count: u32,
+    /// The global rank of the first (`RANK` = first_rank + `LOCAL_RANK`).
+    pub first_rank: u32,
+    /// Processes in the whole job (`WORLD_SIZE`).
+    pub world_size: u32,
+}
+
+/// A host's addresses and a free port, for a multi-node job's rendezvous.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Its IPv4 addresses with prefix length (`10.0.3.7/24`), loopback
+    /// excepted, in interface order.
+    pub addresses: Vec<String>,
+    /// A TCP port free on all its interfaces when asked.
+    pub free_port: u16,
+    /// Its host name.
+    pub hostname: String,
 }
 
 /// A Spark run: `command[0]` (a `.py` file or a jar in the snapshot) is

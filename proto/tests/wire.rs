@@ -94,8 +94,18 @@ fn all_requests() -> Vec<Request> {
                     master: "local[*]".into(),
                     conf: vec![],
                 }),
+                inputs: BTreeMap::from([("data".into(), "cd".repeat(32))]),
+                outputs: vec!["model".into()],
+                hold: true,
+                processes: Some(moor_proto::Processes {
+                    count: 2,
+                    first_rank: 2,
+                    world_size: 4,
+                }),
             },
         },
+        Request::Release { run_id: "r".into() },
+        Request::NodeInfo,
         Request::ListRuns,
         Request::GetRun {
             run_id: "r-1".into(),
@@ -171,6 +181,11 @@ fn all_responses() -> Vec<Response> {
             runs: vec![run_info(), ended],
         },
         Response::Stream { offset: 99 },
+        Response::Node(moor_proto::NodeInfo {
+            addresses: vec!["10.0.3.7/24".into()],
+            free_port: 29500,
+            hostname: "node-0".into(),
+        }),
         Response::Env { env: env_info() },
         Response::Envs {
             envs: vec![env_info()],

@@ -12,6 +12,8 @@ mod envs;
 mod harness;
 mod host_keys;
 mod install;
+mod jobs;
+mod jobs_torch;
 mod outputs;
 mod run_ends;
 mod run_env;

@@ -30,6 +30,16 @@ pub fn spark_image() -> &'static str {
     })
 }
 
+/// The distributed-training test host's image (Debian's CPU torch with
+/// gloo, Open MPI, mpi4py, scikit-learn; see deploy/testhost/dist.packages).
+pub fn dist_image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let script = repo_root().join("deploy/testhost/build-image.sh");
+        run(Command::new(&script).arg("dist"))
+    })
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -152,6 +162,9 @@ pub struct HostSpec {
     pub sudo: bool,
     /// A head node: the image with Spark and a YARN client ([`spark_image`]).
     pub spark: bool,
+    /// A training node: the image with torch, Open MPI and scikit-learn
+    /// ([`dist_image`]).
+    pub dist: bool,
 }
 
 impl Default for HostSpec {
@@ -166,6 +179,7 @@ impl Default for HostSpec {
             moor_tmpfs: &[],
             sudo: false,
             spark: false,
+            dist: false,
         }
     }
 }
@@ -193,7 +207,11 @@ impl TestHost {
 
     /// Starts a host on `network` and waits until sshd answers.
     pub fn start_on(network: &Arc<Network>, spec: &HostSpec) -> TestHost {
-        let image = if spec.spark { spark_image() } else { image() };
+        let image = match (spec.spark, spec.dist) {
+            (true, _) => spark_image(),
+            (_, true) => dist_image(),
+            _ => image(),
+        };
         let name = unique("moor-test-host");
         let mut cmd = Command::new("docker");
         cmd.args([

@@ -13,6 +13,7 @@
 //! Docker is required: without it the harness panics under `CI=true`, and
 //! elsewhere tests call [`docker_or_skip`] to skip with a message.
 
+mod cluster;
 pub mod corporate;
 mod fixture;
 mod host;
@@ -20,8 +21,9 @@ mod keys;
 mod moor;
 pub mod packages;
 
+pub use cluster::Cluster;
 pub use fixture::{assert_exit, Fixture};
-pub use host::{image, spark_image, HostSpec, Network, SshAuth, TestHost, USER};
+pub use host::{dist_image, image, spark_image, HostSpec, Network, SshAuth, TestHost, USER};
 pub use keys::{KeyPair, Keys};
 pub use moor::{Moor, Output};
 

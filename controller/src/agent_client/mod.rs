@@ -177,6 +177,23 @@ impl AgentClient {
             .await
     }
 
+    /// Lets a held run start (gang start).
+    pub async fn release(&self, run_id: &str) -> Result<RunInfo> {
+        let request = Request::Release {
+            run_id: run_id.to_owned(),
+        };
+        self.ask(request, CALL_TIMEOUT, expect_run).await
+    }
+
+    /// The host's addresses and a free port, for a multi-node job.
+    pub async fn node_info(&self) -> Result<moor_proto::NodeInfo> {
+        self.ask(Request::NodeInfo, CALL_TIMEOUT, |r| match r {
+            Response::Node(info) => Ok(info),
+            other => Err(Box::new(other)),
+        })
+        .await
+    }
+
     /// Every run the agent knows, newest first.
     pub async fn runs(&self) -> Result<Vec<RunInfo>> {
         self.ask(Request::ListRuns, CALL_TIMEOUT, |r| match r {

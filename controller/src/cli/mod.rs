@@ -9,11 +9,15 @@ use clap::{Args, Parser, Subcommand};
 
 mod connect;
 mod env;
+mod job;
 mod network;
+mod run;
 
 pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
 pub use env::{EnvCreateArgs, EnvPrepareArgs, EnvPruneArgs, PrepareAssetArgs};
+pub use job::{JobCommand, JobSubmitArgs, PoolCommand};
 pub use network::NetworkArgs;
+pub use run::{DistributionKind, JobFlags, RunArgs, RUN_EXIT_CODES};
 
 use crate::target_kind::TargetKind;
 
@@ -101,6 +105,15 @@ pub enum Command {
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
 
+    /// Jobs from Azure ML command job files (`moor job submit FILE.yml`).
+    #[command(subcommand)]
+    Job(JobCommand),
+
+    /// Pools: named lists of targets, usable wherever a target is (a job's
+    /// nodes are the pool's first N).
+    #[command(subcommand)]
+    Pool(PoolCommand),
+
     /// Environments: specs of what a run needs (Docker image, conda, pip),
     /// built once per target and content hash.
     #[command(subcommand)]
@@ -165,78 +178,6 @@ pub struct ValidateArgs {
     /// Fail (instead of warn) when the machine has no public IP address.
     #[arg(long)]
     pub require_public_ip: bool,
-}
-
-/// Exit codes of `moor run`.
-pub const RUN_EXIT_CODES: &str = "\
-Exit codes: the command's own exit code; 128+N when a signal N ended it;
-130 when you detach with Ctrl-C (the run goes on); moor's codes (2, 4-9)
-when the run could not be started (9: its --env failed to build).";
-
-/// `moor run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The target to run on.
-    #[arg(long, value_name = "NAME")]
-    pub target: String,
-
-    /// Directory to snapshot and run in (honours .gitignore and .moorignore).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub source_dir: PathBuf,
-
-    /// A name for the run.
-    #[arg(long)]
-    pub name: Option<String>,
-
-    /// Set a variable in the run's environment (repeatable). Values are
-    /// never printed by `moor runs`, only names.
-    #[arg(short = 'e', long = "env-var", value_name = "KEY=VALUE")]
-    pub env_vars: Vec<String>,
-
-    /// Read variables from a file of KEY=VALUE lines (`#` comments, an
-    /// optional `export `, quoted values); -e wins over the file.
-    #[arg(long, value_name = "FILE")]
-    pub env_file: Option<PathBuf>,
-
-    /// Run in this environment (`moor env create`); prepared first if the
-    /// target lacks it.
-    #[arg(long, value_name = "ENV")]
-    pub env: Option<String>,
-
-    /// With --env: where its packages come from when it is built.
-    #[command(flatten)]
-    pub assets: PrepareAssetArgs,
-
-    /// Submit the command's script (a .py file or a jar in the source
-    /// directory; the rest are its arguments) with spark-submit. The source's
-    /// other .py files go along as --py-files, its jars as --jars.
-    #[arg(long)]
-    pub spark: bool,
-
-    /// With --spark: the master (`yarn`, `local[*]`, `spark://HOST:PORT`);
-    /// default `yarn` on an HDInsight target, `local[*]` elsewhere.
-    #[arg(long, value_name = "MASTER", requires = "spark")]
-    pub spark_master: Option<String>,
-
-    /// With --spark: a Spark setting, KEY=VALUE (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", requires = "spark")]
-    pub spark_conf: Vec<String>,
-
-    /// Start the run and return at once (prints its id).
-    #[arg(long)]
-    pub detach: bool,
-
-    /// Largest source snapshot, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub max_snapshot_size: u64,
-
-    /// How to connect (defaults: the target's stored settings).
-    #[command(flatten)]
-    pub connect: TargetArgs,
-
-    /// The command and its arguments (after --).
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<String>,
 }
 
 /// `moor attach vm|hdinsight`.
@@ -348,6 +289,10 @@ pub struct RunsArgs {
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
 
+    /// Only the jobs of this experiment (a job file's `experiment_name`).
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+
     /// Also the runs of targets detached since (from the workspace's history).
     #[arg(long, conflicts_with = "target")]
     pub all: bool,
@@ -410,8 +355,12 @@ pub fn parse_age(s: &str) -> std::result::Result<u64, String> {
 /// `moor logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Run id.
+    /// Run or job id (or name).
     pub run: String,
+
+    /// A job's node N only (its log without the `[node N]` prefixes).
+    #[arg(long, value_name = "N")]
+    pub node: Option<u32>,
 
     /// Keep streaming until the run ends.
     #[arg(long, short)]

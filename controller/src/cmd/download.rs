@@ -123,20 +123,56 @@ impl Puller {
 }
 
 /// `moor download RUN [--to DIR]`.
-pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Downloaded> {
+pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Fetched> {
     let store = ctx.store()?;
+    if let Some(job) = super::jobs::find(&store, &args.run)? {
+        return download_job(&job, args, ctx).await.map(Fetched::Job);
+    }
     let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
     let dest = args
         .to
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&run_id));
+    download_run(ctx, &target, &run_id, dest, args)
+        .await
+        .map(Fetched::Run)
+}
+
+/// What `moor download` fetched: one run's outputs, or each node's of a job.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Fetched {
+    /// A run's.
+    Run(Downloaded),
+    /// A job's, `node-N/` each.
+    Job(JobDownloaded),
+}
+
+impl Render for Fetched {
+    fn render(&self, out: &mut Text) {
+        match self {
+            Fetched::Run(d) => d.render(out),
+            Fetched::Job(j) => j.render(out),
+        }
+    }
+}
+
+/// Downloads the outputs of run `run_id` on `target` into `dest`.
+pub async fn download_run(
+    ctx: &Context,
+    target: &crate::store::Target,
+    run_id: &str,
+    dest: PathBuf,
+    args: &DownloadArgs,
+) -> Result<Downloaded> {
+    let run_id = run_id.to_owned();
     let selection = Selection {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         have: files_in(&dest),
     };
     let access = Access::from_args(&args.connect)?;
-    let c = ctx.targets.connect(&target, &access).await?;
+    let c = ctx.targets.connect(target, &access).await?;
     let stream = c.agent.download(&run_id, selection).await?;
     let mut puller = Puller {
         stream,
@@ -220,4 +256,48 @@ fn files_in(dest: &Path) -> BTreeMap<String, (u64, String)> {
         }
     }
     have
+}
+
+/// What `moor download JOB` fetched: each node's outputs in `node-N/`.
+#[derive(Debug, Serialize)]
+pub struct JobDownloaded {
+    job: String,
+    to: std::path::PathBuf,
+    nodes: Vec<Downloaded>,
+}
+
+impl Render for JobDownloaded {
+    fn render(&self, out: &mut Text) {
+        out.line(format!(
+            "outputs of job {} in {}:",
+            self.job,
+            self.to.display()
+        ));
+        for node in &self.nodes {
+            node.render(out);
+        }
+    }
+}
+
+/// `moor download JOB`: node N's outputs into `DEST/node-N/`.
+pub async fn download_job(
+    job: &crate::store::JobRecord,
+    args: &DownloadArgs,
+    ctx: &Context,
+) -> Result<JobDownloaded> {
+    let store = ctx.store()?;
+    let to = args
+        .to
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&job.id));
+    let mut nodes = Vec::new();
+    for node in super::jobs::nodes(ctx, &store, job, None)? {
+        let dest = to.join(format!("node-{}", node.rank));
+        nodes.push(download_run(ctx, &node.target, &node.run_id, dest, args).await?);
+    }
+    Ok(JobDownloaded {
+        job: job.id.clone(),
+        to,
+        nodes,
+    })
 }

@@ -17,8 +17,9 @@ use crate::store::{Added, Env, EnvOrigin, EnvRef, Store};
 /// A created environment version, or the latest one when its spec is the same.
 #[derive(Debug, Serialize)]
 pub struct Created {
+    /// The version.
     #[serde(flatten)]
-    env: Env,
+    pub env: Env,
     /// The latest version already had this spec.
     unchanged: bool,
 }

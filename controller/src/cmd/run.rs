@@ -7,7 +7,7 @@ use moor_proto::{RunSpec, SparkSpec};
 use serde::Serialize;
 
 use super::env_build::{prepare_on, Assets};
-use super::runs::RunJson;
+use super::run_json::RunJson;
 use super::Context;
 use crate::cli::RunArgs;
 use crate::error::{exit, Error, Result};
@@ -142,7 +142,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
 /// Packs, connects, prepares the environment, uploads, starts the run.
 async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let store = ctx.store()?;
-    let target = ctx.targets.named(&store, &args.target)?;
+    let target = ctx.targets.named(&store, &args.target[0])?;
     let variables = crate::run_env::collect(&args.env_vars, args.env_file.as_deref())?;
     let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
     if let Some(warning) = snap.skipped_warning() {
@@ -202,6 +202,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         env: variables,
         environment: env.as_ref().map(|e| e.hash.clone()),
         spark,
+        ..RunSpec::default()
     };
     let run = conn.agent.start_run(spec).await?;
     store.record_run(&run, &target.name)?;

@@ -376,19 +376,23 @@ fn distribution_of(d: RawDistribution) -> Result<Distribution, String> {
 }
 
 impl JobFile {
-    /// The command with `${{inputs.NAME}}` replaced by `input(..)`, as one
-    /// shell word (quoted unless plainly safe: values are never expanded),
-    /// and `${{outputs.NAME}}` by `output(..)`, a shell fragment moor makes
-    /// (e.g. `"$MOOR_OUTPUT_DIR"/NAME`), as is. An unknown name is an error.
+    /// The command with `${{inputs.NAME}}` replaced by `input(..)` and
+    /// `${{outputs.NAME}}` by `output(..)`, each written for where it
+    /// stands in the line (bare, in double quotes, in single quotes), so a
+    /// value is always exactly itself to the shell, never expanded or split,
+    /// and a path under a variable is the variable's value (see [`Replacement`]).
+    /// An unknown name is an error.
     pub fn command_line(
         &self,
-        input: impl Fn(&str, &Input) -> String,
-        output: impl Fn(&str) -> String,
+        input: impl Fn(&str, &Input) -> Replacement,
+        output: impl Fn(&str) -> Replacement,
     ) -> Result<String, String> {
         let mut out = String::new();
+        let mut quote = Quote::Bare;
         let mut rest = self.command.as_str();
         while let Some(start) = rest.find("${{") {
             out.push_str(&rest[..start]);
+            quote = quote.after(&rest[..start]);
             let after = &rest[start + 3..];
             let end = after
                 .find("}}")
@@ -404,15 +408,13 @@ impl JobFile {
                 if !self.outputs.iter().any(|o| o == name) {
                     return Err(format!("command: ${{{{outputs.{name}}}}} names no output"));
                 }
-                out.push_str(&output(name));
-                rest = &after[end + 2..];
-                continue;
+                output(name)
             } else {
                 return Err(format!(
                     "command: ${{{{{expr}}}}} is not supported (inputs.NAME, outputs.NAME)"
                 ));
             };
-            out.push_str(&shell_word(&value));
+            out.push_str(&value.render(quote));
             rest = &after[end + 2..];
         }
         out.push_str(rest);
@@ -420,8 +422,79 @@ impl JobFile {
     }
 }
 
+/// What `${{...}}` stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replacement {
+    /// This text, exactly.
+    Text(String),
+    /// A path under the directory in an environment variable of the run
+    /// (`MOOR_INPUTS_DIR`, `MOOR_OUTPUT_DIR`) and a relative path in it.
+    UnderVar(&'static str, String),
+}
+
+/// Where a point of a shell line stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Bare,
+    Single,
+    Double,
+}
+
+impl Quote {
+    /// The state after `text`.
+    fn after(self, text: &str) -> Quote {
+        let mut q = self;
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            q = match (q, c) {
+                (Quote::Bare | Quote::Double, '\\') => {
+                    chars.next();
+                    q
+                }
+                (Quote::Bare, '\'') => Quote::Single,
+                (Quote::Bare, '"') => Quote::Double,
+                (Quote::Single, '\'') => Quote::Bare,
+                (Quote::Double, '"') => Quote::Bare,
+                (q, _) => q,
+            };
+        }
+        q
+    }
+}
+
+/// `text` inside double quotes: `\`, `"`, `$` and `` ` `` escaped.
+fn in_double(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Replacement {
+    fn render(&self, quote: Quote) -> String {
+        match (self, quote) {
+            (Replacement::Text(t), Quote::Bare) => shell_word(t),
+            (Replacement::Text(t), Quote::Double) => in_double(t),
+            (Replacement::Text(t), Quote::Single) => t.replace('\'', "'\\''"),
+            (Replacement::UnderVar(var, rel), Quote::Bare) => {
+                format!("\"${var}\"/{}", shell_word(rel))
+            }
+            (Replacement::UnderVar(var, rel), Quote::Double) => {
+                format!("${{{var}}}/{}", in_double(rel))
+            }
+            (Replacement::UnderVar(var, rel), Quote::Single) => {
+                format!("'\"${{{var}}}/{}\"'", in_double(rel))
+            }
+        }
+    }
+}
+
 /// `value` as one shell word: bare when it is plainly safe, quoted otherwise.
-fn shell_word(value: &str) -> String {
+pub fn shell_word(value: &str) -> String {
     let safe = !value.is_empty()
         && value.chars().all(|c| {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '+' | ':' | '=' | ',')

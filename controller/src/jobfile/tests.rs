@@ -65,11 +65,11 @@ fn azure_mls_sklearn_example_reads_as_written() {
     let line = job
         .command_line(
             |name, input| match input {
-                Input::File(_) => format!("/host/inputs/{name}/iris.csv"),
-                Input::Literal(v) => v.clone(),
+                Input::File(_) => super::Replacement::Text(format!("/host/inputs/{name}/iris.csv")),
+                Input::Literal(v) => super::Replacement::Text(v.clone()),
                 other => panic!("{other:?}"),
             },
-            |name| format!("\"$MOOR_OUTPUT_DIR\"/{name}"),
+            |name| super::Replacement::UnderVar("MOOR_OUTPUT_DIR", name.to_owned()),
         )
         .unwrap();
     assert_eq!(
@@ -154,7 +154,10 @@ fn what_moor_cannot_read_is_an_error_with_its_line_and_what_to_do() {
     }
     let job = parse(Path::new(F), "command: echo ${{inputs.nope}}\n").unwrap();
     let error = job
-        .command_line(|_, _| String::new(), |_| String::new())
+        .command_line(
+            |_, _| super::Replacement::Text(String::new()),
+            |_| super::Replacement::Text(String::new()),
+        )
         .unwrap_err();
     assert!(error.contains("${{inputs.nope}} names no input"), "{error}");
 }

@@ -76,4 +76,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE env_versions RENAME TO envs;",
     // 7: a target's network settings (proxy, CA), JSON.
     "ALTER TABLE targets ADD COLUMN network TEXT NOT NULL DEFAULT '{}';",
+    // 8: pools of targets; jobs (one command on several nodes), each node a
+    // run of the runs table.
+    "CREATE TABLE pools (
+         name TEXT PRIMARY KEY,
+         targets TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     CREATE TABLE jobs (
+         id TEXT PRIMARY KEY,
+         name TEXT,
+         experiment TEXT,
+         info TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );
+     ALTER TABLE runs ADD COLUMN job TEXT;
+     ALTER TABLE runs ADD COLUMN node INTEGER;
+     CREATE INDEX runs_job ON runs (job);",
 ];

@@ -8,6 +8,7 @@
 //! environment variable), not with what.
 
 mod envs;
+mod jobs;
 mod migrations;
 mod runs;
 mod target;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub use envs::{Added, EnvRef};
+pub use jobs::{JobRecord, Pool};
 pub use target::{AuthRef, Target, TargetState};
 
 use crate::checks::Check;

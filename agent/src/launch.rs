@@ -1,0 +1,129 @@
+//! `moor-agent launch RUN_DIR -- CMD ARGS...`: the job of a run with several
+//! processes on this host (distributed training, like Azure ML's
+//! `process_count_per_instance`). It starts the command once per local rank
+//! with `RANK`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE` and `WORLD_SIZE` set (the
+//! rendezvous variables, `MASTER_ADDR` and the like, come with the run), all
+//! in the run's process group and writing to the run's log, and waits for
+//! them. The first that fails stops the others (SIGTERM, SIGKILL after 10
+//! s) and its exit code is the run's; all succeeding is success.
+//!
+//! moor starts the processes itself rather than through `torchrun`: Debian's
+//! torch 1.13 `torchrun` fails on Python 3.11 inside its elastic agent, while
+//! processes started with these variables work (and `torchrun` can still be
+//! the command, with one process per node).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::{AgentError, Result};
+use crate::runs::{files, StoredSpec};
+use crate::sys;
+
+/// The per-process variables of local rank `local`.
+pub fn rank_variables(p: &moor_proto::Processes, local: u32) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("RANK", (p.first_rank + local).to_string()),
+        ("LOCAL_RANK", local.to_string()),
+        ("LOCAL_WORLD_SIZE", p.count.to_string()),
+        ("WORLD_SIZE", p.world_size.to_string()),
+    ])
+}
+
+/// Runs `argv` once per local rank; returns the exit code for the run.
+pub fn run(dir: &Path, argv: &[String]) -> Result<i32> {
+    let stored: StoredSpec = sys::read_json(&dir.join(files::SPEC))?;
+    let processes = stored
+        .spec
+        .processes
+        .ok_or_else(|| AgentError::usage("the run has no processes to launch"))?;
+    let program = argv
+        .first()
+        .ok_or_else(|| AgentError::usage("launch: no command"))?;
+    let mut children: Vec<Pid> = Vec::new();
+    for local in 0..processes.count {
+        let mut command = Command::new(program);
+        command
+            .args(&argv[1..])
+            .envs(rank_variables(&processes, local));
+        match command.spawn() {
+            Ok(child) => children.push(Pid::from_raw(child.id() as i32)),
+            Err(e) => {
+                eprintln!("moor: cannot start local rank {local} ({program:?}): {e}");
+                stop(&children);
+                return Ok(127);
+            }
+        }
+    }
+    let mut left = children.len();
+    let mut failed: Option<i32> = None;
+    while left > 0 {
+        let (pid, code) = match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => break,
+            Err(e) => return Err(AgentError::internal(format!("waiting for the ranks: {e}"))),
+        };
+        let Some(local) = children.iter().position(|c| *c == pid) else {
+            continue; // an orphan of a rank, reaped
+        };
+        left -= 1;
+        if code != 0 && failed.is_none() {
+            let rank = processes.first_rank + local as u32;
+            eprintln!(
+                "moor: rank {rank} (local rank {local}) exited with {code}; stopping the others"
+            );
+            failed = Some(code);
+            stop(&children);
+        }
+    }
+    Ok(failed.unwrap_or(0))
+}
+
+/// SIGTERM to every rank still there, SIGKILL to those left after 10 s.
+fn stop(children: &[Pid]) {
+    let alive = |pid: &Pid| kill(*pid, None).is_ok();
+    for pid in children.iter().filter(|p| alive(p)) {
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        // Reap what ended so `alive` sees it gone.
+        while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if !children.iter().any(alive) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in children.iter().filter(|p| alive(p)) {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranks_count_from_the_nodes_first() {
+        let p = moor_proto::Processes {
+            count: 2,
+            first_rank: 4,
+            world_size: 6,
+        };
+        let v = super::rank_variables(&p, 1);
+        assert_eq!(v["RANK"], "5");
+        assert_eq!(v["LOCAL_RANK"], "1");
+        assert_eq!(v["LOCAL_WORLD_SIZE"], "2");
+        assert_eq!(v["WORLD_SIZE"], "6");
+    }
+}

@@ -1,0 +1,248 @@
+//! Jobs where a run is expected: a job is one row of `moor runs` (its state
+//! the worst of its nodes', each node in `--json`'s `nodes`), and `moor
+//! logs`, `moor cancel` and `moor download` given a job's id or name act on
+//! every node (`[node N]` prefixes, `--node N`; `node-N/` folders).
+
+use moor_proto::{RunInfo, RunState};
+
+use super::run_json::{NodeJson, RunJson};
+use super::Context;
+use crate::cli::{CancelArgs, LogsArgs};
+use crate::error::{Error, Result};
+use crate::job::watch::{self, job_state};
+use crate::store::{JobRecord, Store};
+use crate::target::Access;
+
+/// The job named by `key` (id, id prefix, name), if one is.
+pub fn find(store: &Store, key: &str) -> Result<Option<JobRecord>> {
+    let found = store.find_jobs(key)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        [newest, ..] if found.iter().all(|j| j.name.as_deref() == Some(key)) => {
+            Ok(Some(newest.clone()))
+        }
+        many => Err(Error::usage(
+            format!(
+                "job id prefix {key:?} matches {} jobs: {}",
+                many.len(),
+                many.iter()
+                    .take(5)
+                    .map(|j| j.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "give more of the id",
+        )),
+    }
+}
+
+/// A job's row, from its nodes' runs as known (`None`: never heard of).
+pub fn row(job: &JobRecord, runs: &[Option<RunJson>]) -> RunJson {
+    let nodes: Vec<NodeJson> = job
+        .nodes
+        .iter()
+        .zip(runs)
+        .enumerate()
+        .map(|(rank, ((target, run), info))| NodeJson {
+            rank,
+            target: target.clone(),
+            run: run.clone(),
+            state: info.as_ref().map(|r| r.state),
+            exit_code: info.as_ref().and_then(|r| r.exit_code),
+            signal: info.as_ref().and_then(|r| r.signal),
+            error: info.as_ref().and_then(|r| r.error.clone()),
+        })
+        .collect();
+    let known: Vec<&RunJson> = runs.iter().flatten().collect();
+    let states: Vec<RunState> = nodes
+        .iter()
+        .map(|n| n.state.unwrap_or(RunState::Lost))
+        .collect();
+    let state = job_state(&states);
+    // The exit of the node whose state is the job's (the first that
+    // failed, not one stopped because of it), else node 0's.
+    let deciding = known.iter().find(|r| r.state == state).or(known.first());
+    let all_ended = states.iter().all(|s| s.is_final());
+    let started_at = known.iter().filter_map(|r| r.started_at.clone()).min();
+    let ended_at = all_ended
+        .then(|| known.iter().filter_map(|r| r.ended_at.clone()).max())
+        .flatten();
+    let error = nodes
+        .iter()
+        .find_map(|n| n.error.as_ref().map(|e| format!("node {}: {e}", n.rank)));
+    let duration_secs = known.iter().filter_map(|r| r.duration_secs).max();
+    RunJson {
+        id: job.id.clone(),
+        target: job.pool.clone().unwrap_or_else(|| {
+            job.nodes
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+        name: job.name.clone(),
+        state,
+        exit_code: deciding.and_then(|r| r.exit_code),
+        signal: deciding.and_then(|r| r.signal),
+        command: job.command.clone(),
+        created_at: job.created_at.clone(),
+        started_at,
+        ended_at,
+        spark: None,
+        yarn_application: None,
+        error,
+        duration_secs,
+        env: known.first().map(|r| r.env.clone()).unwrap_or_default(),
+        reachable: runs.iter().all(|r| r.as_ref().is_some_and(|r| r.reachable)),
+        target_detached: known.iter().any(|r| r.target_detached),
+        experiment: job.experiment.clone(),
+        nodes,
+    }
+}
+
+/// `moor runs`' list with each job's node runs folded into the job's row;
+/// with `experiment`, only that experiment's jobs.
+pub fn fold(runs: Vec<RunJson>, jobs: &[JobRecord], experiment: Option<&str>) -> Vec<RunJson> {
+    let mut runs = runs;
+    let mut rows = Vec::new();
+    for job in jobs {
+        let mine: Vec<Option<RunJson>> = job
+            .nodes
+            .iter()
+            .map(|(_, id)| {
+                runs.iter()
+                    .position(|r| &r.id == id)
+                    .map(|i| runs.remove(i))
+            })
+            .collect();
+        if mine.iter().all(Option::is_none) {
+            continue;
+        }
+        rows.push(row(job, &mine));
+    }
+    match experiment {
+        Some(name) => rows.retain(|r| r.experiment.as_deref() == Some(name)),
+        None => rows.append(&mut runs),
+    }
+    rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rows
+}
+
+/// The job's nodes, resolved to targets.
+pub fn nodes(
+    ctx: &Context,
+    store: &Store,
+    job: &JobRecord,
+    only: Option<u32>,
+) -> Result<Vec<watch::Node>> {
+    if let Some(n) = only.filter(|n| *n as usize >= job.nodes.len()) {
+        return Err(Error::usage(
+            format!(
+                "job {} has {} nodes; there is no node {n}",
+                job.id,
+                job.nodes.len()
+            ),
+            "nodes count from 0",
+        ));
+    }
+    job.nodes
+        .iter()
+        .enumerate()
+        .filter(|(rank, _)| only.is_none_or(|n| n as usize == *rank))
+        .map(|(rank, (target, run))| {
+            Ok(watch::Node {
+                rank,
+                target: ctx.targets.named(store, target)?,
+                run_id: run.clone(),
+                conn: None,
+            })
+        })
+        .collect()
+}
+
+/// Each node's run as followed, in a row; the exit code of a followed end.
+pub fn summarize(job: &JobRecord, ended: Vec<(usize, Result<RunInfo>)>) -> Result<RunJson> {
+    let mut runs: Vec<Option<RunJson>> = job.nodes.iter().map(|_| None).collect();
+    let mut first_error = None;
+    for (rank, run) in ended {
+        match run {
+            Ok(run) => runs[rank] = Some(RunJson::new(run, &job.nodes[rank].0)),
+            Err(e) => {
+                eprintln!(
+                    "moor: node {rank} ({}): {}",
+                    job.nodes[rank].0,
+                    crate::output::error_line(&e)
+                );
+                first_error = first_error.or(Some(e));
+            }
+        }
+    }
+    if runs.iter().all(Option::is_none) {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    Ok(row(job, &runs))
+}
+
+/// `moor logs JOB [--node N] [--follow]`.
+pub async fn logs(job: &JobRecord, args: &LogsArgs, ctx: &Context) -> Result<(RunJson, bool)> {
+    let mut store = ctx.store()?;
+    let access = Access::from_args(&args.connect)?;
+    let nodes = nodes(ctx, &store, job, args.node)?;
+    let ended = watch::follow_nodes(
+        &ctx.targets,
+        &access,
+        nodes,
+        args.offset,
+        args.follow,
+        ctx.json,
+        10,
+    )
+    .await;
+    let heard: Vec<RunInfo> = ended
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    store.heard_runs(&heard)?;
+    let row = summarize(job, ended)?;
+    let ended = args.follow && row.state.is_final();
+    Ok((row, ended))
+}
+
+/// `moor cancel JOB`: every node at once.
+pub async fn cancel(job: &JobRecord, args: &CancelArgs, ctx: &Context) -> Result<(RunJson, bool)> {
+    let mut store = ctx.store()?;
+    let access = Access::from_args(&args.connect)?;
+    let nodes = nodes(ctx, &store, job, None)?;
+    let access = &access;
+    let answers = futures::future::join_all(nodes.iter().map(|n| async move {
+        let c = ctx.targets.connect(&n.target, access).await?;
+        let before = c.agent.run(&n.run_id).await;
+        let after = match before {
+            Ok(run) if run.state.is_final() => Ok((run, true)),
+            Ok(_) => c
+                .agent
+                .cancel(&n.run_id, args.grace)
+                .await
+                .map(|r| (r, false)),
+            Err(e) => Err(e),
+        };
+        c.close().await;
+        after
+    }))
+    .await;
+    let already = answers.iter().all(|a| matches!(a, Ok((_, true))));
+    let ended: Vec<(usize, Result<RunInfo>)> = answers
+        .into_iter()
+        .enumerate()
+        .map(|(rank, a)| (rank, a.map(|(r, _)| r)))
+        .collect();
+    let heard: Vec<RunInfo> = ended
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    store.heard_runs(&heard)?;
+    Ok((summarize(job, ended)?, already))
+}

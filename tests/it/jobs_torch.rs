@@ -1,0 +1,253 @@
+//! Distributed training across real test hosts with Debian's CPU torch
+//! (gloo): an all-reduce whose sum proves every rank took part, on 2 and 3
+//! nodes and with several processes per node; a DDP training from an Azure
+//! ML job file after which every rank holds the same parameters; and a node
+//! killed mid-job, which fails the job and stops the other nodes.
+
+use std::time::{Duration, Instant};
+
+use moor_tests::{assert_exit, docker_or_skip, heavy, Cluster, HostSpec};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+const ALL_REDUCE: &str = r#"import os, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+t = torch.tensor([float(rank + 1)])
+dist.all_reduce(t)
+print(f"rank {rank}/{world} node {os.environ['NODE_RANK']} local {os.environ['LOCAL_RANK']}/{os.environ['LOCAL_WORLD_SIZE']} sum {t.item():.0f}", flush=True)
+if rank == 0:
+    with open(os.path.join(os.environ["MOOR_OUTPUT_DIR"], "sum.txt"), "w") as f:
+        f.write(f"{t.item():.0f} {world}\n")
+dist.destroy_process_group()
+"#;
+
+const DDP: &str = r#"import argparse, hashlib, os, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+p = argparse.ArgumentParser()
+p.add_argument("--steps", type=int); p.add_argument("--lr", type=float); p.add_argument("--out")
+a = p.parse_args()
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+model = torch.nn.Linear(8, 1)
+ddp = DDP(model)
+opt = torch.optim.SGD(ddp.parameters(), lr=a.lr)
+g = torch.Generator().manual_seed(100 + rank)
+w = torch.arange(8, dtype=torch.float32)
+losses = []
+for _ in range(a.steps):
+    x = torch.randn(64, 8, generator=g)
+    loss = ((ddp(x).squeeze(1) - (x @ w + 0.5)) ** 2).mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+    losses.append(loss.item())
+params = torch.cat([q.detach().flatten() for q in model.parameters()])
+with open(os.path.join(a.out, f"params-rank{rank}.sha256"), "w") as f:
+    f.write(hashlib.sha256(params.numpy().tobytes()).hexdigest())
+if rank == 0:
+    with open(os.path.join(a.out, "loss.txt"), "w") as f:
+        f.write(f"{losses[0]:.6f} {losses[-1]:.6f}\n")
+print(f"rank {rank} done, loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+dist.destroy_process_group()
+"#;
+
+fn src(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn dist() -> HostSpec {
+    HostSpec {
+        dist: true,
+        ..HostSpec::default()
+    }
+}
+
+#[test]
+fn torch_all_reduce_and_ddp_across_hosts() {
+    if !docker_or_skip() {
+        return;
+    }
+    let _heavy = heavy();
+    let c = Cluster::new(MOOR, 3, dist());
+    let moor = &c.moor;
+    let code = src(&[("allreduce.py", ALL_REDUCE), ("train/ddp.py", DDP)]);
+    let dir = code.path().to_str().unwrap();
+
+    // Two nodes, one process each: 1 + 2.
+    let out = moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--target",
+        "node1",
+        "--distribution",
+        "pytorch",
+        "--source-dir",
+        dir,
+        "--json",
+        "--",
+        "python3",
+        "allreduce.py",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stderr
+            .contains("[node 1] rank 1/2 node 1 local 0/1 sum 3"),
+        "{}",
+        out.stderr
+    );
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let to = tempfile::tempdir().unwrap();
+    assert_exit(
+        &moor.run(&["download", &id, "--to", to.path().to_str().unwrap()]),
+        0,
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("node-0/sum.txt")).unwrap(),
+        "3 2\n"
+    );
+
+    // A pool of three, two processes per node: ranks 0..5, 1+..+6 = 21.
+    assert_exit(
+        &moor.run(&[
+            "pool", "create", "trio", "--target", "node0", "--target", "node1", "--target", "node2",
+        ]),
+        0,
+    );
+    let out = moor.run(&[
+        "run",
+        "--pool",
+        "trio",
+        "--processes-per-node",
+        "2",
+        "--source-dir",
+        dir,
+        "--",
+        "python3",
+        "allreduce.py",
+    ]);
+    assert_exit(&out, 0);
+    for rank in 0..6 {
+        let node = rank / 2;
+        let line = format!(
+            "[node {node}] rank {rank}/6 node {node} local {}/2 sum 21",
+            rank % 2
+        );
+        assert!(
+            out.stdout.contains(&line),
+            "{line} missing from\n{}",
+            out.stdout
+        );
+    }
+
+    // DDP from an Azure ML job file: instance_count 2 on the pool, one
+    // process each; every rank ends with the same parameters.
+    std::fs::write(
+        code.path().join("ddp.yml"),
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n\
+         code: train\n\
+         command: >-\n  python3 ddp.py --steps ${{inputs.steps}} --lr ${{inputs.lr}}\n  --out ${{outputs.model}}\n\
+         inputs:\n  steps: 30\n  lr: 0.01\n\
+         outputs:\n  model:\n    type: uri_folder\n\
+         compute: azureml:trio\n\
+         distribution:\n  type: pytorch\n  process_count_per_instance: 1\n\
+         resources:\n  instance_count: 2\n\
+         display_name: ddp-synthetic\n",
+    )
+    .unwrap();
+    let out = moor.run(&[
+        "job",
+        "submit",
+        code.path().join("ddp.yml").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let row = out.json();
+    assert_eq!(row["nodes"].as_array().unwrap().len(), 2, "{row}");
+    let id = row["id"].as_str().unwrap().to_owned();
+    let to = tempfile::tempdir().unwrap();
+    assert_exit(
+        &moor.run(&["download", &id, "--to", to.path().to_str().unwrap()]),
+        0,
+    );
+    let read = |p: &str| std::fs::read_to_string(to.path().join(p)).unwrap();
+    assert_eq!(
+        read("node-0/model/params-rank0.sha256"),
+        read("node-1/model/params-rank1.sha256")
+    );
+    let loss: Vec<f64> = read("node-0/model/loss.txt")
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(loss[1] < loss[0] / 2.0, "the loss fell: {loss:?}");
+}
+
+#[test]
+fn a_node_killed_mid_job_fails_it_and_stops_the_others() {
+    if !docker_or_skip() {
+        return;
+    }
+    let _heavy = heavy();
+    let c = Cluster::new(MOOR, 2, dist());
+    let code = src(&[(
+        "hang.py",
+        "import time, torch.distributed as dist\n\
+         dist.init_process_group('gloo')\n\
+         print('joined', dist.get_rank(), flush=True)\n\
+         time.sleep(600)\n",
+    )]);
+    let mut job = c.moor.spawn(&[
+        "run",
+        "--target",
+        "node0",
+        "--target",
+        "node1",
+        "--distribution",
+        "pytorch",
+        "--source-dir",
+        code.path().to_str().unwrap(),
+        "--",
+        "python3",
+        "hang.py",
+    ]);
+    let on = |i: usize| {
+        c.hosts[i]
+            .exec("pgrep -f '[h]ang.py' || true")
+            .trim()
+            .to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while on(0).is_empty() || on(1).is_empty() {
+        assert!(Instant::now() < deadline, "both ranks started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.hosts[1].exec("pkill -9 -f '[h]ang.py'");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not end after a node was killed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "the killed node's signal decides the exit"
+    );
+    assert!(on(0).is_empty(), "node 0's rank still runs");
+    let runs = c.moor.run(&["runs", "--json"]).json();
+    let row = &runs[0];
+    assert_eq!(row["state"], "failed", "{row}");
+    assert_eq!(row["nodes"][1]["signal"], 9, "{row}");
+    assert_eq!(row["nodes"][0]["state"], "cancelled", "{row}");
+}
