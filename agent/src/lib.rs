@@ -15,6 +15,8 @@
 //!   environment build and of a run in a Docker environment.
 //! - `launch DIR`: internal, the job of a run with several processes on this
 //!   host (distributed training; see [`launch`]).
+//! - `mpi-launch DIR -- CMD`, `mpi-peer DIR`: internal, the jobs of an MPI
+//!   job's node 0 and other nodes (see [`mpi`]).
 //! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
 //!   with rattler (also inside Docker builds: the static agent runs anywhere).
 //!
@@ -42,6 +44,7 @@ pub mod handler;
 pub mod inputs;
 pub mod launch;
 pub mod login_env;
+pub mod mpi;
 pub mod node;
 pub mod outputs;
 pub mod runs;

@@ -59,6 +59,22 @@ fn main() -> ExitCode {
             }
             _ => Err(usage()),
         },
+        Some("mpi-launch") => match (args.get(1), args.get(2).map(String::as_str)) {
+            (Some(dir), Some("--")) if args.len() > 3 => {
+                match moor_agent::mpi::launch(Path::new(dir), &args[3..]) {
+                    Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Err(usage()),
+        },
+        Some("mpi-peer") => match args.get(1) {
+            Some(dir) => match moor_agent::mpi::peer(Path::new(dir)) {
+                Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => Err(e),
+            },
+            None => Err(usage()),
+        },
         Some("serve") => serve::serve(),
         Some("stdio") => serve::stdio(),
         _ => Err(usage()),

@@ -44,7 +44,30 @@ pub fn info() -> io::Result<NodeInfo> {
         addresses,
         free_port,
         hostname,
+        host_keys: host_keys(),
+        runs_dir: crate::runs::Runs::default_root().display().to_string(),
     })
+}
+
+/// The host's SSH public keys, `TYPE BASE64` (comments dropped).
+fn host_keys() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/etc/ssh") else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("ssh_host_") && name.ends_with("_key.pub")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| {
+            let mut parts = text.split_whitespace();
+            Some(format!("{} {}", parts.next()?, parts.next()?))
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[cfg(test)]

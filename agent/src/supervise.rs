@@ -99,6 +99,17 @@ pub fn run(dir: &Path) -> Result<()> {
             "container-run".into(),
             dir.display().to_string(),
         ],
+        (_, None) if stored.spec.mpi.is_some() => {
+            let exe = std::env::current_exe()?.display().to_string();
+            let dir = dir.display().to_string();
+            match &stored.spec.mpi {
+                Some(moor_proto::MpiRole::Peer { .. }) => vec![exe, "mpi-peer".into(), dir],
+                _ => [exe, "mpi-launch".into(), dir, "--".into()]
+                    .into_iter()
+                    .chain(stored.spec.command.iter().cloned())
+                    .collect(),
+            }
+        }
         (_, None) => match stored.spec.processes {
             // Several processes here: the launcher starts and watches them.
             Some(p) if p.count > 1 => [

@@ -296,6 +296,49 @@ pub struct RunSpec {
     /// `WORLD_SIZE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Processes>,
+    /// This node's part in an MPI job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi: Option<MpiRole>,
+}
+
+/// A node's part in an MPI job: Open MPI's `mpirun` on node 0 starts the
+/// ranks on every node over SSH, with a key made for the job alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum MpiRole {
+    /// Node 0: runs `mpirun` over every node, then tells the others the
+    /// job ended.
+    Launcher {
+        /// Every node, node 0 first.
+        hosts: Vec<MpiHost>,
+        /// Processes (slots) per node.
+        slots: u32,
+        /// The job key (OpenSSH private key), kept 0600 while the job runs.
+        private_key: String,
+        /// The other nodes' host keys, `ADDR KEY` lines, as moor pinned them.
+        known_hosts: String,
+    },
+    /// Another node: lets node 0 in with the job key while the job lasts.
+    Peer {
+        /// The job key's public half.
+        public_key: String,
+        /// Node 0's address: the key is accepted only from there.
+        from: String,
+    },
+}
+
+/// One node of an MPI job, as node 0 reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpiHost {
+    /// Its address on the nodes' network.
+    pub addr: String,
+    /// The user its agent runs as (node 0 logs in as this user).
+    pub user: String,
+    /// Its run (empty for node 0).
+    pub run_id: String,
+    /// Its runs' folder (absolute): the ranks there start in
+    /// `RUNS/RUN/src` and write to `RUNS/RUN/outputs`.
+    pub runs_dir: String,
 }
 
 /// The processes of one node of a distributed run.
@@ -319,6 +362,12 @@ pub struct NodeInfo {
     pub free_port: u16,
     /// Its host name.
     pub hostname: String,
+    /// Its SSH host keys (`TYPE BASE64` lines of /etc/ssh/ssh_host_*.pub).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_keys: Vec<String>,
+    /// The absolute folder of its runs (`~/.moor/runs`).
+    #[serde(default)]
+    pub runs_dir: String,
 }
 
 /// A Spark run: `command[0]` (a `.py` file or a jar in the snapshot) is

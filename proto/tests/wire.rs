@@ -102,6 +102,10 @@ fn all_requests() -> Vec<Request> {
                     first_rank: 2,
                     world_size: 4,
                 }),
+                mpi: Some(moor_proto::MpiRole::Peer {
+                    public_key: "ssh-ed25519 AAAA moor-job".into(),
+                    from: "10.0.0.1".into(),
+                }),
             },
         },
         Request::Release { run_id: "r".into() },
@@ -185,6 +189,8 @@ fn all_responses() -> Vec<Response> {
             addresses: vec!["10.0.3.7/24".into()],
             free_port: 29500,
             hostname: "node-0".into(),
+            host_keys: vec!["ssh-ed25519 AAAA".into()],
+            runs_dir: "/home/u/.moor/runs".into(),
         }),
         Response::Env { env: env_info() },
         Response::Envs {

@@ -251,3 +251,62 @@ fn a_node_killed_mid_job_fails_it_and_stops_the_others() {
     assert_eq!(row["nodes"][1]["signal"], 9, "{row}");
     assert_eq!(row["nodes"][0]["state"], "cancelled", "{row}");
 }
+
+#[test]
+fn mpi_allreduce_over_two_hosts_by_two_processes() {
+    if !docker_or_skip() {
+        return;
+    }
+    let _heavy = heavy();
+    let c = Cluster::new(MOOR, 2, dist());
+    let code = src(&[(
+        "reduce.py",
+        "from mpi4py import MPI\n\
+         comm = MPI.COMM_WORLD\n\
+         rank, size = comm.Get_rank(), comm.Get_size()\n\
+         total = comm.allreduce(rank + 1, op=MPI.SUM)\n\
+         hosts = sorted(set(comm.allgather(MPI.Get_processor_name())))\n\
+         print(f'rank {rank}/{size} sum {total} hosts {len(hosts)}', flush=True)\n",
+    )]);
+    let out = c.moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--target",
+        "node1",
+        "--distribution",
+        "mpi",
+        "--processes-per-node",
+        "2",
+        "--source-dir",
+        code.path().to_str().unwrap(),
+        "--json",
+        "--",
+        "python3",
+        "reduce.py",
+    ]);
+    assert_exit(&out, 0);
+    for rank in 0..4 {
+        let line = format!("[node 0] rank {rank}/4 sum 10 hosts 2");
+        assert!(
+            out.stderr.contains(&line),
+            "{line} missing from\n{}",
+            out.stderr
+        );
+    }
+    let row = out.json();
+    assert_eq!(row["nodes"][1]["state"], "succeeded", "{row}");
+    // The job's key is gone from node 1, and only ever let node 0 in.
+    let keys = c.hosts[1]
+        .read_file("/home/moor/.ssh/authorized_keys")
+        .unwrap_or_default();
+    assert!(!keys.contains("moor-mpi-job"), "{keys}");
+    let log = c
+        .moor
+        .run(&["logs", row["id"].as_str().unwrap(), "--node", "1"]);
+    assert!(
+        log.stdout.contains(&format!("node 0 ({})", c.hosts[0].ip)),
+        "{}",
+        log.stdout
+    );
+}

@@ -120,16 +120,16 @@ fn distribution(flags: &JobFlags) -> Option<Distribution> {
 
 /// Checks what moor cannot run (yet), before anything is sent.
 fn check(plan: &JobPlan) -> Result<()> {
-    if let Some(Distribution::Mpi { .. }) = plan.distribution {
-        return Err(Error::usage(
-            "distribution type mpi: moor does not start MPI jobs yet",
-            "start mpirun from the command on one node, or use pytorch (gloo) distribution",
-        ));
-    }
     let docker = plan
         .env
         .as_ref()
         .is_some_and(|e| e.kind == moor_proto::env::EnvKind::Docker);
+    if docker && matches!(plan.distribution, Some(Distribution::Mpi { .. })) {
+        return Err(Error::usage(
+            "MPI jobs run mpirun on the host; the environment is a Docker image",
+            "use a conda or pip environment (or none) for distribution type mpi",
+        ));
+    }
     if docker {
         if let Some(Distribution::Pytorch { processes_per_node }) = plan.distribution {
             if processes_per_node > 1 {

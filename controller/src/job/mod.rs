@@ -5,6 +5,7 @@
 //! a node that cannot take its run cancels the others before anything ran.
 //! [`rendezvous`] says where the nodes meet, [`watch`] follows them.
 
+mod mpi;
 pub mod plan;
 pub mod rendezvous;
 pub mod watch;
@@ -12,7 +13,7 @@ pub mod watch;
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use moor_proto::{Processes, RunInfo, RunSpec};
+use moor_proto::{MpiRole, Processes, RunInfo, RunSpec};
 
 pub use crate::jobfile::Distribution;
 
@@ -174,7 +175,7 @@ async fn start_held(
         Some(Distribution::Pytorch { processes_per_node }) => Some(processes_per_node),
         _ => None,
     };
-    let spec = |rank: usize| {
+    let spec = |rank: usize, mpi: Option<MpiRole>| {
         let mut env = plan.variables.clone();
         env.extend(rendezvous::node_variables(
             &r,
@@ -203,25 +204,32 @@ async fn start_held(
                 first_rank: rank as u32 * p,
                 world_size: nodes as u32 * p,
             }),
+            mpi,
             spark: None,
         }
     };
-    let spec = &spec;
-    let started = join_all(
-        conns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| async move { c.agent.start_run(spec(i)).await }),
-    )
-    .await;
-    let mut runs = Vec::new();
-    let mut refused = None;
-    for (i, s) in started.into_iter().enumerate() {
-        match s {
-            Ok(run) => runs.push((i, run)),
-            Err(e) => refused = refused.or(Some((i, e))),
+    let mut runs: Vec<(usize, RunInfo)> = Vec::new();
+    let refused = match &plan.distribution {
+        Some(Distribution::Mpi { processes_per_node }) => {
+            let roles = mpi::roles(&r, &infos, targets, &job_id, *processes_per_node)?;
+            // The other nodes first: node 0 needs their runs' ids.
+            let peers: Vec<usize> = (1..nodes).collect();
+            let refused =
+                start_some(conns, &peers, |i| spec(i, Some(roles.peer(i))), &mut runs).await;
+            match refused {
+                Some(refused) => Some(refused),
+                None => {
+                    let ids: Vec<String> = runs.iter().map(|(_, run)| run.id.clone()).collect();
+                    let launcher = roles.launcher(&ids);
+                    start_some(conns, &[0], |i| spec(i, Some(launcher.clone())), &mut runs).await
+                }
+            }
         }
-    }
+        _ => {
+            let all: Vec<usize> = (0..nodes).collect();
+            start_some(conns, &all, |i| spec(i, None), &mut runs).await
+        }
+    };
     if let Some((i, e)) = refused {
         // Held runs never started their command: cancelling them is clean.
         join_all(
@@ -231,6 +239,7 @@ async fn start_held(
         .await;
         return Err(node_failed(i, &targets[i].name, e));
     }
+    runs.sort_by_key(|(i, _)| *i);
     let runs: Vec<RunInfo> = runs.into_iter().map(|(_, r)| r).collect();
     let record = JobRecord {
         id: job_id,
@@ -277,6 +286,31 @@ async fn start_held(
         }
     }
     Ok((record, runs, sent))
+}
+
+/// Starts the runs of nodes `which` at once (each `spec(i)`), adding each
+/// started one to `runs`; the first refusal, if any.
+async fn start_some(
+    conns: &[Connected],
+    which: &[usize],
+    spec: impl Fn(usize) -> RunSpec,
+    runs: &mut Vec<(usize, RunInfo)>,
+) -> Option<(usize, Error)> {
+    let spec = &spec;
+    let started = join_all(
+        which
+            .iter()
+            .map(|&i| async move { (i, conns[i].agent.start_run(spec(i)).await) }),
+    )
+    .await;
+    let mut refused = None;
+    for (i, s) in started {
+        match s {
+            Ok(run) => runs.push((i, run)),
+            Err(e) => refused = refused.or(Some((i, e))),
+        }
+    }
+    refused
 }
 
 /// A node that could not take its part: the job did not start.

@@ -124,6 +124,8 @@ mod tests {
             addresses: addrs.iter().map(|a| a.to_string()).collect(),
             free_port: 1,
             hostname: String::new(),
+            host_keys: Vec::new(),
+            runs_dir: String::new(),
         }
     }
 
