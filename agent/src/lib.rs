@@ -28,6 +28,7 @@
 //! snapshots, [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
+//! [`gpus`] shares the host's GPUs among runs,
 //! [`outputs`] streams a run's outputs as an archive, [`inputs`] unpacks its
 //! data inputs, [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
 //! runs the login shell's `PATH` and `/etc/environment`,
@@ -40,6 +41,7 @@ pub mod envbuild;
 pub mod envs;
 pub mod error;
 pub mod fetch_error;
+pub mod gpus;
 pub mod handler;
 pub mod inputs;
 pub mod launch;

@@ -64,6 +64,24 @@ pub fn run(dir: &Path) -> Result<()> {
     if dir.join(files::CANCEL).exists() {
         return finish(dir, Status::default(), RunState::Cancelled);
     }
+    let gpus = match stored.spec.gpus {
+        0 => None,
+        want => {
+            let runs = crate::runs::Runs::new(dir.parent().unwrap_or(dir).to_owned());
+            match crate::gpus::acquire(&runs, dir, want) {
+                Ok(Some(gpus)) => Some(gpus),
+                Ok(None) => return finish(dir, Status::default(), RunState::Cancelled),
+                Err(why) => {
+                    let status = Status {
+                        error: Some(why),
+                        exit_code: Some(127),
+                        ..Status::default()
+                    };
+                    return finish(dir, status, RunState::Failed);
+                }
+            }
+        }
+    };
 
     let log = {
         use std::os::unix::fs::OpenOptionsExt;
@@ -194,6 +212,10 @@ pub fn run(dir: &Path) -> Result<()> {
         .stderr(Stdio::from(log))
         // The job leads its own process group: cancel signals all of it.
         .process_group(0);
+    if let Some(gpus) = &gpus {
+        let list: Vec<String> = gpus.iter().map(u32::to_string).collect();
+        command.env("CUDA_VISIBLE_DEVICES", list.join(","));
+    }
     if let Some(p) = stored.spec.processes.filter(|p| p.count == 1) {
         command.envs(crate::launch::rank_variables(&p, 0));
     }
@@ -375,6 +397,9 @@ pub fn container_run(dir: &Path) -> Result<i32> {
     env.push(format!("MOOR_RUN_ID={run_id}"));
     env.push("MOOR_OUTPUT_DIR=/moor/outputs".into());
     env.push("MOOR_INPUTS_DIR=/moor/inputs".into());
+    if let Ok(gpus) = fs::read_to_string(dir.join(crate::gpus::ASSIGNED)) {
+        env.push(format!("CUDA_VISIBLE_DEVICES={gpus}"));
+    }
     if let Some(p) = stored.spec.processes {
         env.extend(
             crate::launch::rank_variables(&p, 0)

@@ -34,7 +34,11 @@ fn main() -> ExitCode {
         _ => {}
     }
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // Several workers: a job's SSH handshakes and streams to many hosts run
+    // on every core, not one after another on one.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {

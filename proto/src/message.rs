@@ -299,6 +299,14 @@ pub struct RunSpec {
     /// This node's part in an MPI job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mpi: Option<MpiRole>,
+    /// GPUs the run needs: it waits (`queued`) until that many are free on
+    /// the host and gets them in `CUDA_VISIBLE_DEVICES`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A node's part in an MPI job: Open MPI's `mpirun` on node 0 starts the

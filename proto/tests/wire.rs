@@ -106,6 +106,7 @@ fn all_requests() -> Vec<Request> {
                     public_key: "ssh-ed25519 AAAA moor-job".into(),
                     from: "10.0.0.1".into(),
                 }),
+                gpus: 2,
             },
         },
         Request::Release { run_id: "r".into() },

@@ -9,6 +9,7 @@ mod detach;
 mod env_network;
 mod env_specs;
 mod envs;
+mod gpu_queue;
 mod harness;
 mod host_keys;
 mod install;

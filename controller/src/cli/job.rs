@@ -46,6 +46,10 @@ pub struct JobSubmitArgs {
     #[arg(long, value_name = "ADDR")]
     pub master_addr: Option<String>,
 
+    /// GPUs each node's run needs (it waits, `queued`, until they are free).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gpus: u32,
+
     /// Start the job and return at once (prints its id).
     #[arg(long)]
     pub detach: bool,

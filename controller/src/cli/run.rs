@@ -91,6 +91,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEY=VALUE", requires = "spark")]
     pub spark_conf: Vec<String>,
 
+    /// GPUs the run needs (on each node of a job): it waits (`queued`) until
+    /// that many of the target's are free, and gets them in
+    /// CUDA_VISIBLE_DEVICES.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gpus: u32,
+
     /// Start the run and return at once (prints its id).
     #[arg(long)]
     pub detach: bool,

@@ -255,6 +255,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
                 targets,
                 pool,
                 master_addr: args.job.master_addr.clone(),
+                gpus: args.gpus,
             }
         }
     };
@@ -270,7 +271,7 @@ pub async fn submit(args: &JobSubmitArgs, ctx: &Context) -> Result<Ran> {
         pool: args.pool.as_deref(),
         nodes: args.nodes.or(Some(read.file.instance_count)),
     };
-    let plan = file_plan(
+    let mut plan = file_plan(
         ctx,
         &store,
         &args.file,
@@ -280,6 +281,7 @@ pub async fn submit(args: &JobSubmitArgs, ctx: &Context) -> Result<Ran> {
         BTreeMap::new(),
         &args.job_flags(),
     )?;
+    plan.gpus = args.gpus;
     go(
         plan,
         ctx,
@@ -334,6 +336,7 @@ fn file_plan(
         targets,
         pool,
         master_addr: flags.master_addr.clone(),
+        gpus: 0,
     })
 }
 

@@ -202,6 +202,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         env: variables,
         environment: env.as_ref().map(|e| e.hash.clone()),
         spark,
+        gpus: args.gpus,
         ..RunSpec::default()
     };
     let run = conn.agent.start_run(spec).await?;

@@ -51,6 +51,8 @@ pub struct JobPlan {
     pub pool: Option<String>,
     /// `--master-addr`.
     pub master_addr: Option<String>,
+    /// GPUs each node's run needs.
+    pub gpus: u32,
 }
 
 /// A started job and the connections to its nodes.
@@ -205,6 +207,7 @@ async fn start_held(
                 world_size: nodes as u32 * p,
             }),
             mpi,
+            gpus: plan.gpus,
             spark: None,
         }
     };
