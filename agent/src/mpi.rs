@@ -223,7 +223,21 @@ pub fn launch(dir: &Path, argv: &[String]) -> Result<i32> {
         }
     }
     let _ = fs::remove_file(&key_path);
+    forget_key(dir);
     Ok(code)
+}
+
+/// Removes the job key from the run's stored spec (it is useless once the
+/// other nodes dropped it, and kept nowhere longer than the job).
+fn forget_key(dir: &Path) {
+    let path = dir.join(files::SPEC);
+    let Ok(mut stored) = sys::read_json::<StoredSpec>(&path) else {
+        return;
+    };
+    if let Some(MpiRole::Launcher { private_key, .. }) = &mut stored.spec.mpi {
+        private_key.clear();
+        let _ = sys::write_json_atomic(&path, &stored);
+    }
 }
 
 /// Waits until every other node accepts the job key (30 s at most).

@@ -68,7 +68,10 @@ $moor run --pool four --source-dir "$work/src" -- true >/dev/null 2>&1
 
 hyperfine --warmup 2 --runs "$runs" --export-markdown "$work/gang.md" \
   -n "moor run --target n0 -- true (1 node)" "$moor run --target n0 --source-dir $work/src -- true" \
-  -n "moor run --pool four -- true (4 nodes)" "$moor run --pool four --source-dir $work/src -- true" >&2
+  -n "moor run --pool four -- true (4 nodes)" "$moor run --pool four --source-dir $work/src -- true" \
+  -n "ssh n0 true (1 node)" "ssh $ssh_opts moor@${ips[0]} true" \
+  -n "ssh true on 4 nodes at once" "bash -c 'for ip in ${ips[*]}; do ssh $ssh_opts moor@\$ip true & done; wait'" >&2
+[ "${BENCH_GANG_ONLY:-}" = 1 ] && { echo; cat "$work/gang.md"; exit 0; }
 
 # The script by hand on two nodes: copied once (moor's snapshot is cached too).
 for i in 0 1; do scp -q $ssh_opts "$work/src/allreduce.py" "moor@${ips[$i]}:allreduce.py"; done

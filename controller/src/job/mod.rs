@@ -142,23 +142,27 @@ async fn start_held(
         * conns.len() as u64;
     let transfer = crate::transfer::Transfer::new("sources and inputs", Some(total));
     let progress = &transfer;
-    let sent: usize = on_all(conns, |_, c| {
+    // Each node's uploads and its addresses, asked at once.
+    let answers = on_all(conns, |_, c| {
         Box::pin(async move {
-            let mut sent = 0;
-            if let Some(snapshot) = &plan.snapshot {
-                sent += c.agent.put_snapshot(snapshot, progress).await?;
-            }
-            for input in plan.inputs.values() {
-                sent += c.agent.put_snapshot(input, progress).await?;
-            }
-            Ok(sent)
+            let upload = async {
+                let mut sent = 0;
+                if let Some(snapshot) = &plan.snapshot {
+                    sent += c.agent.put_snapshot(snapshot, progress).await?;
+                }
+                for input in plan.inputs.values() {
+                    sent += c.agent.put_snapshot(input, progress).await?;
+                }
+                Ok::<_, Error>(sent)
+            };
+            let (sent, info) = futures::join!(upload, c.agent.node_info());
+            Ok((sent?, info?))
         })
     })
-    .await?
-    .into_iter()
-    .sum();
+    .await?;
     drop(transfer);
-    let infos = on_all(conns, |_, c| Box::pin(c.agent.node_info())).await?;
+    let sent: usize = answers.iter().map(|(s, _)| s).sum();
+    let infos: Vec<moor_proto::NodeInfo> = answers.into_iter().map(|(_, i)| i).collect();
     let fallback: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
     let addresses = rendezvous::node_addresses(&infos, &fallback);
     let job_id = new_job_id();
@@ -258,13 +262,7 @@ async fn start_held(
         master_addr: r.master_addr.clone(),
         created_at: moor_proto::time::now(),
     };
-    {
-        let mut store = ctx.store()?;
-        for (t, run) in targets.iter().zip(&runs) {
-            store.record_run(run, &t.name)?;
-        }
-        store.record_job(&record)?;
-    }
+    ctx.store()?.record_job(&record, &runs)?;
     if nodes > 1 {
         let released = join_all(
             conns

@@ -109,9 +109,12 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// Records a job and marks its nodes' runs (already recorded) as its.
-    pub fn record_job(&mut self, job: &JobRecord) -> Result<()> {
+    /// Records a job and its nodes' runs (node 0 first), in one transaction.
+    pub fn record_job(&mut self, job: &JobRecord, runs: &[moor_proto::RunInfo]) -> Result<()> {
         let tx = self.conn.transaction().map_err(db_err(&self.path))?;
+        for ((target, _), run) in job.nodes.iter().zip(runs) {
+            super::runs::insert_run(&tx, run, target).map_err(db_err(&self.path))?;
+        }
         tx.execute(
             "INSERT INTO jobs (id, name, experiment, info, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![

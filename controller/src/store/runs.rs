@@ -12,23 +12,7 @@ use crate::error::Result;
 impl Store {
     /// Records a run started on `target`.
     pub fn record_run(&self, run: &RunInfo, target: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    run.id,
-                    target,
-                    run.name,
-                    serde_json::to_string(&run.command).expect("strings serialize"),
-                    run.snapshot,
-                    run.created_at,
-                    run.environment,
-                    serde_json::to_string(run).expect("runs serialize"),
-                    crate::time::now(),
-                ],
-            )
-            .map(drop)
-            .map_err(self.err())
+        insert_run(&self.conn, run, target).map_err(self.err())
     }
 
     /// Updates the history with runs as an agent just told them (only runs
@@ -117,4 +101,27 @@ impl Store {
             )
             .map_err(self.err())
     }
+}
+
+/// Inserts (or replaces) the record of a run started on `target`.
+pub(super) fn insert_run(
+    conn: &rusqlite::Connection,
+    run: &RunInfo,
+    target: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            run.id,
+            target,
+            run.name,
+            serde_json::to_string(&run.command).expect("strings serialize"),
+            run.snapshot,
+            run.created_at,
+            run.environment,
+            serde_json::to_string(run).expect("runs serialize"),
+            crate::time::now(),
+        ],
+    )
+    .map(drop)
 }
