@@ -30,7 +30,7 @@
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
 //! [`gpus`] shares the host's GPUs among runs,
 //! [`outputs`] streams a run's outputs as an archive, [`inputs`] unpacks its
-//! data inputs, [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
+//! data inputs ([`url_inputs`] downloads URL ones), [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
 //! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
@@ -55,5 +55,6 @@ pub mod snapshots;
 pub mod spark;
 pub mod supervise;
 pub mod sys;
+pub mod url_inputs;
 
 pub use error::{AgentError, Result};

@@ -91,6 +91,23 @@ pub fn run(dir: &Path) -> Result<()> {
             .mode(0o600)
             .open(dir.join(files::LOG))?
     };
+    // URL inputs: downloaded (once per URL on this host) before the job.
+    if !stored.spec.url_inputs.is_empty() {
+        let placed = crate::url_inputs::place(dir, &stored.spec.url_inputs);
+        let lines = match &placed {
+            Ok(lines) => lines.join(""),
+            Err(why) => format!("moor: {why}\n"),
+        };
+        let _ = io::Write::write_all(&mut &log, lines.as_bytes());
+        if let Err(why) = placed {
+            let status = Status {
+                error: Some(why),
+                exit_code: Some(127),
+                ..Status::default()
+            };
+            return finish(dir, status, RunState::Failed);
+        }
+    }
     let run_id = dir
         .file_name()
         .unwrap_or_default()

@@ -264,7 +264,12 @@ pub fn signal_descendants(root: u32, signal: nix::sys::signal::Signal) -> usize 
 
 /// Hex sha256 of the running executable: the build hash in [`moor_proto::Hello`].
 pub fn self_hash() -> io::Result<String> {
-    let mut file = fs::File::open("/proc/self/exe")?;
+    sha256_file(Path::new("/proc/self/exe"))
+}
+
+/// Hex sha256 of a file, read in 64 KiB pieces.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -27,6 +27,25 @@ pub use message::{
 
 use serde::{Deserialize, Serialize};
 
+/// The file name a URL input's content gets in the run's `inputs/NAME/`:
+/// the last segment of the URL's path (query and fragment dropped, only
+/// letters, digits, `.`, `_`, `-` kept), else `data`. Controller and agent
+/// agree on it, so the command line names the file the agent writes.
+pub fn url_file_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let after_host = path.splitn(4, '/').nth(3).unwrap_or("");
+    let last = after_host.rsplit('/').next().unwrap_or("");
+    let clean: String = last
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        "data".into()
+    } else {
+        clean
+    }
+}
+
 /// Bytes for people, in binary units with one decimal: `512 B`, `1.5 GiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -135,6 +154,19 @@ pub fn is_run_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_gives_its_last_path_segment_as_the_file_name() {
+        assert_eq!(url_file_name("https://x.org/data/iris.csv"), "iris.csv");
+        assert_eq!(
+            url_file_name("https://x.blob.core.windows.net/c/train.parquet?sv=1&sig=a/b"),
+            "train.parquet"
+        );
+        assert_eq!(url_file_name("https://x.org/"), "data");
+        assert_eq!(url_file_name("https://x.org"), "data");
+        assert_eq!(url_file_name("http://h:8000/../../etc/passwd"), "passwd");
+        assert_eq!(url_file_name("http://h/a/.."), "data");
+    }
 
     fn hello() -> Hello {
         Hello {

@@ -283,6 +283,10 @@ pub struct RunSpec {
     /// unpacked into the run's `inputs/NAME/` (`MOOR_INPUTS_DIR`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
+    /// URL inputs: name → `https://` (or `http://`) URL, downloaded on the
+    /// host once per URL and copied into the run's `inputs/NAME/`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub url_inputs: BTreeMap<String, String>,
     /// Named output folders made under the run's outputs before it starts
     /// (a job file's `outputs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

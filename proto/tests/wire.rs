@@ -95,6 +95,7 @@ fn all_requests() -> Vec<Request> {
                     conf: vec![],
                 }),
                 inputs: BTreeMap::from([("data".into(), "cd".repeat(32))]),
+                url_inputs: BTreeMap::from([("csv".into(), "https://x.org/a.csv".into())]),
                 outputs: vec!["model".into()],
                 hold: true,
                 processes: Some(moor_proto::Processes {

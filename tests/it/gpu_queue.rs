@@ -99,7 +99,7 @@ fn runs_asking_for_gpus_queue_until_enough_are_free() {
         "--",
         "true",
     ]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 127);
     assert!(
         out.stderr
             .contains("asks for 3 GPU(s); this host has 2 (~/.moor/gpus)"),

@@ -348,3 +348,71 @@ fn azure_ml_job_files_with_inputs_outputs_and_variables() {
     assert!(bad.stderr.contains("bad.yml:"), "{}", bad.stderr);
     assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
 }
+
+#[test]
+fn url_inputs_are_downloaded_on_the_host_once() {
+    if !docker_or_skip() {
+        return;
+    }
+    let c = Cluster::new(MOOR, 1, HostSpec::default());
+    // An HTTP server on the test network (another host).
+    let web = TestHost::start_on(&c.network, &HostSpec::default());
+    web.exec(
+        "mkdir -p /srv/data && printf 'a,1\\nb,2\\nc,3\\n' > /srv/data/rows.csv && \\
+         (cd /srv && nohup python3 -m http.server 8000 > /srv/access.log 2>&1 &)",
+    );
+    let url = format!("http://{}:8000/data/rows.csv", web.ip);
+    let up = format!(
+        "python3 -c \"import urllib.request; urllib.request.urlopen('http://{}:8000/')\" 2>/dev/null && echo up || true",
+        web.ip
+    );
+    wait_for("the HTTP server", Duration::from_secs(20), || {
+        c.hosts[0].exec(&up).contains("up")
+    });
+    let dir = src(&[(
+        "fetch.yml",
+        &format!(
+            "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n\
+             command: wc -l < ${{{{inputs.remote}}}} && tail -n 1 ${{{{inputs.remote}}}}\n\
+             inputs:\n  remote:\n    type: uri_file\n    path: {url}\n\
+             compute: node0\n"
+        ),
+    )]);
+    let file = dir.path().join("fetch.yml");
+    let file = file.to_str().unwrap();
+    let gets = || {
+        web.exec("grep -c 'GET /data/rows.csv' /srv/access.log || true")
+            .trim()
+            .to_owned()
+    };
+    for _ in 0..2 {
+        let out = c.moor.run(&["job", "submit", file]);
+        assert_exit(&out, 0);
+        assert!(
+            out.stdout.contains(&format!("moor: input remote: {url}")),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("3\nc,3\n"), "{}", out.stdout);
+    }
+    assert_eq!(
+        gets(),
+        "1",
+        "downloaded once, then taken from the host's cache"
+    );
+    // A URL that does not answer: the job fails saying which and why.
+    let out = c.moor.run(&[
+        "job",
+        "submit",
+        file,
+        "--set",
+        &format!("inputs.remote.path=http://{}:8000/nope.csv", web.ip),
+    ]);
+    assert_exit(&out, 127);
+    assert!(
+        out.stderr.contains("cannot download http://"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+}

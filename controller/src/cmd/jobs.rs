@@ -101,9 +101,16 @@ pub fn row(job: &JobRecord, runs: &[Option<RunJson>]) -> RunJson {
     }
 }
 
-/// `moor runs`' list with each job's node runs folded into the job's row;
-/// with `experiment`, only that experiment's jobs.
-pub fn fold(runs: Vec<RunJson>, jobs: &[JobRecord], experiment: Option<&str>) -> Vec<RunJson> {
+/// `moor runs`' list with each job's node runs folded into the job's row
+/// (a node whose run was not listed, its target filtered out or detached,
+/// as the history last heard of it); with `experiment`, only that
+/// experiment's jobs.
+pub fn fold(
+    runs: Vec<RunJson>,
+    jobs: &[JobRecord],
+    history: &[(String, Option<RunInfo>, String)],
+    experiment: Option<&str>,
+) -> Vec<RunJson> {
     let mut runs = runs;
     let mut rows = Vec::new();
     for job in jobs {
@@ -114,6 +121,22 @@ pub fn fold(runs: Vec<RunJson>, jobs: &[JobRecord], experiment: Option<&str>) ->
                 runs.iter()
                     .position(|r| &r.id == id)
                     .map(|i| runs.remove(i))
+            })
+            .collect();
+        if mine.iter().all(Option::is_none) {
+            continue;
+        }
+        let mine: Vec<Option<RunJson>> = mine
+            .into_iter()
+            .zip(&job.nodes)
+            .map(|(listed, (target, id))| {
+                listed.or_else(|| {
+                    history
+                        .iter()
+                        .find(|(_, _, h)| h == id)
+                        .and_then(|(_, info, _)| info.clone())
+                        .map(|info| RunJson::recorded(info, target, false))
+                })
             })
             .collect();
         if mine.iter().all(Option::is_none) {

@@ -85,7 +85,7 @@ impl RunJson {
 
     /// A run as the workspace's history last heard of it (its target did
     /// not answer, or is detached).
-    pub(super) fn recorded(run: RunInfo, target: &str, target_detached: bool) -> RunJson {
+    pub fn recorded(run: RunInfo, target: &str, target_detached: bool) -> RunJson {
         RunJson {
             reachable: false,
             target_detached,

@@ -132,7 +132,7 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     }
     found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let runs = std::mem::take(&mut found.runs);
-    found.runs = super::jobs::fold(runs, &store.jobs()?, args.experiment.as_deref());
+    found.runs = super::jobs::fold(runs, &store.jobs()?, &history, args.experiment.as_deref());
     Ok(found)
 }
 

@@ -37,6 +37,8 @@ pub struct JobPlan {
     pub snapshot: Option<Snapshot>,
     /// Data inputs, each its own snapshot.
     pub inputs: BTreeMap<String, Snapshot>,
+    /// URL inputs, downloaded on each host.
+    pub url_inputs: BTreeMap<String, String>,
     /// Named output folders.
     pub outputs: Vec<String>,
     /// The environment, if any.
@@ -203,6 +205,7 @@ async fn start_held(
                 .iter()
                 .map(|(k, s)| (k.clone(), s.sha256.clone()))
                 .collect(),
+            url_inputs: plan.url_inputs.clone(),
             outputs: plan.outputs.clone(),
             hold: nodes > 1,
             processes: per_node.map(|p| Processes {

@@ -1,6 +1,7 @@
 //! From an Azure ML command job file (and `--set` overrides) to what moor
 //! runs: the command line with `${{inputs.*}}`/`${{outputs.*}}` replaced,
-//! local inputs packed as content-addressed snapshots, the environment, the
+//! local inputs packed as content-addressed snapshots, URL inputs left for
+//! the hosts to download, the environment, the
 //! variables, and where it runs (`compute`: a target or a pool).
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub struct FileJob {
     pub snapshot: Option<Snapshot>,
     /// Local inputs, packed.
     pub inputs: BTreeMap<String, Snapshot>,
+    /// URL inputs, downloaded on the hosts.
+    pub url_inputs: BTreeMap<String, String>,
 }
 
 /// Reads `path`, applies `set`, packs code and inputs (each at most
@@ -36,15 +39,6 @@ pub fn read(path: &Path, set: &[String], max_bytes: u64) -> Result<FileJob> {
     }
     for item in set {
         apply_set(&mut file, item)?;
-    }
-    if let Some(url) = file.inputs.values().find_map(|i| match i {
-        Input::Url(url) => Some(url.clone()),
-        _ => None,
-    }) {
-        return Err(Error::usage(
-            format!("input {url}: moor does not download URL inputs yet"),
-            "download it here and give its local path (`path: ./data.csv`), or fetch it in the command",
-        ));
     }
     let snapshot = match &file.code {
         Some(code) => {
@@ -65,6 +59,14 @@ pub fn read(path: &Path, set: &[String], max_bytes: u64) -> Result<FileJob> {
         };
         inputs.insert(name.clone(), packed);
     }
+    let url_inputs = file
+        .inputs
+        .iter()
+        .filter_map(|(name, input)| match input {
+            Input::Url(url) => Some((name.clone(), url.clone())),
+            _ => None,
+        })
+        .collect();
     let line = file.command_line(input_value, output_value).map_err(|e| {
         Error::usage(
             format!("invalid job file {}: {e}", path.display()),
@@ -76,11 +78,12 @@ pub fn read(path: &Path, set: &[String], max_bytes: u64) -> Result<FileJob> {
         file,
         snapshot,
         inputs,
+        url_inputs,
     })
 }
 
-/// What `${{inputs.NAME}}` becomes: a literal as itself; a file or folder
-/// as its path on the host, under `$MOOR_INPUTS_DIR`.
+/// What `${{inputs.NAME}}` becomes: a literal as itself; a file, folder or
+/// URL as its path on the host, under `$MOOR_INPUTS_DIR`.
 fn input_value(name: &str, input: &Input) -> Replacement {
     match input {
         Input::Literal(value) => Replacement::Text(value.clone()),
@@ -92,7 +95,10 @@ fn input_value(name: &str, input: &Input) -> Replacement {
                 .unwrap_or_default();
             Replacement::UnderVar("MOOR_INPUTS_DIR", format!("{name}/{base}"))
         }
-        Input::Url(url) => Replacement::Text(url.clone()),
+        Input::Url(url) => Replacement::UnderVar(
+            "MOOR_INPUTS_DIR",
+            format!("{name}/{}", moor_proto::url_file_name(url)),
+        ),
     }
 }
 
@@ -147,7 +153,10 @@ fn apply_set(file: &mut JobFile, item: &str) -> Result<()> {
             {
                 let path = PathBuf::from(&value);
                 let path = std::path::absolute(&path).unwrap_or(path);
-                let input = if path.is_dir() {
+                let lower = value.to_ascii_lowercase();
+                let input = if lower.starts_with("https://") || lower.starts_with("http://") {
+                    Input::Url(value.clone())
+                } else if path.is_dir() {
                     Input::Folder(path)
                 } else if path.is_file() {
                     Input::File(path)
