@@ -101,7 +101,9 @@ pub enum Command {
     Detach(DetachArgs),
 
     /// Run a command on a target in a snapshot of a source directory, and
-    /// stream its log. Exits with the command's exit code.
+    /// stream its log; on several targets or a pool as one job (`--target a
+    /// --target b`, `--pool`), or an Azure ML job file (`-f`). Exits with the
+    /// command's exit code.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
 
@@ -123,13 +125,15 @@ pub enum Command {
     /// removes finished ones from a target.
     Runs(RunsArgs),
 
-    /// Print a run's log (stdout and stderr, in order).
+    /// Print a run's log (stdout and stderr, in order); a job's, every
+    /// node's lines after `[node N]`.
     Logs(LogsArgs),
 
-    /// Stop a run: SIGTERM to its processes, SIGKILL after the grace period.
+    /// Stop a run (a job: every node): SIGTERM to its processes, SIGKILL
+    /// after the grace period.
     Cancel(CancelArgs),
 
-    /// Fetch a run's outputs/ directory.
+    /// Fetch a run's outputs/ directory (a job's: each node's into node-N/).
     Download(DownloadArgs),
 
     /// Agent status of targets (all, or those named): version, uptime, load, runs going.
