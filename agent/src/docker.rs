@@ -137,6 +137,8 @@ pub struct ContainerRun<'a> {
     pub outputs: &'a Path,
     /// The run's data inputs, copied to /moor/inputs (when it has some).
     pub inputs: Option<&'a Path>,
+    /// Named output folders, made under /moor/outputs before the start.
+    pub output_folders: &'a [String],
     /// The host's network (a node of a multi-node job: its peers reach it at
     /// the host's address).
     pub host_network: bool,
@@ -215,6 +217,15 @@ async fn drive(
     archive
         .append_data(&mut header, "moor/outputs/", io::empty())
         .map_err(|e| e.to_string())?;
+    for folder in job.output_folders {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        archive
+            .append_data(&mut header, format!("moor/outputs/{folder}/"), io::empty())
+            .map_err(|e| e.to_string())?;
+    }
     let bytes = archive.into_inner().map_err(|e| e.to_string())?;
     let upload = UploadToContainerOptionsBuilder::new().path("/").build();
     docker

@@ -438,6 +438,7 @@ pub fn container_run(dir: &Path) -> Result<i32> {
                 src: &stored.workdir,
                 outputs: &outputs,
                 inputs: inputs.is_dir().then_some(inputs.as_path()),
+                output_folders: &stored.spec.outputs,
                 host_network: stored.spec.processes.is_some(),
                 gpus: Path::new("/dev/nvidia0").exists(),
             },

@@ -470,6 +470,27 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
     );
     assert!(!Path::new(&to).join("passwd").exists());
     assert!(!Path::new(&to).join("up").exists());
+
+    // An Azure ML job file in this environment: its file input and its
+    // output folder are in the container too.
+    e.write("job/in.txt", "job input\n");
+    let job = e.write(
+        "job/job.yml",
+        "command: cat ${{inputs.data}} > ${{outputs.model}}/copy.txt\n\
+         inputs:\n  data:\n    type: uri_file\n    path: in.txt\n\
+         outputs:\n  model:\n    type: uri_folder\n\
+         environment: azureml:img@latest\n\
+         compute: box\n",
+    );
+    let out = e.moor().run(&["job", "submit", &job, "--json"]);
+    assert_exit(&out, 0);
+    let job_id = out.json()["id"].as_str().unwrap().to_owned();
+    let to = e.path("job-out");
+    assert_exit(&e.moor().run(&["download", &job_id, "--to", &to]), 0);
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&to).join("node-0/model/copy.txt")).unwrap(),
+        "job input\n"
+    );
     let left = std::process::Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label=moor.run={run_id}")])
         .output()
