@@ -7,19 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use moor_tests::{assert_exit, docker_or_skip, Cluster, HostSpec, Moor, TestHost};
+use moor_tests::{
+    assert_exit, docker_or_skip, source_dir as src, Cluster, HostSpec, Moor, TestHost,
+};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
-
-fn src(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
 
 fn job_row(moor: &Moor, id: &str) -> serde_json::Value {
     let runs = moor.run(&["runs", "--json"]);

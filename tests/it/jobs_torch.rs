@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use moor_tests::{assert_exit, docker_or_skip, heavy, Cluster, HostSpec};
+use moor_tests::{assert_exit, docker_or_skip, heavy, source_dir as src, Cluster, HostSpec};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -50,16 +50,6 @@ if rank == 0:
 print(f"rank {rank} done, loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
 dist.destroy_process_group()
 "#;
-
-fn src(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
 
 fn dist() -> HostSpec {
     HostSpec {

@@ -94,3 +94,15 @@ pub(crate) fn run(cmd: &mut Command) -> String {
     }
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A temporary folder holding `files` (name, text), folders made as needed:
+/// a source or job folder for a test.
+pub fn source_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("folders");
+        std::fs::write(path, text).expect("a file");
+    }
+    dir
+}

@@ -351,12 +351,7 @@ async fn go(
     detach: bool,
 ) -> Result<Ran> {
     check(&plan)?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| Error::Io {
-        what: "cannot handle Ctrl-C",
-        path: std::path::PathBuf::from("SIGINT"),
-        cause: e,
-    })?;
+    let mut interrupt = super::run::ctrl_c()?;
     let access = Access::from_args(connect)?;
     let a = Assets::from(assets);
     let launched = tokio::select! {

@@ -85,16 +85,23 @@ struct Started {
     sent: usize,
 }
 
+/// Ctrl-C, handled by moor from now on (`moor run` and jobs: before the
+/// start it stops moor, after it detaches).
+pub fn ctrl_c() -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| {
+        Error::Io {
+            what: "cannot handle Ctrl-C",
+            path: std::path::PathBuf::from("SIGINT"),
+            cause: e,
+        }
+    })
+}
+
 /// `moor run`.
 pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
     // Ctrl-C is ours from the start: before the run starts it stops moor
     // (nothing was started), after it detaches.
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| Error::Io {
-        what: "cannot handle Ctrl-C",
-        path: std::path::PathBuf::from("SIGINT"),
-        cause: e,
-    })?;
+    let mut interrupt = ctrl_c()?;
     let started = tokio::select! {
         started = start(args, ctx) => started?,
         _ = interrupt.recv() => {
