@@ -44,6 +44,7 @@ pub mod fetch_error;
 pub mod gpus;
 pub mod handler;
 pub mod inputs;
+pub mod job_link;
 pub mod launch;
 pub mod login_env;
 pub mod mpi;

@@ -34,15 +34,18 @@ pub fn info() -> io::Result<NodeInfo> {
     }
     // Bound on every interface and released: free when asked (the job binds
     // it moments later; a clash fails the job's rendezvous loudly).
-    let free_port = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?
-        .local_addr()?
-        .port();
+    // Both bound at once, so they differ.
+    let first = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    let second = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    let free_port = first.local_addr()?.port();
+    let link_port = second.local_addr()?.port();
     let hostname = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(NodeInfo {
         addresses,
         free_port,
+        link_port,
         hostname,
         host_keys: host_keys(),
         runs_dir: crate::runs::Runs::default_root().display().to_string(),
@@ -76,6 +79,7 @@ mod tests {
     fn a_host_has_a_free_port_and_no_loopback_address() {
         let info = super::info().unwrap();
         assert!(info.free_port > 0);
+        assert!(info.link_port > 0 && info.link_port != info.free_port);
         assert!(info.addresses.iter().all(|a| !a.starts_with("127.")));
         assert!(info.addresses.iter().all(|a| a.contains('/')));
     }

@@ -64,6 +64,10 @@ pub fn run(dir: &Path) -> Result<()> {
     if dir.join(files::CANCEL).exists() {
         return finish(dir, Status::default(), RunState::Cancelled);
     }
+    // A node of a job: the nodes watch one another from here on.
+    if let Some(link) = &stored.spec.link {
+        crate::job_link::start(dir, link);
+    }
     let gpus = match stored.spec.gpus {
         0 => None,
         want => {
@@ -451,7 +455,17 @@ pub fn container_run(dir: &Path) -> Result<i32> {
 /// Records how the run ended: `status.json`, written atomically; when that
 /// fails (a full disk), the room reserved in `end.json` when the run was
 /// accepted, rewritten in place, and a line in the run's log saying so.
-fn finish(dir: &Path, mut status: Status, state: RunState) -> Result<()> {
+/// Then the job's other nodes hear how this one ended (node 0 waits for
+/// theirs).
+fn finish(dir: &Path, status: Status, state: RunState) -> Result<()> {
+    let detail = end_detail(&status, state);
+    let recorded = record_end(dir, status, state);
+    crate::job_link::ended(state == RunState::Succeeded, &detail);
+    recorded
+}
+
+/// Writes `status.json` (or the reserved `end.json`).
+fn record_end(dir: &Path, mut status: Status, state: RunState) -> Result<()> {
     status.state = Some(state);
     status.ended_at = Some(moor_proto::time::now());
     let Err(e) = sys::write_json_atomic(&dir.join(files::STATUS), &status) else {
@@ -469,8 +483,18 @@ fn finish(dir: &Path, mut status: Status, state: RunState) -> Result<()> {
         .map_err(|e| AgentError::from(e).context("recording the run's end"))
 }
 
+/// How a run ended, in a few words (`exit 3`, `signal 9`, `cancelled`).
+fn end_detail(status: &Status, state: RunState) -> String {
+    match (state, status.exit_code, status.signal) {
+        (RunState::Cancelled, ..) => "cancelled".into(),
+        (_, _, Some(signal)) => format!("signal {signal}"),
+        (_, Some(code), None) => format!("exit {code}"),
+        _ => format!("{state:?}").to_lowercase(),
+    }
+}
+
 /// A line from moor in the run's log (best effort: the disk may be full).
-fn note(dir: &Path, line: &str) {
+pub(crate) fn note(dir: &Path, line: &str) {
     tracing::warn!("{}: {line}", dir.display());
     let _ = fs::OpenOptions::new()
         .append(true)

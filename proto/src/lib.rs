@@ -21,8 +21,8 @@ pub mod time;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};
 pub use message::{
-    AgentStatus, DiskUse, ErrorKind, MpiHost, MpiRole, NodeInfo, Processes, Pruned, Request,
-    Response, RunInfo, RunSpec, RunState, SparkSpec, WireError,
+    AgentStatus, DiskUse, ErrorKind, JobLink, MpiHost, MpiRole, NodeInfo, Processes, Pruned,
+    Request, Response, RunInfo, RunSpec, RunState, SparkSpec, WireError,
 };
 
 use serde::{Deserialize, Serialize};

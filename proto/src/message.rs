@@ -307,6 +307,29 @@ pub struct RunSpec {
     /// the host and gets them in `CUDA_VISIBLE_DEVICES`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gpus: u32,
+    /// A node of a multi-node job: the nodes watch one another through
+    /// node 0 (a node that ends without success stops the others), with or
+    /// without a controller following them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Box<JobLink>>,
+}
+
+/// How the nodes of a job watch one another: node 0's supervisor listens on
+/// `hub`; every other node's supervisor connects to it with `token`, sends
+/// a heartbeat and its end; node 0 tells every node to stop when one ends
+/// without success or falls silent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLink {
+    /// Node 0's `ADDR:PORT` (node 0 listens on every address at that port).
+    pub hub: String,
+    /// A random secret of the job, shown by each node when it connects.
+    pub token: String,
+    /// This node's rank.
+    pub rank: u32,
+    /// How many nodes the job has.
+    pub nodes: u32,
+    /// Seconds between SIGTERM and SIGKILL when a node is stopped.
+    pub grace: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -372,6 +395,9 @@ pub struct NodeInfo {
     pub addresses: Vec<String>,
     /// A TCP port free on all its interfaces when asked.
     pub free_port: u16,
+    /// Another one (the job link's), distinct from `free_port`.
+    #[serde(default)]
+    pub link_port: u16,
     /// Its host name.
     pub hostname: String,
     /// Its SSH host keys (`TYPE BASE64` lines of /etc/ssh/ssh_host_*.pub).

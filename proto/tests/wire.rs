@@ -108,6 +108,13 @@ fn all_requests() -> Vec<Request> {
                     from: "10.0.0.1".into(),
                 }),
                 gpus: 2,
+                link: Some(Box::new(moor_proto::JobLink {
+                    hub: "10.0.0.1:29501".into(),
+                    token: "ab".repeat(16),
+                    rank: 1,
+                    nodes: 2,
+                    grace: 10,
+                })),
             },
         },
         Request::Release { run_id: "r".into() },
@@ -190,6 +197,7 @@ fn all_responses() -> Vec<Response> {
         Response::Node(moor_proto::NodeInfo {
             addresses: vec!["10.0.3.7/24".into()],
             free_port: 29500,
+            link_port: 29501,
             hostname: "node-0".into(),
             host_keys: vec!["ssh-ed25519 AAAA".into()],
             runs_dir: "/home/u/.moor/runs".into(),

@@ -13,7 +13,7 @@ use moor_tests::{
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
-fn job_row(moor: &Moor, id: &str) -> serde_json::Value {
+pub(crate) fn job_row(moor: &Moor, id: &str) -> serde_json::Value {
     let runs = moor.run(&["runs", "--json"]);
     assert_exit(&runs, 0);
     runs.json()
@@ -25,7 +25,7 @@ fn job_row(moor: &Moor, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no row {id} in {}", runs.stdout))
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -36,7 +36,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// Whether a process whose command line matches `pattern` runs on `host`
 /// (written so that it does not match this check's own command line, e.g.
 /// `[n]ap.sh`).
-fn running(host: &TestHost, pattern: &str) -> bool {
+pub(crate) fn running(host: &TestHost, pattern: &str) -> bool {
     let out = host.exec(&format!(
         "pgrep -f -- '{pattern}' >/dev/null && echo yes || echo no"
     ));

@@ -13,6 +13,7 @@ mod gpu_queue;
 mod harness;
 mod host_keys;
 mod install;
+mod job_link;
 mod jobs;
 mod jobs_torch;
 mod outputs;

@@ -13,7 +13,7 @@ pub mod watch;
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use moor_proto::{MpiRole, Processes, RunInfo, RunSpec};
+use moor_proto::{JobLink, MpiRole, Processes, RunInfo, RunSpec};
 
 pub use crate::jobfile::Distribution;
 
@@ -68,6 +68,10 @@ pub struct Launched {
     /// Bytes of sources and inputs sent, all nodes together.
     pub sent: usize,
 }
+
+/// Seconds a node stopped by the job link (another node failed) has
+/// between SIGTERM and SIGKILL: as a `moor cancel`'s default.
+const LINK_GRACE: u32 = 10;
 
 /// A new job id: `j`, then a run id's shape (time and random hex).
 fn new_job_id() -> String {
@@ -179,6 +183,20 @@ async fn start_held(
         addresses,
     };
     let nodes = conns.len();
+    // The nodes watch one another through node 0 (agents that predate the
+    // job link report no port for it: then only moor's following does).
+    let token = crate::random::hex(16);
+    let link = |rank: usize| {
+        (nodes > 1 && infos[0].link_port != 0).then(|| {
+            Box::new(JobLink {
+                hub: format!("{}:{}", r.master_addr, infos[0].link_port),
+                token: token.clone(),
+                rank: rank as u32,
+                nodes: nodes as u32,
+                grace: LINK_GRACE,
+            })
+        })
+    };
     let per_node = match plan.distribution {
         Some(Distribution::Pytorch { processes_per_node }) => Some(processes_per_node),
         _ => None,
@@ -216,6 +234,7 @@ async fn start_held(
             mpi,
             gpus: plan.gpus,
             spark: None,
+            link: link(rank),
         }
     };
     let mut runs: Vec<(usize, RunInfo)> = Vec::new();

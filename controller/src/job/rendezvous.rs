@@ -123,6 +123,7 @@ mod tests {
         NodeInfo {
             addresses: addrs.iter().map(|a| a.to_string()).collect(),
             free_port: 1,
+            link_port: 2,
             hostname: String::new(),
             host_keys: Vec::new(),
             runs_dir: String::new(),

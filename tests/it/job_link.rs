@@ -1,0 +1,96 @@
+//! The job link on real test hosts: the nodes of a detached job, with no
+//! moor following it, stop one another. A node whose command dies stops
+//! the others (through node 0); a node 0 that falls silent (its container
+//! frozen: no packet, no FIN) is left by the others after the silence
+//! limit.
+
+use std::time::Duration;
+
+use moor_tests::{assert_exit, docker_or_skip, source_dir as src, Cluster, HostSpec, Moor};
+
+use crate::jobs::{job_row, running, wait_for};
+
+const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// Starts `sh nap.sh` on node0..node2 as one detached job; its id.
+fn start_napping(moor: &Moor, dir: &str) -> String {
+    let out = moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--target",
+        "node1",
+        "--target",
+        "node2",
+        "--source-dir",
+        dir,
+        "--detach",
+        "--json",
+        "--",
+        "sh",
+        "nap.sh",
+    ]);
+    assert_exit(&out, 0);
+    out.json()["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_nodes_of_a_detached_job_stop_one_another() {
+    if !docker_or_skip() {
+        return;
+    }
+    let c = Cluster::new(MOOR, 3, HostSpec::default());
+    let moor = &c.moor;
+    let sleeper = src(&[("nap.sh", "sleep 600\n")]);
+    let dir = sleeper.path().to_str().unwrap();
+    let all_running = || (0..3).all(|i| running(&c.hosts[i], "[s]leep 600"));
+
+    // Node 2's command is killed: nodes 0 and 1 stop, nobody following.
+    let id = start_napping(moor, dir);
+    wait_for("every node running", Duration::from_secs(30), all_running);
+    c.hosts[2].exec("pkill -9 -f '[s]leep 600'");
+    wait_for("nodes 0 and 1 stopped", Duration::from_secs(20), || {
+        !running(&c.hosts[0], "[s]leep 600") && !running(&c.hosts[1], "[s]leep 600")
+    });
+    wait_for("the job's end recorded", Duration::from_secs(20), || {
+        job_row(moor, &id)["state"] == "failed"
+    });
+    let row = job_row(moor, &id);
+    assert_eq!(row["nodes"][0]["state"], "cancelled", "{row}");
+    assert_eq!(row["nodes"][1]["state"], "cancelled", "{row}");
+    let log = moor.run(&["logs", &id, "--node", "1"]);
+    assert!(
+        log.stdout
+            .contains("node 2 ended without success (exit 137); stopping this node"),
+        "{}",
+        log.stdout
+    );
+
+    // Node 0 falls silent: nodes 1 and 2 leave it after the silence limit.
+    let id = start_napping(moor, dir);
+    wait_for("every node running", Duration::from_secs(30), all_running);
+    c.hosts[0].pause();
+    let left = std::panic::catch_unwind(|| {
+        wait_for("nodes 1 and 2 stopped", Duration::from_secs(45), || {
+            !running(&c.hosts[1], "[s]leep 600") && !running(&c.hosts[2], "[s]leep 600")
+        })
+    });
+    c.hosts[0].unpause();
+    left.unwrap();
+    let log = moor.run(&["logs", &id, "--node", "2"]);
+    assert!(
+        log.stdout
+            .contains("node 0 is gone (silent for 15 s); stopping this node"),
+        "{}",
+        log.stdout
+    );
+    // Node 0, awake again, hears that its nodes are gone and stops too.
+    wait_for("node 0 stopped", Duration::from_secs(30), || {
+        !running(&c.hosts[0], "[s]leep 600")
+    });
+    wait_for("the job's end recorded", Duration::from_secs(20), || {
+        job_row(moor, &id)["state"]
+            .as_str()
+            .is_some_and(|s| s != "running")
+    });
+}
