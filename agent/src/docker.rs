@@ -144,7 +144,13 @@ pub struct ContainerRun<'a> {
     pub host_network: bool,
     /// Request the host's NVIDIA GPUs.
     pub gpus: bool,
+    /// This agent's executable, copied to [`LAUNCHER`] when the command is
+    /// the launcher of several processes (static: it runs in any image).
+    pub launcher: Option<&'a Path>,
 }
+
+/// Where a container finds the agent's launcher.
+pub const LAUNCHER: &str = "/moor/bin/moor-agent";
 
 /// Runs a job in a container to its end: creates it, copies the sources in,
 /// streams its output to stdout, copies /moor/outputs back, removes it.
@@ -225,6 +231,16 @@ async fn drive(
         archive
             .append_data(&mut header, format!("moor/outputs/{folder}/"), io::empty())
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(launcher) = job.launcher {
+        let mut file = std::fs::File::open(launcher)
+            .map_err(|e| format!("reading the launcher {}: {e}", launcher.display()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(file.metadata().map_err(|e| e.to_string())?.len());
+        archive
+            .append_data(&mut header, LAUNCHER.trim_start_matches('/'), &mut file)
+            .map_err(|e| format!("packing the launcher: {e}"))?;
     }
     let bytes = archive.into_inner().map_err(|e| e.to_string())?;
     let upload = UploadToContainerOptionsBuilder::new().path("/").build();

@@ -36,13 +36,40 @@ pub fn rank_variables(p: &moor_proto::Processes, local: u32) -> BTreeMap<&'stati
     ])
 }
 
-/// Runs `argv` once per local rank; returns the exit code for the run.
+/// Runs `argv` once per local rank of the run in `dir`; returns the exit
+/// code for the run.
 pub fn run(dir: &Path, argv: &[String]) -> Result<i32> {
     let stored: StoredSpec = sys::read_json(&dir.join(files::SPEC))?;
     let processes = stored
         .spec
         .processes
         .ok_or_else(|| AgentError::usage("the run has no processes to launch"))?;
+    run_ranks(processes, argv)
+}
+
+/// The `--ranks` argument that gives a launcher `p` without a run folder
+/// (in a container): `COUNT,FIRST_RANK,WORLD_SIZE`.
+pub fn ranks_arg(p: &moor_proto::Processes) -> String {
+    format!("{},{},{}", p.count, p.first_rank, p.world_size)
+}
+
+/// Reads a `--ranks` argument.
+pub fn parse_ranks(text: &str) -> Option<moor_proto::Processes> {
+    let mut parts = text.split(',').map(|n| n.parse::<u32>().ok());
+    let (Some(Some(count)), Some(Some(first_rank)), Some(Some(world_size)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    (count > 0 && first_rank + count <= world_size).then_some(moor_proto::Processes {
+        count,
+        first_rank,
+        world_size,
+    })
+}
+
+/// Runs `argv` once per local rank of `processes`; returns the exit code.
+pub fn run_ranks(processes: moor_proto::Processes, argv: &[String]) -> Result<i32> {
     let program = argv
         .first()
         .ok_or_else(|| AgentError::usage("launch: no command"))?;
@@ -125,5 +152,9 @@ mod tests {
         assert_eq!(v["LOCAL_RANK"], "1");
         assert_eq!(v["LOCAL_WORLD_SIZE"], "2");
         assert_eq!(v["WORLD_SIZE"], "6");
+        assert_eq!(super::parse_ranks(&super::ranks_arg(&p)), Some(p));
+        for bad in ["", "2,4", "0,0,1", "2,5,6", "2,4,6,1", "a,b,c"] {
+            assert_eq!(super::parse_ranks(bad), None, "{bad}");
+        }
     }
 }

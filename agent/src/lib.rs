@@ -13,7 +13,8 @@
 //! - `supervise DIR`: internal, the supervisor of one run.
 //! - `env-build DIR`, `container-run DIR`: internal, the jobs of an
 //!   environment build and of a run in a Docker environment.
-//! - `launch DIR`: internal, the job of a run with several processes on this
+//! - `launch DIR -- CMD` (`launch --ranks N,FIRST,WORLD -- CMD` in a
+//!   container): internal, the job of a run with several processes on this
 //!   host (distributed training; see [`launch`]).
 //! - `mpi-launch DIR -- CMD`, `mpi-peer DIR`: internal, the jobs of an MPI
 //!   job's node 0 and other nodes (see [`mpi`]).

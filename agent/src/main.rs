@@ -50,15 +50,24 @@ fn main() -> ExitCode {
             },
             None => Err(usage()),
         },
-        Some("launch") => match (args.get(1), args.get(2).map(String::as_str)) {
-            (Some(dir), Some("--")) if args.len() > 3 => {
-                match moor_agent::launch::run(Path::new(dir), &args[3..]) {
-                    Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
-                    Err(e) => Err(e),
+        Some("launch") => {
+            let launched = match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+                // In a container: the ranks given, no run folder.
+                (Some("--ranks"), Some(ranks), Some(dash)) if dash == "--" && args.len() > 4 => {
+                    moor_agent::launch::parse_ranks(ranks)
+                        .map(|p| moor_agent::launch::run_ranks(p, &args[4..]))
                 }
+                (Some(dir), Some(dash), _) if dash == "--" && args.len() > 3 => {
+                    Some(moor_agent::launch::run(Path::new(dir), &args[3..]))
+                }
+                _ => None,
+            };
+            match launched {
+                Some(Ok(code)) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Some(Err(e)) => Err(e),
+                None => Err(usage()),
             }
-            _ => Err(usage()),
-        },
+        }
         Some("mpi-launch") => match (args.get(1), args.get(2).map(String::as_str)) {
             (Some(dir), Some("--")) if args.len() > 3 => {
                 match moor_agent::mpi::launch(Path::new(dir), &args[3..]) {

@@ -421,13 +421,33 @@ pub fn container_run(dir: &Path) -> Result<i32> {
     if let Ok(gpus) = fs::read_to_string(dir.join(crate::gpus::ASSIGNED)) {
         env.push(format!("CUDA_VISIBLE_DEVICES={gpus}"));
     }
-    if let Some(p) = stored.spec.processes {
-        env.extend(
+    // Several processes: the agent's launcher starts them in the container.
+    let launcher = std::env::current_exe()?;
+    let mut command = stored.spec.command.clone();
+    match stored.spec.processes {
+        Some(p) if p.count > 1 => {
+            command = [
+                crate::docker::LAUNCHER.to_owned(),
+                "launch".into(),
+                "--ranks".into(),
+                crate::launch::ranks_arg(&p),
+                "--".into(),
+            ]
+            .into_iter()
+            .chain(command)
+            .collect();
+            // docker-init's SIGTERM (a cancel) reaches every rank, not only
+            // the launcher.
+            env.push("TINI_KILL_PROCESS_GROUP=1".into());
+        }
+        Some(p) => env.extend(
             crate::launch::rank_variables(&p, 0)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}")),
-        );
+        ),
+        None => {}
     }
+    let launches = command.first().map(String::as_str) == Some(crate::docker::LAUNCHER);
     let outputs = dir.join(files::OUTPUTS);
     let inputs = dir.join(files::INPUTS);
     let code = crate::docker::block_on(async {
@@ -436,7 +456,7 @@ pub fn container_run(dir: &Path) -> Result<i32> {
             &docker,
             crate::docker::ContainerRun {
                 image: &image,
-                command: &stored.spec.command,
+                command: &command,
                 env,
                 run_id: &run_id,
                 src: &stored.workdir,
@@ -445,6 +465,7 @@ pub fn container_run(dir: &Path) -> Result<i32> {
                 output_folders: &stored.spec.outputs,
                 host_network: stored.spec.processes.is_some(),
                 gpus: Path::new("/dev/nvidia0").exists(),
+                launcher: launches.then_some(launcher.as_path()),
             },
         )
         .await

@@ -1,12 +1,16 @@
 //! Distributed training across real test hosts with Debian's CPU torch
 //! (gloo): an all-reduce whose sum proves every rank took part, on 2 and 3
 //! nodes and with several processes per node; a DDP training from an Azure
-//! ML job file after which every rank holds the same parameters; and a node
-//! killed mid-job, which fails the job and stops the other nodes.
+//! ML job file after which every rank holds the same parameters; two
+//! processes in a Docker environment; and a node killed mid-job, which
+//! fails the job and stops the other nodes.
 
 use std::time::{Duration, Instant};
 
-use moor_tests::{assert_exit, docker_or_skip, heavy, source_dir as src, Cluster, HostSpec};
+use moor_tests::{
+    assert_exit, dist_image, docker_or_skip, heavy, source_dir as src, Cluster, HostSpec,
+    ImageGuard,
+};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -176,6 +180,71 @@ fn torch_all_reduce_and_ddp_across_hosts() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!(loss[1] < loss[0] / 2.0, "the loss fell: {loss:?}");
+}
+
+#[test]
+fn several_processes_per_node_in_a_docker_environment() {
+    if !docker_or_skip() {
+        return;
+    }
+    let _heavy = heavy();
+    // The test host drives this machine's Docker engine (its socket): the
+    // container is on this machine's network, not the test host's, so the
+    // rendezvous is on 127.0.0.1 (on a real host, the host's own network).
+    let c = Cluster::new(
+        MOOR,
+        1,
+        HostSpec {
+            docker_socket: Some(true),
+            ..HostSpec::default()
+        },
+    );
+    let moor = &c.moor;
+    let created = moor.run(&[
+        "env",
+        "create",
+        "torch",
+        "--docker-base",
+        dist_image(),
+        "--json",
+    ]);
+    assert_exit(&created, 0);
+    let shown = moor.run(&["env", "show", "torch", "--json"]);
+    let hash = shown.json()["hash"].as_str().unwrap().to_owned();
+    let _image = ImageGuard(moor_proto::env::image_tag(&hash));
+    let code = src(&[("allreduce.py", ALL_REDUCE)]);
+    let out = moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--env",
+        "torch",
+        "--processes-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--source-dir",
+        code.path().to_str().unwrap(),
+        "--json",
+        "--",
+        "python3",
+        "allreduce.py",
+    ]);
+    assert_exit(&out, 0);
+    for rank in 0..2 {
+        let line = format!("rank {rank}/2 node 0 local {rank}/2 sum 3");
+        assert!(out.stderr.contains(&line), "{line} in {}", out.stderr);
+    }
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let to = tempfile::tempdir().unwrap();
+    assert_exit(
+        &moor.run(&["download", &id, "--to", to.path().to_str().unwrap()]),
+        0,
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.path().join("node-0/sum.txt")).unwrap(),
+        "3 2\n"
+    );
 }
 
 #[test]

@@ -130,16 +130,6 @@ fn check(plan: &JobPlan) -> Result<()> {
             "use a conda or pip environment (or none) for distribution type mpi",
         ));
     }
-    if docker {
-        if let Some(Distribution::Pytorch { processes_per_node }) = plan.distribution {
-            if processes_per_node > 1 {
-                return Err(Error::usage(
-                    "several processes per node in a Docker environment are not supported",
-                    "use process_count_per_instance: 1 (and torchrun in the command), or a conda/pip environment",
-                ));
-            }
-        }
-    }
     Ok(())
 }
 
