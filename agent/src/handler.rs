@@ -400,12 +400,17 @@ fn stream_log(
     follow: bool,
 ) -> io::Result<()> {
     let path = daemon.runs.dir(run_id).join(files::LOG);
+    // Polled at 1 ms, then less often while nothing happens (25 ms at most):
+    // a short run's end is seen at once, a quiet long one costs little.
+    let mut idle = Duration::from_millis(1);
+    let wait = |idle: &mut Duration| {
+        std::thread::sleep(*idle);
+        *idle = (*idle * 2).min(Duration::from_millis(25));
+    };
     let mut file = loop {
         match fs::File::open(&path) {
             Ok(f) => break f,
-            Err(_) if follow && !daemon.runs.info(run_id)?.state.is_final() => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
+            Err(_) if follow && !daemon.runs.info(run_id)?.state.is_final() => wait(&mut idle),
             Err(_) => return send(writer, &Frame::end(id)),
         }
     };
@@ -426,6 +431,7 @@ fn stream_log(
     };
     loop {
         if send_chunk(&mut file)? > 0 {
+            idle = Duration::from_millis(1);
             continue;
         }
         // At the end of what is written: done, unless following a live run.
@@ -436,6 +442,6 @@ fn stream_log(
             }
             return send(writer, &Frame::end(id));
         }
-        std::thread::sleep(Duration::from_millis(25));
+        wait(&mut idle);
     }
 }

@@ -36,6 +36,7 @@
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
 pub mod build_network;
+pub mod container_job;
 pub mod docker;
 pub mod docker_context;
 pub mod envbuild;

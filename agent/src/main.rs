@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         },
         Some("conda-create") => envbuild::conda_create_command(&args[1..]),
         Some("container-run") => match args.get(1) {
-            Some(dir) => match supervise::container_run(Path::new(dir)) {
+            Some(dir) => match moor_agent::container_job::run(Path::new(dir)) {
                 Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => Err(e),
             },

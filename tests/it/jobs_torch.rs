@@ -245,6 +245,58 @@ fn several_processes_per_node_in_a_docker_environment() {
         std::fs::read_to_string(to.path().join("node-0/sum.txt")).unwrap(),
         "3 2\n"
     );
+
+    // A cancel reaches every rank in the container (each notes its SIGTERM
+    // in the outputs, copied back when the container stops).
+    let code = src(&[(
+        "wait.py",
+        "import os, signal, sys, time\n\
+         def bye(*_):\n    open(os.path.join(os.environ['MOOR_OUTPUT_DIR'], 'term-' + os.environ['RANK']), 'w').close()\n    sys.exit(0)\n\
+         signal.signal(signal.SIGTERM, bye)\n\
+         print('up', os.environ['RANK'], flush=True)\n\
+         time.sleep(600)\n",
+    )]);
+    let out = moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--env",
+        "torch",
+        "--processes-per-node",
+        "2",
+        "--source-dir",
+        code.path().to_str().unwrap(),
+        "--detach",
+        "--json",
+        "--",
+        "python3",
+        "wait.py",
+    ]);
+    assert_exit(&out, 0);
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = moor.run(&["logs", &id]).stdout;
+        if log.contains("up 0") && log.contains("up 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both ranks up: {log}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let cancelled = moor.run(&["cancel", &id, "--json"]);
+    assert_exit(&cancelled, 0);
+    assert_eq!(cancelled.json()["state"], "cancelled");
+    let to = tempfile::tempdir().unwrap();
+    assert_exit(
+        &moor.run(&["download", &id, "--to", to.path().to_str().unwrap()]),
+        0,
+    );
+    for rank in 0..2 {
+        assert!(
+            to.path().join(format!("node-0/term-{rank}")).exists(),
+            "rank {rank} got no SIGTERM"
+        );
+    }
 }
 
 #[test]
