@@ -53,9 +53,6 @@ pub fn run(dir: &Path) -> Result<i32> {
             .into_iter()
             .chain(command)
             .collect();
-            // docker-init's SIGTERM (a cancel) reaches every rank, not only
-            // the launcher.
-            env.push("TINI_KILL_PROCESS_GROUP=1".into());
         }
         Some(p) => env.extend(
             crate::launch::rank_variables(&p, 0)

@@ -73,6 +73,9 @@ pub fn run_ranks(processes: moor_proto::Processes, argv: &[String]) -> Result<i3
     let program = argv
         .first()
         .ok_or_else(|| AgentError::usage("launch: no command"))?;
+    // A SIGTERM (a cancel; docker-init's in a container) is passed on to
+    // every rank, and their ends are waited for, not cut short.
+    let term = sys::survive_sigterm();
     let mut children: Vec<Pid> = Vec::new();
     for local in 0..processes.count {
         let mut command = Command::new(program);
@@ -87,6 +90,16 @@ pub fn run_ranks(processes: moor_proto::Processes, argv: &[String]) -> Result<i3
                 return Ok(127);
             }
         }
+    }
+    if let Some((runtime, mut term)) = term {
+        let ranks = children.clone();
+        std::thread::spawn(move || {
+            while runtime.block_on(term.recv()).is_some() {
+                for pid in &ranks {
+                    let _ = kill(*pid, Signal::SIGTERM);
+                }
+            }
+        });
     }
     let mut left = children.len();
     let mut failed: Option<i32> = None;

@@ -82,22 +82,6 @@ fn edit_authorized_keys(tag: &str, add: Option<&str>) -> io::Result<()> {
     fs::rename(&tmp, &path)
 }
 
-/// Outlives SIGTERM: a cancel is seen through the run's cancel marker (and
-/// reaches mpirun itself, whose SIGTERM stays the default: a handler, unlike
-/// an ignored signal, is not inherited), so the key is always removed
-/// before this process ends. Keep the returned value alive.
-fn survive_sigterm() -> Option<(tokio::runtime::Runtime, tokio::signal::unix::Signal)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .ok()?;
-    let term = {
-        let _entered = runtime.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()?
-    };
-    Some((runtime, term))
-}
-
 /// `mpi-peer RUN_DIR`: accepts the job key from node 0 until the job ends.
 pub fn peer(dir: &Path) -> Result<i32> {
     let MpiRole::Peer { public_key, from } = role(dir)? else {
@@ -111,7 +95,7 @@ pub fn peer(dir: &Path) -> Result<i32> {
     if from.contains(['"', ',', ' ']) || key.contains('"') {
         return Err(AgentError::usage("mpi-peer: a bad address or key"));
     }
-    let _term = survive_sigterm();
+    let _term = sys::survive_sigterm();
     let tag = tag(dir);
     edit_authorized_keys(&tag, Some(&format!("from=\"{from}\",restrict {key} {tag}")))?;
     sys::write_atomic(&dir.join(READY), b"")?;
@@ -190,7 +174,7 @@ pub fn launch(dir: &Path, argv: &[String]) -> Result<i32> {
     else {
         return Err(AgentError::usage("mpi-launch: the run is not node 0"));
     };
-    let _term = survive_sigterm();
+    let _term = sys::survive_sigterm();
     let mpi_dir = dir.join("mpi");
     sys::create_private_dir(&mpi_dir)?;
     let key_path = mpi_dir.join("key");

@@ -301,6 +301,21 @@ pub fn load_average() -> [f64; 3] {
     out
 }
 
+/// Makes this process outlive SIGTERM (the children it starts afterwards
+/// keep the default: a handler, unlike an ignored signal, is not
+/// inherited); the returned stream hears each SIGTERM. Keep it alive.
+pub fn survive_sigterm() -> Option<(tokio::runtime::Runtime, tokio::signal::unix::Signal)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()?;
+    let term = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()?
+    };
+    Some((runtime, term))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
