@@ -458,6 +458,15 @@ impl Runs {
     }
 }
 
+/// A line from moor in the run's log (best effort: the disk may be full).
+pub fn note(dir: &Path, line: &str) {
+    tracing::warn!("{}: {line}", dir.display());
+    let _ = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join(files::LOG))
+        .and_then(|mut log| io::Write::write_all(&mut log, format!("moor: {line}\n").as_bytes()));
+}
+
 /// A run accepted moments ago (in this boot) whose supervisor has not yet
 /// written its identity is queued, not lost.
 fn young(dir: &Path, stored: &StoredSpec) -> bool {

@@ -30,7 +30,7 @@ use moor_proto::env::EnvKind;
 
 use crate::envs::{Envs, Ready};
 use crate::error::{AgentError, Result};
-use crate::runs::{files, Status, StoredSpec, Supervisor};
+use crate::runs::{files, note, Status, StoredSpec, Supervisor};
 use crate::sys;
 
 /// Supervises the run in `dir` to its end.
@@ -434,13 +434,4 @@ fn end_detail(status: &Status, state: RunState) -> String {
         (_, Some(code), None) => format!("exit {code}"),
         _ => format!("{state:?}").to_lowercase(),
     }
-}
-
-/// A line from moor in the run's log (best effort: the disk may be full).
-pub(crate) fn note(dir: &Path, line: &str) {
-    tracing::warn!("{}: {line}", dir.display());
-    let _ = fs::OpenOptions::new()
-        .append(true)
-        .open(dir.join(files::LOG))
-        .and_then(|mut log| io::Write::write_all(&mut log, format!("moor: {line}\n").as_bytes()));
 }

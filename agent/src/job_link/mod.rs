@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use moor_proto::JobLink;
 use nix::sys::signal::Signal;
 
-use crate::runs::files;
+use crate::runs::{files, note};
 use crate::sys;
 use hub::{hub, Event};
 
@@ -267,11 +267,6 @@ fn read_line(lines: &mut BufReader<TcpStream>) -> Result<String, String> {
         }
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// A line from moor in the run's log.
-fn note(dir: &Path, line: &str) {
-    crate::supervise::note(dir, line);
 }
 
 #[cfg(test)]
