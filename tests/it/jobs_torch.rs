@@ -2,8 +2,9 @@
 //! (gloo): an all-reduce whose sum proves every rank took part, on 2 and 3
 //! nodes and with several processes per node; a DDP training from an Azure
 //! ML job file after which every rank holds the same parameters; two
-//! processes in a Docker environment; and a node killed mid-job, which
-//! fails the job and stops the other nodes.
+//! processes in a Docker environment; TensorFlow's `TF_CONFIG` (each worker
+//! serves and reaches the others where it says: what TF's own servers do);
+//! and a node killed mid-job, which fails the job and stops the other nodes.
 
 use std::time::{Duration, Instant};
 
@@ -296,6 +297,63 @@ fn several_processes_per_node_in_a_docker_environment() {
             to.path().join(format!("node-0/term-{rank}")).exists(),
             "rank {rank} got no SIGTERM"
         );
+    }
+}
+
+/// A TensorFlow worker's rendezvous without TensorFlow (not in Debian):
+/// listen where `TF_CONFIG` puts this worker, reach the next one where it
+/// puts that one, hear the previous one.
+const TF_CHECK: &str = r#"import json, os, socket, time
+c = json.loads(os.environ["TF_CONFIG"])
+workers, me = c["cluster"]["worker"], c["task"]["index"]
+assert c["task"]["type"] == "worker"
+port = int(workers[me].rsplit(":", 1)[1])
+srv = socket.create_server(("0.0.0.0", port))
+host, other = workers[(me + 1) % len(workers)].rsplit(":", 1)
+deadline = time.time() + 30
+while True:
+    try:
+        s = socket.create_connection((host, int(other)), timeout=2)
+        s.sendall(f"worker {me}".encode()); s.close(); break
+    except OSError:
+        if time.time() > deadline: raise
+        time.sleep(0.2)
+conn, _ = srv.accept()
+print(f"worker {me} of {len(workers)} heard {conn.recv(64).decode()}", flush=True)
+"#;
+
+#[test]
+fn tensorflow_workers_meet_where_tf_config_says() {
+    if !docker_or_skip() {
+        return;
+    }
+    let c = Cluster::new(MOOR, 3, HostSpec::default());
+    let code = src(&[
+        ("src/tf_check.py", TF_CHECK),
+        (
+            "tf.yml",
+            "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n\
+             code: src\n\
+             command: python3 tf_check.py\n\
+             compute: azureml:trio\n\
+             resources:\n  instance_count: 3\n\
+             distribution:\n  type: tensorflow\n  worker_count: 3\n",
+        ),
+    ]);
+    assert_exit(
+        &c.moor.run(&[
+            "pool", "create", "trio", "--target", "node0", "--target", "node1", "--target", "node2",
+        ]),
+        0,
+    );
+    let file = code.path().join("tf.yml");
+    let out = c
+        .moor
+        .run(&["job", "submit", file.to_str().unwrap(), "--json"]);
+    assert_exit(&out, 0);
+    for (me, from) in [(0, 2), (1, 0), (2, 1)] {
+        let line = format!("[node {me}] worker {me} of 3 heard worker {from}");
+        assert!(out.stderr.contains(&line), "{line} in {}", out.stderr);
     }
 }
 
