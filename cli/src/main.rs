@@ -168,6 +168,10 @@ async fn run(cli: Cli) -> u8 {
             .await
             .map(|r| Printed::of(&r)),
         Command::Status(args) => cmd::status::run(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Forward(args) => cmd::forward::forward(args, &ctx)
+            .await
+            .map(|r| Printed::of(&r)),
+        Command::Ssh(args) => cmd::ssh::ssh(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::HostKey(HostKeyCommand::Forget { host }) => {
             cmd::host_key::forget(&ctx, host).map(|r| Printed::of(&r))
         }

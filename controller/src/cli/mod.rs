@@ -12,12 +12,14 @@ mod env;
 mod job;
 mod network;
 mod run;
+mod ssh;
 
 pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
 pub use env::{EnvCreateArgs, EnvPrepareArgs, EnvPruneArgs, PrepareAssetArgs};
 pub use job::{JobCommand, JobSubmitArgs, PoolCommand};
 pub use network::NetworkArgs;
 pub use run::{DistributionKind, JobFlags, RunArgs, RUN_EXIT_CODES};
+pub use ssh::{ForwardArgs, SshArgs};
 
 use crate::target_kind::TargetKind;
 
@@ -138,6 +140,17 @@ pub enum Command {
 
     /// Agent status of targets (all, or those named): version, uptime, load, runs going.
     Status(StatusArgs),
+
+    /// Forward local ports to ports on a target (`ssh -L` with the target's
+    /// stored settings and pinned host key): listens on 127.0.0.1 until
+    /// Ctrl-C, reconnecting when the SSH connection drops.
+    Forward(ForwardArgs),
+
+    /// A shell on a target (a pseudo-terminal when this is a terminal), or
+    /// one command (`-- CMD`), with the target's stored settings and pinned
+    /// host key. Exits with the remote exit code (a signal N: 128+N; no
+    /// status: 255).
+    Ssh(SshArgs),
 
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]

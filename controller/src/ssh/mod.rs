@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 mod connect;
 mod host_key;
+mod interactive;
 pub mod jump;
 pub mod known_hosts;
 mod pattern;
@@ -28,6 +29,7 @@ pub use auth::{AuthUsed, Credentials};
 use connect::{establish, open_channel, open_tcp};
 use host_key::Handler;
 pub use host_key::{same_fingerprint, HostKeyInfo, HostKeyPolicy, HostKeyStatus, Pin};
+pub use interactive::Pty;
 pub use jump::JumpHost;
 pub use known_hosts::{KnownHosts, Verdict};
 
@@ -252,6 +254,40 @@ impl Session {
         let channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         channel.exec(true, command).await.map_err(ssh_err)?;
         Ok(channel.into_stream())
+    }
+
+    /// A `direct-tcpip` channel to `host:port` as the server reaches it
+    /// (what `ssh -L` opens per connection), within `timeout`.
+    pub async fn direct_tcpip(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<russh::ChannelStream<client::Msg>> {
+        let opened = tokio::time::timeout(
+            timeout,
+            self.handle
+                .channel_open_direct_tcpip(host, port.into(), "127.0.0.1", 0),
+        )
+        .await;
+        let cause = match opened {
+            Ok(Ok(channel)) => return Ok(channel.into_stream()),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => format!(
+                "the host could not open {host}:{port} ({reason:?}; does anything listen there?)"
+            ),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no channel to {host}:{port} within {} s", timeout.as_secs()),
+        };
+        Err(Error::Ssh {
+            host: self.endpoint.host.clone(),
+            port: self.endpoint.port,
+            cause,
+        })
+    }
+
+    /// Whether the connection has ended (dropped, or closed by the server).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
     }
 
     /// Closes the connection politely.
