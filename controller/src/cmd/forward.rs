@@ -26,6 +26,9 @@ use crate::target::{Access, Targets};
 /// How long a channel to the remote port may take to open.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Each direction's copy buffer.
+const COPY_BUFFER: usize = 256 * 1024;
+
 /// One forwarded port.
 #[derive(Debug, Clone, Serialize)]
 pub struct Forward {
@@ -193,7 +196,15 @@ impl Tunnel {
             }
         };
         self.connections.fetch_add(1, Ordering::Relaxed);
-        let _ = tokio::io::copy_bidirectional(&mut local, &mut channel).await;
+        // Buffers of a few SSH packets each way (the default 8 KiB cut every
+        // 32 KiB packet in four).
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut local,
+            &mut channel,
+            COPY_BUFFER,
+            COPY_BUFFER,
+        )
+        .await;
     }
 
     /// A channel to `remote`, on a new SSH connection if the last one dropped.
