@@ -10,6 +10,10 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ssh-agent >/dev/null || need+=(openssh-client)
 command -v flock >/dev/null || need+=(util-linux)
+# `moor ssh`'s test runs it in a pseudo-terminal made by script(1).
+command -v script >/dev/null || need+=(bsdutils)
+# The port-forwarding benchmark fetches through both tunnels with curl.
+command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 # The agent's C dependencies (zstd, bzip2, TLS) are built for musl.
 command -v musl-gcc >/dev/null || need+=(musl-tools)

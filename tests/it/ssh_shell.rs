@@ -1,7 +1,7 @@
 //! `moor ssh` against a real test host: a command's output, stderr, exit
 //! code and words arriving exactly as given; stdin piped; and, in a real
-//! pseudo-terminal (util-linux `script`), a PTY on the host and Ctrl-C
-//! reaching the remote command as typed.
+//! pseudo-terminal (util-linux `script`), a PTY on the host with a window
+//! size, and Ctrl-C reaching the remote command as typed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -58,10 +58,12 @@ fn moor_ssh_runs_commands_and_shells_on_the_target() {
     assert_eq!(out.stdout.trim(), "5");
 
     // A pseudo-terminal on the host, and the remote exit code.
-    let child = in_a_terminal(&f, "ssh box -- sh -c 'tty; exit 7'");
+    // (`script` with piped stdin has no window size: moor's 80x24 default.)
+    let child = in_a_terminal(&f, "ssh box -- sh -c 'tty; stty size; exit 7'");
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("24 80"), "{text}");
     assert_eq!(out.status.code(), Some(7), "{text}");
 
     // Ctrl-C typed goes to the remote command.
