@@ -1,12 +1,13 @@
 //! `moor forward` against a real test host: an HTTP server listening on the
 //! host's 127.0.0.1 is reached from here through the target's SSH
 //! connection, 50 requests at once; the SSH connection killed on the host
-//! is opened again for the next request; a taken local port and a remote
-//! port nothing listens on are said; Ctrl-C ends it with a summary.
+//! is opened again for the next request; `--run` reaches a server a run
+//! started; a taken local port and a remote port nothing listens on are
+//! said; Ctrl-C ends it with a summary.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec};
@@ -35,18 +36,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_forward(f: &Fixture, args: &[&str]) -> Child {
-    Command::new(MOOR)
-        .args(args)
-        .env("HOME", f.moor.home())
-        .env("MOOR_WORKSPACE", f.moor.workspace())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn forward_reaches_a_server_on_the_host_and_survives_a_dropped_connection() {
     if !docker_or_skip() {
@@ -64,7 +53,9 @@ fn forward_reaches_a_server_on_the_host_and_survives_a_dropped_connection() {
              2>/dev/null && break; sleep 0.1; done",
     );
     let port = free_port();
-    let mut child = spawn_forward(&f, &["forward", "box", &format!("8765:{port}"), "--json"]);
+    let mut child = f
+        .moor
+        .spawn_piped(&["forward", "box", &format!("8765:{port}"), "--json"]);
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut said = String::new();
     for line in stderr.by_ref() {
@@ -116,7 +107,9 @@ fn forward_reaches_a_server_on_the_host_and_survives_a_dropped_connection() {
 
     // Nothing listens on the host's port 1: the local connection is closed.
     let nothing = free_port();
-    let mut idle = spawn_forward(&f, &["forward", "box", &format!("1:{nothing}")]);
+    let mut idle = f
+        .moor
+        .spawn_piped(&["forward", "box", &format!("1:{nothing}")]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", nothing)).is_err() {
         assert!(
@@ -129,6 +122,46 @@ fn forward_reaches_a_server_on_the_host_and_survives_a_dropped_connection() {
     assert_eq!(status, "", "an answer from nowhere");
     idle.kill().unwrap();
     let _ = idle.wait();
+
+    // --run: the port a run serves, on that run's target.
+    let served = tempfile::tempdir().unwrap();
+    std::fs::write(served.path().join("hello.txt"), "from the run\n").unwrap();
+    let run = f.moor.run(&[
+        "run",
+        "--target",
+        "box",
+        "--source-dir",
+        served.path().to_str().unwrap(),
+        "--detach",
+        "--json",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "8766",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    assert_exit(&run, 0);
+    let id = run.json()["id"].as_str().unwrap().to_owned();
+    let by_run = free_port();
+    let mut of_run = f
+        .moor
+        .spawn_piped(&["forward", "--run", &id, &format!("8766:{by_run}")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((status, got)) = get(by_run, "hello.txt") {
+            if status.contains("200") {
+                assert_eq!(got, "from the run\n");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the run's server never answered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    of_run.kill().unwrap();
+    let _ = of_run.wait();
+    assert_exit(&f.moor.run(&["cancel", &id, "--grace", "1"]), 0);
 
     // Ctrl-C: exit 0 and a summary.
     Command::new("kill")

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec};
 
@@ -56,6 +57,35 @@ fn moor_ssh_runs_commands_and_shells_on_the_target() {
         .run_with_stdin(&["ssh", "box", "--", "wc", "-c"], Some("hello"));
     assert_exit(&out, 0);
     assert_eq!(out.stdout.trim(), "5");
+
+    // No terminal: Ctrl-C (SIGINT to moor) is passed to the command.
+    let mut child = f.moor.spawn_piped(&[
+        "ssh",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        // (sleep's output elsewhere: it would hold the channel open.)
+        "trap 'echo got INT; exit 4' INT; echo ready; sleep 30 >/dev/null 2>&1 & wait",
+    ]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let interrupted = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(rest, "got INT\n");
+    assert_eq!(status.code(), Some(4));
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "the INT came late"
+    );
 
     // A pseudo-terminal on the host, and the remote exit code.
     // (`script` with piped stdin has no window size: moor's 80x24 default.)

@@ -108,6 +108,16 @@ impl Moor {
         cmd.spawn().expect("spawn moor")
     }
 
+    /// Starts `moor ARGS` without waiting, stdout and stderr piped (stdin
+    /// empty), for tests that read it as it goes and interrupt it.
+    pub fn spawn_piped(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn moor")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)

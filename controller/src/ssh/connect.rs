@@ -208,9 +208,7 @@ fn client_config(known_types: &[String]) -> client::Config {
     // server CPU has, ring's AES-GCM moves bulk data (uploads, downloads,
     // forwarded ports) much faster than ChaCha20-Poly1305; both are AEADs.
     let mut ciphers = preferred.cipher.to_vec();
-    ciphers.sort_by_key(|c| {
-        ![russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM].contains(c)
-    });
+    ciphers.sort_by_key(|c| ![russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM].contains(c));
     preferred.cipher = ciphers.into();
     if !known_types.is_empty() {
         let mut keys = preferred.key.to_vec();
