@@ -6,33 +6,11 @@
 
 use std::time::Duration;
 
-use moor_tests::{assert_exit, docker_or_skip, source_dir as src, Cluster, HostSpec, Moor};
+use moor_tests::{docker_or_skip, source_dir as src, Cluster, HostSpec};
 
-use crate::jobs::{job_row, running, wait_for};
+use crate::jobs::{job_row, running, start_napping, wait_for};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
-
-/// Starts `sh nap.sh` on node0..node2 as one detached job; its id.
-fn start_napping(moor: &Moor, dir: &str) -> String {
-    let out = moor.run(&[
-        "run",
-        "--target",
-        "node0",
-        "--target",
-        "node1",
-        "--target",
-        "node2",
-        "--source-dir",
-        dir,
-        "--detach",
-        "--json",
-        "--",
-        "sh",
-        "nap.sh",
-    ]);
-    assert_exit(&out, 0);
-    out.json()["id"].as_str().unwrap().to_owned()
-}
 
 #[test]
 fn the_nodes_of_a_detached_job_stop_one_another() {
@@ -46,7 +24,7 @@ fn the_nodes_of_a_detached_job_stop_one_another() {
     let all_running = || (0..3).all(|i| running(&c.hosts[i], "[s]leep 600"));
 
     // Node 2's command is killed: nodes 0 and 1 stop, nobody following.
-    let id = start_napping(moor, dir);
+    let id = start_napping(moor, &["node0", "node1", "node2"], dir);
     wait_for("every node running", Duration::from_secs(30), all_running);
     c.hosts[2].exec("pkill -9 -f '[s]leep 600'");
     wait_for("nodes 0 and 1 stopped", Duration::from_secs(20), || {
@@ -67,7 +45,7 @@ fn the_nodes_of_a_detached_job_stop_one_another() {
     );
 
     // Node 0 falls silent: nodes 1 and 2 leave it after the silence limit.
-    let id = start_napping(moor, dir);
+    let id = start_napping(moor, &["node0", "node1", "node2"], dir);
     wait_for("every node running", Duration::from_secs(30), all_running);
     c.hosts[0].pause();
     let left = std::panic::catch_unwind(|| {

@@ -33,6 +33,26 @@ pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bo
     }
 }
 
+/// Starts `sh nap.sh` (from `dir`) on `targets` as one detached job; its id.
+pub(crate) fn start_napping(moor: &Moor, targets: &[&str], dir: &str) -> String {
+    let mut args = vec!["run"];
+    for target in targets {
+        args.extend(["--target", target]);
+    }
+    args.extend([
+        "--source-dir",
+        dir,
+        "--detach",
+        "--json",
+        "--",
+        "sh",
+        "nap.sh",
+    ]);
+    let out = moor.run(&args);
+    assert_exit(&out, 0);
+    out.json()["id"].as_str().unwrap().to_owned()
+}
+
 /// Whether a process whose command line matches `pattern` runs on `host`
 /// (written so that it does not match this check's own command line, e.g.
 /// `[n]ap.sh`).
@@ -144,22 +164,7 @@ fn pools_and_a_command_on_several_targets_as_one_job() {
     // --target a --target b, detached; cancel stops every node.
     let sleeper = src(&[("nap.sh", "sleep 300\n")]);
     let dir = sleeper.path().to_str().unwrap();
-    let out = moor.run(&[
-        "run",
-        "--target",
-        "node1",
-        "--target",
-        "node2",
-        "--source-dir",
-        dir,
-        "--detach",
-        "--json",
-        "--",
-        "sh",
-        "nap.sh",
-    ]);
-    assert_exit(&out, 0);
-    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let id = start_napping(moor, &["node1", "node2"], dir);
     wait_for("both nodes running", Duration::from_secs(30), || {
         running(&c.hosts[1], "[n]ap.sh") && running(&c.hosts[2], "[n]ap.sh")
     });

@@ -26,10 +26,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use moor_proto::JobLink;
-use nix::sys::signal::Signal;
 
-use crate::runs::{files, note};
-use crate::sys;
+use crate::runs::{note, Runs};
 use hub::{hub, Event};
 
 mod hub;
@@ -146,22 +144,12 @@ impl Stopper {
             return;
         }
         note(&self.dir, &format!("{reason}; stopping this node"));
-        // The cancel marker: a run not started yet never starts, and the
-        // supervisor records the end as a cancel and sweeps what is left.
-        let _ = std::fs::write(
-            self.dir.join(files::CANCEL),
-            self.grace.as_secs().to_string(),
-        );
-        let me = std::process::id();
-        sys::signal_descendants(me, Signal::SIGTERM);
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if self.ended.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sys::signal_descendants(me, Signal::SIGKILL);
+        // Exactly what `moor cancel` does to the run (this supervisor's
+        // own): the run ends `cancelled`, nothing of it left running.
+        let (Some(runs), Some(id)) = (self.dir.parent(), self.dir.file_name()) else {
+            return;
+        };
+        let _ = Runs::new(runs.to_owned()).cancel(&id.to_string_lossy(), self.grace);
     }
 }
 

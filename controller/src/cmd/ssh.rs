@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use crate::cli::SshArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{Render, Text};
 use crate::remote::quote;
 use crate::ssh::Pty;
@@ -74,15 +74,8 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<Ended> {
         .interactive(command.as_deref(), pty.as_ref())
         .await?;
     let (mut from_host, to_host) = channel.split();
-    let signals = |kind| {
-        tokio::signal::unix::signal(kind).map_err(|e| Error::Io {
-            what: "cannot handle signals",
-            path: "signal".into(),
-            cause: e,
-        })
-    };
-    let mut window = signals(tokio::signal::unix::SignalKind::window_change())?;
-    let mut interrupt = signals(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut window = super::run::signal(tokio::signal::unix::SignalKind::window_change())?;
+    let mut interrupt = super::run::ctrl_c()?;
     // Raw from here to the end (restored when this is dropped).
     let _raw = if terminal { RawMode::enter() } else { None };
     let mut stdin = stdin_chunks();
@@ -136,9 +129,18 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<Ended> {
     }
     session.close().await;
     let exit_code = match (&signal, status) {
-        (Some(sig), _) => 128 + signal_number(sig),
+        (Some(sig), _) => {
+            eprintln!("moor: the remote command ended by signal {sig:?}");
+            128 + signal_number(sig)
+        }
         (None, Some(code)) => u8::try_from(code).unwrap_or(255),
-        (None, None) => 255,
+        (None, None) => {
+            eprintln!(
+                "moor: the session on {} ended without an exit status (exit 255)",
+                target.name
+            );
+            255
+        }
     };
     Ok(Ended {
         target: target.name,

@@ -95,17 +95,22 @@ pub(super) async fn open_channel(
             "no answer within {}s",
             timeout.as_secs_f64()
         ))),
-        Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(refused(match reason {
-            russh::ChannelOpenFailure::AdministrativelyProhibited => {
-                "it does not allow TCP forwarding (sshd AllowTcpForwarding)".into()
-            }
-            russh::ChannelOpenFailure::ConnectFailed => {
-                "it could not connect there (refused, unreachable or no such host)".into()
-            }
-            other => format!("{other:?}"),
-        })),
+        Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(refused(open_failure(&reason))),
         Ok(Err(e)) => Err(refused(e.to_string())),
         Ok(Ok(channel)) => Ok(channel.into_stream()),
+    }
+}
+
+/// Why a server refused a `direct-tcpip` channel, for people.
+pub(super) fn open_failure(reason: &russh::ChannelOpenFailure) -> String {
+    match reason {
+        russh::ChannelOpenFailure::AdministrativelyProhibited => {
+            "it does not allow TCP forwarding (sshd AllowTcpForwarding)".into()
+        }
+        russh::ChannelOpenFailure::ConnectFailed => {
+            "it could not connect there (refused, unreachable or no such host)".into()
+        }
+        other => format!("{other:?}"),
     }
 }
 

@@ -5,7 +5,7 @@ use russh::client::Msg;
 use russh::Channel;
 
 use super::Session;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The pseudo-terminal a session gets: `TERM` and the window's size.
 #[derive(Debug, Clone)]
@@ -26,11 +26,7 @@ impl Session {
         command: Option<&str>,
         pty: Option<&Pty>,
     ) -> Result<Channel<Msg>> {
-        let ssh_err = |e: russh::Error| Error::Ssh {
-            host: self.endpoint.host.clone(),
-            port: self.endpoint.port,
-            cause: e.to_string(),
-        };
+        let ssh_err = |e: russh::Error| self.ssh_error(e);
         let channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         if let Some(pty) = pty {
             channel

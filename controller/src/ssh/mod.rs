@@ -209,11 +209,7 @@ impl Session {
         stdin: &[u8],
         progress: &Transfer,
     ) -> Result<ExecOutput> {
-        let ssh_err = |e: russh::Error| Error::Ssh {
-            host: self.endpoint.host.clone(),
-            port: self.endpoint.port,
-            cause: e.to_string(),
-        };
+        let ssh_err = |e: russh::Error| self.ssh_error(e);
         let mut channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         channel.exec(true, command).await.map_err(ssh_err)?;
         for piece in stdin.chunks(256 * 1024) {
@@ -231,11 +227,7 @@ impl Session {
                     out.exit_signal = Some(format!("{signal_name:?}"))
                 }
                 ChannelMsg::Failure => {
-                    return Err(Error::Ssh {
-                        host: self.endpoint.host.clone(),
-                        port: self.endpoint.port,
-                        cause: "the server refused to run the command".into(),
-                    })
+                    return Err(self.ssh_error("the server refused to run the command"))
                 }
                 _ => {}
             }
@@ -246,11 +238,7 @@ impl Session {
     /// Runs `command` with its stdin and stdout as one byte stream (stderr is
     /// dropped): the transport of the agent protocol.
     pub async fn exec_stream(&self, command: &str) -> Result<russh::ChannelStream<client::Msg>> {
-        let ssh_err = |e: russh::Error| Error::Ssh {
-            host: self.endpoint.host.clone(),
-            port: self.endpoint.port,
-            cause: e.to_string(),
-        };
+        let ssh_err = |e: russh::Error| self.ssh_error(e);
         let channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         channel.exec(true, command).await.map_err(ssh_err)?;
         Ok(channel.into_stream())
@@ -270,19 +258,24 @@ impl Session {
                 .channel_open_direct_tcpip(host, port.into(), "127.0.0.1", 0),
         )
         .await;
-        let cause = match opened {
+        Err(self.ssh_error(match opened {
             Ok(Ok(channel)) => return Ok(channel.into_stream()),
             Ok(Err(russh::Error::ChannelOpenFailure(reason))) => format!(
-                "the host could not open {host}:{port} ({reason:?}; does anything listen there?)"
+                "cannot reach {host}:{port} from the host: {}",
+                connect::open_failure(&reason)
             ),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no channel to {host}:{port} within {} s", timeout.as_secs()),
-        };
-        Err(Error::Ssh {
+        }))
+    }
+
+    /// An SSH error of this connection.
+    fn ssh_error(&self, cause: impl std::fmt::Display) -> Error {
+        Error::Ssh {
             host: self.endpoint.host.clone(),
             port: self.endpoint.port,
-            cause,
-        })
+            cause: cause.to_string(),
+        }
     }
 
     /// Whether the connection has ended (dropped, or closed by the server).
