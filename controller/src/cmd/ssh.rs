@@ -118,10 +118,13 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<Ended> {
             _ = interrupt.recv() => {
                 interrupts += 1;
                 if interrupts > 1 {
-                    eprintln!("moor: interrupted twice; leaving the remote command");
-                    status = None;
-                    signal = Some(Sig::INT);
-                    break;
+                    eprintln!("moor: interrupted twice; leaving the remote command (exit 130)");
+                    session.close().await;
+                    return Ok(Ended {
+                        target: target.name,
+                        exit_code: 130,
+                        signal: None,
+                    });
                 }
                 let _ = to_host.signal(Sig::INT).await;
             }
