@@ -25,12 +25,13 @@ use crate::sys;
 /// What the daemon shares between connections.
 pub struct Daemon {
     started: Instant,
-    runs: Runs,
-    envs: Envs,
+    pub(crate) runs: Runs,
+    pub(crate) envs: Envs,
     /// Serialises prepares: one build per environment, however many ask.
     preparing: Mutex<()>,
-    snapshots: PathBuf,
-    exe: PathBuf,
+    pub(crate) snapshots: PathBuf,
+    pub(crate) endpoints: crate::endpoints::Endpoints,
+    pub(crate) exe: PathBuf,
     build: String,
 }
 
@@ -54,6 +55,7 @@ impl Daemon {
             envs: Envs::new(moor.join("envs")),
             preparing: Mutex::new(()),
             snapshots: moor.join("snapshots"),
+            endpoints: crate::endpoints::Endpoints::new(moor.join("endpoints")),
             build: sys::self_hash().unwrap_or_default(),
             exe,
         }
@@ -71,6 +73,23 @@ impl Daemon {
         if uploads + runs > 0 {
             tracing::info!("removed {uploads} cut-short uploads and {runs} unstarted runs");
         }
+    }
+}
+
+impl Daemon {
+    /// Runs `f` with the endpoints and what they need of this daemon.
+    pub fn with_endpoints<T>(
+        &self,
+        f: impl FnOnce(&crate::endpoints::Endpoints, &crate::endpoints::Host) -> T,
+    ) -> T {
+        let start = |spec| self.start_run(spec);
+        let host = crate::endpoints::Host {
+            runs: &self.runs,
+            envs: &self.envs,
+            snapshots: &self.snapshots,
+            start: &start,
+        };
+        f(&self.endpoints, &host)
     }
 }
 
@@ -196,6 +215,12 @@ fn handle(
     data: Option<mpsc::Receiver<Frame>>,
 ) -> io::Result<()> {
     let reply = |r: Response| send(writer, &r.to_frame(id));
+    let endpoint = |r: crate::error::Result<moor_proto::endpoint::EndpointInfo>| match r {
+        Ok(endpoint) => reply(Response::Endpoint {
+            endpoint: Box::new(endpoint),
+        }),
+        Err(e) => reply(e.to_response()),
+    };
     match request {
         Request::Hello { .. } => reply(Response::error(
             ErrorKind::BadRequest,
@@ -261,81 +286,20 @@ fn handle(
                 Err(e) => reply(e.to_response()),
             }
         }
-        Request::StartRun { spec } => {
-            if let Some(hash) = &spec.environment {
-                if daemon.envs.ready(hash).is_none() {
-                    return reply(Response::error(
-                        ErrorKind::EnvNotReady,
-                        format!("environment {hash} is not ready on this host"),
-                    ));
-                }
-            }
-            if !spec.snapshot.is_empty() && !moor_proto::is_sha256_hex(&spec.snapshot) {
-                return reply(Response::error(
-                    ErrorKind::BadRequest,
-                    "snapshot must be 64 lowercase hex digits",
-                ));
-            }
-            if !spec.snapshot.is_empty()
-                && !snapshots::path(&daemon.snapshots, &spec.snapshot).exists()
-            {
-                return reply(not_found(format!("no snapshot {}", spec.snapshot)));
-            }
-            if spec.command.is_empty() {
-                return reply(Response::error(ErrorKind::BadRequest, "empty command"));
-            }
-            for (name, hash) in &spec.inputs {
-                if !crate::inputs::valid_name(name) || !moor_proto::is_sha256_hex(hash) {
-                    return reply(Response::error(
-                        ErrorKind::BadRequest,
-                        format!("input {name:?}: a name of letters, digits, '_' and '-', and a 64-hex snapshot"),
-                    ));
-                }
-                if !snapshots::path(&daemon.snapshots, hash).exists() {
-                    return reply(not_found(format!("no snapshot {hash} for input {name}")));
-                }
-            }
-            if let Some(bad) = spec.outputs.iter().find(|o| !crate::inputs::valid_name(o)) {
-                return reply(Response::error(
-                    ErrorKind::BadRequest,
-                    format!("output {bad:?}: a name of letters, digits, '_' and '-'"),
-                ));
-            }
-            let outputs = spec.outputs.clone();
-            let snapshot = (!spec.snapshot.is_empty())
-                .then(|| snapshots::path(&daemon.snapshots, &spec.snapshot));
-            let inputs: Vec<(String, std::path::PathBuf)> = spec
-                .inputs
-                .iter()
-                .map(|(name, hash)| (name.clone(), snapshots::path(&daemon.snapshots, hash)))
-                .collect();
-            let started = daemon.runs.start_with(&daemon.exe, spec, |dir| {
-                let src = dir.join("src");
-                sys::create_private_dir(&src)?;
-                if let Some(archive) = &snapshot {
-                    tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
-                }
-                crate::inputs::unpack(dir, &inputs)?;
-                for name in &outputs {
-                    sys::create_private_dir(&dir.join(crate::runs::files::OUTPUTS).join(name))?;
-                }
-                Ok(src)
-            });
-            let run = match started {
-                Ok(run) => run,
-                Err(e) if crate::error::is_no_space(&e) => {
-                    return reply(AgentError::no_space(daemon.runs.root()).to_response())
-                }
-                Err(e) => return Err(e),
-            };
-            reply(Response::Run { run })
-        }
+        Request::StartRun { spec } => match daemon.start_run(spec) {
+            Ok(run) => reply(Response::Run { run }),
+            Err(e) => reply(e.to_response()),
+        },
         Request::PruneRuns {
             older_than_secs,
             keep,
         } => {
             let older_than = older_than_secs.map(Duration::from_secs);
-            let (runs, mut freed) = daemon.runs.prune(older_than, keep.unwrap_or(0) as usize)?;
+            let serving = daemon.endpoints.runs();
+            let (runs, mut freed) =
+                daemon
+                    .runs
+                    .prune(older_than, keep.unwrap_or(0) as usize, &serving)?;
             let (snapshots, bytes) = snapshots::prune(&daemon.snapshots, &daemon.runs)?;
             freed += bytes;
             reply(Response::Pruned(Pruned {
@@ -348,6 +312,25 @@ fn handle(
             Ok(run) => reply(Response::Run { run }),
             Err(_) => reply(not_found(format!("no run {run_id}"))),
         },
+        Request::CreateEndpoint { spec } => {
+            endpoint(daemon.with_endpoints(|e, host| e.create(host, *spec)))
+        }
+        Request::ListEndpoints => match daemon.with_endpoints(|e, host| e.list(host)) {
+            Ok(endpoints) => reply(Response::Endpoints { endpoints }),
+            Err(e) => reply(e.to_response()),
+        },
+        Request::GetEndpoint { name } => {
+            endpoint(daemon.with_endpoints(|e, host| e.get(host, &name)))
+        }
+        Request::StopEndpoint { name } => {
+            endpoint(daemon.with_endpoints(|e, host| e.stop(host, &name)))
+        }
+        Request::StartEndpoint { name } => {
+            endpoint(daemon.with_endpoints(|e, host| e.start(host, &name)))
+        }
+        Request::DeleteEndpoint { name } => {
+            endpoint(daemon.with_endpoints(|e, host| e.delete(host, &name)))
+        }
         Request::NodeInfo => reply(Response::Node(crate::node::info()?)),
         Request::ListRuns => reply(Response::Runs {
             runs: daemon.runs.list()?,

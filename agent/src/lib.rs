@@ -18,6 +18,8 @@
 //!   host (distributed training; see [`launch`]).
 //! - `mpi-launch DIR -- CMD`, `mpi-peer DIR`: internal, the jobs of an MPI
 //!   job's node 0 and other nodes (see [`mpi`]).
+//! - `keep-endpoint DIR`: internal, the job of an endpoint's run:
+//!   keeps its server up (see [`endpoints`]).
 //! - `conda-create PREFIX SPEC.json [CHANNEL...]`: a conda environment made
 //!   with rattler (also inside Docker builds: the static agent runs anywhere).
 //!
@@ -30,6 +32,7 @@
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
 //! [`gpus`] shares the host's GPUs among runs,
+//! [`endpoints`] keeps models served over HTTP, [`start_run`] starts a run,
 //! [`outputs`] streams a run's outputs as an archive, [`inputs`] unpacks its
 //! data inputs ([`url_inputs`] downloads URL ones), [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
 //! runs the login shell's `PATH` and `/etc/environment`,
@@ -39,6 +42,7 @@ pub mod build_network;
 pub mod container_job;
 pub mod docker;
 pub mod docker_context;
+pub mod endpoints;
 pub mod envbuild;
 pub mod envs;
 pub mod error;
@@ -56,6 +60,7 @@ pub mod runs;
 pub mod serve;
 pub mod snapshots;
 pub mod spark;
+pub mod start_run;
 pub mod supervise;
 pub mod sys;
 pub mod url_inputs;

@@ -77,6 +77,13 @@ fn main() -> ExitCode {
             }
             _ => Err(usage()),
         },
+        Some("keep-endpoint") => match args.get(1) {
+            Some(dir) => match moor_agent::endpoints::keeper::run(Path::new(dir)) {
+                Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => Err(e),
+            },
+            None => Err(usage()),
+        },
         Some("mpi-peer") => match args.get(1) {
             Some(dir) => match moor_agent::mpi::peer(Path::new(dir)) {
                 Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -262,17 +262,19 @@ impl Runs {
 
     /// Removes finished runs that ended more than `older_than` ago (all
     /// finished ones without it), keeping the `keep` newest finished runs
-    /// whatever their age. Returns the ids removed and the bytes freed.
+    /// whatever their age, and the runs in `kept` (endpoints' runs).
+    /// Returns the ids removed and the bytes freed.
     pub fn prune(
         &self,
         older_than: Option<Duration>,
         keep: usize,
+        kept: &std::collections::HashSet<String>,
     ) -> io::Result<(Vec<String>, u64)> {
         let now = moor_proto::time::parse(&moor_proto::time::now()).unwrap_or(0);
         let finished = self.list()?.into_iter().filter(|r| r.state.is_final());
         let mut removed = Vec::new();
         let mut freed = 0;
-        for run in finished.skip(keep) {
+        for run in finished.skip(keep).filter(|r| !kept.contains(&r.id)) {
             let ended = run
                 .ended_at
                 .as_deref()

@@ -46,6 +46,8 @@ pub fn serve() -> Result<()> {
     fs::write(dir.join("pid"), format!("{}\n", std::process::id()))?;
     let daemon = std::sync::Arc::new(crate::handler::Daemon::new());
     daemon.sweep();
+    // Endpoints whose server a host reboot ended come back now.
+    daemon.with_endpoints(|e, host| e.resume_all(host));
     tracing::info!(
         "daemon {} listening on {}",
         std::process::id(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use moor_proto::message::SparkSpec;
+use moor_proto::SparkSpec;
 
 use crate::error::Result;
 use crate::sys;

@@ -178,6 +178,20 @@ pub fn run(dir: &Path) -> Result<()> {
             }
         }
     };
+    // An endpoint's server: the keeper runs it and restarts it. The
+    // command goes in a file, not on the keeper's command line: a `pkill -f`
+    // aimed at the server must not take its keeper.
+    let argv: Vec<String> = match &stored.spec.serving {
+        Some(_) => {
+            sys::write_json_atomic(&dir.join(crate::endpoints::keeper::COMMAND), &argv)?;
+            vec![
+                std::env::current_exe()?.display().to_string(),
+                "keep-endpoint".into(),
+                dir.display().to_string(),
+            ]
+        }
+        None => argv,
+    };
     let mut command = Command::new(&argv[0]);
     if stored.spec.spark.is_some() {
         if std::env::var_os("SPARK_HOME").is_none() {
@@ -362,7 +376,7 @@ fn cancel_grace(dir: &Path) -> Duration {
 
 /// The spark-submit command of a Spark run, or why there is none.
 fn spark_argv(
-    spark: &moor_proto::message::SparkSpec,
+    spark: &moor_proto::SparkSpec,
     name: &str,
     stored: &StoredSpec,
     dir: &Path,

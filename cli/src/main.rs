@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 use moor::cli::{
-    AttachCommand, Cli, Command, EnvCommand, HostKeyCommand, JobCommand, PoolCommand, RunsCommand,
+    AttachCommand, Cli, Command, EndpointCommand, EnvCommand, HostKeyCommand, JobCommand,
+    PoolCommand, RunsCommand,
 };
 use moor::cmd::{self, Context};
 use moor::error::exit;
@@ -168,6 +169,40 @@ async fn run(cli: Cli) -> u8 {
             .await
             .map(|r| Printed::of(&r)),
         Command::Status(args) => cmd::status::run(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Endpoint(command) => {
+            use cmd::endpoint::{invoke, manage};
+            match command {
+                EndpointCommand::Create(args) => cmd::endpoint::create(args, &ctx)
+                    .await
+                    .map(|r| Printed::of(&r)),
+                EndpointCommand::List { target, connect } => {
+                    manage::list(&ctx, target.as_deref(), connect)
+                        .await
+                        .map(|r| Printed::of(&r))
+                }
+                EndpointCommand::Show(args) => {
+                    manage::show(&ctx, args).await.map(|r| Printed::of(&r))
+                }
+                EndpointCommand::Logs { endpoint, follow } => manage::logs(&ctx, endpoint, *follow)
+                    .await
+                    .map(|r| Printed::of(&r)),
+                EndpointCommand::Stop(args) => {
+                    manage::stop(&ctx, args).await.map(|r| Printed::of(&r))
+                }
+                EndpointCommand::Start {
+                    endpoint,
+                    wait_timeout,
+                } => manage::start(&ctx, endpoint, *wait_timeout)
+                    .await
+                    .map(|r| Printed::of(&r)),
+                EndpointCommand::Delete(args) => {
+                    manage::delete(&ctx, args).await.map(|r| Printed::of(&r))
+                }
+                EndpointCommand::Invoke(args) => {
+                    invoke::invoke(args, &ctx).await.map(|r| Printed::of(&r))
+                }
+            }
+        }
         Command::Forward(args) => cmd::forward::forward(args, &ctx)
             .await
             .map(|r| Printed::of(&r)),

@@ -7,22 +7,26 @@
 //! - [`Hello`] and [`MAGIC`]: the handshake, first on every exchange.
 //! - [`frame`]: length-prefixed frames with request ids.
 //! - [`message`]: the [`Request`] and [`Response`] enums.
+//! - [`run`]: what a run is and how the agent reports it.
+//! - [`endpoint`]: endpoints, models served over HTTP.
 //! - [`archive`]: unpacking what a host sends into a folder, never outside it.
 //! - [`selection`]: which output files a download sends.
 //! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod endpoint;
 pub mod env;
 pub mod frame;
 pub mod message;
+pub mod run;
 pub mod selection;
 pub mod time;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};
-pub use message::{
-    AgentStatus, DiskUse, ErrorKind, JobLink, MpiHost, MpiRole, NodeInfo, Processes, Pruned,
-    Request, Response, RunInfo, RunSpec, RunState, SparkSpec, WireError,
+pub use message::{AgentStatus, DiskUse, ErrorKind, Pruned, Request, Response, WireError};
+pub use run::{
+    JobLink, MpiHost, MpiRole, NodeInfo, Processes, RunInfo, RunSpec, RunState, SparkSpec,
 };
 
 use serde::{Deserialize, Serialize};

@@ -71,6 +71,30 @@ fn env_info() -> EnvInfo {
     }
 }
 
+fn endpoint_info() -> moor_proto::endpoint::EndpointInfo {
+    moor_proto::endpoint::EndpointInfo {
+        name: "sum".into(),
+        state: moor_proto::endpoint::EndpointState::Failed,
+        port: 8080,
+        address: "0.0.0.0".into(),
+        health_path: "/ready".into(),
+        server: moor_proto::endpoint::Server::Command {
+            command: vec!["python3".into(), "server.py".into()],
+        },
+        model: Some(moor_proto::endpoint::ModelSource::Snapshot {
+            sha256: "ab".repeat(32),
+        }),
+        environment: None,
+        run_id: "r-2".into(),
+        restarts: 3,
+        last_exit: Some("exit 3".into()),
+        healthy_since: None,
+        created_at: "2026-11-29T23:00:00Z".into(),
+        error: Some("its server ended (exit 3) before it answered".into()),
+        log_tail: vec!["Traceback".into()],
+    }
+}
+
 fn all_requests() -> Vec<Request> {
     vec![
         Request::Hello { hello: hello() },
@@ -115,7 +139,42 @@ fn all_requests() -> Vec<Request> {
                     nodes: 2,
                     grace: 10,
                 })),
+                serving: Some(Box::new(moor_proto::run::Serving {
+                    name: "iris".into(),
+                    port: 5001,
+                    address: "127.0.0.1".into(),
+                    health_path: "/".into(),
+                })),
             },
+        },
+        Request::CreateEndpoint {
+            spec: Box::new(moor_proto::endpoint::EndpointSpec {
+                name: "iris".into(),
+                port: Some(5001),
+                public: false,
+                health_path: "/".into(),
+                server: moor_proto::endpoint::Server::ScoringScript {
+                    script: "score.py".into(),
+                },
+                model: Some(moor_proto::endpoint::ModelSource::Run {
+                    run_id: "r-1".into(),
+                    path: Some("model/m.pkl".into()),
+                }),
+                run: RunSpec::default(),
+            }),
+        },
+        Request::ListEndpoints,
+        Request::GetEndpoint {
+            name: "iris".into(),
+        },
+        Request::StopEndpoint {
+            name: "iris".into(),
+        },
+        Request::StartEndpoint {
+            name: "iris".into(),
+        },
+        Request::DeleteEndpoint {
+            name: "iris".into(),
         },
         Request::Release { run_id: "r".into() },
         Request::NodeInfo,
@@ -205,6 +264,12 @@ fn all_responses() -> Vec<Response> {
         Response::Env { env: env_info() },
         Response::Envs {
             envs: vec![env_info()],
+        },
+        Response::Endpoint {
+            endpoint: Box::new(endpoint_info()),
+        },
+        Response::Endpoints {
+            endpoints: vec![endpoint_info()],
         },
         Response::error(ErrorKind::NotFound, "no run r-9"),
         Response::error(ErrorKind::VersionMismatch, "agent protocol 2, controller 1"),

@@ -6,6 +6,7 @@ mod attach;
 mod bastion;
 mod cli_habits;
 mod detach;
+mod endpoints;
 mod env_network;
 mod env_specs;
 mod envs;

@@ -234,6 +234,45 @@ pub fn wheelhouse() -> &'static Path {
     })
 }
 
+/// The scoring server endpoints use, pinned for the tests.
+pub const SERVING_REQUIREMENTS: &str = "azureml-inference-server-http==1.5.1\n";
+
+/// A wheelhouse with [`SKLEARN_REQUIREMENTS`] and
+/// [`SERVING_REQUIREMENTS`] with their dependencies, for CPython 3.11 on
+/// x86_64 Linux, downloaded from PyPI once into
+/// `target/test-cache/wheelhouse-serving`.
+pub fn serving_wheelhouse() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/test-cache/wheelhouse-serving");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reqs = dir.join("../serving-requirements.txt");
+        std::fs::write(
+            &reqs,
+            format!("{SKLEARN_REQUIREMENTS}{SERVING_REQUIREMENTS}"),
+        )
+        .unwrap();
+        pip_download(
+            &dir,
+            &reqs,
+            &[
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_17_x86_64",
+            ],
+        );
+        dir
+    })
+}
+
 /// `pip download --only-binary=:all: -d DIR -r REQS EXTRA`, from PyPI.
 fn pip_download(dir: &Path, reqs: &Path, extra: &[&str]) {
     let out = Command::new("python3")

@@ -9,6 +9,7 @@
 //! [`crate::target`]. [`connection`] is the wire underneath.
 
 pub mod connection;
+mod endpoints;
 
 use std::time::Duration;
 

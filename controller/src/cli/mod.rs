@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod connect;
+mod endpoint;
 mod env;
 mod job;
 mod network;
@@ -15,6 +16,9 @@ mod run;
 mod ssh;
 
 pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
+pub use endpoint::{
+    EndpointCommand, EndpointCreateArgs, EndpointInvokeArgs, EndpointNameArgs, ENDPOINT_EXIT_CODES,
+};
 pub use env::{EnvCreateArgs, EnvPrepareArgs, EnvPruneArgs, PrepareAssetArgs};
 pub use job::{JobCommand, JobSubmitArgs, PoolCommand};
 pub use network::NetworkArgs;
@@ -140,6 +144,11 @@ pub enum Command {
 
     /// Agent status of targets (all, or those named): version, uptime, load, runs going.
     Status(StatusArgs),
+
+    /// Endpoints: a model served over HTTP from a target (a scoring script
+    /// or any server), kept up by the agent; `invoke` calls it through SSH.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
 
     /// Forward local ports to ports on a target (`ssh -L` with the target's
     /// stored settings and pinned host key): listens on 127.0.0.1 until

@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod detach;
 pub mod download;
+pub mod endpoint;
 pub mod env;
 pub mod env_build;
 pub mod forward;

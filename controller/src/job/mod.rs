@@ -232,6 +232,7 @@ async fn start_held(
                 world_size: nodes as u32 * p,
             }),
             mpi,
+            serving: None,
             gpus: plan.gpus,
             spark: None,
             link: link(rank),

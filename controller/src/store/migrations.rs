@@ -93,4 +93,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN job TEXT;
      ALTER TABLE runs ADD COLUMN node INTEGER;
      CREATE INDEX runs_job ON runs (job);",
+    // 9: endpoints created from this workspace: which target serves each.
+    "CREATE TABLE endpoints (
+         name TEXT PRIMARY KEY,
+         target TEXT NOT NULL,
+         created_at TEXT NOT NULL
+     );",
 ];

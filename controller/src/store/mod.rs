@@ -7,6 +7,7 @@
 //! a target records *how* it authenticates (a key path, the name of an
 //! environment variable), not with what.
 
+mod endpoints;
 mod envs;
 mod jobs;
 mod migrations;

@@ -38,6 +38,11 @@ pub struct Connected {
 }
 
 impl Connected {
+    /// The SSH session under the agent's connection (none for `local`).
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
     /// Closes the SSH session.
     pub async fn close(self) {
         if let Some(session) = self.session {
