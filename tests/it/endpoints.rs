@@ -250,6 +250,22 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     assert!(tail.contains("no model file here"), "{tail}");
     assert_exit(&f.moor.run(&["endpoint", "delete", "broken"]), 0);
 
+    // --public: every address, with a warning.
+    let out = create("open", "score.py", &["--model", &model, "--public"]);
+    assert_exit(&out, 0);
+    assert_eq!(out.json()["address"], "0.0.0.0");
+    assert!(
+        out.stderr.contains("listens on every address"),
+        "{}",
+        out.stderr
+    );
+    let open_port = out.json()["port"].as_u64().unwrap();
+    let reached = f.host.exec(&format!(
+        "python3 - <<'EOF'\nimport socket\na = [x for x in socket.gethostbyname_ex(socket.gethostname())[2] if not x.startswith('127.')][0]\nsocket.create_connection((a, {open_port}), timeout=2); print('reached', a)\nEOF"
+    ));
+    assert!(reached.contains("reached"), "{reached}");
+    assert_exit(&f.moor.run(&["endpoint", "delete", "open"]), 0);
+
     // Stopped: no answer; started again: answers.
     let stopped = f.moor.run(&["endpoint", "stop", "iris", "--json"]);
     assert_exit(&stopped, 0);
@@ -281,9 +297,14 @@ fn a_trained_model_is_served_kept_up_and_removed() {
 const SERVER: &str = "import http.server, json, os\n\
 model = open(os.path.join(os.environ['AZUREML_MODEL_DIR'], 'weights.txt')).read().strip()\n\
 class Handler(http.server.BaseHTTPRequestHandler):\n\
+\x20   sick = False\n\
 \x20   def do_GET(self):\n\
-\x20       self.send_response(200); self.end_headers(); self.wfile.write(b'up')\n\
+\x20       self.send_response(503 if Handler.sick else 200); self.end_headers(); self.wfile.write(b'up')\n\
 \x20   def do_POST(self):\n\
+\x20       if self.path in ('/sick', '/well'):\n\
+\x20           Handler.sick = self.path == '/sick'\n\
+\x20           self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers()\n\
+\x20           self.wfile.write(b'ok'); return\n\
 \x20       try:\n\
 \x20           data = json.loads(self.rfile.read(int(self.headers['Content-Length'])))\n\
 \x20       except ValueError:\n\
@@ -294,7 +315,7 @@ class Handler(http.server.BaseHTTPRequestHandler):\n\
 \x20       self.send_header('Content-Length', str(len(out))); self.end_headers(); self.wfile.write(out)\n\
 \x20   def log_message(self, *args):\n\
 \x20       pass\n\
-http.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), Handler).serve_forever()\n";
+http.server.HTTPServer((os.environ['MOOR_ENDPOINT_ADDRESS'], int(os.environ['PORT'])), Handler).serve_forever()\n";
 
 #[test]
 fn any_http_server_with_a_local_model_outlives_the_agent_and_a_lost_run() {
@@ -356,6 +377,28 @@ fn any_http_server_with_a_local_model_outlives_the_agent_and_a_lost_run() {
     let answer = invoke(&f, "sum", r#"{"data": [5, 5]}"#);
     assert_exit(&answer, 0);
     assert_eq!(answer.json()["body"]["sum"], 10);
+
+    // A server that stops answering its probe is unhealthy, until it
+    // answers again.
+    let path = |p: &str| {
+        f.moor
+            .run_with_stdin(&["endpoint", "invoke", "sum", "--path", p], Some("{}"))
+    };
+    assert_exit(&path("/sick"), 0);
+    wait_for(&f, "sum", "unhealthy", |e| e["state"] == "unhealthy");
+    assert_exit(&path("/well"), 0);
+    let shown = wait_for(&f, "sum", "healthy again", |e| e["state"] == "healthy");
+    assert_eq!(shown["restarts"], 0, "{shown}");
+
+    // `logs --follow` follows until the endpoint stops.
+    let follow = f.moor.spawn_piped(&["endpoint", "logs", "sum", "--follow"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_exit(&f.moor.run(&["endpoint", "stop", "sum"]), 0);
+    let followed = follow.wait_with_output().unwrap();
+    assert!(followed.status.success(), "{followed:?}");
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(text.contains("does not answer its probe"), "{text}");
+    assert_exit(&f.moor.run(&["endpoint", "start", "sum"]), 0);
 
     // An HTTP error status is said and exits 8.
     let bad = invoke(&f, "sum", "not json");

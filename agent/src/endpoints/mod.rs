@@ -227,6 +227,8 @@ impl Endpoints {
             .entry("PYTHONUNBUFFERED".into())
             .or_insert_with(|| "1".into());
         run.env.insert("MOOR_ENDPOINT".into(), spec.name.clone());
+        run.env
+            .insert("MOOR_ENDPOINT_ADDRESS".into(), address.to_owned());
         let model = self.dir(&spec.name).join("model");
         if model.exists() {
             run.env
