@@ -2,7 +2,8 @@
 # moor end to end against a disposable local SSH host: builds moor, starts a
 # throwaway test host (Ubuntu 22.04 os-release, Docker socket mounted,
 # password login), validates it, attaches it (agent install, key enrollment),
-# runs a small training script on it (live log, outputs downloaded), and
+# runs a small training script on it (live log, outputs downloaded), serves
+# the trained model from the run's outputs as an endpoint and calls it, and
 # detaches it; the host is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,5 +52,25 @@ run run --target demo-vm --source-dir "$work/src" -- python3 train.py
 id=$("$moor" runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 run download "$id" --to "$work/outputs"
 echo "model: $(cat "$work/outputs/model.json")"
+# Serve the model from the run's outputs (copied on the host) with a small
+# HTTP server, and call it through SSH.
+mkdir -p "$work/serve"
+cat > "$work/serve/server.py" <<'PY'
+import http.server, json, os
+w = json.load(open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.json")))["w"]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"up")
+    def do_POST(self):
+        xs = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["data"]
+        out = json.dumps({"predictions": [round(w * x, 3) for x in xs]}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
+http.server.HTTPServer((os.environ["MOOR_ENDPOINT_ADDRESS"], int(os.environ["PORT"])), Handler).serve_forever()
+PY
+run endpoint create linear --target demo-vm --source-dir "$work/serve" --model "$id:model.json" -- python3 server.py
+echo '{"data": [1, 2]}' > "$work/request.json"
+run endpoint invoke linear --data "$work/request.json"
+run endpoint delete linear
 run detach demo-vm --purge
 echo; echo "demo ok"

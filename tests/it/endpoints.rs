@@ -270,7 +270,13 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     let stopped = f.moor.run(&["endpoint", "stop", "iris", "--json"]);
     assert_exit(&stopped, 0);
     assert_eq!(stopped.json()["state"], "stopped");
-    assert_ne!(invoke(&f, "iris", &body).code, 0);
+    let refused = invoke(&f, "iris", &body);
+    assert_exit(&refused, 8);
+    assert!(
+        refused.stderr.contains("endpoint iris is stopped"),
+        "{}",
+        refused.stderr
+    );
     let started = f.moor.run(&["endpoint", "start", "iris", "--json"]);
     assert_exit(&started, 0);
     assert_eq!(started.json()["state"], "healthy");

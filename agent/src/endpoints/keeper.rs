@@ -97,6 +97,10 @@ pub fn run(dir: &Path) -> Result<i32> {
             if !answered_ever {
                 return Ok(keeper.fail(why.to_string()));
             }
+            deaths += 1;
+            if deaths >= DEATHS {
+                return Ok(keeper.fail(format!("{why}, {deaths} times in a row")));
+            }
             keeper.say(&format!("{why}; trying again"));
         } else {
             let mut child = match Command::new(&command[0])

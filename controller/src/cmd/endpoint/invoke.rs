@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use moor_proto::endpoint::EndpointState;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -71,6 +72,19 @@ pub async fn invoke(args: &EndpointInvokeArgs, ctx: &Context) -> Result<Invoked>
     let access = Access::from_args(&args.endpoint.connect)?;
     let conn = ctx.targets.connect(&target, &access).await?;
     let endpoint = conn.agent.endpoint(&args.endpoint.name).await?;
+    if matches!(
+        endpoint.state,
+        EndpointState::Stopped | EndpointState::Failed
+    ) {
+        conn.close().await;
+        let name = &endpoint.name;
+        return Err(Error::Remote {
+            host: target.name.clone(),
+            step: "endpoint invoke",
+            cause: format!("endpoint {name} is {}", endpoint.state.as_str()),
+            fix: format!("`moor endpoint start {name}` (see `moor endpoint show {name}`)"),
+        });
+    }
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: moor\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         args.path,

@@ -83,17 +83,40 @@ pub async fn start(ctx: &Context, args: &EndpointNameArgs, wait_secs: u64) -> Re
     })
 }
 
+/// What `moor endpoint delete` removed.
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    /// The endpoint as it was, stopped.
+    #[serde(flatten)]
+    pub shown: Shown,
+    /// Always true.
+    pub deleted: bool,
+}
+
+impl Render for Deleted {
+    fn render(&self, out: &mut Text) {
+        let e = &self.shown.endpoint;
+        out.line(format!(
+            "deleted endpoint {} from {} (port {} is free)",
+            e.name, self.shown.target, e.port
+        ));
+    }
+}
+
 /// `moor endpoint delete`: stopped, removed from the target and the
 /// workspace.
-pub async fn delete(ctx: &Context, args: &EndpointNameArgs) -> Result<Shown> {
+pub async fn delete(ctx: &Context, args: &EndpointNameArgs) -> Result<Deleted> {
     let (target, conn) = connect(ctx, args).await?;
     let endpoint = conn.agent.delete_endpoint(&args.name).await;
     conn.close().await;
     let endpoint = endpoint?;
     ctx.store()?.forget_endpoint(&args.name)?;
-    Ok(Shown {
-        target: target.name,
-        endpoint,
+    Ok(Deleted {
+        shown: Shown {
+            target: target.name,
+            endpoint,
+        },
+        deleted: true,
     })
 }
 

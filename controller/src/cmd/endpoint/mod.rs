@@ -201,7 +201,7 @@ pub async fn wait_healthy(
                         endpoint.error.as_deref().unwrap_or("its server ended")
                     ),
                     fix: format!(
-                        "fix what its log says (moor endpoint logs {name}), then `moor endpoint start {name}`"
+                        "fix what its log says (moor endpoint logs {name}): a cause in the source or the model needs `moor endpoint delete {name}` and a new create; one on the host, `moor endpoint start {name}`"
                     ),
                 });
             }
