@@ -243,7 +243,12 @@ impl Endpoints {
         let info = (host.start)(run)?;
         stored.run_id = info.id;
         stored.wanted = true;
-        self.save(&stored)?;
+        // Unrecorded (a full disk), the run would serve with no endpoint.
+        if let Err(e) = self.save(&stored) {
+            let _ = host.runs.cancel(&stored.run_id, STOP_GRACE);
+            let _ = fs::remove_dir_all(host.runs.dir(&stored.run_id));
+            return Err(e);
+        }
         Ok(stored)
     }
 
