@@ -204,6 +204,21 @@ fn build_package(channel: &Path, p: &Package) -> (String, serde_json::Value) {
 pub const SKLEARN_REQUIREMENTS: &str =
     "scikit-learn==1.5.2\nnumpy==2.1.3\nscipy==1.14.1\njoblib==1.4.2\nthreadpoolctl==3.5.0\n";
 
+/// `pip download` flags for wheels of CPython 3.11 on x86_64 Linux
+/// (Debian 12's Python), whatever Python runs the download.
+const CPYTHON_311_LINUX: &[&str] = &[
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "manylinux_2_17_x86_64",
+];
+
 /// A wheelhouse with [`SKLEARN_REQUIREMENTS`] for CPython 3.11 on x86_64
 /// Linux (Debian 12's Python), downloaded from PyPI once into
 /// `target/test-cache/wheelhouse`.
@@ -214,22 +229,7 @@ pub fn wheelhouse() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let reqs = dir.join("../requirements.txt");
         std::fs::write(&reqs, SKLEARN_REQUIREMENTS).unwrap();
-        pip_download(
-            &dir,
-            &reqs,
-            &[
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--platform",
-                "manylinux_2_17_x86_64",
-            ],
-        );
+        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
         dir
     })
 }
@@ -253,22 +253,7 @@ pub fn serving_wheelhouse() -> &'static Path {
             format!("{SKLEARN_REQUIREMENTS}{SERVING_REQUIREMENTS}"),
         )
         .unwrap();
-        pip_download(
-            &dir,
-            &reqs,
-            &[
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--platform",
-                "manylinux_2_17_x86_64",
-            ],
-        );
+        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
         dir
     })
 }

@@ -174,7 +174,7 @@ impl Endpoints {
                 .with_fix("use a pip or conda environment (--env)"));
             }
         }
-        let address = if spec.public { "0.0.0.0" } else { "127.0.0.1" };
+        let address = address(&spec);
         let port = free_port(address, spec.port)?;
         spec.port = Some(port);
         // The model first: a model that is not there refuses the endpoint
@@ -211,7 +211,7 @@ impl Endpoints {
     /// Starts a run serving `stored`, records it, and returns the record.
     fn serve(&self, host: &Host, mut stored: Stored) -> Result<Stored> {
         let spec = &stored.spec;
-        let address = if spec.public { "0.0.0.0" } else { "127.0.0.1" };
+        let address = address(spec);
         let mut run = spec.run.clone();
         run.name = Some(format!("endpoint-{}", spec.name));
         run.command = match &spec.server {
@@ -308,13 +308,20 @@ impl Endpoints {
     /// Stops an endpoint's server; it stays, `stopped`.
     pub fn stop(&self, host: &Host, name: &str) -> Result<EndpointInfo> {
         let _one = self.changing.lock().expect("endpoints lock");
+        let stored = self.halt(host, name)?;
+        self.info(host, &stored)
+    }
+
+    /// Marks the endpoint not wanted and stops its run (the caller holds
+    /// the change lock).
+    fn halt(&self, host: &Host, name: &str) -> Result<Stored> {
         let mut stored = self.stored(name)?;
         stored.wanted = false;
         self.save(&stored)?;
         if host.runs.info(&stored.run_id).is_ok() {
             host.runs.cancel(&stored.run_id, STOP_GRACE)?;
         }
-        self.info(host, &stored)
+        Ok(stored)
     }
 
     /// Starts a stopped or failed endpoint again, in a new run.
@@ -326,12 +333,7 @@ impl Endpoints {
                 return self.info(host, &stored);
             }
         }
-        let address = if stored.spec.public {
-            "0.0.0.0"
-        } else {
-            "127.0.0.1"
-        };
-        free_port(address, Some(stored.port))?;
+        free_port(address(&stored.spec), Some(stored.port))?;
         let old = stored.run_id.clone();
         let stored = self.serve(host, stored)?;
         let _ = fs::remove_dir_all(host.runs.dir(&old));
@@ -341,12 +343,7 @@ impl Endpoints {
     /// Stops an endpoint and removes it: its run, its log, its model copy.
     pub fn delete(&self, host: &Host, name: &str) -> Result<EndpointInfo> {
         let _one = self.changing.lock().expect("endpoints lock");
-        let mut stored = self.stored(name)?;
-        stored.wanted = false;
-        self.save(&stored)?;
-        if host.runs.info(&stored.run_id).is_ok() {
-            host.runs.cancel(&stored.run_id, STOP_GRACE)?;
-        }
+        let stored = self.halt(host, name)?;
         let mut info = self.info(host, &stored)?;
         info.state = EndpointState::Stopped;
         let _ = fs::remove_dir_all(host.runs.dir(&stored.run_id));
@@ -388,7 +385,7 @@ impl Endpoints {
             name: spec.name.clone(),
             state,
             port: stored.port,
-            address: if spec.public { "0.0.0.0" } else { "127.0.0.1" }.into(),
+            address: address(spec).into(),
             health_path: spec.health_path.clone(),
             server: spec.server.clone(),
             model: spec.model.clone(),
@@ -403,6 +400,15 @@ impl Endpoints {
             error,
             log_tail,
         })
+    }
+}
+
+/// The address an endpoint listens on.
+fn address(spec: &EndpointSpec) -> &'static str {
+    if spec.public {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
     }
 }
 

@@ -5,18 +5,12 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::Store;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Store {
-    /// Records that `target` serves endpoint `name`; refused when another
-    /// target of this workspace already serves one by that name.
+    /// Records that `target` serves endpoint `name` (`moor endpoint create`
+    /// has checked that no other target does).
     pub fn record_endpoint(&self, name: &str, target: &str) -> Result<()> {
-        if let Some(other) = self.endpoint_target(name)?.filter(|t| t != target) {
-            return Err(Error::usage(
-                format!("endpoint {name} already exists on target {other}"),
-                "pick another name, or `moor endpoint delete` that one first",
-            ));
-        }
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO endpoints (name, target, created_at) VALUES (?1, ?2, ?3)",
