@@ -17,6 +17,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 # The agent's C dependencies (zstd, bzip2, TLS) are built for musl.
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+# The embedded agent is also stored packed with xz and gzip (cli/build.rs).
+command -v xz >/dev/null || need+=(xz-utils)
+command -v gzip >/dev/null || need+=(gzip)
 # The corporate-network test: a forward proxy, and a CA made with openssl.
 command -v squid >/dev/null || need+=(squid)
 command -v openssl >/dev/null || need+=(openssl)
@@ -31,7 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # pip-compile (pip-tools) writes the hashed lock file of the requirements test.
-if ! python3 -m piptools --version >/dev/null 2>&1; then
+if ! python3 -m piptools compile --version >/dev/null 2>&1; then
   log "installing pip-tools (pip-compile)"
   python3 -m pip install --quiet --disable-pip-version-check 'pip-tools==7.4.1'
 fi

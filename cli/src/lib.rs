@@ -8,6 +8,8 @@ use moor::agent_bundle::AgentBundle;
 /// The embedded agent.
 pub static AGENT: AgentBundle = AgentBundle {
     binary: include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent")),
+    xz: include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent.xz")),
+    gzip: include_bytes!(concat!(env!("OUT_DIR"), "/moor-agent.gz")),
     sha256: include_str!(concat!(env!("OUT_DIR"), "/moor-agent.sha256")),
     version: env!("CARGO_PKG_VERSION"),
 };
@@ -27,6 +29,10 @@ mod tests {
         assert!(!text.contains("ld-linux-x86-64.so"));
         assert!(AGENT.install_id().starts_with(AGENT.version));
         assert_eq!(AGENT.sha256, moor_proto::sha256_hex(binary));
+        // The packed forms are the agent, smaller.
+        assert_eq!(&AGENT.xz[..6], b"\xfd7zXZ\0");
+        assert_eq!(&AGENT.gzip[..2], b"\x1f\x8b");
+        assert!(AGENT.xz.len() < binary.len() / 2 && AGENT.gzip.len() < binary.len() * 3 / 4);
         assert!(AGENT
             .install_id()
             .chars()

@@ -116,15 +116,23 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     let printed = match &cli.command {
+        Command::Validate(args) if args.inventory.is_some() || args.targets.len() > 1 => {
+            cmd::fleet::validate(args, &ctx)
+                .await
+                .map(|r| Printed::of(&r))
+        }
         Command::Validate(args) => cmd::validate::run(args, &ctx)
             .await
             .map(|r| Printed::of(&r)),
-        Command::Attach(AttachCommand::Vm(args)) => {
-            cmd::attach::vm(args, &ctx).await.map(|r| Printed::of(&r))
-        }
-        Command::Attach(AttachCommand::Hdinsight(args)) => cmd::attach::hdinsight(args, &ctx)
-            .await
-            .map(|r| Printed::of(&r)),
+        Command::Attach(top) => match &top.command {
+            Some(AttachCommand::Vm(args)) => {
+                cmd::attach::vm(args, &ctx).await.map(|r| Printed::of(&r))
+            }
+            Some(AttachCommand::Hdinsight(args)) => cmd::attach::hdinsight(args, &ctx)
+                .await
+                .map(|r| Printed::of(&r)),
+            None => cmd::fleet::attach(top, &ctx).await.map(|r| Printed::of(&r)),
+        },
         Command::List => cmd::targets::list(&ctx).map(|r| Printed::of(&r)),
         Command::Show { name } => cmd::targets::show(&ctx, name).map(|r| Printed::of(&r)),
         Command::Network { name, network } => {

@@ -171,7 +171,7 @@ macro_rules! out {
 }
 
 /// An error as `--json` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ErrorJson {
     /// Machine-readable kind, e.g. `host_key_unknown`.
     pub kind: &'static str,

@@ -122,11 +122,12 @@ fi
 "#;
 
 /// Installs the agent from stdin. `$1` install id (directory name), `$2` its
-/// sha256. Verifies the hash on the host, runs the agent (catching noexec
+/// sha256, `$3` how stdin is packed (`xz`, `gzip`, `raw`). Unpacks it with
+/// the host's tool and verifies the hash of the result on the host, runs the agent (catching noexec
 /// mounts and a wrong architecture), renames it into place atomically under a
 /// lock, prunes all but the newest 3 versions, and prints the agent's hello.
 pub const INSTALL: &str = r#"set -eu
-id=$1 want=$2
+id=$1 want=$2 packed=${3:-raw}
 root="$HOME/.moor/agent"; dir="$root/$id"
 umask 077
 mkdir -p "$dir"
@@ -151,7 +152,11 @@ else
   rm -f "$dir"/.moor-agent.tmp.*
   tmp="$dir/.moor-agent.tmp.$$"
   trap 'rm -f "$tmp"' EXIT
-  cat > "$tmp"
+  case $packed in
+    xz) xz -dc > "$tmp" || { echo "error=xz could not unpack the agent upload (a full disk?)"; exit 65; } ;;
+    gzip) gzip -dc > "$tmp" || { echo "error=gzip could not unpack the agent upload (a full disk?)"; exit 65; } ;;
+    *) cat > "$tmp" ;;
+  esac
   got=$(sha "$tmp")
   if [ "$got" != "$want" ]; then echo "error=agent upload corrupted: sha256 $got, expected $want"; exit 65; fi
   chmod 0700 "$tmp"

@@ -22,6 +22,59 @@ fn agent_path(out: &Output) -> String {
         .replace('~', "/home/moor")
 }
 
+/// The agent crosses the link compressed: with xz where the host has it,
+/// else gzip, else as it is; each time the host unpacks it and the result
+/// is the very build (its sha256 checked there, and here).
+#[test]
+fn the_agent_goes_compressed_as_the_host_can_unpack_it() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = fixture(HostSpec::default());
+    // This machine's xz (Debian's, like the host's liblzma) given to the host.
+    let copied = std::process::Command::new("docker")
+        .args([
+            "cp",
+            "-L",
+            "/usr/bin/xz",
+            &format!("{}:/usr/bin/xz", f.host.name),
+        ])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let agent = &moor_cli::AGENT;
+    for (tool, sent) in [
+        ("xz", agent.xz.len()),
+        ("gzip", agent.gzip.len()),
+        ("none", agent.binary.len()),
+    ] {
+        match tool {
+            "gzip" => {
+                f.host.exec("rm /usr/bin/xz");
+            }
+            "none" => {
+                f.host
+                    .exec("mkdir -p /hidden && mv /bin/gzip /hidden/; rm -f /usr/bin/gzip");
+            }
+            _ => {}
+        }
+        f.host.exec("rm -rf /home/moor/.moor/agent");
+        let out = f.attach("packed", &[]);
+        assert_exit(&out, 0);
+        let json = out.json();
+        assert_eq!(json["agent"]["status"], "installed", "{tool}");
+        assert_eq!(json["agent"]["bytes_sent"], sent, "{tool}");
+        let path = agent_path(&out);
+        let sum = f.host.exec(&format!("sha256sum {path}"));
+        assert_eq!(
+            sum.split_whitespace().next().unwrap(),
+            agent.sha256,
+            "{tool}"
+        );
+    }
+    assert!(agent.xz.len() * 3 < agent.binary.len(), "xz: under a third");
+}
+
 #[test]
 fn attach_installs_the_agent_once_and_reattach_sends_nothing() {
     if !docker_or_skip() {
@@ -32,7 +85,8 @@ fn attach_installs_the_agent_once_and_reattach_sends_nothing() {
     assert_exit(&out, 0);
     let json = out.json();
     assert_eq!(json["agent"]["status"], "installed");
-    assert!(json["agent"]["bytes_sent"].as_u64().unwrap() > 100_000);
+    // The test host (Debian minbase) has gzip and no xz: the gzip form went.
+    assert_eq!(json["agent"]["bytes_sent"], moor_cli::AGENT.gzip.len());
     assert_eq!(json["claim"], "created");
     let build = json["agent"]["build"].as_str().unwrap().to_owned();
     // The agent on the host is the very build, verified by its hash there.

@@ -9,10 +9,19 @@ use moor_cli::AGENT;
 /// Starts the install script locally with `HOME` at `home`, feeding it
 /// `upload` from a thread (so several can run at once).
 fn spawn_install(home: &std::path::Path, upload: Vec<u8>) -> std::process::Child {
+    spawn_packed_install(home, upload, "raw")
+}
+
+/// [`spawn_install`] of an upload packed with `packing` (`xz`, `gzip`, `raw`).
+fn spawn_packed_install(
+    home: &std::path::Path,
+    upload: Vec<u8>,
+    packing: &str,
+) -> std::process::Child {
     use std::io::Write;
     let id = AGENT.install_id();
     let mut child = std::process::Command::new("sh")
-        .args(["-c", INSTALL, "install", &id, AGENT.sha256])
+        .args(["-c", INSTALL, "install", &id, AGENT.sha256, packing])
         .env("HOME", home)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -134,6 +143,45 @@ fn install_script_verifies_and_is_atomic() {
         left,
         ["0.0.3-c".to_owned(), "0.0.4-d".to_owned(), id.clone()]
     );
+}
+
+/// A packed upload is unpacked by the host's tool and verified unpacked: a
+/// cut stream or the right packing of the wrong bytes installs nothing.
+#[test]
+fn packed_uploads_are_unpacked_then_verified() {
+    for (packing, packed) in [("xz", AGENT.xz), ("gzip", AGENT.gzip)] {
+        let home = tempfile::tempdir().unwrap();
+        let installed = home
+            .path()
+            .join(".moor/agent")
+            .join(AGENT.install_id())
+            .join("moor-agent");
+        let run = |upload: &[u8]| {
+            let out = spawn_packed_install(home.path(), upload.to_vec(), packing)
+                .wait_with_output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let (code, out) = run(&packed[..packed.len() / 2]);
+        assert_eq!(code, Some(65), "{packing}: {out}");
+        assert!(out.contains("could not unpack"), "{packing}: {out}");
+        assert!(!installed.exists());
+        let other = if packing == "xz" {
+            AGENT.gzip
+        } else {
+            AGENT.xz
+        };
+        let (code, _) = run(other);
+        assert_eq!(code, Some(65), "{packing}: the other packing");
+        assert!(!installed.exists());
+        let (code, out) = run(packed);
+        assert_eq!(code, Some(0), "{packing}: {out}");
+        assert_eq!(key_values(&out)["status"], "installed");
+        assert_eq!(moor_proto::Hello::find(&out).unwrap().build, AGENT.sha256);
+    }
 }
 
 /// Two installs at once (two attaches racing): the lock serializes them,

@@ -10,6 +10,7 @@ mod endpoints;
 mod env_network;
 mod env_specs;
 mod envs;
+mod fleet;
 mod forward;
 mod gpu_queue;
 mod harness;

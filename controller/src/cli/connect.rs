@@ -71,6 +71,10 @@ pub struct TargetArgs {
     /// Trust an unknown host key only if its fingerprint is this one (SHA256:...), and record it; repeatable, one for each host to trust (the target, its jump hosts).
     #[arg(long, value_name = "SHA256:...", help_heading = "Host key")]
     pub host_key_fingerprint: Vec<String>,
+
+    /// Trust the host keys this OpenSSH known_hosts file records for the hosts it names (a fleet's keys from their owners or an inventory system, e.g. `ssh-keyscan` output checked out of band), and record them in the workspace; repeatable. A key the workspace or ~/.ssh/known_hosts records differently is still refused.
+    #[arg(long, value_name = "FILE", help_heading = "Host key")]
+    pub known_hosts: Vec<PathBuf>,
 }
 
 impl Default for TargetArgs {
@@ -80,6 +84,7 @@ impl Default for TargetArgs {
             auth: AuthArgs::default(),
             accept_new_host_key: false,
             host_key_fingerprint: Vec::new(),
+            known_hosts: Vec::new(),
         }
     }
 }

@@ -7,44 +7,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod attach;
 mod connect;
 mod endpoint;
 mod env;
+mod exit_codes;
+mod fleet;
 mod job;
 mod network;
 mod run;
 mod ssh;
 
+pub use attach::{
+    AttachArgs, AttachArgsTop, AttachCommand, AttachHdinsightArgs, AttachVmArgs, ValidateArgs,
+};
 pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
 pub use endpoint::{
     EndpointCommand, EndpointCreateArgs, EndpointInvokeArgs, EndpointNameArgs, ENDPOINT_EXIT_CODES,
 };
 pub use env::{EnvCreateArgs, EnvPrepareArgs, EnvPruneArgs, PrepareAssetArgs};
+pub use exit_codes::EXIT_CODES;
+pub use fleet::{AttachFleetArgs, InventoryArgs};
 pub use job::{JobCommand, JobSubmitArgs, PoolCommand};
 pub use network::NetworkArgs;
 pub use run::{DistributionKind, JobFlags, RunArgs, RUN_EXIT_CODES};
 pub use ssh::{ForwardArgs, SshArgs};
-
-use crate::target_kind::TargetKind;
-
-/// Exit codes, shown under `moor --help` and in the README.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success: no check failed
-  1  unexpected error (e.g. the workspace is not writable)
-  2  usage: bad flag or argument, key file missing or unreadable
-  3  the host was probed and at least one check failed
-  4  authentication failed (wrong password, key or passphrase)
-  5  host key unknown, changed, revoked, or not the expected fingerprint
-  6  unreachable or timed out: DNS, refused, no route, not an SSH server,
-     a jump host that cannot reach the next hop
-  7  taken: the machine is attached under another name or claimed by another
-     workspace, the name belongs to another machine, an attach is under way,
-     or (detach) runs are still going on it
-  8  a step on the host failed (agent upload, claim), the agent refused, or
-     the host's disk is full
-  9  an environment failed to build (missing package, broken Dockerfile,
-     no Docker engine or no access to it, disk full)";
 
 /// moor: attach machines you already own as ML compute targets, over SSH.
 #[derive(Debug, Parser)]
@@ -79,9 +66,10 @@ pub enum Command {
     Validate(ValidateArgs),
 
     /// Attach a machine as a compute target: validate it, claim it, install
-    /// the agent, and record it in the workspace.
-    #[command(subcommand)]
-    Attach(AttachCommand),
+    /// the agent, and record it in the workspace; or every machine of an
+    /// inventory at once (`--inventory FILE`), each pool a moor pool.
+    #[command(after_help = EXIT_CODES)]
+    Attach(AttachArgsTop),
 
     /// List the attached targets.
     List,
@@ -175,111 +163,6 @@ pub enum Command {
 
     /// Print moor's manual page (roff): `moor man > moor.1; man ./moor.1`.
     Man,
-}
-
-/// `moor validate`.
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// An attached target to re-validate with its stored settings (instead of --host).
-    #[arg(
-        value_name = "NAME",
-        conflicts_with_all = ["host", "cluster"],
-        required_unless_present_any = ["host", "cluster"]
-    )]
-    pub target: Option<String>,
-
-    /// Where to connect and how to authenticate.
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-
-    /// What the machine is: a VM/server, or an HDInsight (Spark) head node.
-    #[arg(long, value_enum, default_value_t = TargetKind::Vm)]
-    pub kind: TargetKind,
-
-    /// With --kind hdinsight: the cluster's name; the host defaults to
-    /// <cluster>-ssh.azurehdinsight.net, and another --host is flagged.
-    #[arg(long, value_name = "CLUSTER")]
-    pub cluster: Option<String>,
-
-    /// Fail (instead of warn) when the machine has no public IP address.
-    #[arg(long)]
-    pub require_public_ip: bool,
-}
-
-/// `moor attach vm|hdinsight`.
-#[derive(Debug, Subcommand)]
-pub enum AttachCommand {
-    /// Attach a VM or server (Ubuntu 20.04/22.04/24.04, Debian 11/12).
-    #[command(after_help = EXIT_CODES)]
-    Vm(AttachVmArgs),
-    /// Attach an HDInsight (Spark) cluster's head node.
-    #[command(after_help = EXIT_CODES)]
-    Hdinsight(AttachHdinsightArgs),
-}
-
-/// `moor attach vm`.
-#[derive(Debug, Args)]
-pub struct AttachVmArgs {
-    /// Options every attach takes.
-    #[command(flatten)]
-    pub common: AttachArgs,
-
-    /// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<vm>
-    #[arg(long, value_name = "ID")]
-    pub resource_id: Option<String>,
-
-    /// Where to connect and how to authenticate.
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-/// `moor attach hdinsight`.
-#[derive(Debug, Args)]
-pub struct AttachHdinsightArgs {
-    /// Options every attach takes.
-    #[command(flatten)]
-    pub common: AttachArgs,
-
-    /// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.HDInsight/clusters/<cluster>
-    #[arg(long, value_name = "ID")]
-    pub resource_id: Option<String>,
-
-    /// Cluster name: connects to <cluster>-ssh.azurehdinsight.net.
-    #[arg(long, value_name = "CLUSTER")]
-    pub cluster: Option<String>,
-
-    /// Where to connect and how to authenticate (--host overrides the cluster's SSH endpoint).
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-/// Options of every attach.
-#[derive(Debug, Args)]
-pub struct AttachArgs {
-    /// Target name: a letter, then letters, digits, '-' or '_' (at most 64).
-    #[arg(value_name = "NAME")]
-    pub name: String,
-
-    /// Move the machine's attachment here if it is attached under another name.
-    #[arg(long)]
-    pub replace: bool,
-
-    /// Claim the machine even if another workspace claimed it.
-    #[arg(long)]
-    pub take_over: bool,
-
-    /// With password authentication: do not enroll the workspace key, so
-    /// every later command needs the password again.
-    #[arg(long)]
-    pub no_enroll_key: bool,
-
-    /// Fail (instead of warn) when the machine has no public IP address.
-    #[arg(long)]
-    pub require_public_ip: bool,
-
-    /// How the machine reaches package indexes (proxy, CA).
-    #[command(flatten)]
-    pub network: NetworkArgs,
 }
 
 /// `moor detach`.

@@ -10,6 +10,7 @@ pub mod download;
 pub mod endpoint;
 pub mod env;
 pub mod env_build;
+pub mod fleet;
 pub mod forward;
 pub mod host_key;
 pub mod job;

@@ -64,7 +64,7 @@ impl Render for Deleted {
 
 /// `moor pool create NAME --target A --target B ...`.
 pub fn create(ctx: &Context, name: &str, targets: &[String]) -> Result<Shown> {
-    super::attach::check_name(name)?;
+    crate::target::check_name(name)?;
     let store = ctx.store()?;
     for (i, target) in targets.iter().enumerate() {
         ctx.targets.named(&store, target)?;

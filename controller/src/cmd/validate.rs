@@ -17,6 +17,7 @@ use crate::error::{exit, Error};
 use crate::output::{self, ErrorJson, Render, Text};
 use crate::probe::{self, Facts};
 use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
+use crate::store::Target;
 use crate::target::{settings, Access, Resolved};
 use crate::target_kind::TargetKind;
 
@@ -91,58 +92,75 @@ impl Render for Report {
 
 /// Validates a host (`--host ...`) or an attached target (`NAME`). Usage
 /// errors (before connecting) are `Err`; what happens on the network is in
-/// the report.
+/// the report. Many targets or an inventory are [`super::fleet::validate`]'s.
 pub async fn run(args: &ValidateArgs, ctx: &Context) -> Result<Report, Error> {
-    let (resolved, kind, target) = match &args.target {
-        Some(name) => {
-            let store = ctx.store()?;
-            let target = ctx.targets.attached(&store, name)?;
-            let access = Access::from_args(&args.connect.target)?;
-            let resolved = ctx.targets.resolve(&target, &access)?;
-            (resolved, target.kind, Some((store, target)))
-        }
-        None => {
-            if args.cluster.is_some() && args.kind != TargetKind::Hdinsight {
-                return Err(Error::usage(
-                    "--cluster names an HDInsight cluster",
-                    "add --kind hdinsight",
-                ));
-            }
-            let endpoint = args
-                .cluster
-                .as_deref()
-                .map(crate::resource_id::hdinsight_ssh_host);
-            (
-                settings::for_host(&args.connect, &ctx.workspace, endpoint)?,
-                args.kind,
-                None,
-            )
-        }
-    };
+    if let [name] = args.targets.as_slice() {
+        let store = ctx.store()?;
+        let target = ctx.targets.attached(&store, name)?;
+        let access = Access::from_args(&args.connect.target)?;
+        return attached(ctx, &target, &access, args.require_public_ip).await;
+    }
+    if args.cluster.is_some() && args.kind != TargetKind::Hdinsight {
+        return Err(Error::usage(
+            "--cluster names an HDInsight cluster",
+            "add --kind hdinsight",
+        ));
+    }
+    let endpoint = args
+        .cluster
+        .as_deref()
+        .map(crate::resource_id::hdinsight_ssh_host);
+    let resolved = settings::for_host(&args.connect, &ctx.workspace, endpoint)?;
     let options = checks::Options {
-        kind,
+        kind: args.kind,
         require_public_ip: args.require_public_ip,
+    };
+    Ok(probe_only(resolved, options, args.cluster.as_deref()).await)
+}
+
+/// Re-validates an attached target with its stored settings: its pin
+/// follows a key the user named, and its facts and checks are recorded.
+pub async fn attached(
+    ctx: &Context,
+    target: &Target,
+    access: &Access,
+    require_public_ip: bool,
+) -> Result<Report, Error> {
+    let resolved = ctx.targets.resolve(target, access)?;
+    let options = checks::Options {
+        kind: target.kind,
+        require_public_ip,
     };
     // An attached HDInsight target knows its cluster from its resource id.
     let cluster = target
-        .as_ref()
-        .and_then(|(_, t)| t.resource_id.as_deref())
+        .resource_id
+        .as_deref()
         .and_then(|id| {
             crate::resource_id::parse(id, crate::resource_id::ResourceKind::HdInsightCluster).ok()
         })
-        .map(|r| r.name)
-        .or_else(|| args.cluster.clone());
-    let (report, session) = connect_and_probe(resolved, options, "", cluster.as_deref()).await;
+        .map(|r| r.name);
+    let report = probe_only(resolved, options, cluster.as_deref()).await;
+    if let Some(key) = &report.host_key {
+        ctx.targets.repin(target, key)?;
+    }
+    if let Some(facts) = &report.facts {
+        ctx.store()?
+            .update_facts(&target.name, facts, &report.checks)?;
+    }
+    Ok(report)
+}
+
+/// Connects, probes and closes.
+pub async fn probe_only(
+    resolved: Resolved,
+    options: checks::Options,
+    cluster: Option<&str>,
+) -> Report {
+    let (report, session) = connect_and_probe(resolved, options, "", cluster).await;
     if let Some(session) = session {
         session.close().await;
     }
-    if let (Some((_, target)), Some(key)) = (&target, &report.host_key) {
-        ctx.targets.repin(target, key)?;
-    }
-    if let (Some((store, target)), Some(facts)) = (target, &report.facts) {
-        store.update_facts(&target.name, facts, &report.checks)?;
-    }
-    Ok(report)
+    report
 }
 
 /// Connects, authenticates and probes (asking about the agent `agent_id`).

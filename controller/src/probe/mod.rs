@@ -78,6 +78,9 @@ pub struct Facts {
     /// `hdinsight` only).
     #[serde(default)]
     pub head_node: Option<HeadNode>,
+    /// Which of `xz` and `gzip` the host has (to unpack a compressed agent).
+    #[serde(default)]
+    pub decompressors: Vec<String>,
     /// The installed moor agent's hello, when the expected one is there.
     pub agent: Option<moor_proto::Hello>,
     /// `~/.moor/claim`: which workspace and target own the machine.
@@ -260,6 +263,12 @@ impl Facts {
             },
             spark_submit: kv("spark").get("submit").and_then(|v| v.first().cloned()),
             head_node: hadoop::parse(&sections),
+            decompressors: get("decompressors")
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| ["xz", "gzip"].contains(l))
+                .map(str::to_owned)
+                .collect(),
             agent: moor_proto::Hello::find(&get("agent").join("\n")),
             claim: parse_claim(&get("claim")),
         })

@@ -135,6 +135,8 @@ if [ "$2" = hdinsight ]; then
     grep -h '^[^#]*PYSPARK_PYTHON=' "${SPARK_HOME:-$home}/conf/spark-env.sh" 2>/dev/null | sed 's/^/spark_env=/'
   fi
 fi
+s decompressors
+for c in xz gzip; do have "$c" && echo "$c"; done
 s agent
 a="$HOME/.moor/agent/$1/moor-agent"
 if [ -n "$1" ] && [ -x "$a" ]; then t 10 "$a" hello 2>&1; fi

@@ -1,5 +1,6 @@
 //! The host-key decision of one SSH connection (the target's or a jump
-//! host's): known_hosts files first (a revocation anywhere wins, a different
+//! host's): known_hosts files first (the workspace's, the user's, those
+//! given with `--known-hosts`) (a revocation anywhere wins, a different
 //! key of any type is "changed"), then the target's pin, then the user's
 //! policy for a key no file records. russh asks it during the handshake;
 //! the decision is kept so a refused handshake can say why.
@@ -162,8 +163,13 @@ impl Handler {
                 line,
                 in_workspace,
             }),
-            Verdict::Known { file, .. } => match unpinned {
+            Verdict::Known { file, given, .. } => match unpinned {
                 Some(pin) if !named => pinned_refusal(pin),
+                // Trusted by a `--known-hosts` file: recorded in the workspace.
+                _ if given => accept(
+                    true,
+                    self.known_hosts.workspace_file().display().to_string(),
+                ),
                 _ => accept(false, file.display().to_string()),
             },
             Verdict::Unknown => {

@@ -33,6 +33,9 @@ pub use interactive::Pty;
 pub use jump::JumpHost;
 pub use known_hosts::{KnownHosts, Verdict};
 
+/// Large uploads streaming at once in this process (see [`Session::exec_with`]).
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// Where to connect, and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -212,6 +215,13 @@ impl Session {
         let ssh_err = |e: russh::Error| self.ssh_error(e);
         let mut channel = self.handle.channel_open_session().await.map_err(ssh_err)?;
         channel.exec(true, command).await.map_err(ssh_err)?;
+        // Each upload in flight holds up to a channel window of data in
+        // memory: a fleet's stays bounded whatever its `--parallel`.
+        let _streaming = if stdin.len() > 1024 * 1024 {
+            UPLOADS.acquire().await.ok()
+        } else {
+            None
+        };
         for piece in stdin.chunks(256 * 1024) {
             channel.data_bytes(piece.to_vec()).await.map_err(ssh_err)?;
             progress.add(piece.len() as u64);

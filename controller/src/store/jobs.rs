@@ -78,6 +78,24 @@ impl Store {
         }
     }
 
+    /// Creates a pool, or gives an existing one these targets (a fleet
+    /// attach's pools follow the inventory); its name must not be a target's.
+    pub fn put_pool(&self, name: &str, targets: &[String]) -> Result<Pool> {
+        if self.pool(name)?.is_none() {
+            return self.create_pool(name, targets);
+        }
+        self.conn
+            .execute(
+                "UPDATE pools SET targets = ?2 WHERE name = ?1",
+                params![
+                    name,
+                    serde_json::to_string(targets).expect("strings serialize")
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(self.pool(name)?.expect("just updated"))
+    }
+
     /// Every pool, by name.
     pub fn pools(&self) -> Result<Vec<Pool>> {
         let mut stmt = self

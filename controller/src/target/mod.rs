@@ -15,6 +15,7 @@ pub mod settings;
 use crate::agent_bundle::{self, AgentBundle};
 use crate::agent_client::AgentClient;
 use crate::error::{Error, Result};
+use crate::fleet;
 use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
 use crate::store::{Store, Target};
 use crate::target_kind::TargetKind;
@@ -197,9 +198,10 @@ impl Targets {
         Ok(())
     }
 
-    /// Asks every target's agent at once (connect, `ask`, close); each
-    /// answer in the targets' order. One that does not answer costs at most
-    /// the connect timeout, and never holds up the others.
+    /// Asks every target's agent (connect, `ask`, close), at most
+    /// [`fleet::DEFAULT_PARALLEL`] at once; each answer in the targets'
+    /// order. One that does not answer costs at most the connect timeout,
+    /// and never holds up the others.
     pub async fn ask_all<T>(
         &self,
         targets: &[Target],
@@ -207,13 +209,35 @@ impl Targets {
         ask: impl AsyncFn(&AgentClient) -> Result<T>,
     ) -> Vec<Result<T>> {
         let ask = &ask;
-        let asked = targets.iter().map(|target| async move {
-            let c = self.connect(target, access).await?;
-            let answer = ask(&c.agent).await;
-            c.close().await;
-            answer
-        });
-        futures::future::join_all(asked).await
+        fleet::each(
+            targets.iter().collect(),
+            fleet::DEFAULT_PARALLEL,
+            fleet::View::Quiet,
+            |target| target.name.clone(),
+            |target| async move {
+                let c = self.connect(target, access).await?;
+                let answer = ask(&c.agent).await;
+                c.close().await;
+                answer
+            },
+        )
+        .await
+    }
+}
+
+/// Target names: a letter, then letters, digits, `-` or `_`; at most 64.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!("{name:?} is not a valid target name"),
+            "use a letter, then letters, digits, '-' or '_' (at most 64), e.g. gpu-vm1",
+        ))
     }
 }
 
@@ -223,4 +247,19 @@ pub fn stdio_command(install_id: &str) -> String {
         "\"$HOME\"/.moor/agent/{}/moor-agent stdio",
         crate::remote::quote(install_id)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn target_names() {
+        for ok in ["a", "gpu-vm1", "Spark_Head", &"x".repeat(64)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1vm", "-x", "a b", "a/b", "ä", "a;rm", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -33,6 +33,8 @@ pub struct Access {
     pub timeout: Duration,
     /// What to do with a host key no known_hosts file has.
     pub host_key_policy: HostKeyPolicy,
+    /// known_hosts files whose keys to trust (`--known-hosts`).
+    pub known_hosts_files: Vec<PathBuf>,
     auth: AuthArgs,
     password: Option<Secret>,
     passphrase: Option<Secret>,
@@ -50,6 +52,14 @@ impl Access {
                 format!("--host-key-fingerprint {fp:?} is not a SHA256 fingerprint"),
                 "pass it as OpenSSH prints it: SHA256:... (ssh-keygen -lf KEY.pub)",
             ));
+        }
+        for file in &args.known_hosts {
+            if let Err(e) = std::fs::File::open(file) {
+                return Err(Error::usage(
+                    format!("--known-hosts {}: {e}", file.display()),
+                    "pass a readable known_hosts file (OpenSSH format: HOST KEYTYPE BASE64 per line)",
+                ));
+            }
         }
         let host_key_policy = if !args.host_key_fingerprint.is_empty() {
             HostKeyPolicy::Fingerprint(args.host_key_fingerprint.clone())
@@ -75,6 +85,7 @@ impl Access {
         Ok(Access {
             timeout: timeout(args.connect_timeout)?,
             host_key_policy,
+            known_hosts_files: args.known_hosts.clone(),
             auth: auth.clone(),
             password,
             passphrase,
@@ -89,6 +100,21 @@ impl Access {
     /// The credential flags as given.
     pub fn auth(&self) -> &AuthArgs {
         &self.auth
+    }
+
+    /// These flags with one host's own key or password variable (an
+    /// inventory's `identity_file`, `password`) in place of the flags'.
+    pub fn for_host(&self, key: Option<PathBuf>, password_env: Option<String>) -> Result<Access> {
+        let mut access = self.clone();
+        if let Some(key) = key {
+            access.auth.key = Some(key);
+        }
+        if let Some(var) = password_env {
+            access.password = Some(secret_from_env(&var, "the inventory's password")?);
+            access.auth.password_env = Some(var);
+            access.auth.password_stdin = false;
+        }
+        Ok(access)
     }
 
     /// Credentials from the flags; `key` stands in for `--key` (the workspace
@@ -120,6 +146,12 @@ pub fn known_hosts(workspace: &Workspace) -> KnownHosts {
     )
 }
 
+/// The known_hosts files a connection with `access` reads: the workspace's,
+/// the user's, and those given with `--known-hosts`.
+fn known_hosts_for(workspace: &Workspace, access: &Access) -> KnownHosts {
+    known_hosts(workspace).with_given(&access.known_hosts_files)
+}
+
 /// Resolves `--host` flags: applies `~/.ssh/config` and loads keys. Errors
 /// here are usage or key errors, before any connection. `default_host`
 /// stands in when `--host` is absent (an HDInsight cluster's SSH endpoint).
@@ -136,7 +168,17 @@ pub fn for_host(
     if alias.is_empty() {
         return Err(Error::usage("--host is empty", "pass --host HOST"));
     }
-    let access = Access::from_args(&args.target)?;
+    for_host_with(args, &Access::from_args(&args.target)?, workspace, alias)
+}
+
+/// [`for_host`] with the connection flags already read (`args.target` is
+/// not read again): a fleet reads its secrets once for every host.
+pub fn for_host_with(
+    args: &ConnectArgs,
+    access: &Access,
+    workspace: &Workspace,
+    alias: String,
+) -> Result<Resolved> {
     let home = workspace::home_dir();
     let config_path = args
         .ssh_config
@@ -178,7 +220,7 @@ pub fn for_host(
         options: ConnectOptions {
             timeout: access.timeout,
             host_key_policy: access.host_key_policy.clone(),
-            known_hosts: known_hosts(workspace),
+            known_hosts: known_hosts_for(workspace, access),
             pin: None,
             credentials: access.credentials(None, None, &identities)?,
             jumps: jumps::hops(&jumps)?,
@@ -226,7 +268,7 @@ pub fn for_target(target: &Target, access: &Access, workspace: &Workspace) -> Re
         options: ConnectOptions {
             timeout: access.timeout,
             host_key_policy: access.host_key_policy.clone(),
-            known_hosts: known_hosts(workspace),
+            known_hosts: known_hosts_for(workspace, access),
             pin: (!target.host_key_fingerprint.is_empty()).then(|| Pin {
                 target: target.name.clone(),
                 fingerprint: target.host_key_fingerprint.clone(),

@@ -183,15 +183,17 @@ impl HostSteps<'_> {
         {
             return Ok(status(AgentInstall::Present, 0));
         }
-        let progress = Transfer::new("agent", Some(self.bundle.binary.len() as u64));
+        // Compressed when the host can unpack it; verified unpacked.
+        let (packing, bytes) = self.bundle.packed_for(&self.facts.decompressors);
+        let progress = Transfer::new("agent", Some(bytes.len() as u64));
         let out = tokio::time::timeout(
             INSTALL_TIMEOUT,
             remote::run_with(
                 self.session,
                 "agent install",
                 remote::INSTALL,
-                &[&id, build],
-                self.bundle.binary,
+                &[&id, build, packing],
+                bytes,
                 "check free space and that $HOME is not mounted noexec, then run attach again",
                 &progress,
             ),
@@ -217,7 +219,7 @@ impl HostSteps<'_> {
         }
         // When another attach installed it first (status=present), the bytes
         // went over all the same.
-        Ok(status(AgentInstall::Installed, self.bundle.binary.len()))
+        Ok(status(AgentInstall::Installed, bytes.len()))
     }
 
     fn timeout(&self, step: &'static str, limit: Duration) -> Error {

@@ -63,7 +63,7 @@ pub enum Outcome {
 
 /// `moor attach vm`.
 pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
-    check_name(&args.common.name)?;
+    crate::target::check_name(&args.common.name)?;
     let resource_id = args
         .resource_id
         .as_deref()
@@ -85,7 +85,7 @@ pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
 /// `moor attach hdinsight`: the host is `--host`, else the cluster's SSH
 /// endpoint from `--cluster` or the resource id.
 pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outcome> {
-    check_name(&args.common.name)?;
+    crate::target::check_name(&args.common.name)?;
     let resource_id = args
         .resource_id
         .as_deref()
@@ -125,23 +125,9 @@ pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outc
     .await
 }
 
-/// Target names: a letter, then letters, digits, `-` or `_`; at most 64.
-pub fn check_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = name.len() <= 64
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(
-            format!("{name:?} is not a valid target name"),
-            "use a letter, then letters, digits, '-' or '_' (at most 64), e.g. gpu-vm1",
-        ))
-    }
-}
-
-async fn attach(
+/// Attaches the host `resolved` names as `common.name` (also what a fleet
+/// attach does for each host).
+pub(crate) async fn attach(
     common: &AttachArgs,
     auth_args: &AuthArgs,
     kind: TargetKind,
@@ -350,21 +336,6 @@ impl Render for Outcome {
         match self {
             Outcome::Refused(report) => report.exit_code(),
             Outcome::Attached(_) => exit::OK,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_name;
-
-    #[test]
-    fn target_names() {
-        for ok in ["a", "gpu-vm1", "Spark_Head", &"x".repeat(64)] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "1vm", "-x", "a b", "a/b", "ä", "a;rm", &"x".repeat(65)] {
-            assert!(check_name(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Host key verification against OpenSSH known_hosts files.
 //!
 //! moor keeps its own `known_hosts` in the workspace and also reads the user's
-//! `~/.ssh/known_hosts`. It never writes the user's file, and it never replaces
-//! a recorded key: a changed key is refused until the user removes the old one
-//! (`moor host-key forget`). The parser understands what OpenSSH writes:
+//! `~/.ssh/known_hosts`, and the files given with `--known-hosts` (a fleet's
+//! keys, collected from its owners or an inventory system: a key found only
+//! there is recorded in the workspace). It never writes the user's file, and
+//! it never replaces a recorded key: a changed key is refused until the user
+//! removes the old one (`moor host-key forget`), and a given file cannot
+//! vouch for a key where the workspace or the user's file records another. The parser understands what OpenSSH writes:
 //! hashed names (`|1|salt|hash`), `[host]:port`, wildcards and negations,
 //! `@revoked` and `@cert-authority` markers. Lines it cannot parse are skipped
 //! (logged at debug), never fatal.
@@ -52,6 +55,9 @@ pub enum Verdict {
         file: PathBuf,
         /// Its line (1-based).
         line: usize,
+        /// Only a file given with `--known-hosts` records it: record it in
+        /// the workspace too.
+        given: bool,
     },
     /// The host is recorded nowhere.
     Unknown,
@@ -76,6 +82,16 @@ pub enum Verdict {
 pub struct KnownHosts {
     workspace_file: PathBuf,
     user_file: Option<PathBuf>,
+    given: Vec<PathBuf>,
+}
+
+/// Where a known_hosts file comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Workspace,
+    User,
+    /// `--known-hosts FILE`.
+    Given,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -99,7 +115,14 @@ impl KnownHosts {
         KnownHosts {
             workspace_file,
             user_file,
+            given: Vec::new(),
         }
+    }
+
+    /// Also trusts the keys these files record (`--known-hosts`), read only.
+    pub fn with_given(mut self, files: &[PathBuf]) -> Self {
+        self.given = files.to_vec();
+        self
     }
 
     /// The workspace's own file.
@@ -107,24 +130,26 @@ impl KnownHosts {
         &self.workspace_file
     }
 
-    fn files(&self) -> impl Iterator<Item = (&Path, bool)> {
-        std::iter::once((self.workspace_file.as_path(), true))
-            .chain(self.user_file.as_deref().map(|f| (f, false)))
+    fn files(&self) -> impl Iterator<Item = (&Path, Source)> {
+        std::iter::once((self.workspace_file.as_path(), Source::Workspace))
+            .chain(self.user_file.as_deref().map(|f| (f, Source::User)))
+            .chain(self.given.iter().map(|f| (f.as_path(), Source::Given)))
     }
 
     /// Checks `key` for `host:port` against every file. Revocation wins
     /// over everything, wherever its line is; then a line with this key
-    /// makes it known; then any other key recorded for the host, of any
-    /// type, makes it changed (a host that now offers only ECDSA where
-    /// ed25519 was recorded is not "unknown").
+    /// makes it known (a given file's line only if neither the workspace nor
+    /// the user's file records another key for the host); then any other
+    /// key recorded for the host, of any type, makes it changed (a host that
+    /// now offers only ECDSA where ed25519 was recorded is not "unknown").
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let name = host_entry_name(host, port);
-        let entries: Vec<(&Path, bool, Entry)> = self
+        let entries: Vec<(&Path, Source, Entry)> = self
             .files()
-            .flat_map(|(file, in_workspace)| {
+            .flat_map(|(file, source)| {
                 read_entries(file)
                     .into_iter()
-                    .map(move |entry| (file, in_workspace, entry))
+                    .map(move |entry| (file, source, entry))
             })
             .filter(|(_, _, e)| e.marker != Marker::CertAuthority && host_matches(&e.hosts, &name))
             .collect();
@@ -138,18 +163,31 @@ impl KnownHosts {
             };
         }
         let recorded = entries.iter().filter(|(_, _, e)| e.marker == Marker::None);
+        let changed = |(file, source, e): &(&Path, Source, Entry)| Verdict::Changed {
+            file: file.to_path_buf(),
+            line: e.line,
+            in_workspace: *source == Source::Workspace,
+        };
+        let own = recorded.clone().filter(|(_, s, _)| *s != Source::Given);
+        if let Some((file, _, e)) = own.clone().find(|(_, _, e)| same_key(e)) {
+            return Verdict::Known {
+                file: file.to_path_buf(),
+                line: e.line,
+                given: false,
+            };
+        }
+        if let Some(other) = own.clone().next() {
+            return changed(other);
+        }
         if let Some((file, _, e)) = recorded.clone().find(|(_, _, e)| same_key(e)) {
             return Verdict::Known {
                 file: file.to_path_buf(),
                 line: e.line,
+                given: true,
             };
         }
         match recorded.into_iter().next() {
-            Some((file, in_workspace, e)) => Verdict::Changed {
-                file: file.to_path_buf(),
-                line: e.line,
-                in_workspace: *in_workspace,
-            },
+            Some(other) => changed(other),
             None => Verdict::Unknown,
         }
     }
@@ -319,137 +357,4 @@ fn hashed_match(pattern: &str, name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ED1: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFX5JhiUxceeZBpKJzMdFCBfhj6xi/aU9pBwdEVU2+ua";
-    const ED2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJXOCi0lHpfc4ReSBu7HotDI4iiwY+q33KdoVEVIoVoS";
-
-    fn key(s: &str) -> PublicKey {
-        PublicKey::from_openssh(s).unwrap()
-    }
-
-    fn hosts_with(workspace: &str, user: &str) -> (tempfile::TempDir, KnownHosts) {
-        let dir = tempfile::tempdir().unwrap();
-        let w = dir.path().join("known_hosts");
-        let u = dir.path().join("user_known_hosts");
-        fs::write(&w, workspace).unwrap();
-        fs::write(&u, user).unwrap();
-        (dir, KnownHosts::new(w, Some(u)))
-    }
-
-    #[test]
-    fn negation_and_ports() {
-        assert!(host_matches(
-            "*.example.com,!bad.example.com",
-            "good.example.com"
-        ));
-        assert!(!host_matches(
-            "*.example.com,!bad.example.com",
-            "bad.example.com"
-        ));
-        assert!(host_matches("[h]:2222", &host_entry_name("h", 2222)));
-        assert!(!host_matches("h", &host_entry_name("h", 2222)));
-    }
-
-    #[test]
-    fn hashed_names_match() {
-        // `ssh-keygen -H` of "example.com" with this salt.
-        let salt = [7u8; 20];
-        let mac = Hmac::<Sha1>::new_from_slice(&salt)
-            .unwrap()
-            .chain_update(b"example.com")
-            .finalize()
-            .into_bytes();
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let pattern = format!("|1|{}|{}", b64.encode(salt), b64.encode(mac));
-        assert!(host_matches(&pattern, "example.com"));
-        assert!(!host_matches(&pattern, "example.org"));
-    }
-
-    #[test]
-    fn known_unknown_changed_revoked() {
-        let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("@revoked h3 {ED2}\n"));
-        assert!(matches!(
-            kh.check("h1", 22, &key(ED1)),
-            Verdict::Known { line: 1, .. }
-        ));
-        assert_eq!(kh.check("h2", 22, &key(ED1)), Verdict::Unknown);
-        assert!(matches!(
-            kh.check("h1", 22, &key(ED2)),
-            Verdict::Changed {
-                line: 1,
-                in_workspace: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            kh.check("h3", 22, &key(ED2)),
-            Verdict::Revoked { .. }
-        ));
-        assert_eq!(kh.known_key_types("h1", 22), vec!["ssh-ed25519".to_owned()]);
-    }
-
-    const EC1: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMKmoTcMJYCqtcdlVNA0hQ2IXK+NdW70G8iNqYlGu6OYHj1NuN3FxhLkLlRPSXJ2oz1pds84FRXl3BS0mR3hugM=";
-
-    #[test]
-    fn revocation_in_a_later_file_wins_over_a_known_line_in_an_earlier_one() {
-        let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("@revoked * {ED1}\n"));
-        assert!(matches!(
-            kh.check("h1", 22, &key(ED1)),
-            Verdict::Revoked { .. }
-        ));
-    }
-
-    #[test]
-    fn a_key_of_another_type_is_changed_not_unknown() {
-        let (_d, kh) = hosts_with(&format!("h1 {ED1}\n"), &format!("h2 {ED1}\n"));
-        assert!(matches!(
-            kh.check("h1", 22, &key(EC1)),
-            Verdict::Changed {
-                line: 1,
-                in_workspace: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            kh.check("h2", 22, &key(EC1)),
-            Verdict::Changed {
-                in_workspace: false,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn garbage_lines_are_skipped() {
-        let text = format!(
-            "# comment\n\ngarbage\nh1 ssh-ed25519 notbase64\nh1 sk-unknown AAAA\nh1 {ED1}\n"
-        );
-        let (_d, kh) = hosts_with(&text, "");
-        assert!(matches!(
-            kh.check("h1", 22, &key(ED1)),
-            Verdict::Known { line: 6, .. }
-        ));
-    }
-
-    #[test]
-    fn learn_then_forget() {
-        let (_d, kh) = hosts_with("", "");
-        kh.learn("h", 2222, &key(ED1)).unwrap();
-        kh.learn("other", 22, &key(ED2)).unwrap();
-        assert!(matches!(
-            kh.check("h", 2222, &key(ED1)),
-            Verdict::Known { .. }
-        ));
-        assert_eq!(kh.forget("h", 2222).unwrap(), 1);
-        assert_eq!(kh.check("h", 2222, &key(ED1)), Verdict::Unknown);
-        assert!(matches!(
-            kh.check("other", 22, &key(ED2)),
-            Verdict::Known { .. }
-        ));
-        assert_eq!(kh.forget("h", 2222).unwrap(), 0);
-    }
-}
+mod tests;
