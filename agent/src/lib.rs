@@ -28,7 +28,8 @@
 //!
 //! Where things are: [`handler`] answers the protocol (one connection),
 //! [`serve`] is the daemon and the stdio relay, [`snapshots`] keeps source
-//! snapshots, [`runs`] and [`supervise`]
+//! snapshots ([`snapshot_trees`]: unpacked once, shared by their runs),
+//! [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
 //! [`gpus`] shares the host's GPUs among runs,
@@ -58,6 +59,7 @@ pub mod node;
 pub mod outputs;
 pub mod runs;
 pub mod serve;
+pub mod snapshot_trees;
 pub mod snapshots;
 pub mod spark;
 pub mod start_run;

@@ -1,7 +1,7 @@
 //! Source snapshots on the host, kept under `~/.moor/snapshots` by their
 //! sha256: an upload received into a temporary file that no error path
 //! leaves behind (a full disk says so), and pruning the ones no run refers
-//! to any more.
+//! to any more (with their shared trees, [`crate::snapshot_trees`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -40,6 +40,10 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
         if fs::remove_file(entry.path()).is_ok() {
             count += 1;
             bytes += meta.len();
+            // Its shared tree goes with it (runs keep their own links).
+            let tree = crate::snapshot_trees::path(dir, hash);
+            bytes += sys::tree_bytes(&tree);
+            let _ = fs::remove_dir_all(&tree);
         }
     }
     Ok((count, bytes))

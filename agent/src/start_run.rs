@@ -3,8 +3,6 @@
 //! folder made (source unpacked, inputs, output folders) and its
 //! supervisor started.
 
-use std::fs;
-
 use moor_proto::{ErrorKind, RunInfo, RunSpec};
 
 use crate::error::{AgentError, Result};
@@ -55,8 +53,7 @@ impl Daemon {
             )));
         }
         let outputs = spec.outputs.clone();
-        let snapshot =
-            (!spec.snapshot.is_empty()).then(|| snapshots::path(&self.snapshots, &spec.snapshot));
+        let snapshot = (!spec.snapshot.is_empty()).then(|| spec.snapshot.clone());
         let inputs: Vec<(String, std::path::PathBuf)> = spec
             .inputs
             .iter()
@@ -65,8 +62,10 @@ impl Daemon {
         let started = self.runs.start_with(&self.exe, spec, |dir| {
             let src = dir.join("src");
             sys::create_private_dir(&src)?;
-            if let Some(archive) = &snapshot {
-                tar::Archive::new(fs::File::open(archive)?).unpack(&src)?;
+            // The snapshot's shared tree, linked (unpacked once per snapshot).
+            if let Some(sha256) = &snapshot {
+                let tree = crate::snapshot_trees::tree(&self.snapshots, sha256)?;
+                crate::snapshot_trees::link_into(&tree, &src)?;
             }
             crate::inputs::unpack(dir, &inputs)?;
             for name in &outputs {

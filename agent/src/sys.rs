@@ -59,10 +59,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
-/// Bytes of the files under `path` (links not followed; what cannot be
-/// read counts nothing).
+/// Bytes of the files under `path` (links not followed; a file with
+/// several hard links, as runs share their snapshot's files, counts once;
+/// what cannot be read counts nothing).
 pub fn tree_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
+    let mut linked = std::collections::HashSet::new();
     let mut todo = vec![path.to_path_buf()];
     while let Some(p) = todo.pop() {
         let Ok(meta) = fs::symlink_metadata(&p) else {
@@ -72,7 +75,7 @@ pub fn tree_bytes(path: &Path) -> u64 {
             if let Ok(entries) = fs::read_dir(&p) {
                 todo.extend(entries.flatten().map(|e| e.path()));
             }
-        } else {
+        } else if meta.nlink() < 2 || linked.insert((meta.dev(), meta.ino())) {
             total += meta.len();
         }
     }

@@ -42,12 +42,7 @@ fn snapshot() -> Snapshot {
         .append_data(&mut header, "train.py", &script[..])
         .unwrap();
     let bytes = archive.into_inner().unwrap();
-    Snapshot {
-        sha256: moor_proto::sha256_hex(&bytes),
-        bytes,
-        files: 1,
-        skipped_links: Vec::new(),
-    }
+    Snapshot::packed(bytes, 1, Vec::new())
 }
 
 async fn read_all(
@@ -82,7 +77,7 @@ async fn upload_run_stream_cancel_and_download_in_process() {
             .put_snapshot(&snap, &Transfer::hidden())
             .await
             .unwrap(),
-        snap.bytes.len()
+        snap.bytes().unwrap().len()
     );
     assert!(client.has_snapshot(&snap.sha256).await.unwrap());
     // Sent once: the second put finds it.
@@ -133,8 +128,9 @@ async fn refusals_reach_the_client_as_typed_errors() {
     let home = tempfile::tempdir().unwrap();
     let client = in_process(home.path()).await;
     // An upload whose bytes do not hash to what it claims.
-    let mut bad = snapshot();
-    bad.bytes.truncate(bad.bytes.len() / 2);
+    let good = snapshot();
+    let half = good.bytes().unwrap()[..good.size as usize / 2].to_vec();
+    let bad = Snapshot::packed(half, 1, Vec::new()).with_claimed_sha256(good.sha256.clone());
     match client.put_snapshot(&bad, &Transfer::hidden()).await {
         Err(Error::Refused { kind, .. }) => assert_eq!(kind, ErrorKind::Corrupt),
         other => panic!("{:?}", other.map(|_| ())),

@@ -97,6 +97,11 @@ impl Workspace {
         dir.join(format!("{sha256}.tar"))
     }
 
+    /// The index of the sources packed from here (`snapshot-index/`).
+    pub fn snapshot_index(&self) -> crate::snapshot::SnapshotIndex {
+        crate::snapshot::SnapshotIndex::in_dir(self.dir.join("snapshot-index"))
+    }
+
     /// The workspace's own known_hosts file.
     pub fn known_hosts_file(&self) -> PathBuf {
         self.dir.join("known_hosts")

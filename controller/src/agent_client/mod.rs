@@ -153,12 +153,14 @@ impl AgentClient {
         if self.has_snapshot(&snap.sha256).await? {
             return Ok(0);
         }
+        // Packed only now when the index knew the source unchanged.
+        let bytes = snap.bytes()?;
         let request = Request::PutSnapshot {
             sha256: snap.sha256.clone(),
-            size: snap.bytes.len() as u64,
+            size: bytes.len() as u64,
         };
         let (id, mut rx) = self.conn.request(&request).await?;
-        for chunk in snap.bytes.chunks(UPLOAD_CHUNK) {
+        for chunk in bytes.chunks(UPLOAD_CHUNK) {
             self.conn.write(&Frame::data(id, chunk.to_vec())).await?;
             progress.add(chunk.len() as u64);
         }
@@ -167,7 +169,7 @@ impl AgentClient {
             .await
             .map_err(|_| self.lost("the snapshot upload was not acknowledged"))??;
         match answer {
-            Response::Snapshot { present: true } => Ok(snap.bytes.len()),
+            Response::Snapshot { present: true } => Ok(bytes.len()),
             other => Err(self.unexpected(&request, &other)),
         }
     }

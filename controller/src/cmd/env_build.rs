@@ -152,14 +152,8 @@ pub async fn prepare_on(
                 ),
             ));
         }
-        let snap = snapshot::Snapshot {
-            bytes,
-            sha256: sha.clone(),
-            files: 0,
-            skipped_links: Vec::new(),
-        };
-        let progress =
-            crate::transfer::Transfer::new("Docker build context", Some(snap.bytes.len() as u64));
+        let snap = snapshot::Snapshot::packed(bytes, 0, Vec::new());
+        let progress = crate::transfer::Transfer::new("Docker build context", Some(snap.size));
         agent.put_snapshot(&snap, &progress).await?;
         drop(progress);
     }
@@ -169,8 +163,7 @@ pub async fn prepare_on(
     ] {
         if let Some(dir) = dir {
             let snap = snapshot::pack_all(dir, MAX_ASSET_BYTES)?;
-            let progress =
-                crate::transfer::Transfer::new("package files", Some(snap.bytes.len() as u64));
+            let progress = crate::transfer::Transfer::new("package files", Some(snap.size));
             let sent = agent.put_snapshot(&snap, &progress).await?;
             drop(progress);
             tracing::info!(dir = %dir.display(), sent, "asset");

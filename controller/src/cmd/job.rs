@@ -203,7 +203,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
         .transpose()?;
     let plan = match &args.file {
         Some(file) => {
-            let read = job::plan::read(file, &args.set, max)?;
+            let read = job::plan::read(file, &args.set, max, &ctx.workspace.snapshot_index())?;
             let placement = Placement {
                 targets: &args.target,
                 pool: args.pool.as_deref(),
@@ -228,7 +228,8 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
                 all.append(&mut variables);
                 variables = all;
             }
-            let snap = snapshot::pack(&args.source_dir, max)?;
+            let snap =
+                snapshot::pack_source(&args.source_dir, max, &ctx.workspace.snapshot_index())?;
             if let Some(warning) = snap.skipped_warning() {
                 eprintln!("{warning}");
             }
@@ -256,7 +257,12 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
 /// `moor job submit FILE.yml`.
 pub async fn submit(args: &JobSubmitArgs, ctx: &Context) -> Result<Ran> {
     let store = ctx.store()?;
-    let read = job::plan::read(&args.file, &args.set, snapshot::DEFAULT_MAX_BYTES)?;
+    let read = job::plan::read(
+        &args.file,
+        &args.set,
+        snapshot::DEFAULT_MAX_BYTES,
+        &ctx.workspace.snapshot_index(),
+    )?;
     let placement = Placement {
         targets: &args.target,
         pool: args.pool.as_deref(),

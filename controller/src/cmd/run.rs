@@ -155,7 +155,11 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
     let store = ctx.store()?;
     let target = ctx.targets.named(&store, &args.target[0])?;
     let variables = crate::run_env::collect(&args.env_vars, args.env_file.as_deref())?;
-    let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
+    let snap = snapshot::pack_source(
+        &args.source_dir,
+        args.max_snapshot_size << 20,
+        &ctx.workspace.snapshot_index(),
+    )?;
     if let Some(warning) = snap.skipped_warning() {
         eprintln!("{warning}");
     }
@@ -202,7 +206,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         // A cache hit is one request; otherwise the build log shows first.
         prepare_on(&conn, ctx, &target, env, &Assets::from(&args.assets)).await?;
     }
-    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.bytes.len() as u64));
+    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));
     let sent = conn.agent.put_snapshot(&snap, &progress).await?;
     drop(progress);
     tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");

@@ -143,9 +143,8 @@ async fn start_held(
         })
         .await?;
     }
-    let total: u64 = (plan.snapshot.as_ref().map_or(0, |s| s.bytes.len())
-        + plan.inputs.values().map(|s| s.bytes.len()).sum::<usize>()) as u64
-        * conns.len() as u64;
+    let total: u64 = plan.snapshot.as_ref().map_or(0, |s| s.size)
+        + plan.inputs.values().map(|s| s.size).sum::<u64>() * conns.len() as u64;
     let transfer = crate::transfer::Transfer::new("sources and inputs", Some(total));
     let progress = &transfer;
     // Each node's uploads and its addresses, asked at once.

@@ -27,7 +27,12 @@ pub struct FileJob {
 
 /// Reads `path`, applies `set`, packs code and inputs (each at most
 /// `max_bytes`), and makes the command line.
-pub fn read(path: &Path, set: &[String], max_bytes: u64) -> Result<FileJob> {
+pub fn read(
+    path: &Path,
+    set: &[String],
+    max_bytes: u64,
+    index: &snapshot::SnapshotIndex,
+) -> Result<FileJob> {
     let mut file = jobfile::read(path).map_err(|e| {
         Error::usage(
             format!("invalid job file: {}", e.message),
@@ -42,7 +47,7 @@ pub fn read(path: &Path, set: &[String], max_bytes: u64) -> Result<FileJob> {
     }
     let snapshot = match &file.code {
         Some(code) => {
-            let snap = snapshot::pack(code, max_bytes)?;
+            let snap = snapshot::pack_source(code, max_bytes, index)?;
             if let Some(warning) = snap.skipped_warning() {
                 eprintln!("{warning}");
             }

@@ -95,7 +95,11 @@ pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
             command: args.command.clone(),
         },
     };
-    let snap = snapshot::pack(&args.source_dir, args.max_snapshot_size << 20)?;
+    let snap = snapshot::pack_source(
+        &args.source_dir,
+        args.max_snapshot_size << 20,
+        &ctx.workspace.snapshot_index(),
+    )?;
     let model = args
         .model
         .as_deref()
@@ -127,12 +131,12 @@ pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
     if let Some(env) = &env {
         prepare_on(&conn, ctx, &target, env, &Assets::from(&args.assets)).await?;
     }
-    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.bytes.len() as u64));
+    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));
     conn.agent.put_snapshot(&snap, &progress).await?;
     drop(progress);
     let model = match model {
         Some(Model::Local(packed)) => {
-            let progress = crate::transfer::Transfer::new("model", Some(packed.bytes.len() as u64));
+            let progress = crate::transfer::Transfer::new("model", Some(packed.size));
             conn.agent.put_snapshot(&packed, &progress).await?;
             Some(ModelSource::Snapshot {
                 sha256: packed.sha256.clone(),

@@ -6,6 +6,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+mod index;
+
+pub use index::SnapshotIndex;
+
 /// The folder `moor download` writes to by default (`./moor-outputs/RUN`):
 /// never part of a snapshot, so outputs are not uploaded with the next run.
 pub const DOWNLOADS_DIR: &str = "moor-outputs";
@@ -13,21 +17,70 @@ pub const DOWNLOADS_DIR: &str = "moor-outputs";
 /// Default largest snapshot.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 
-/// A packed snapshot.
+/// A packed snapshot. Its archive may be packed only when a host lacks it:
+/// a source the [`SnapshotIndex`] knows unchanged has its hash and size
+/// without a file being read.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The tar archive.
-    pub bytes: Vec<u8>,
     /// Its hex sha256.
     pub sha256: String,
+    /// The archive's size in bytes.
+    pub size: u64,
     /// Files in it.
     pub files: usize,
     /// Symbolic links left out because they point outside the directory
     /// (each with where it points).
     pub skipped_links: Vec<(PathBuf, PathBuf)>,
+    /// The tar archive, once packed.
+    packed: std::sync::OnceLock<Vec<u8>>,
+    /// Where to pack it from when it is not packed yet.
+    source: Option<(PathBuf, Listing)>,
 }
 
 impl Snapshot {
+    /// A snapshot of `bytes`, packed already.
+    pub fn packed(
+        bytes: Vec<u8>,
+        files: usize,
+        skipped_links: Vec<(PathBuf, PathBuf)>,
+    ) -> Snapshot {
+        Snapshot {
+            sha256: moor_proto::sha256_hex(&bytes),
+            size: bytes.len() as u64,
+            files,
+            skipped_links,
+            packed: std::sync::OnceLock::from(bytes),
+            source: None,
+        }
+    }
+
+    /// The same archive claiming another hash: what a damaged upload looks
+    /// like to the agent (its checks are tested with it).
+    pub fn with_claimed_sha256(mut self, sha256: String) -> Snapshot {
+        self.sha256 = sha256;
+        self
+    }
+
+    /// The tar archive, packed now if it was not (the files are read again;
+    /// one changed since its hash was taken is refused, not sent).
+    pub fn bytes(&self) -> Result<&[u8]> {
+        if let Some(bytes) = self.packed.get() {
+            return Ok(bytes);
+        }
+        let (dir, listing) = self
+            .source
+            .as_ref()
+            .expect("an unpacked snapshot has a source");
+        let bytes = archive(dir, listing)?;
+        if moor_proto::sha256_hex(&bytes) != self.sha256 {
+            return Err(Error::usage(
+                format!("the source in {} changed while moor read it", dir.display()),
+                "run the command again once the files stop changing",
+            ));
+        }
+        Ok(self.packed.get_or_init(|| bytes))
+    }
+
     /// The one warning line about links left out, if any were.
     pub fn skipped_warning(&self) -> Option<String> {
         if self.skipped_links.is_empty() {
@@ -53,6 +106,35 @@ impl Snapshot {
 /// [`Snapshot::skipped_links`], never followed.
 pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
     pack_with(dir, max_bytes, Ignores::Source)
+}
+
+/// [`pack`], through the workspace's index: a source whose files (names,
+/// sizes, times, inodes, modes, links) are as when it was last packed gets
+/// its hash and size from the index, and is read only if a host lacks it.
+pub fn pack_source(dir: &Path, max_bytes: u64, index: &SnapshotIndex) -> Result<Snapshot> {
+    let started = std::time::SystemTime::now();
+    let listing = walk(dir, max_bytes, Ignores::Source)?;
+    let key = index::Key::of(dir, &listing);
+    if let Some(known) = index.get(&key) {
+        tracing::debug!(sha256 = %known.sha256, "source unchanged since it was last packed");
+        return Ok(Snapshot {
+            sha256: known.sha256,
+            size: known.size,
+            files: listing.paths.len(),
+            skipped_links: listing.skipped_links.clone(),
+            packed: std::sync::OnceLock::new(),
+            source: Some((dir.to_owned(), listing)),
+        });
+    }
+    let bytes = archive(dir, &listing)?;
+    let snap = Snapshot::packed(bytes, listing.paths.len(), listing.skipped_links.clone());
+    // Only a listing whose files are all older than this packing may vouch
+    // for the content later (a file changed within its time stamp's
+    // granularity keeps its time): git's "racily clean" rule.
+    if listing.newest < started - std::time::Duration::from_secs(2) {
+        index.put(&key, &snap);
+    }
+    Ok(snap)
 }
 
 /// Packs every file of `dir`, ignore files or not (a channel, a wheelhouse).
@@ -155,12 +237,7 @@ pub fn pack_file(file: &Path, max_bytes: u64) -> Result<Snapshot> {
         .append_data(&mut header, name, &data[..])
         .map_err(io)?;
     let bytes = archive.into_inner().map_err(io)?;
-    Ok(Snapshot {
-        sha256: moor_proto::sha256_hex(&bytes),
-        bytes,
-        files: 1,
-        skipped_links: Vec::new(),
-    })
+    Ok(Snapshot::packed(bytes, 1, Vec::new()))
 }
 
 /// Which files a snapshot leaves out.
@@ -174,7 +251,33 @@ enum Ignores {
     Docker(std::sync::Arc<ignore::gitignore::Gitignore>),
 }
 
+/// What a snapshot of a directory holds, read from its metadata only.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Regular files, relative, sorted.
+    paths: Vec<PathBuf>,
+    /// Links kept (relative path, where it points), sorted.
+    links: Vec<(PathBuf, PathBuf)>,
+    /// Links left out, sorted.
+    skipped_links: Vec<(PathBuf, PathBuf)>,
+    /// Each file's size, times, inode and mode, in `paths` order.
+    stats: Vec<index::FileStat>,
+    /// The newest modification or change time of any file.
+    newest: std::time::SystemTime,
+}
+
 fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
+    let listing = walk(dir, max_bytes, mode)?;
+    let bytes = archive(dir, &listing)?;
+    Ok(Snapshot::packed(
+        bytes,
+        listing.paths.len(),
+        listing.skipped_links,
+    ))
+}
+
+/// Lists what a snapshot of `dir` holds, reading no file.
+fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
     let ignores = matches!(mode, Ignores::Source);
     let io = |cause: std::io::Error| Error::Io {
         what: "cannot pack the source snapshot",
@@ -265,8 +368,35 @@ fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
         }
     }
     paths.sort();
-    let mut archive = tar::Builder::new(Vec::new());
+    links.sort();
+    skipped_links.sort();
+    let mut stats = Vec::with_capacity(paths.len());
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
     for rel in &paths {
+        let meta = std::fs::symlink_metadata(dir.join(rel)).map_err(io)?;
+        let stat = index::FileStat::of(&meta);
+        newest = newest.max(stat.newest());
+        stats.push(stat);
+    }
+    Ok(Listing {
+        paths,
+        links,
+        skipped_links,
+        stats,
+        newest,
+    })
+}
+
+/// The tar archive of a listing (files read now).
+fn archive(dir: &Path, listing: &Listing) -> Result<Vec<u8>> {
+    let io = |cause: std::io::Error| Error::Io {
+        what: "cannot pack the source snapshot",
+        path: dir.to_owned(),
+        cause,
+    };
+    let (paths, links) = (&listing.paths, &listing.links);
+    let mut archive = tar::Builder::new(Vec::new());
+    for rel in paths {
         let full = dir.join(rel);
         let data = std::fs::read(&full).map_err(io)?;
         let executable = {
@@ -284,9 +414,7 @@ fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
             .append_data(&mut header, rel, &data[..])
             .map_err(io)?;
     }
-    links.sort();
-    skipped_links.sort();
-    for (rel, to) in &links {
+    for (rel, to) in links {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Symlink);
         header.set_size(0);
@@ -296,14 +424,7 @@ fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
         header.set_gid(0);
         archive.append_link(&mut header, rel, to).map_err(io)?;
     }
-    let bytes = archive.into_inner().map_err(io)?;
-    let sha256 = moor_proto::sha256_hex(&bytes);
-    Ok(Snapshot {
-        bytes,
-        sha256,
-        files: paths.len(),
-        skipped_links,
-    })
+    archive.into_inner().map_err(io)
 }
 
 /// Where the link at `rel` (inside `root`) pointing to `to` leads, as a
@@ -346,134 +467,4 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The paths in a tar archive, sorted.
-    fn names(archive: &[u8]) -> Vec<String> {
-        let mut names: Vec<String> = tar::Archive::new(archive)
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn honours_ignores_and_is_deterministic() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("src")).unwrap();
-        std::fs::create_dir_all(p.join("data")).unwrap();
-        std::fs::create_dir_all(p.join(".git")).unwrap();
-        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
-        std::fs::write(p.join("src/model.py"), "x = 1\n").unwrap();
-        std::fs::write(p.join("data/big.bin"), vec![0u8; 1000]).unwrap();
-        std::fs::write(p.join("notes.tmp"), "scratch").unwrap();
-        std::fs::write(p.join(".git/HEAD"), "ref").unwrap();
-        // moor's own download folder is never uploaded again.
-        std::fs::create_dir_all(p.join("moor-outputs/20261129T101010-aabbccdd")).unwrap();
-        std::fs::write(p.join("moor-outputs/20261129T101010-aabbccdd/m.bin"), "w").unwrap();
-        std::fs::write(p.join(".gitignore"), "data/\n").unwrap();
-        std::fs::write(p.join(".moorignore"), "*.tmp\n").unwrap();
-        let a = pack(p, DEFAULT_MAX_BYTES).unwrap();
-        let names = names(&a.bytes);
-        assert_eq!(
-            names,
-            [".gitignore", ".moorignore", "src/model.py", "train.py"]
-        );
-        // Same content, new mtimes: same hash. Changed content: new hash.
-        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
-        assert_eq!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
-        std::fs::write(p.join("train.py"), "print(2)\n").unwrap();
-        assert_ne!(pack(p, DEFAULT_MAX_BYTES).unwrap().sha256, a.sha256);
-        let err = pack(p, 10).unwrap_err();
-        assert!(err.to_string().contains("is over"), "{err}");
-    }
-
-    #[test]
-    fn a_docker_context_honours_dockerignore_as_docker_reads_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let put = |rel: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, rel).unwrap();
-        };
-        for rel in [
-            "Dockerfile",
-            "app/main.py",
-            "app/debug.log",
-            "data/big.bin",
-            "data/keep.txt",
-            "secret.txt",
-            "sub/secret.txt",
-            ".git/config",
-        ] {
-            put(rel);
-        }
-        std::fs::write(
-            dir.path().join(".dockerignore"),
-            "# comment\nsecret.txt\n**/*.log\ndata\n!data/keep.txt\nDockerfile\n",
-        )
-        .unwrap();
-        let snap = pack_docker_context(dir.path(), 1 << 20).unwrap();
-        let names = names(&snap.bytes);
-        // Anchored: sub/secret.txt stays; Dockerfile and .dockerignore always go.
-        assert_eq!(
-            names,
-            [
-                ".dockerignore",
-                "Dockerfile",
-                "app/main.py",
-                "data/keep.txt",
-                "sub/secret.txt"
-            ]
-        );
-    }
-
-    #[test]
-    fn links_inside_stay_links_and_links_outside_are_left_out() {
-        use std::os::unix::fs::symlink;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("sub")).unwrap();
-        std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
-        symlink("train.py", p.join("same")).unwrap();
-        symlink("../train.py", p.join("sub/up")).unwrap();
-        symlink(p.join("train.py"), p.join("sub/absolute")).unwrap();
-        symlink("/etc/passwd", p.join("passwd")).unwrap();
-        symlink("../../outside", p.join("sub/escape")).unwrap();
-        symlink("loop", p.join("loop")).unwrap();
-        let snap = pack(p, DEFAULT_MAX_BYTES).unwrap();
-        let mut entries: Vec<(String, Option<String>)> = tar::Archive::new(&snap.bytes[..])
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let link = e.link_name().unwrap().map(|l| l.display().to_string());
-                (e.path().unwrap().display().to_string(), link)
-            })
-            .collect();
-        entries.sort();
-        assert_eq!(
-            entries,
-            [
-                ("loop".to_owned(), Some("loop".to_owned())),
-                ("same".to_owned(), Some("train.py".to_owned())),
-                ("sub/absolute".to_owned(), Some("../train.py".to_owned())),
-                ("sub/up".to_owned(), Some("../train.py".to_owned())),
-                ("train.py".to_owned(), None),
-            ]
-        );
-        let skipped: Vec<String> = snap
-            .skipped_links
-            .iter()
-            .map(|(l, _)| l.display().to_string())
-            .collect();
-        assert_eq!(skipped, ["passwd", "sub/escape"]);
-        let warning = snap.skipped_warning().unwrap();
-        assert!(warning.contains("passwd -> /etc/passwd"), "{warning}");
-        assert!(!warning.contains('\n'));
-    }
-}
+mod tests;
