@@ -10,47 +10,46 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use crate::snapshots;
-
-/// The shared tree of the snapshot `sha256` (kept in `dir`), unpacked now
-/// if it is not there yet.
-pub fn tree(dir: &Path, sha256: &str) -> io::Result<PathBuf> {
-    let tree = path(dir, sha256);
+/// Makes `tree` (`SHA.tree`, see [`crate::snapshots::tree_path`]) from the
+/// snapshot `archive` unless it is there already.
+pub fn unpack_once(archive: &Path, tree: &Path) -> io::Result<()> {
     if tree.is_dir() {
-        return Ok(tree);
+        return Ok(());
     }
     static STAGED: AtomicU32 = AtomicU32::new(0);
-    let staging = dir.join(format!(
-        ".{sha256}.tree.{}.{}",
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    let staging = tree.with_file_name(format!(
+        ".{name}.{}.{}",
         std::process::id(),
         STAGED.fetch_add(1, Ordering::Relaxed)
     ));
     let made = (|| {
         crate::sys::create_private_dir(&staging)?;
-        tar::Archive::new(fs::File::open(snapshots::path(dir, sha256))?).unpack(&staging)?;
+        tar::Archive::new(fs::File::open(archive)?).unpack(&staging)?;
         read_only(&staging)?;
-        fs::rename(&staging, &tree)
+        fs::rename(&staging, tree)
     })();
+    if made.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
     match made {
-        Ok(()) => Ok(tree),
         // Another run of the same snapshot made it first.
-        Err(_) if tree.is_dir() => {
-            let _ = fs::remove_dir_all(&staging);
-            Ok(tree)
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(&staging);
-            Err(e)
-        }
+        Err(_) if tree.is_dir() => Ok(()),
+        other => other,
     }
 }
 
-/// Where the shared tree of `sha256` is kept.
-pub fn path(dir: &Path, sha256: &str) -> PathBuf {
-    dir.join(format!("{sha256}.tree"))
+/// Whether `entry` is a staging folder of [`unpack_once`] older than 10
+/// minutes (its daemon was killed while unpacking).
+pub fn is_stale_staging(entry: &fs::DirEntry) -> bool {
+    let name = entry.file_name().to_string_lossy().into_owned();
+    name.starts_with('.')
+        && name.contains(".tree.")
+        && crate::sys::changed_ago(entry).is_some_and(|ago| ago > Duration::from_secs(600))
 }
 
 /// Gives `dest` (an empty folder) the tree's folders, links to its files
@@ -93,6 +92,14 @@ fn read_only(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn archive_of(dir: &Path, sha: &str) -> std::path::PathBuf {
+        dir.join(format!("{sha}.tar"))
+    }
+
+    fn tree_of(dir: &Path, sha: &str) -> std::path::PathBuf {
+        dir.join(format!("{sha}.tree"))
+    }
+
     fn snapshot(dir: &Path) -> String {
         let mut archive = tar::Builder::new(Vec::new());
         for (name, body) in [("train.py", "print(1)\n"), ("lib/util.py", "X = 1\n")] {
@@ -113,7 +120,7 @@ mod tests {
             .unwrap();
         let bytes = archive.into_inner().unwrap();
         let sha = moor_proto::sha256_hex(&bytes);
-        fs::write(snapshots::path(dir, &sha), bytes).unwrap();
+        fs::write(archive_of(dir, &sha), bytes).unwrap();
         sha
     }
 
@@ -122,11 +129,12 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let sha = snapshot(dir.path());
-        let tree = tree(dir.path(), &sha).unwrap();
+        let tree = tree_of(dir.path(), &sha);
         let (a, b) = (dir.path().join("run-a"), dir.path().join("run-b"));
         for run in [&a, &b] {
             fs::create_dir(run).unwrap();
-            link_into(&super::tree(dir.path(), &sha).unwrap(), run).unwrap();
+            unpack_once(&archive_of(dir.path(), &sha), &tree).unwrap();
+            link_into(&tree, run).unwrap();
         }
         let ino = |p: &Path| fs::metadata(p).unwrap().ino();
         assert_eq!(ino(&a.join("lib/util.py")), ino(&b.join("lib/util.py")));
@@ -156,11 +164,20 @@ mod tests {
     }
 
     #[test]
+    fn fresh_staging_is_not_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(format!(".{}.tree.1.0", "cd".repeat(32)))).unwrap();
+        let entry = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap();
+        assert!(!is_stale_staging(&entry));
+    }
+
+    #[test]
     fn a_damaged_archive_leaves_no_tree() {
         let dir = tempfile::tempdir().unwrap();
         let sha = "ab".repeat(32);
-        fs::write(snapshots::path(dir.path(), &sha), vec![b'x'; 1024]).unwrap();
-        assert!(tree(dir.path(), &sha).is_err());
+        fs::write(archive_of(dir.path(), &sha), vec![b'x'; 1024]).unwrap();
+        let tree = tree_of(dir.path(), &sha);
+        assert!(unpack_once(&archive_of(dir.path(), &sha), &tree).is_err());
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             1,

@@ -26,6 +26,15 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
     let (mut count, mut bytes) = (0, 0);
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // A tree whose archive is gone, or a staging folder a killed daemon left.
+        let orphan = name
+            .strip_suffix(".tree")
+            .is_some_and(|hash| !path(dir, hash).exists());
+        if orphan || crate::snapshot_trees::is_stale_staging(&entry) {
+            bytes += sys::tree_bytes(&entry.path());
+            let _ = fs::remove_dir_all(entry.path());
+            continue;
+        }
         let Some(hash) = name
             .strip_suffix(".tar")
             .filter(|h| moor_proto::is_sha256_hex(h))
@@ -41,7 +50,7 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
             count += 1;
             bytes += meta.len();
             // Its shared tree goes with it (runs keep their own links).
-            let tree = crate::snapshot_trees::path(dir, hash);
+            let tree = tree_path(dir, hash);
             bytes += sys::tree_bytes(&tree);
             let _ = fs::remove_dir_all(&tree);
         }
@@ -52,6 +61,11 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
 /// Where the snapshot `sha256` is kept.
 pub fn path(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(format!("{sha256}.tar"))
+}
+
+/// Where its shared tree is kept ([`crate::snapshot_trees`]).
+pub fn tree_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!("{sha256}.tree"))
 }
 
 /// Receives an upload into a temporary file, keeps it only if size and hash match.

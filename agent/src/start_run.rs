@@ -64,7 +64,11 @@ impl Daemon {
             sys::create_private_dir(&src)?;
             // The snapshot's shared tree, linked (unpacked once per snapshot).
             if let Some(sha256) = &snapshot {
-                let tree = crate::snapshot_trees::tree(&self.snapshots, sha256)?;
+                let tree = snapshots::tree_path(&self.snapshots, sha256);
+                crate::snapshot_trees::unpack_once(
+                    &snapshots::path(&self.snapshots, sha256),
+                    &tree,
+                )?;
                 crate::snapshot_trees::link_into(&tree, &src)?;
             }
             crate::inputs::unpack(dir, &inputs)?;

@@ -501,3 +501,35 @@ fn snapshot_links_inside_the_source_arrive_and_links_outside_are_left_out_with_a
         out.stderr
     );
 }
+
+/// Runs of one snapshot share its files, unpacked once on the host: the
+/// same inode in both runs, read-only (a run cannot change what the next
+/// one gets), while each run's folders stay its own.
+#[test]
+fn runs_of_one_snapshot_share_its_read_only_files() {
+    if !docker_or_skip() {
+        return;
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    assert_exit(&f.attach("box", &[]), 0);
+    let src = moor_tests::source_dir(&[("train.py", "print(1)\n"), ("lib/util.py", "X = 1\n")]);
+    let script = "stat -c %i lib/util.py; echo mine > lib/new.txt; rm train.py; \
+                  if echo more >> lib/util.py; then echo wrote; else echo refused; fi";
+    let mut inodes = Vec::new();
+    for _ in 0..2 {
+        let out = f.run_on("box", src.path(), &[], &["sh", "-c", script]);
+        assert_exit(&out, 0);
+        assert!(out.stdout.contains("refused"), "{}", out.stdout);
+        inodes.push(out.stdout.lines().next().unwrap().to_owned());
+    }
+    assert_eq!(inodes[0], inodes[1], "one copy on the host");
+    // The shared copy is untouched by either run.
+    let tree = f.host.exec(
+        "cat /home/moor/.moor/snapshots/*.tree/lib/util.py; ls -R /home/moor/.moor/snapshots/*.tree",
+    );
+    assert!(tree.starts_with("X = 1\n"), "{tree}");
+    assert!(
+        tree.contains("train.py") && !tree.contains("new.txt"),
+        "{tree}"
+    );
+}

@@ -24,7 +24,7 @@ pub struct ValidateArgs {
     /// Validate every host of this inventory (SkyPilot's
     /// ssh_node_pools.yaml, as `moor attach --inventory` reads it); records
     /// nothing but host keys learned. Exits with the highest host exit code.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["host", "cluster"], help_heading = "Fleet")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["host", "cluster", "kind"], help_heading = "Fleet")]
     pub inventory: Option<PathBuf>,
 
     /// Which pools of the inventory, how many hosts at once.

@@ -203,6 +203,20 @@ pub async fn attach(args: &AttachArgsTop, ctx: &Context) -> Result<Fleet<Outcome
     })?;
     let f = &args.fleet;
     let pools = inventory::load(file, &f.inventory.pool)?;
+    // A pool named like a target cannot be made: said before any host is touched.
+    let store = ctx.store()?;
+    for pool in &pools {
+        if store.target(&pool.name)?.is_some() {
+            return Err(Error::usage(
+                format!(
+                    "the inventory's pool {:?} is named like an attached target",
+                    pool.name
+                ),
+                "rename the pool in the inventory (a pool and a target cannot share a name)",
+            ));
+        }
+    }
+    drop(store);
     let access = Access::from_args(&f.target)?;
     let hosts: Vec<InventoryHost> = pools.iter().flat_map(|p| p.hosts.clone()).collect();
     let results = fleet::each(
