@@ -1,7 +1,8 @@
 //! Fleets from an inventory (SkyPilot's `ssh_node_pools.yaml`) against real
 //! test hosts: validated and attached in one moor process, host keys trusted
 //! from a `--known-hosts` file (and recorded, so later commands need no
-//! flag), a per-host password named by a variable, each pool a moor pool
+//! flag), a per-host password named by a variable, `--user` for hosts the
+//! file gives no user, each pool a moor pool
 //! that runs a job, an unreachable host failing alone with the worst exit
 //! code, a file that names another key refused for that host only.
 
@@ -58,7 +59,7 @@ fn an_inventory_is_validated_and_attached_in_one_process_with_pools_and_known_ho
     std::fs::write(
         &inventory,
         format!(
-            "lab:\n  hosts:\n    - {}\n    - {}\n    - ip: {}\n      name: big-box\n  user: moor\n  identity_file: {}\n\
+            "lab:\n  hosts:\n    - {}\n    - {}\n    - ip: {}\n      name: big-box\n  identity_file: {}\n\
              pw:\n  hosts: [{}]\n  user: moor\n  password: $FLEET_PW\n\
              gone:\n  hosts: [192.0.2.1]\n  user: moor\n  identity_file: {}\n",
             hosts[0].ip,
@@ -84,6 +85,8 @@ fn an_inventory_is_validated_and_attached_in_one_process_with_pools_and_known_ho
         "--json",
         "--connect-timeout",
         "3",
+        "--user",
+        "moor",
     ]);
     assert_exit(&out, 6);
     let r = rows(&out);
@@ -107,6 +110,8 @@ fn an_inventory_is_validated_and_attached_in_one_process_with_pools_and_known_ho
         "--json",
         "--connect-timeout",
         "3",
+        "--user",
+        "moor",
     ]);
     assert_exit(&out, 6);
     let r = rows(&out);
@@ -160,7 +165,16 @@ fn an_inventory_is_validated_and_attached_in_one_process_with_pools_and_known_ho
     assert!(out.stdout.contains("node 2 of 3"), "{}", out.stdout);
 
     // Again, one pool: nothing to do but say so.
-    let out = moor.run(&["attach", "--inventory", inv, "--pool", "lab", "--json"]);
+    let out = moor.run(&[
+        "attach",
+        "--inventory",
+        inv,
+        "--pool",
+        "lab",
+        "--json",
+        "--user",
+        "moor",
+    ]);
     assert_exit(&out, 0);
     for r in rows(&out) {
         assert_eq!(r["result"]["agent"]["status"], "present", "{r}");
@@ -190,6 +204,8 @@ fn an_inventory_is_validated_and_attached_in_one_process_with_pools_and_known_ho
         "--known-hosts",
         wrong.to_str().unwrap(),
         "--json",
+        "--user",
+        "moor",
     ]);
     assert_exit(&out, 5);
     let r = rows(&out);

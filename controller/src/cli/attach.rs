@@ -23,8 +23,9 @@ pub struct ValidateArgs {
 
     /// Validate every host of this inventory (SkyPilot's
     /// ssh_node_pools.yaml, as `moor attach --inventory` reads it); records
-    /// nothing but host keys learned. Exits with the highest host exit code.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["host", "cluster", "kind"], help_heading = "Fleet")]
+    /// nothing but host keys learned. --user and --port stand in for hosts
+    /// the file gives none (jump hosts: the ssh config's ProxyJump). Exits with the highest host exit code.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["host", "cluster", "kind", "jump"], help_heading = "Fleet")]
     pub inventory: Option<PathBuf>,
 
     /// Which pools of the inventory, how many hosts at once.

@@ -52,6 +52,16 @@ pub struct AttachFleetArgs {
     #[command(flatten)]
     pub network: NetworkArgs,
 
+    /// Remote user for hosts the inventory gives none [default: from
+    /// ~/.ssh/config, else $USER].
+    #[arg(long, value_name = "USER", help_heading = "Connection")]
+    pub user: Option<String>,
+
+    /// SSH port for hosts the inventory gives none [default: from
+    /// ~/.ssh/config, else 22].
+    #[arg(long, value_name = "PORT", help_heading = "Connection")]
+    pub port: Option<u16>,
+
     /// ssh client config to read Host aliases from.
     #[arg(long, value_name = "PATH", help_heading = "Connection")]
     pub ssh_config: Option<PathBuf>,

@@ -69,7 +69,7 @@ pub enum Command {
     /// the agent, and record it in the workspace; or every machine of an
     /// inventory at once (`--inventory FILE`), each pool a moor pool.
     #[command(after_help = EXIT_CODES)]
-    Attach(AttachArgsTop),
+    Attach(Box<AttachArgsTop>),
 
     /// List the attached targets.
     List,

@@ -121,8 +121,12 @@ pub async fn validate(args: &ValidateArgs, ctx: &Context) -> Result<Fleet<Report
                         kind: TargetKind::Vm,
                         require_public_ip: args.require_public_ip,
                     };
-                    let report = match resolve(&host, access, args.connect.ssh_config.clone(), ctx)
-                    {
+                    let defaults = Defaults {
+                        user: args.connect.user.clone(),
+                        port: args.connect.port,
+                        ssh_config: args.connect.ssh_config.clone(),
+                    };
+                    let report = match resolve(&host, access, &defaults, ctx) {
                         Ok((_, resolved)) => {
                             Ok(validate::probe_only(resolved, options, None).await)
                         }
@@ -236,7 +240,12 @@ pub async fn attach(args: &AttachArgsTop, ctx: &Context) -> Result<Fleet<Outcome
                     network: f.network.clone(),
                 };
                 let done = async {
-                    let (access, resolved) = resolve(&host, access, f.ssh_config.clone(), ctx)?;
+                    let defaults = Defaults {
+                        user: f.user.clone(),
+                        port: f.port,
+                        ssh_config: f.ssh_config.clone(),
+                    };
+                    let (access, resolved) = resolve(&host, access, &defaults, ctx)?;
                     attach::attach(
                         &common,
                         access.auth(),
@@ -337,20 +346,29 @@ fn failed<T>(target: String, pool: Option<String>, host: String, e: &Error) -> H
     }
 }
 
+/// The command line's connection settings for hosts the inventory gives
+/// none: `--user`, `--port`, `--ssh-config`.
+struct Defaults {
+    user: Option<String>,
+    port: Option<u16>,
+    ssh_config: Option<std::path::PathBuf>,
+}
+
 /// An inventory host's connection settings: its own address, port, user,
-/// key and password variable, the ssh config, and the command's flags.
+/// key and password variable (else the command line's, else the ssh
+/// config's), and the command's flags.
 fn resolve(
     host: &InventoryHost,
     access: &Access,
-    ssh_config: Option<std::path::PathBuf>,
+    defaults: &Defaults,
     ctx: &Context,
 ) -> Result<(Access, Resolved)> {
     let access = access.for_host(host.identity_file.clone(), host.password_env.clone())?;
     let connect = ConnectArgs {
         host: Some(host.host.clone()),
-        port: host.port,
-        user: host.user.clone(),
-        ssh_config,
+        port: host.port.or(defaults.port),
+        user: host.user.clone().or_else(|| defaults.user.clone()),
+        ssh_config: defaults.ssh_config.clone(),
         jump: Vec::new(),
         target: TargetArgs::default(),
     };
