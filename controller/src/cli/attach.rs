@@ -122,13 +122,21 @@ pub struct AttachHdinsightArgs {
     pub connect: ConnectArgs,
 }
 
-/// Options of every attach.
+/// Options of every attach of one machine.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Target name: a letter, then letters, digits, '-' or '_' (at most 64).
     #[arg(value_name = "NAME")]
     pub name: String,
 
+    /// What an attach may do, and the network settings it records.
+    #[command(flatten)]
+    pub options: AttachOptions,
+}
+
+/// What an attach may do (one machine, or each of a fleet's).
+#[derive(Debug, Clone, Args)]
+pub struct AttachOptions {
     /// Move the machine's attachment here if it is attached under another name.
     #[arg(long)]
     pub replace: bool,

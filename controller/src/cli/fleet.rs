@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{NetworkArgs, TargetArgs};
+use super::{AttachOptions, TargetArgs};
 
 /// Which hosts of an inventory, and how many at once.
 #[derive(Debug, Args)]
@@ -32,25 +32,9 @@ pub struct AttachFleetArgs {
     #[command(flatten)]
     pub inventory: InventoryArgs,
 
-    /// Move a machine's attachment to its inventory name if it is attached under another name.
-    #[arg(long)]
-    pub replace: bool,
-
-    /// Claim the machines even if another workspace claimed them.
-    #[arg(long)]
-    pub take_over: bool,
-
-    /// With password authentication: do not enroll the workspace key.
-    #[arg(long)]
-    pub no_enroll_key: bool,
-
-    /// Fail (instead of warn) when a machine has no public IP address.
-    #[arg(long)]
-    pub require_public_ip: bool,
-
-    /// How the machines reach package indexes (proxy, CA).
+    /// What each attach may do, and the network settings it records.
     #[command(flatten)]
-    pub network: NetworkArgs,
+    pub options: AttachOptions,
 
     /// Remote user for hosts the inventory gives none [default: from
     /// ~/.ssh/config, else $USER].

@@ -19,7 +19,8 @@ mod run;
 mod ssh;
 
 pub use attach::{
-    AttachArgs, AttachArgsTop, AttachCommand, AttachHdinsightArgs, AttachVmArgs, ValidateArgs,
+    AttachArgs, AttachArgsTop, AttachCommand, AttachHdinsightArgs, AttachOptions, AttachVmArgs,
+    ValidateArgs,
 };
 pub use connect::{AuthArgs, ConnectArgs, TargetArgs};
 pub use endpoint::{

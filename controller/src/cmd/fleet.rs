@@ -41,6 +41,22 @@ pub struct HostResult<T> {
     pub result: Option<T>,
 }
 
+impl<T> HostResult<T> {
+    /// The same result with `f` of the one-host command's.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> HostResult<U> {
+        HostResult {
+            target: self.target,
+            pool: self.pool,
+            host: self.host,
+            ok: self.ok,
+            exit_code: self.exit_code,
+            summary: self.summary,
+            error: self.error,
+            result: self.result.map(f),
+        }
+    }
+}
+
 impl<T> fleet::Finished for HostResult<T> {
     fn ok(&self) -> bool {
         self.ok
@@ -233,11 +249,7 @@ pub async fn attach(args: &AttachArgsTop, ctx: &Context) -> Result<Fleet<Outcome
             async move {
                 let common = AttachArgs {
                     name: host.target.clone(),
-                    replace: f.replace,
-                    take_over: f.take_over,
-                    no_enroll_key: f.no_enroll_key,
-                    require_public_ip: f.require_public_ip,
-                    network: f.network.clone(),
+                    options: f.options.clone(),
                 };
                 let done = async {
                     let defaults = Defaults {
@@ -274,16 +286,7 @@ pub async fn attach(args: &AttachArgsTop, ctx: &Context) -> Result<Fleet<Outcome
 fn attached(host: InventoryHost, done: Result<Outcome>) -> HostResult<Outcome> {
     match done {
         Ok(Outcome::Attached(a)) => HostResult {
-            summary: match a.agent.status {
-                attach::AgentInstall::Present => {
-                    format!("attached; agent {} was there", a.agent.version)
-                }
-                attach::AgentInstall::Installed => format!(
-                    "attached; agent {} installed ({} sent)",
-                    a.agent.version,
-                    checks::bytes(a.agent.bytes_sent as u64)
-                ),
-            },
+            summary: format!("attached; {}", a.agent.describe()),
             target: host.target,
             pool: Some(host.pool),
             host: host.host,
@@ -293,17 +296,10 @@ fn attached(host: InventoryHost, done: Result<Outcome>) -> HostResult<Outcome> {
             result: Some(Outcome::Attached(a)),
         },
         Ok(Outcome::Refused(report)) => {
-            let refused = validated(host.target, Some(host.pool), host.host, Ok(*report));
-            HostResult {
-                target: refused.target,
-                pool: refused.pool,
-                host: refused.host,
-                ok: false,
-                exit_code: refused.exit_code,
-                summary: format!("not attached: {}", refused.summary),
-                error: refused.error,
-                result: refused.result.map(|r| Outcome::Refused(Box::new(r))),
-            }
+            let mut refused = validated(host.target, Some(host.pool), host.host, Ok(*report))
+                .map(|r| Outcome::Refused(Box::new(r)));
+            refused.summary = format!("not attached: {}", refused.summary);
+            refused
         }
         Err(e) => failed(host.target, Some(host.pool), host.host, &e),
     }

@@ -58,6 +58,22 @@ pub struct AgentStatus {
     pub path: String,
 }
 
+impl AgentStatus {
+    /// One line: `agent VERSION installed (N sent)` or `... already installed`.
+    pub fn describe(&self) -> String {
+        match self.status {
+            AgentInstall::Present => {
+                format!("agent {} already installed (0 bytes sent)", self.version)
+            }
+            AgentInstall::Installed => format!(
+                "agent {} installed ({} sent)",
+                self.version,
+                crate::checks::bytes(self.bytes_sent as u64)
+            ),
+        }
+    }
+}
+
 /// The steps of attach that change the host.
 pub(super) struct HostSteps<'a> {
     pub bundle: &'static AgentBundle,

@@ -141,7 +141,7 @@ pub(crate) async fn attach(
     let workspace_id = store.workspace_id()?;
     let options = checks::Options {
         kind,
-        require_public_ip: common.require_public_ip,
+        require_public_ip: common.options.require_public_ip,
     };
     let bundle = ctx.targets.bundle();
     if !bundle.is_present() {
@@ -181,7 +181,7 @@ pub(crate) async fn attach(
         name,
         &host_key.fingerprint,
         &machine_id,
-        common.replace,
+        common.options.replace,
         key_named,
     )?;
     let replaced = match reserved {
@@ -198,10 +198,11 @@ pub(crate) async fn attach(
         workspace_id: &workspace_id,
         name,
         facts: &facts,
-        take_over: common.take_over,
+        take_over: common.options.take_over,
     };
     let done = async {
-        let enroll_key = matches!(session.auth_used, AuthUsed::Password) && !common.no_enroll_key;
+        let enroll_key =
+            matches!(session.auth_used, AuthUsed::Password) && !common.options.no_enroll_key;
         let key_line = if enroll_key {
             Some(ctx.workspace.key(&workspace_id)?)
         } else {
@@ -231,7 +232,7 @@ pub(crate) async fn attach(
 
     // Network settings: the flags over what the target had.
     let had = store.target(name)?.map(|t| t.network).unwrap_or_default();
-    let network = crate::target::network::apply(&had, &common.network)?;
+    let network = crate::target::network::apply(&had, &common.options.network)?;
     let now = crate::time::now();
     let target = Target {
         name: name.to_owned(),
@@ -310,19 +311,14 @@ impl Render for Outcome {
         };
         out.raw(&check_table(&a.checks));
         let t = &a.target;
-        let agent = match a.agent.status {
-            AgentInstall::Present => {
-                format!("agent {} already installed (0 bytes sent)", a.agent.version)
-            }
-            AgentInstall::Installed => format!(
-                "agent {} installed ({} sent)",
-                a.agent.version,
-                checks::bytes(a.agent.bytes_sent as u64)
-            ),
-        };
         out.line(format!(
-            "attached {}: {}@{}:{} ({}), {agent}",
-            t.name, t.user, t.host, t.port, t.kind
+            "attached {}: {}@{}:{} ({}), {}",
+            t.name,
+            t.user,
+            t.host,
+            t.port,
+            t.kind,
+            a.agent.describe()
         ));
         if let Some(old) = &a.replaced {
             out.line(format!("moved from target {old}"));
