@@ -68,7 +68,8 @@ impl Daemon {
     /// folders whose start never finished.
     pub fn sweep(&self) {
         let stale = Duration::from_secs(10 * 60);
-        let uploads = sys::sweep_temp_files(&self.snapshots, stale);
+        let uploads = sys::sweep_temp_files(&self.snapshots, stale)
+            + sys::sweep_temp_files(&crate::blobs::dir(&self.snapshots), stale);
         let runs = self.runs.sweep_unstarted(stale);
         if uploads + runs > 0 {
             tracing::info!("removed {uploads} cut-short uploads and {runs} unstarted runs");
@@ -174,7 +175,12 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
                         continue;
                     }
                 };
-                let data = if matches!(request, Request::PutSnapshot { .. }) {
+                let data = if matches!(
+                    request,
+                    Request::PutSnapshot { .. }
+                        | Request::PutTree { .. }
+                        | Request::PutBlobs { .. }
+                ) {
                     let (tx, rx) = mpsc::channel();
                     uploads.lock().expect("uploads lock").insert(frame.id, tx);
                     Some(rx)
@@ -247,12 +253,33 @@ fn handle(
             }))
         }
         Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
-            present: moor_proto::is_sha256_hex(&sha256)
-                && snapshots::path(&daemon.snapshots, &sha256).exists(),
+            present: snapshots::has(&daemon.snapshots, &sha256),
         }),
         Request::PutSnapshot { sha256, size } => {
             let data = data.expect("uploads get a data channel");
             reply(snapshots::put(&daemon.snapshots, &sha256, size, data)?)
+        }
+        Request::PutTree { sha256, size } => {
+            let data = data.expect("uploads get a data channel");
+            reply(crate::manifests::put(
+                &daemon.snapshots,
+                &sha256,
+                size,
+                data,
+            )?)
+        }
+        Request::PutBlobs { count, size, build } => {
+            let data = data.expect("uploads get a data channel");
+            let stored = crate::blobs::put(&daemon.snapshots, count, size, data)?;
+            match (stored, build) {
+                (Response::Blobs { .. }, Some(sha256)) => {
+                    reply(crate::manifests::build(&daemon.snapshots, &sha256)?)
+                }
+                (answer, _) => reply(answer),
+            }
+        }
+        Request::BuildTree { sha256 } => {
+            reply(crate::manifests::build(&daemon.snapshots, &sha256)?)
         }
         Request::PrepareEnv {
             spec,

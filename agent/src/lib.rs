@@ -28,7 +28,8 @@
 //!
 //! Where things are: [`handler`] answers the protocol (one connection),
 //! [`serve`] is the daemon and the stdio relay, [`snapshots`] keeps source
-//! snapshots ([`snapshot_trees`]: unpacked once, shared by their runs),
+//! snapshots ([`snapshot_trees`]: unpacked once, shared by their runs;
+//! [`manifests`] and [`blobs`]: snapshots sent file by file),
 //! [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
@@ -39,6 +40,7 @@
 //! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
 
+pub mod blobs;
 pub mod build_network;
 pub mod container_job;
 pub mod docker;
@@ -54,6 +56,7 @@ pub mod inputs;
 pub mod job_link;
 pub mod launch;
 pub mod login_env;
+pub mod manifests;
 pub mod mpi;
 pub mod node;
 pub mod outputs;

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -56,6 +56,14 @@ pub fn is_stale_staging(entry: &fs::DirEntry) -> bool {
 /// (copies where a link cannot be made) and its symbolic links as they are.
 /// Nothing is followed: a link in the tree stays a link.
 pub fn link_into(tree: &Path, dest: &Path) -> io::Result<()> {
+    let mut files = Vec::new();
+    copy_folders(tree, dest, &mut files)?;
+    link_all(&files)
+}
+
+/// Makes `dest`'s folders and symbolic links as `tree`'s, and lists the
+/// (file, link to make) pairs.
+fn copy_folders(tree: &Path, dest: &Path, files: &mut Vec<(PathBuf, PathBuf)>) -> io::Result<()> {
     for entry in fs::read_dir(tree)? {
         let entry = entry?;
         let (from, to) = (entry.path(), dest.join(entry.file_name()));
@@ -64,12 +72,39 @@ pub fn link_into(tree: &Path, dest: &Path) -> io::Result<()> {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
         } else if kind.is_dir() {
             fs::create_dir(&to)?;
-            link_into(&from, &to)?;
-        } else if kind.is_file() && fs::hard_link(&from, &to).is_err() {
-            fs::copy(&from, &to)?;
+            copy_folders(&from, &to, files)?;
+        } else if kind.is_file() {
+            files.push((from, to));
         }
     }
     Ok(())
+}
+
+/// Hard-links each `(from, to)` (a copy, with `from`'s mode, where a link
+/// cannot be made: another file system, too many links), on a few threads:
+/// a link costs a round of file-system locking, and a source has thousands.
+pub fn link_all(pairs: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let per = pairs.len().div_ceil(threads).max(256);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pairs
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    for (from, to) in chunk {
+                        if fs::hard_link(from, to).is_err() {
+                            fs::copy(from, to)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(io::Error::other("a link thread panicked")))
+        })
+    })
 }
 
 /// Clears every write bit of the files under `dir` (folders stay as they are).

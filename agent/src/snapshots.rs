@@ -26,10 +26,11 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
     let (mut count, mut bytes) = (0, 0);
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // A tree whose archive is gone, or a staging folder a killed daemon left.
+        // A tree whose archive or manifest is gone, or a staging folder a
+        // killed daemon left.
         let orphan = name
             .strip_suffix(".tree")
-            .is_some_and(|hash| !path(dir, hash).exists());
+            .is_some_and(|hash| !path(dir, hash).exists() && !manifest_path(dir, hash).exists());
         if orphan || crate::snapshot_trees::is_stale_staging(&entry) {
             bytes += sys::tree_bytes(&entry.path());
             let _ = fs::remove_dir_all(entry.path());
@@ -37,6 +38,7 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
         }
         let Some(hash) = name
             .strip_suffix(".tar")
+            .or_else(|| name.strip_suffix(".manifest"))
             .filter(|h| moor_proto::is_sha256_hex(h))
         else {
             continue;
@@ -49,18 +51,37 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
         if fs::remove_file(entry.path()).is_ok() {
             count += 1;
             bytes += meta.len();
-            // Its shared tree goes with it (runs keep their own links).
+            // Its shared tree goes with it (runs keep their own links). A
+            // tree sent file by file holds links to the blob store, whose
+            // contents are freed (and counted) by the blob pruning below.
             let tree = tree_path(dir, hash);
-            bytes += sys::tree_bytes(&tree);
+            if name.ends_with(".tar") {
+                bytes += sys::tree_bytes(&tree);
+            }
             let _ = fs::remove_dir_all(&tree);
         }
     }
+    bytes += crate::blobs::prune(dir);
     Ok((count, bytes))
 }
 
-/// Where the snapshot `sha256` is kept.
+/// Whether the host has the snapshot `sha256`: its archive, or its
+/// manifest with the tree built from it.
+pub fn has(dir: &Path, sha256: &str) -> bool {
+    moor_proto::is_sha256_hex(sha256)
+        && (path(dir, sha256).exists()
+            || (manifest_path(dir, sha256).exists() && tree_path(dir, sha256).is_dir()))
+}
+
+/// Where the snapshot `sha256` is kept (packed).
 pub fn path(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(format!("{sha256}.tar"))
+}
+
+/// Where the manifest of the snapshot `sha256` is kept, when it came file
+/// by file ([`crate::manifests`]).
+pub fn manifest_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!("{sha256}.manifest"))
 }
 
 /// Where its shared tree is kept ([`crate::snapshot_trees`]).

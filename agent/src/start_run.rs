@@ -26,7 +26,7 @@ impl Daemon {
                 "snapshot must be 64 lowercase hex digits",
             ));
         }
-        if !spec.snapshot.is_empty() && !snapshots::path(&self.snapshots, &spec.snapshot).exists() {
+        if !spec.snapshot.is_empty() && !snapshots::has(&self.snapshots, &spec.snapshot) {
             return Err(AgentError::not_found(format!(
                 "no snapshot {}",
                 spec.snapshot
@@ -64,6 +64,7 @@ impl Daemon {
             sys::create_private_dir(&src)?;
             // The snapshot's shared tree, linked (unpacked once per snapshot).
             if let Some(sha256) = &snapshot {
+                // Built when it arrived if it came file by file.
                 let tree = snapshots::tree_path(&self.snapshots, sha256);
                 crate::snapshot_trees::unpack_once(
                     &snapshots::path(&self.snapshots, sha256),

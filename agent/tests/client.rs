@@ -77,7 +77,7 @@ async fn upload_run_stream_cancel_and_download_in_process() {
             .put_snapshot(&snap, &Transfer::hidden())
             .await
             .unwrap(),
-        snap.bytes().unwrap().len()
+        snap.archive().unwrap().len()
     );
     assert!(client.has_snapshot(&snap.sha256).await.unwrap());
     // Sent once: the second put finds it.
@@ -129,7 +129,7 @@ async fn refusals_reach_the_client_as_typed_errors() {
     let client = in_process(home.path()).await;
     // An upload whose bytes do not hash to what it claims.
     let good = snapshot();
-    let half = good.bytes().unwrap()[..good.size as usize / 2].to_vec();
+    let half = good.archive().unwrap()[..good.size as usize / 2].to_vec();
     let bad = Snapshot::packed(half, 1, Vec::new()).with_claimed_sha256(good.sha256.clone());
     match client.put_snapshot(&bad, &Transfer::hidden()).await {
         Err(Error::Refused { kind, .. }) => assert_eq!(kind, ErrorKind::Corrupt),

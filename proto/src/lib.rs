@@ -11,6 +11,7 @@
 //! - [`endpoint`]: endpoints, models served over HTTP.
 //! - [`archive`]: unpacking what a host sends into a folder, never outside it.
 //! - [`selection`]: which output files a download sends.
+//! - [`tree`]: snapshots sent file by file (manifests, blob streams).
 //! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod message;
 pub mod run;
 pub mod selection;
 pub mod time;
+pub mod tree;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};
 pub use message::{AgentStatus, DiskUse, ErrorKind, Pruned, Request, Response, WireError};

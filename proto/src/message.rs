@@ -38,6 +38,35 @@ pub enum Request {
         /// Its size in bytes.
         size: u64,
     },
+    /// Offer a snapshot file by file ([`crate::tree`]): data frames with
+    /// the manifest's bytes (zstd-compressed) follow, then an end frame. The agent checks its
+    /// hash, keeps it, and answers [`Response::Snapshot`] once the tree is
+    /// built, or [`Response::TreeMissing`] with the contents it lacks.
+    PutTree {
+        /// Hex sha256 of the manifest.
+        sha256: String,
+        /// The manifest's size in bytes (unpacked).
+        size: u64,
+    },
+    /// File contents: a zstd stream of [`crate::tree::BlobHeader`] records
+    /// in data frames, then an end frame; each content is kept only if its
+    /// hash matches. Answered with [`Response::Blobs`], or, with `build`,
+    /// as [`Request::BuildTree`] of that manifest is (one round trip less).
+    PutBlobs {
+        /// How many contents the stream holds.
+        count: u64,
+        /// Their sizes summed (unpacked).
+        size: u64,
+        /// A manifest sent before whose tree to build once they are kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build: Option<String>,
+    },
+    /// Build the tree of a manifest sent before, from contents the agent
+    /// has: answered like [`Request::PutTree`].
+    BuildTree {
+        /// Hex sha256 of the manifest.
+        sha256: String,
+    },
     /// Start a run.
     StartRun {
         /// What to run.
@@ -165,6 +194,18 @@ pub enum Response {
     Snapshot {
         /// Whether the agent has it now.
         present: bool,
+    },
+    /// Answer to [`Request::PutTree`] and [`Request::BuildTree`]: the
+    /// contents to send before the tree can be built.
+    TreeMissing {
+        /// Their names: hex sha256, `.x` for an executable one
+        /// ([`crate::tree::BlobHeader::blob_name`]), each once.
+        blobs: Vec<String>,
+    },
+    /// Answer to [`Request::PutBlobs`].
+    Blobs {
+        /// How many contents were new to the host.
+        stored: u64,
     },
     /// A run, answering [`Request::StartRun`], [`Request::GetRun`] and
     /// [`Request::Cancel`].

@@ -107,6 +107,18 @@ fn all_requests() -> Vec<Request> {
             sha256: "ab".repeat(32),
             size: 1234,
         },
+        Request::PutTree {
+            sha256: "ab".repeat(32),
+            size: 99,
+        },
+        Request::PutBlobs {
+            count: 2,
+            size: 1 << 20,
+            build: Some("ab".repeat(32)),
+        },
+        Request::BuildTree {
+            sha256: "ab".repeat(32),
+        },
         Request::StartRun {
             spec: RunSpec {
                 name: Some("n".into()),
@@ -248,6 +260,10 @@ fn all_responses() -> Vec<Response> {
             bytes_freed: 4096,
         }),
         Response::Snapshot { present: true },
+        Response::TreeMissing {
+            blobs: vec!["cd".repeat(32)],
+        },
+        Response::Blobs { stored: 3 },
         Response::Run { run: run_info() },
         Response::Runs {
             runs: vec![run_info(), ended],

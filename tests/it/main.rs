@@ -25,6 +25,7 @@ mod run_env;
 mod run_history;
 mod run_names;
 mod runs;
+mod source_trees;
 mod spark;
 mod ssh_shell;
 mod validate;

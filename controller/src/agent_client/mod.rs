@@ -10,20 +10,17 @@
 
 pub mod connection;
 mod endpoints;
+mod snapshots;
 
 use std::time::Duration;
 
 use moor_proto::env::{EnvInfo, EnvSpec, PrepareOptions};
-use moor_proto::{
-    AgentStatus, Frame, FrameKind, Hello, Request, Response, RunInfo, RunSpec, WireError,
-};
+use moor_proto::{AgentStatus, FrameKind, Hello, Request, Response, RunInfo, RunSpec, WireError};
 
 use connection::{Connection, Frames};
 pub use connection::{Reader, Writer, CALL_TIMEOUT};
 
 use crate::error::{Error, Result};
-use crate::snapshot::Snapshot;
-use crate::transfer::Transfer;
 
 /// Largest chunk of an upload.
 const UPLOAD_CHUNK: usize = 1 << 20;
@@ -133,45 +130,6 @@ impl AgentClient {
             other => Err(Box::new(other)),
         })
         .await
-    }
-
-    /// Whether the agent has the snapshot `sha256`.
-    pub async fn has_snapshot(&self, sha256: &str) -> Result<bool> {
-        let request = Request::HasSnapshot {
-            sha256: sha256.to_owned(),
-        };
-        self.ask(request, CALL_TIMEOUT, |r| match r {
-            Response::Snapshot { present } => Ok(present),
-            other => Err(Box::new(other)),
-        })
-        .await
-    }
-
-    /// Uploads a snapshot unless the agent has it; returns the bytes sent.
-    /// `progress` hears of every chunk.
-    pub async fn put_snapshot(&self, snap: &Snapshot, progress: &Transfer) -> Result<usize> {
-        if self.has_snapshot(&snap.sha256).await? {
-            return Ok(0);
-        }
-        // Packed only now when the index knew the source unchanged.
-        let bytes = snap.bytes()?;
-        let request = Request::PutSnapshot {
-            sha256: snap.sha256.clone(),
-            size: bytes.len() as u64,
-        };
-        let (id, mut rx) = self.conn.request(&request).await?;
-        for chunk in bytes.chunks(UPLOAD_CHUNK) {
-            self.conn.write(&Frame::data(id, chunk.to_vec())).await?;
-            progress.add(chunk.len() as u64);
-        }
-        self.conn.write(&Frame::end(id)).await?;
-        let answer = tokio::time::timeout(CALL_TIMEOUT, self.conn.response(&mut rx))
-            .await
-            .map_err(|_| self.lost("the snapshot upload was not acknowledged"))??;
-        match answer {
-            Response::Snapshot { present: true } => Ok(bytes.len()),
-            other => Err(self.unexpected(&request, &other)),
-        }
     }
 
     /// Starts a run.

@@ -64,12 +64,14 @@ pub fn create(args: &EnvCreateArgs, ctx: &Context) -> Result<Created> {
     if let Some(context) = &built.context {
         // Kept in the workspace: the version builds the same anywhere, later.
         let path = ctx.workspace.docker_context_file(&context.sha256);
-        crate::workspace::write_private_atomic(&path, context.bytes()?).map_err(|cause| {
-            Error::Io {
-                what: "cannot keep the Docker build context in the workspace",
-                path: path.clone(),
-                cause,
-            }
+        crate::workspace::write_private_atomic(
+            &path,
+            context.archive().expect("a build context is packed"),
+        )
+        .map_err(|cause| Error::Io {
+            what: "cannot keep the Docker build context in the workspace",
+            path: path.clone(),
+            cause,
         })?;
     }
     let spec = built.spec;

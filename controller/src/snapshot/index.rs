@@ -1,12 +1,13 @@
 //! The workspace's snapshot index, as git's index and rsync's quick check
-//! keep one: for each source directory, the listing it had when it was last
-//! packed (every file's name, size, modification and change times, inode
-//! and mode; every link) and the snapshot's hash and size. A run whose
-//! source lists the same needs no file read to know its snapshot, and none
-//! at all when the host has it. One small JSON file per directory in
-//! `<workspace>/snapshot-index/`, written atomically (0600); a missing or
-//! unreadable entry only means packing again.
+//! keep one: for each source directory, every file's name, size,
+//! modification and change times, inode and mode when it was last hashed,
+//! with its content's sha256. A file that stats the same is not read again,
+//! so an unchanged source is known without reading a file, and a changed
+//! one costs reading only what changed. One small JSON file per directory
+//! in `<workspace>/snapshot-index/`, written atomically (0600); a missing or
+//! unreadable entry only means hashing again.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,13 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Listing, Snapshot};
+/// Bumped whenever the same files could be hashed otherwise.
+const FORMAT: &str = "moor-snapshot-index 2";
 
-/// Bumped whenever packing could give other bytes for the same files.
-const FORMAT: &str = "moor-snapshot-index 1";
-
-/// What the index keeps of one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the index keeps of one file's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStat {
     size: u64,
     mtime_ns: i128,
@@ -47,57 +46,36 @@ impl FileStat {
         let ns = self.mtime_ns.max(self.ctime_ns).max(0);
         SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
     }
-}
 
-/// A directory and the fingerprint of its listing.
-#[derive(Debug)]
-pub struct Key {
-    dir: PathBuf,
-    fingerprint: String,
-}
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
 
-impl Key {
-    /// The key of `dir` as `listing` found it.
-    pub fn of(dir: &Path, listing: &Listing) -> Key {
-        let mut text = Vec::with_capacity(64 * (listing.paths.len() + 1));
-        text.extend_from_slice(FORMAT.as_bytes());
-        text.push(0);
-        for (rel, s) in listing.paths.iter().zip(&listing.stats) {
-            text.extend_from_slice(rel.as_os_str().as_bytes());
-            text.extend_from_slice(
-                format!(
-                    "\0{} {} {} {} {}\n",
-                    s.size, s.mtime_ns, s.ctime_ns, s.ino, s.mode
-                )
-                .as_bytes(),
-            );
-        }
-        for (kind, links) in [("link", &listing.links), ("out", &listing.skipped_links)] {
-            for (rel, to) in links {
-                text.extend_from_slice(kind.as_bytes());
-                text.push(0);
-                text.extend_from_slice(rel.as_os_str().as_bytes());
-                text.push(0);
-                text.extend_from_slice(to.as_os_str().as_bytes());
-                text.push(b'\n');
-            }
-        }
-        Key {
-            dir: dir.canonicalize().unwrap_or_else(|_| dir.to_owned()),
-            fingerprint: moor_proto::sha256_hex(&text),
-        }
+    /// Whether any execute bit is set.
+    pub fn executable(&self) -> bool {
+        self.mode & 0o111 != 0
     }
 }
 
-/// What the index knows of a source.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Known {
-    /// The listing's fingerprint.
-    fingerprint: String,
-    /// The snapshot's hex sha256.
+/// One file as it was hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KnownFile {
+    /// Its metadata then.
+    pub stat: FileStat,
+    /// Its content's hex sha256.
     pub sha256: String,
-    /// Its archive's size.
-    pub size: u64,
+}
+
+/// What the index keeps of one directory.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Entry {
+    format: String,
+    /// Relative path (UTF-8) → the file as hashed.
+    files: HashMap<String, KnownFile>,
+    /// The snapshot the folder made last time.
+    #[serde(default)]
+    last: Option<String>,
 }
 
 /// The index of one workspace.
@@ -112,28 +90,35 @@ impl SnapshotIndex {
         SnapshotIndex { dir }
     }
 
-    fn file(&self, key: &Key) -> PathBuf {
-        let name = moor_proto::sha256_hex(key.dir.as_os_str().as_bytes());
+    fn file(&self, source: &Path) -> PathBuf {
+        let source = source.canonicalize().unwrap_or_else(|_| source.to_owned());
+        let name = moor_proto::sha256_hex(source.as_os_str().as_bytes());
         self.dir.join(format!("{}.json", &name[..32]))
     }
 
-    /// The snapshot `key`'s listing had when it was packed, if it is the same.
-    pub fn get(&self, key: &Key) -> Option<Known> {
-        let text = std::fs::read(self.file(key)).ok()?;
-        let known: Known = serde_json::from_slice(&text).ok()?;
-        (known.fingerprint == key.fingerprint).then_some(known)
+    /// The files of `source` as they were last hashed (none if unknown),
+    /// and the snapshot it made last.
+    pub fn files(&self, source: &Path) -> (HashMap<String, KnownFile>, Option<String>) {
+        let Ok(text) = std::fs::read(self.file(source)) else {
+            return (HashMap::new(), None);
+        };
+        match serde_json::from_slice::<Entry>(&text) {
+            Ok(entry) if entry.format == FORMAT => (entry.files, entry.last),
+            _ => (HashMap::new(), None),
+        }
     }
 
-    /// Records `snap` as the snapshot of `key` (best effort: an index that
-    /// cannot be written only costs packing again).
-    pub fn put(&self, key: &Key, snap: &Snapshot) {
-        let (dir, file) = (&self.dir, self.file(key));
-        let known = Known {
-            fingerprint: key.fingerprint.clone(),
-            sha256: snap.sha256.clone(),
-            size: snap.size,
+    /// Records `files` as the hashed files of `source` and `last` as its
+    /// snapshot (best effort: an index that cannot be written only costs
+    /// hashing again).
+    pub fn put(&self, source: &Path, files: HashMap<String, KnownFile>, last: &str) {
+        let (dir, file) = (&self.dir, self.file(source));
+        let entry = Entry {
+            format: FORMAT.into(),
+            files,
+            last: Some(last.to_owned()),
         };
-        let text = serde_json::to_vec(&known).expect("index entries serialize");
+        let text = serde_json::to_vec(&entry).expect("index entries serialize");
         if !dir.exists() {
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);

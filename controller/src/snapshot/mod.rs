@@ -7,8 +7,10 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Error, Result};
 
 mod index;
+mod tree;
 
 pub use index::SnapshotIndex;
+pub use tree::{send_blob, TreeSource};
 
 /// The folder `moor download` writes to by default (`./moor-outputs/RUN`):
 /// never part of a snapshot, so outputs are not uploaded with the next run.
@@ -17,24 +19,33 @@ pub const DOWNLOADS_DIR: &str = "moor-outputs";
 /// Default largest snapshot.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 
-/// A packed snapshot. Its archive may be packed only when a host lacks it:
-/// a source the [`SnapshotIndex`] knows unchanged has its hash and size
-/// without a file being read.
+/// A snapshot: a packed archive, or a source tree sent file by file.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Its hex sha256.
+    /// Its hex sha256 (of the archive, or of the tree's manifest).
     pub sha256: String,
-    /// The archive's size in bytes.
+    /// The archive's size, or the tree's files' sizes summed.
     pub size: u64,
     /// Files in it.
     pub files: usize,
     /// Symbolic links left out because they point outside the directory
     /// (each with where it points).
     pub skipped_links: Vec<(PathBuf, PathBuf)>,
-    /// The tar archive, once packed.
-    packed: std::sync::OnceLock<Vec<u8>>,
-    /// Where to pack it from when it is not packed yet.
-    source: Option<(PathBuf, Listing)>,
+    /// How many files were read to make it (a source's others had their
+    /// hashes in the workspace's index).
+    pub files_read: usize,
+    /// Whether it is not the snapshot its source folder made last time in
+    /// this workspace (a host is then unlikely to have it).
+    pub new: bool,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    /// A tar archive.
+    Packed(Vec<u8>),
+    /// A source read file by file when a host lacks its contents.
+    Tree(TreeSource),
 }
 
 impl Snapshot {
@@ -47,38 +58,35 @@ impl Snapshot {
         Snapshot {
             sha256: moor_proto::sha256_hex(&bytes),
             size: bytes.len() as u64,
+            files_read: files,
+            new: true,
             files,
             skipped_links,
-            packed: std::sync::OnceLock::from(bytes),
-            source: None,
+            content: Content::Packed(bytes),
         }
     }
 
-    /// The same archive claiming another hash: what a damaged upload looks
+    /// The same content claiming another hash: what a damaged upload looks
     /// like to the agent (its checks are tested with it).
     pub fn with_claimed_sha256(mut self, sha256: String) -> Snapshot {
         self.sha256 = sha256;
         self
     }
 
-    /// The tar archive, packed now if it was not (the files are read again;
-    /// one changed since its hash was taken is refused, not sent).
-    pub fn bytes(&self) -> Result<&[u8]> {
-        if let Some(bytes) = self.packed.get() {
-            return Ok(bytes);
+    /// The tar archive, for a packed snapshot.
+    pub fn archive(&self) -> Option<&[u8]> {
+        match &self.content {
+            Content::Packed(bytes) => Some(bytes),
+            Content::Tree(_) => None,
         }
-        let (dir, listing) = self
-            .source
-            .as_ref()
-            .expect("an unpacked snapshot has a source");
-        let bytes = archive(dir, listing)?;
-        if moor_proto::sha256_hex(&bytes) != self.sha256 {
-            return Err(Error::usage(
-                format!("the source in {} changed while moor read it", dir.display()),
-                "run the command again once the files stop changing",
-            ));
+    }
+
+    /// The source tree, for one sent file by file.
+    pub fn tree(&self) -> Option<&TreeSource> {
+        match &self.content {
+            Content::Tree(tree) => Some(tree),
+            Content::Packed(_) => None,
         }
-        Ok(self.packed.get_or_init(|| bytes))
     }
 
     /// The one warning line about links left out, if any were.
@@ -108,33 +116,36 @@ pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
     pack_with(dir, max_bytes, Ignores::Source)
 }
 
-/// [`pack`], through the workspace's index: a source whose files (names,
-/// sizes, times, inodes, modes, links) are as when it was last packed gets
-/// its hash and size from the index, and is read only if a host lacks it.
+/// A run's source: `dir` as a tree sent file by file ([`tree`]), each
+/// file's hash from the workspace's index when it stats as when it was
+/// last hashed, so an unchanged source is known without reading a file
+/// and a changed one reads only what changed. A source with a name that is
+/// not UTF-8 is packed as an archive instead.
 pub fn pack_source(dir: &Path, max_bytes: u64, index: &SnapshotIndex) -> Result<Snapshot> {
     let started = std::time::SystemTime::now();
     let listing = walk(dir, max_bytes, Ignores::Source)?;
-    let key = index::Key::of(dir, &listing);
-    if let Some(known) = index.get(&key) {
-        tracing::debug!(sha256 = %known.sha256, "source unchanged since it was last packed");
+    if let Some(tree) = tree::of_listing(dir, &listing, index, started)? {
+        tracing::debug!(
+            read = tree.hashed,
+            files = listing.paths.len(),
+            "source hashed"
+        );
         return Ok(Snapshot {
-            sha256: known.sha256,
-            size: known.size,
+            sha256: tree.id,
+            size: tree.size,
             files: listing.paths.len(),
-            skipped_links: listing.skipped_links.clone(),
-            packed: std::sync::OnceLock::new(),
-            source: Some((dir.to_owned(), listing)),
+            skipped_links: listing.skipped_links,
+            files_read: tree.hashed,
+            new: tree.new,
+            content: Content::Tree(tree.source),
         });
     }
     let bytes = archive(dir, &listing)?;
-    let snap = Snapshot::packed(bytes, listing.paths.len(), listing.skipped_links.clone());
-    // Only a listing whose files are all older than this packing may vouch
-    // for the content later (a file changed within its time stamp's
-    // granularity keeps its time): git's "racily clean" rule.
-    if listing.newest < started - std::time::Duration::from_secs(2) {
-        index.put(&key, &snap);
-    }
-    Ok(snap)
+    Ok(Snapshot::packed(
+        bytes,
+        listing.paths.len(),
+        listing.skipped_links,
+    ))
 }
 
 /// Packs every file of `dir`, ignore files or not (a channel, a wheelhouse).
@@ -262,8 +273,6 @@ pub struct Listing {
     skipped_links: Vec<(PathBuf, PathBuf)>,
     /// Each file's size, times, inode and mode, in `paths` order.
     stats: Vec<index::FileStat>,
-    /// The newest modification or change time of any file.
-    newest: std::time::SystemTime,
 }
 
 fn pack_with(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Snapshot> {
@@ -371,11 +380,9 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
     links.sort();
     skipped_links.sort();
     let mut stats = Vec::with_capacity(paths.len());
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
     for rel in &paths {
         let meta = std::fs::symlink_metadata(dir.join(rel)).map_err(io)?;
         let stat = index::FileStat::of(&meta);
-        newest = newest.max(stat.newest());
         stats.push(stat);
     }
     Ok(Listing {
@@ -383,7 +390,6 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
         links,
         skipped_links,
         stats,
-        newest,
     })
 }
 

@@ -31,7 +31,7 @@ fn honours_ignores_and_is_deterministic() {
     std::fs::write(p.join(".gitignore"), "data/\n").unwrap();
     std::fs::write(p.join(".moorignore"), "*.tmp\n").unwrap();
     let a = pack(p, DEFAULT_MAX_BYTES).unwrap();
-    let names = names(a.bytes().unwrap());
+    let names = names(a.archive().unwrap());
     assert_eq!(
         names,
         [".gitignore", ".moorignore", "src/model.py", "train.py"]
@@ -71,7 +71,7 @@ fn a_docker_context_honours_dockerignore_as_docker_reads_it() {
     )
     .unwrap();
     let snap = pack_docker_context(dir.path(), 1 << 20).unwrap();
-    let names = names(snap.bytes().unwrap());
+    let names = names(snap.archive().unwrap());
     // Anchored: sub/secret.txt stays; Dockerfile and .dockerignore always go.
     assert_eq!(
         names,
@@ -99,7 +99,7 @@ fn links_inside_stay_links_and_links_outside_are_left_out() {
     symlink("../../outside", p.join("sub/escape")).unwrap();
     symlink("loop", p.join("loop")).unwrap();
     let snap = pack(p, DEFAULT_MAX_BYTES).unwrap();
-    let mut entries: Vec<(String, Option<String>)> = tar::Archive::new(snap.bytes().unwrap())
+    let mut entries: Vec<(String, Option<String>)> = tar::Archive::new(snap.archive().unwrap())
         .entries()
         .unwrap()
         .map(|e| {
@@ -131,7 +131,8 @@ fn links_inside_stay_links_and_links_outside_are_left_out() {
 }
 
 #[test]
-fn the_index_knows_an_unchanged_source_without_reading_it() {
+fn a_source_is_a_tree_whose_unchanged_files_are_not_read_again() {
+    use moor_proto::tree::Manifest;
     let src = tempfile::tempdir().unwrap();
     let ws = tempfile::tempdir().unwrap();
     let index = SnapshotIndex::in_dir(ws.path().join("snapshot-index"));
@@ -139,38 +140,47 @@ fn the_index_knows_an_unchanged_source_without_reading_it() {
     std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
     std::fs::create_dir(p.join("data")).unwrap();
     std::fs::write(p.join("data/x.csv"), "a,b\n").unwrap();
-    // Files younger than the packing never vouch (racily clean): none is
-    // recorded yet.
+    std::os::unix::fs::symlink("data/x.csv", p.join("latest.csv")).unwrap();
     let first = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
-    assert!(first.packed.get().is_some());
-    assert!(!ws.path().join("snapshot-index").exists());
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let tree = first.tree().expect("a source goes file by file");
+    let manifest = Manifest::parse(tree.manifest()).unwrap();
+    assert_eq!(first.sha256, moor_proto::sha256_hex(tree.manifest()));
+    let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["data/x.csv", "train.py"]);
+    assert_eq!(manifest.links[0].target, "data/x.csv");
+    assert_eq!((first.size, first.files, first.files_read), (13, 2, 2));
+    let (path, header) = tree.blob(&moor_proto::sha256_hex(b"a,b\n")).unwrap();
+    assert_eq!((path, header.size), (p.join("data/x.csv"), 4));
+    // Files younger than the packing never vouch (racily clean): read again.
     let second = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
-    assert_eq!(second.sha256, first.sha256);
-    let entries: Vec<_> = std::fs::read_dir(ws.path().join("snapshot-index"))
-        .unwrap()
-        .collect();
-    assert_eq!(entries.len(), 1);
-    // Known now: nothing read until a host lacks it, then the same bytes.
-    let third = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
-    assert!(third.packed.get().is_none(), "not packed");
     assert_eq!(
-        (third.sha256.as_str(), third.size, third.files),
-        (first.sha256.as_str(), first.size, 2)
+        (second.sha256.as_str(), second.files_read),
+        (first.sha256.as_str(), 2)
     );
-    assert_eq!(third.bytes().unwrap(), first.bytes().unwrap());
-    // One changed file (same size): another snapshot.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let _ = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    // Known now: nothing read, the same snapshot.
+    let known = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    assert_eq!(
+        (known.sha256.as_str(), known.files_read),
+        (first.sha256.as_str(), 0)
+    );
+    // One changed file (same size): only it is read; another snapshot.
     std::fs::write(p.join("train.py"), "print(2)\n").unwrap();
     let changed = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
     assert_ne!(changed.sha256, first.sha256);
-    assert!(changed.packed.get().is_some());
-    // A file changed between the quick check and the upload: refused.
-    std::fs::write(p.join("train.py"), "print(1)\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    let _ = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
-    let known = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
-    assert!(known.packed.get().is_none());
+    assert_eq!(changed.files_read, 1);
+    // A file changed between hashing and sending: refused, not sent.
+    let (path, header) = {
+        let tree = changed.tree().unwrap();
+        let (path, header) = tree.blob(&moor_proto::sha256_hex(b"print(2)\n")).unwrap();
+        (path, header.clone())
+    };
     std::fs::write(p.join("train.py"), "print(3)\n").unwrap();
-    let e = known.bytes().unwrap_err();
+    let e = send_blob(&path, &header, &mut Vec::new()).unwrap_err();
     assert!(e.to_string().contains("changed while moor read it"), "{e}");
+    std::fs::write(p.join("train.py"), "print(2)\n").unwrap();
+    let mut out = Vec::new();
+    send_blob(&path, &header, &mut out).unwrap();
+    assert_eq!(out, b"print(2)\n");
 }
