@@ -123,6 +123,17 @@ impl fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
+/// `e` as the answer to a request that was writing in `dir`: a full disk
+/// says so (`no_space`, where and how much is free); any other error stays
+/// an error.
+pub fn no_space_answer(dir: &std::path::Path, e: io::Error) -> io::Result<moor_proto::Response> {
+    if is_no_space(&e) {
+        Ok(AgentError::no_space(dir).to_response())
+    } else {
+        Err(e)
+    }
+}
+
 /// Whether an I/O error is a full disk (or a full quota).
 pub fn is_no_space(e: &io::Error) -> bool {
     matches!(

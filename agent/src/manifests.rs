@@ -9,13 +9,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 
 use moor_proto::tree::{BlobHeader, Manifest};
 use moor_proto::{ErrorKind, Frame, Response};
 
-use crate::error::AgentError;
 use crate::{blobs, snapshots, sys};
 
 /// The largest manifest taken (about 200 bytes a file).
@@ -68,7 +66,7 @@ pub fn put(
             tmp.keep(&kept)
         });
         if let Err(e) = written {
-            return no_space_or(dir, e);
+            return crate::error::no_space_answer(dir, e);
         }
     }
     build(dir, sha256)
@@ -115,30 +113,14 @@ fn build_once(dir: &Path, sha256: &str, again: bool) -> io::Result<Response> {
             // A content pruned between the check and the link: ask again.
             build_once(dir, sha256, false)
         }
-        Err(e) => no_space_or(dir, e),
-    }
-}
-
-fn no_space_or(dir: &Path, e: io::Error) -> io::Result<Response> {
-    if crate::error::is_no_space(&e) {
-        Ok(AgentError::no_space(dir).to_response())
-    } else {
-        Err(e)
+        Err(e) => crate::error::no_space_answer(dir, e),
     }
 }
 
 /// Makes `tree` from the blob store: folders, a hard link per file (a copy
 /// where a link cannot be made), then the links.
 fn make_tree(dir: &Path, manifest: &Manifest, tree: &Path) -> io::Result<()> {
-    static STAGED: AtomicU32 = AtomicU32::new(0);
-    let name = tree.file_name().unwrap_or_default().to_string_lossy();
-    let staging = tree.with_file_name(format!(
-        ".{name}.{}.{}",
-        std::process::id(),
-        STAGED.fetch_add(1, Ordering::Relaxed)
-    ));
-    let made = (|| {
-        sys::create_private_dir(&staging)?;
+    crate::snapshot_trees::made_whole(tree, |staging| {
         let mut folders = BTreeSet::new();
         let mut pairs = Vec::with_capacity(manifest.files.len());
         for file in &manifest.files {
@@ -161,14 +143,6 @@ fn make_tree(dir: &Path, manifest: &Manifest, tree: &Path) -> io::Result<()> {
         for link in &manifest.links {
             std::os::unix::fs::symlink(&link.target, staging.join(&link.path))?;
         }
-        fs::rename(&staging, tree)
-    })();
-    if made.is_err() {
-        let _ = fs::remove_dir_all(&staging);
-    }
-    match made {
-        // Another upload of the same snapshot made it first.
-        Err(_) if tree.is_dir() => Ok(()),
-        other => other,
-    }
+        Ok(())
+    })
 }

@@ -20,6 +20,16 @@ pub fn unpack_once(archive: &Path, tree: &Path) -> io::Result<()> {
     if tree.is_dir() {
         return Ok(());
     }
+    made_whole(tree, |staging| {
+        tar::Archive::new(fs::File::open(archive)?).unpack(staging)?;
+        read_only(staging)
+    })
+}
+
+/// Makes `tree` whole or not at all: `fill` fills a staging folder beside
+/// it, renamed into place once filled (removed on any error). One made
+/// first by another run or upload of the same snapshot is as good.
+pub fn made_whole(tree: &Path, fill: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     static STAGED: AtomicU32 = AtomicU32::new(0);
     let name = tree.file_name().unwrap_or_default().to_string_lossy();
     let staging = tree.with_file_name(format!(
@@ -27,23 +37,19 @@ pub fn unpack_once(archive: &Path, tree: &Path) -> io::Result<()> {
         std::process::id(),
         STAGED.fetch_add(1, Ordering::Relaxed)
     ));
-    let made = (|| {
-        crate::sys::create_private_dir(&staging)?;
-        tar::Archive::new(fs::File::open(archive)?).unpack(&staging)?;
-        read_only(&staging)?;
-        fs::rename(&staging, tree)
-    })();
+    let made = crate::sys::create_private_dir(&staging)
+        .and_then(|()| fill(&staging))
+        .and_then(|()| fs::rename(&staging, tree));
     if made.is_err() {
         let _ = fs::remove_dir_all(&staging);
     }
     match made {
-        // Another run of the same snapshot made it first.
         Err(_) if tree.is_dir() => Ok(()),
         other => other,
     }
 }
 
-/// Whether `entry` is a staging folder of [`unpack_once`] older than 10
+/// Whether `entry` is a staging folder of [`made_whole`] older than 10
 /// minutes (its daemon was killed while unpacking).
 pub fn is_stale_staging(entry: &fs::DirEntry) -> bool {
     let name = entry.file_name().to_string_lossy().into_owned();

@@ -12,7 +12,6 @@ use std::time::Duration;
 use moor_proto::{ErrorKind, Frame, FrameKind, Response};
 use sha2::{Digest, Sha256};
 
-use crate::error::AgentError;
 use crate::runs::Runs;
 use crate::sys;
 
@@ -102,13 +101,7 @@ pub fn put(
             "snapshot hash must be 64 lowercase hex digits",
         ));
     }
-    let no_space = |e: io::Error| -> io::Result<Response> {
-        if crate::error::is_no_space(&e) {
-            Ok(AgentError::no_space(dir).to_response())
-        } else {
-            Err(e)
-        }
-    };
+    let no_space = |e: io::Error| crate::error::no_space_answer(dir, e);
     sys::create_private_dir(dir)?;
     // Removed on every path but the one that keeps it (a full disk included).
     let tmp_path = dir.join(format!(".{sha256}.{}.tmp", sys::random_hex(4)));

@@ -4,32 +4,17 @@
 //! (a second connection finds the same daemon). Runs are real: supervised
 //! processes of the agent binary.
 
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use moor::agent_client::{AgentClient, Chunk};
 use moor::snapshot::Snapshot;
 use moor::transfer::Transfer;
 use moor::Error;
-use moor_agent::handler::{self, Daemon};
 use moor_proto::{ErrorKind, RunSpec, RunState};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_moor-agent");
-
-/// A daemon on a temporary home, in this process, and a client of it.
-async fn in_process(home: &Path) -> AgentClient {
-    let daemon = Arc::new(Daemon::at(home, PathBuf::from(AGENT)));
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    std::thread::spawn(move || handler::connection(&daemon, theirs));
-    ours.set_nonblocking(true).unwrap();
-    let stream = tokio::net::UnixStream::from_std(ours).unwrap();
-    let (reader, writer) = stream.into_split();
-    AgentClient::over(Box::new(reader), Box::new(writer), "in-process".into())
-        .await
-        .unwrap()
-}
+mod support;
+use support::{in_process, AGENT};
 
 fn snapshot() -> Snapshot {
     let mut archive = tar::Builder::new(Vec::new());

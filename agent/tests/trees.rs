@@ -5,29 +5,14 @@
 //! a run works in it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use moor::agent_client::AgentClient;
 use moor::snapshot::{self, SnapshotIndex};
 use moor::transfer::Transfer;
-use moor_agent::handler::{self, Daemon};
 use moor_proto::{RunSpec, RunState};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_moor-agent");
-
-async fn in_process(home: &Path) -> AgentClient {
-    let daemon = Arc::new(Daemon::at(home, PathBuf::from(AGENT)));
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    std::thread::spawn(move || handler::connection(&daemon, theirs));
-    ours.set_nonblocking(true).unwrap();
-    let stream = tokio::net::UnixStream::from_std(ours).unwrap();
-    let (reader, writer) = stream.into_split();
-    AgentClient::over(Box::new(reader), Box::new(writer), "in-process".into())
-        .await
-        .unwrap()
-}
+mod support;
+use support::in_process;
 
 fn random(n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];

@@ -18,25 +18,18 @@ agent=target/agent/x86_64-unknown-linux-musl/agent/moor-agent
 . deploy/bench/common.sh
 docker cp -L /usr/bin/xz "$name:/usr/bin/xz"
 xz -6 -T1 -c "$agent" > "$work/moor-agent.xz"
-port=$((20000 + $$ % 10000))
-python3 deploy/bench/slowlink.py "$port" "$ip" 22 25 20 > "$work/relay.log" 2>&1 &
-relay=$!
-trap 'kill $relay 2>/dev/null; cleanup' EXIT
-for _ in $(seq 50); do grep -q ready "$work/relay.log" 2>/dev/null && break; sleep 0.1; done
-# The host's key under the relay's address, for both clients.
-sed "s/^$ip /[127.0.0.1]:$port /" "$work/known_hosts" > "$work/kh_relay"
-cp "$work/kh_relay" "$MOOR_WORKSPACE/known_hosts"
-slow_opts="-P $port -i $work/key -o UserKnownHostsFile=$work/kh_relay -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
-sshp="ssh -p $port ${slow_opts#-P $port }"
+slow_link
+scp_opts="-P $port ${slow_opts#-p $port }"
+sshp="ssh $slow_opts"
 attach="$moor attach vm bench --json --host 127.0.0.1 --port $port --user moor --key $work/key"
 fresh="docker exec $name rm -rf /home/moor/.moor; rm -f $MOOR_WORKSPACE/moor.db $MOOR_WORKSPACE/moor.db-wal $MOOR_WORKSPACE/moor.db-shm $MOOR_WORKSPACE/workspace-id"
 
 hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/slow.md" \
   -n "moor attach (fresh, slow link)" --prepare "$fresh" "$attach" \
   -n "scp agent + ssh sha256sum" --prepare "true" \
-  "scp -q $slow_opts $agent moor@127.0.0.1: && $sshp moor@127.0.0.1 sha256sum moor-agent" \
+  "scp -q $scp_opts $agent moor@127.0.0.1: && $sshp moor@127.0.0.1 sha256sum moor-agent" \
   -n "scp agent.xz + ssh unxz + sha256sum" --prepare "true" \
-  "scp -q $slow_opts $work/moor-agent.xz moor@127.0.0.1: && $sshp moor@127.0.0.1 'xz -dc moor-agent.xz > moor-agent && sha256sum moor-agent'" >&2
+  "scp -q $scp_opts $work/moor-agent.xz moor@127.0.0.1: && $sshp moor@127.0.0.1 'xz -dc moor-agent.xz > moor-agent && sha256sum moor-agent'" >&2
 probe=controller/src/probe/probe.sh
 hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/validate.md" \
   -n "moor validate (slow link)" "$moor validate --json --host 127.0.0.1 --port $port --user moor --key $work/key" \

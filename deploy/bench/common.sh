@@ -24,3 +24,26 @@ echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pu
 export MOOR_WORKSPACE="$work/ws"
 mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
 ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
+
+# The host gets this machine's rsync (Debian's, as the host) and the one
+# library it lacks, for rsync baselines.
+host_rsync() {
+  command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }
+  docker cp -L /usr/bin/rsync "$name:/usr/bin/rsync"
+  docker cp -L /lib/x86_64-linux-gnu/libpopt.so.0 "$name:/lib/x86_64-linux-gnu/libpopt.so.0"
+}
+
+# A slow, far link to the host (deploy/bench/slowlink.py: 25 ms each way,
+# 20 Mbit/s), stopped on exit; sets port (the relay's, on 127.0.0.1),
+# slow_opts (OpenSSH options: -p PORT and a known_hosts naming the relay),
+# and gives the workspace that known_hosts.
+slow_link() {
+  port=$((20000 + $$ % 10000))
+  python3 deploy/bench/slowlink.py "$port" "$ip" 22 25 20 > "$work/relay.log" 2>&1 &
+  relay=$!
+  trap 'kill $relay 2>/dev/null; cleanup' EXIT
+  for _ in $(seq 50); do grep -q ready "$work/relay.log" 2>/dev/null && break; sleep 0.1; done
+  sed "s/^$ip /[127.0.0.1]:$port /" "$work/known_hosts" > "$work/kh_relay"
+  cp "$work/kh_relay" "$MOOR_WORKSPACE/known_hosts"
+  slow_opts="-p $port -i $work/key -o UserKnownHostsFile=$work/kh_relay -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
+}

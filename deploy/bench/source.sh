@@ -13,7 +13,6 @@ cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-10}
 mb=${2:-200}
-command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }
 cargo build --release --quiet -p moor-cli
 moor=$PWD/target/release/moor
 
@@ -25,10 +24,7 @@ BENCH_HOST_ARGS="-v $hostmoor:/home/moor/.moor"
 . deploy/bench/common.sh
 trap 'cleanup; rm -rf "$hostmoor"' EXIT
 docker exec "$name" chown moor: /home/moor/.moor
-# rsync for the baseline: this machine's (Debian's, as the host), and the
-# one library the host lacks.
-docker cp -L /usr/bin/rsync "$name:/usr/bin/rsync"
-docker cp -L /lib/x86_64-linux-gnu/libpopt.so.0 "$name:/lib/x86_64-linux-gnu/libpopt.so.0"
+host_rsync
 src="$work/src"
 mkdir -p "$src/data"
 echo "print('hello')" > "$src/train.py"

@@ -10,7 +10,6 @@ cd "$(dirname "$0")/../.."
 deploy/prereqs.sh
 runs=${1:-5}
 mb=${2:-20}
-command -v rsync >/dev/null || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }
 cargo build --release --quiet -p moor-cli
 moor=$PWD/target/release/moor
 
@@ -18,16 +17,9 @@ hostmoor=$(mktemp -d)
 BENCH_HOST_ARGS="-v $hostmoor:/home/moor/.moor"
 . deploy/bench/common.sh
 docker exec "$name" chown moor: /home/moor/.moor
-docker cp -L /usr/bin/rsync "$name:/usr/bin/rsync"
-docker cp -L /lib/x86_64-linux-gnu/libpopt.so.0 "$name:/lib/x86_64-linux-gnu/libpopt.so.0"
-port=$((20000 + $$ % 10000))
-python3 deploy/bench/slowlink.py "$port" "$ip" 22 25 20 > "$work/relay.log" 2>&1 &
-relay=$!
+host_rsync
+slow_link
 trap 'kill $relay 2>/dev/null; cleanup; rm -rf "$hostmoor"' EXIT
-for _ in $(seq 50); do grep -q ready "$work/relay.log" 2>/dev/null && break; sleep 0.1; done
-sed "s/^$ip /[127.0.0.1]:$port /" "$work/known_hosts" > "$work/kh_relay"
-cp "$work/kh_relay" "$MOOR_WORKSPACE/known_hosts"
-slow_opts="-p $port -i $work/key -o UserKnownHostsFile=$work/kh_relay -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
 
 src="$work/src"
 mkdir -p "$src/data"
