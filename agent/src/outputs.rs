@@ -58,7 +58,7 @@ pub fn write_archive(root: &Path, selection: &Selection, out: impl Write) -> io:
                 folders.push((path, rel));
             } else if !wanted {
                 continue;
-            } else if already_there(selection, &rel, &path, meta.len()) {
+            } else if already_there(selection, &rel, &path, &meta) {
                 trailer.unchanged_files += 1;
                 trailer.unchanged_bytes += meta.len();
             } else if kind.is_symlink() {
@@ -87,13 +87,23 @@ pub fn write_archive(root: &Path, selection: &Selection, out: impl Write) -> io:
     Ok(trailer)
 }
 
-/// Whether the destination holds this very file: same size, same sha256
-/// (read only when the size matches).
-fn already_there(selection: &Selection, rel: &Path, path: &Path, size: u64) -> bool {
-    let Some((have_size, have_hash)) = selection.have.get(&*rel.to_string_lossy()) else {
+/// Whether the destination holds this very file: same size, and the same
+/// modification time (rsync's quick check: nothing is read) or else the
+/// same sha256 (read only when the size matches and the destination sent
+/// a hash).
+fn already_there(selection: &Selection, rel: &Path, path: &Path, meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let rel = rel.to_string_lossy();
+    let Some((have_size, have_hash)) = selection.have.get(&*rel) else {
         return false;
     };
-    if *have_size != size {
+    if *have_size != meta.len() || !meta.is_file() {
+        return false;
+    }
+    if selection.mtimes.get(&*rel) == Some(&meta.mtime()) {
+        return true;
+    }
+    if have_hash.is_empty() {
         return false;
     }
     let opened = fs::OpenOptions::new()

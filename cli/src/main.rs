@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use moor::cli::{
     AttachCommand, Cli, Command, EndpointCommand, EnvCommand, HostKeyCommand, JobCommand,
-    PoolCommand, RunsCommand,
+    MuxCommand, PoolCommand, RunsCommand,
 };
 use moor::cmd::{self, Context};
 use moor::error::exit;
@@ -215,6 +215,17 @@ async fn run(cli: Cli) -> u8 {
             .await
             .map(|r| Printed::of(&r)),
         Command::Ssh(args) => cmd::ssh::ssh(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Mux(MuxCommand::Status) => cmd::mux::status(&ctx).await.map(|r| Printed::of(&r)),
+        Command::Mux(MuxCommand::Stop) => cmd::mux::stop(&ctx).await.map(|r| Printed::of(&r)),
+        Command::Mux(MuxCommand::Serve { idle, warm }) => {
+            return match cmd::mux::serve(&ctx, *idle, warm.clone()).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    output::error(&e, json);
+                    e.exit_code()
+                }
+            };
+        }
         Command::HostKey(HostKeyCommand::Forget { host }) => {
             cmd::host_key::forget(&ctx, host).map(|r| Printed::of(&r))
         }

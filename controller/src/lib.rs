@@ -8,6 +8,7 @@
 //!   to an open connection; [`agent_client`]: the typed client on it.
 //! - [`cmd`]: one module per command, each returning a value that
 //!   [`output`] renders as text or JSON; [`cli`] parses the command line.
+//! - [`mux`]: warm connections kept by a per-workspace process.
 //! - [`transfer`]: progress bars of long transfers on a terminal.
 //! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
@@ -28,6 +29,7 @@ pub mod follow;
 pub mod inventory;
 pub mod job;
 pub mod jobfile;
+pub mod mux;
 pub mod net;
 pub mod output;
 pub mod probe;

@@ -7,6 +7,8 @@
 #   ssh_opts  OpenSSH options: that key, strict checking against a
 #             known_hosts holding the host's key, no connection sharing
 #   MOOR_WORKSPACE  a workspace whose known_hosts has the same key
+#   MOOR_NO_MUX=1   every moor command connects by itself, as the cold
+#             `ssh` baselines do (deploy/bench/mux.sh measures warm ones)
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 work=$(mktemp -d)
 name="moor-bench-$$"
@@ -21,7 +23,7 @@ MOOR_AUTHORIZED_KEYS=$(cat "$work/key.pub")
 # shellcheck disable=SC2086 # BENCH_HOST_ARGS is a list of words
 ip=$(deploy/testhost/start-host.sh "$name" -e MOOR_AUTHORIZED_KEYS -e MOOR_OS=ubuntu-22.04 ${BENCH_HOST_ARGS:-})
 echo "$ip $(docker exec "$name" cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > "$work/known_hosts"
-export MOOR_WORKSPACE="$work/ws"
+export MOOR_WORKSPACE="$work/ws" MOOR_NO_MUX=1
 mkdir -p "$MOOR_WORKSPACE" && cp "$work/known_hosts" "$MOOR_WORKSPACE/known_hosts"
 ssh_opts="-i $work/key -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ControlMaster=no"
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark of `moor download` (issue 12, item 7): the outputs of a run
+# Benchmark of `moor download` (issue 12, item 7; issue 17): the outputs of a run
 # holding SIZE_MIB (default 2048) MiB in one file plus 1,000 small ones,
 # side by side with `scp -r` and `ssh HOST tar c | tar x` of the same
 # folder from the same host (the test host has no rsync) (into an emptied folder each time), then the peak resident
 # memory of `moor` (GNU time) and of the agent daemon (VmHWM) over one more
-# download.
+# download; then the same download again into the folder that has it all
+# (nothing changed), side by side with `rsync -a` of the folder again.
 #
 #   deploy/bench/download.sh [RUNS] [SIZE_MIB]     (default 3 runs, 2048 MiB)
 set -euo pipefail
@@ -35,5 +36,10 @@ before=$(docker exec "$name" grep VmHWM "/proc/$pid/status" | awk '{print $2}')
 rm -rf "$dest"
 client=$( { /usr/bin/time -f '%M' "$moor" download "$id" --to "$dest" >/dev/null; } 2>&1 | tail -1)
 after=$(docker exec "$name" grep VmHWM "/proc/$pid/status" | awk '{print $2}')
-echo; cat "$work/download.md"; echo
+host_rsync
+rsync -a -e "ssh $ssh_opts" "moor@$ip:$outputs/" "$work/rsynced/"
+hyperfine --warmup 1 --runs "$runs" --export-markdown "$work/again.md" \
+  -n "moor download again, nothing changed" "$moor download $id --to $dest" \
+  -n "rsync -a again" "rsync -a -e 'ssh $ssh_opts' moor@$ip:$outputs/ $work/rsynced/" >&2
+echo; cat "$work/download.md"; echo; cat "$work/again.md"; echo
 echo "peak RSS during one download of $(du -sh "$dest" | cut -f1): moor ${client} kB; agent daemon VmHWM ${after} kB (${before} kB before it)"

@@ -1,6 +1,7 @@
 //! Which files of a run's outputs a download sends: `--include` and
 //! `--exclude` globs, and the files the destination already holds (same
-//! size and sha256: not sent again). The controller fills it in, the agent
+//! size and modification time, as rsync's quick check, or same size and
+//! sha256: not sent again). The controller fills it in, the agent
 //! applies it while it walks the outputs.
 
 use std::collections::BTreeMap;
@@ -16,9 +17,15 @@ pub struct Selection {
     /// Never send files matching one of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
-    /// Files the destination holds, by relative path: (size, hex sha256).
+    /// Files the destination holds, by relative path: (size, hex sha256;
+    /// empty when the destination did not read the file).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub have: BTreeMap<String, (u64, String)>,
+    /// Their modification times (whole seconds since the epoch), for
+    /// rsync's quick check: a file of the same size and time is not read
+    /// on either side, let alone sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mtimes: BTreeMap<String, i64>,
 }
 
 impl Selection {

@@ -209,6 +209,7 @@ fn all_requests() -> Vec<Request> {
                 include: vec!["*.pt".into()],
                 exclude: vec!["tmp/**".into()],
                 have: [("metrics.json".to_owned(), (12, "ab".repeat(32)))].into(),
+                mtimes: [("metrics.json".to_owned(), 1_764_000_000)].into(),
             },
         },
         Request::PrepareEnv {

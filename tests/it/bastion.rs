@@ -3,7 +3,8 @@
 //! machine's network and a second private one, the second on that one and
 //! the target's). Every hop authenticates with its own key and has its host
 //! key verified as strictly as the target's; attach, run and status go
-//! through the chain the target was attached with.
+//! through the chain the target was attached with, and so do a fleet's
+//! attach from an inventory and the mux's warm connection.
 
 use std::path::Path;
 
@@ -155,6 +156,53 @@ fn attach_run_and_status_go_through_two_jump_hosts() {
     let listed = moor.run(&["list"]);
     let via = format!("(via {}, ...)", c.outer.ip);
     assert!(listed.stdout.contains(&via), "{}", listed.stdout);
+
+    // The same machine as a fleet's host: an inventory naming the ssh-config
+    // alias goes through its ProxyJump chain, and the warm connection the
+    // mux keeps goes through it too.
+    assert_exit(&moor.run(&["detach", "gpu"]), 0);
+    let inventory = moor.home().join("inventory.yaml");
+    std::fs::write(
+        &inventory,
+        format!("lab:\n  hosts: [gpu]\n  identity_file: {key}\n"),
+    )
+    .unwrap();
+    let fleet = moor.run(&[
+        "attach",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_exit(&fleet, 0);
+    assert_eq!(fleet.json()[0]["target"], "gpu", "{}", fleet.stdout);
+    let mut moor = moor;
+    moor.with_mux();
+    assert_exit(&moor.run(&["status", "gpu"]), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !moor.run(&["mux", "status"]).stdout.contains(" warm ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mux never got warm"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let warm = moor.run(&[
+        "run",
+        "--target",
+        "gpu",
+        "-vv",
+        "--",
+        "cat",
+        "/etc/hostname",
+    ]);
+    assert_exit(&warm, 0);
+    assert_eq!(warm.stdout.trim(), c.target.name, "{}", warm.stderr);
+    assert!(
+        warm.stderr.contains("agent pipe from the mux"),
+        "{}",
+        warm.stderr
+    );
+    assert_exit(&moor.run(&["mux", "stop"]), 0);
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod install;
 mod job_link;
 mod jobs;
 mod jobs_torch;
+mod mux;
 mod outputs;
 mod run_ends;
 mod run_env;

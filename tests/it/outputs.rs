@@ -217,6 +217,18 @@ fn a_second_download_sends_only_what_changed_and_globs_choose_files() {
         (Some(0), Some(3))
     );
     assert!(again["bytes"].as_u64().unwrap() < 10_000, "{again}");
+    // Touched (the same content, a new time): read and hashed here, not sent.
+    let now = std::time::SystemTime::now();
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(to.join("ckpt/e1.pt"))
+        .unwrap();
+    touched.set_modified(now).unwrap();
+    let after_touch = dl(&[]);
+    assert_eq!(after_touch["files"], 0, "{after_touch}");
+    // Edited to the same size: its time changed, its hash differs: sent.
+    std::fs::write(to.join("metrics.json"), "{\"acc\": 0.1}\n").unwrap();
+    assert_eq!(dl(&[])["files"], 1);
     // A local change is repaired by sending that one file.
     std::fs::write(to.join("metrics.json"), "edited").unwrap();
     let repaired = dl(&[]);

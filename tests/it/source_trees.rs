@@ -74,6 +74,12 @@ fn one_changed_file_sends_about_that_file_and_the_host_keeps_each_content_once()
         human.stderr
     );
 
+    // `--json` says the same as the run line: nothing sent for an unchanged source.
+    let json = f.run_on("box", p, &["--json"], &["true"]);
+    assert_exit(&json, 0);
+    assert_eq!(json.json()["snapshot_bytes_sent"], 0, "{}", json.stdout);
+    assert_eq!(json.json()["exit_code"], 0, "{}", json.stdout);
+
     // One copy of each content on the host: 3 distinct contents + 2 scripts.
     let store = "/home/moor/.moor/snapshots";
     let listing = f.host.exec(&format!(

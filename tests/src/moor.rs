@@ -13,6 +13,7 @@ pub struct Moor {
     bin: PathBuf,
     home: tempfile::TempDir,
     env: Vec<(String, String)>,
+    mux: bool,
 }
 
 /// What one run produced.
@@ -68,6 +69,10 @@ impl Moor {
             bin: PathBuf::from(bin),
             home,
             env: Vec::new(),
+            // Connections are direct unless a test asks for the mux (or
+            // MOOR_TEST_MUX=1 runs every test through it): a test that
+            // changes a host's keys or network sees what it did at once.
+            mux: std::env::var("MOOR_TEST_MUX").is_ok_and(|v| v == "1"),
         }
     }
 
@@ -95,6 +100,12 @@ impl Moor {
     /// Sets an environment variable for every later run.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Lets commands use the workspace's warm connections (`moor mux`).
+    pub fn with_mux(&mut self) -> &mut Self {
+        self.mux = true;
         self
     }
 
@@ -126,6 +137,9 @@ impl Moor {
             .env("HOME", self.home.path())
             .env("USER", "tester")
             .env("MOOR_WORKSPACE", self.workspace());
+        if !self.mux {
+            cmd.env("MOOR_NO_MUX", "1");
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -153,6 +167,9 @@ impl Moor {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !self.mux {
+            cmd.env("MOOR_NO_MUX", "1");
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -75,6 +75,11 @@ pub struct TargetArgs {
     /// Trust the host keys this OpenSSH known_hosts file records for the hosts it names (a fleet's keys from their owners or an inventory system, e.g. `ssh-keyscan` output checked out of band), and record them in the workspace; repeatable. A key the workspace or ~/.ssh/known_hosts records differently is still refused.
     #[arg(long, value_name = "FILE", help_heading = "Host key")]
     pub known_hosts: Vec<PathBuf>,
+
+    /// Connect directly, not through the workspace's warm connection
+    /// (`moor mux`); `MOOR_NO_MUX=1` does the same for every command.
+    #[arg(long, help_heading = "Connection")]
+    pub no_mux: bool,
 }
 
 impl Default for TargetArgs {
@@ -85,6 +90,7 @@ impl Default for TargetArgs {
             accept_new_host_key: false,
             host_key_fingerprint: Vec::new(),
             known_hosts: Vec::new(),
+            no_mux: false,
         }
     }
 }

@@ -150,6 +150,13 @@ pub enum Command {
     /// status: 255).
     Ssh(SshArgs),
 
+    /// Warm connections: the workspace's multiplexer, started on demand by
+    /// commands (as ssh's ControlMaster/ControlPersist), keeps one SSH
+    /// connection per target and exits after an idle time (MOOR_MUX_IDLE
+    /// seconds, default 600); `--no-mux` or MOOR_NO_MUX=1 connects directly.
+    #[command(subcommand)]
+    Mux(MuxCommand),
+
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
     HostKey(HostKeyCommand),
@@ -358,6 +365,25 @@ pub enum EnvCommand {
     Prepare(EnvPrepareArgs),
     /// Remove the environment builds on a target that no defined version refers to (--all: any) and no queued or running run uses.
     Prune(EnvPruneArgs),
+}
+
+/// `moor mux ...`.
+#[derive(Debug, Subcommand)]
+pub enum MuxCommand {
+    /// Whether the multiplexer runs, and its connections.
+    Status,
+    /// Close the multiplexer's connections and end it.
+    Stop,
+    /// Run the multiplexer (commands start it by themselves).
+    #[command(hide = true)]
+    Serve {
+        /// Exit after this many seconds with no pipe open.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        idle: u64,
+        /// Connect to this target at once.
+        #[arg(long, value_name = "NAME")]
+        warm: Option<String>,
+    },
 }
 
 /// `moor host-key ...`.

@@ -69,6 +69,9 @@ pub async fn run(args: &DetachArgs, ctx: &Context) -> Result<Detached> {
         freed_kib: None,
         agent_error: None,
     };
+    // The workspace's warm connection to it goes first (its agent pipe
+    // would outlive the agent).
+    crate::mux::forget(&ctx.workspace, &target.name).await;
     if !args.local_only {
         let workspace_id = store.workspace_id()?;
         let access = Access::from_args(&args.connect)?;

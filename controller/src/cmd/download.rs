@@ -5,8 +5,9 @@
 //! disk. The unpacker is [`moor_proto::archive`]'s: nothing the host sends
 //! can write outside the folder the user chose, and what is left out
 //! (links leading outside it, special files) is listed, never fatal.
-//! Downloads are incremental: the files the folder already holds (same
-//! size and sha256) are named to the agent, which does not send them again;
+//! Downloads are incremental: the files the folder already holds are named
+//! to the agent with their size and time (rsync's quick check) or hash,
+//! and it does not send them again;
 //! `--include`/`--exclude` globs choose files.
 
 use std::collections::BTreeMap;
@@ -166,10 +167,12 @@ pub async fn download_run(
     args: &DownloadArgs,
 ) -> Result<Downloaded> {
     let run_id = run_id.to_owned();
+    let (have, mtimes) = files_in(&dest);
     let selection = Selection {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
-        have: files_in(&dest),
+        have,
+        mtimes,
     };
     let access = Access::from_args(&args.connect)?;
     let c = ctx.targets.connect(target, &access).await?;
@@ -230,10 +233,14 @@ pub async fn download_run(
 }
 
 /// The regular files under `dest` (links not followed), by `/`-separated
-/// relative path, with their size and sha256: what need not be sent again.
-/// Nothing when `dest` does not exist yet.
-fn files_in(dest: &Path) -> BTreeMap<String, (u64, String)> {
-    let mut have = BTreeMap::new();
+/// relative path, with their size and modification time: what need not be
+/// sent again. A file moor wrote (its time whole seconds, the host's, as the
+/// unpacker sets it) goes by rsync's quick check, unread; any other (written
+/// or touched since: its time has nanoseconds) is hashed, so that the same
+/// content is still not sent again. Nothing when `dest` does not exist yet.
+fn files_in(dest: &Path) -> (BTreeMap<String, (u64, String)>, BTreeMap<String, i64>) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut have, mut mtimes) = (BTreeMap::new(), BTreeMap::new());
     let mut folders = vec![dest.to_path_buf()];
     while let Some(dir) = folders.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -247,15 +254,22 @@ fn files_in(dest: &Path) -> BTreeMap<String, (u64, String)> {
             if meta.is_dir() {
                 folders.push(path);
             } else if meta.is_file() {
-                let Ok(hash) = std::fs::File::open(&path).and_then(moor_proto::sha256_of) else {
-                    continue;
-                };
                 let rel = path.strip_prefix(dest).unwrap_or(&path);
-                have.insert(rel.to_string_lossy().into_owned(), (meta.len(), hash));
+                let rel = rel.to_string_lossy().into_owned();
+                let hash = if meta.mtime_nsec() == 0 {
+                    mtimes.insert(rel.clone(), meta.mtime());
+                    String::new()
+                } else {
+                    match std::fs::File::open(&path).and_then(moor_proto::sha256_of) {
+                        Ok(hash) => hash,
+                        Err(_) => continue,
+                    }
+                };
+                have.insert(rel, (meta.len(), hash));
             }
         }
     }
-    have
+    (have, mtimes)
 }
 
 /// What `moor download JOB` fetched: each node's outputs in `node-N/`.

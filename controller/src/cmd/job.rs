@@ -410,7 +410,7 @@ async fn go(
             let heard: Vec<moor_proto::RunInfo> = ended.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
             ctx.store()?.heard_runs(&heard)?;
             let row = super::jobs::summarize(&record, ended)?;
-            Ok(Ran::Ended(Box::new(row)))
+            Ok(Ran::Ended { run: Box::new(row), snapshot_bytes_sent: launched.sent })
         }
         _ = interrupt.recv() => {
             eprintln!(

@@ -35,7 +35,13 @@ pub enum Ran {
         snapshot_bytes_sent: usize,
     },
     /// Followed to its end.
-    Ended(Box<RunJson>),
+    Ended {
+        /// The run (or job) as `moor runs --json` shows it.
+        #[serde(flatten)]
+        run: Box<RunJson>,
+        /// Source bytes sent (0 when the target had the snapshot).
+        snapshot_bytes_sent: usize,
+    },
     /// Ctrl-C: before the run started (nothing runs), or after (it goes on).
     Interrupted {
         /// The run that goes on, if it had started.
@@ -50,7 +56,7 @@ impl Render for Ran {
     fn render(&self, out: &mut Text) {
         match self {
             Ran::Started { id, .. } => out.line(id),
-            Ran::Ended(run) => {
+            Ran::Ended { run, .. } => {
                 if let Some(app) = &run.yarn_application {
                     out.note(format!("moor: run {} was YARN application {app}", run.id));
                 }
@@ -65,7 +71,7 @@ impl Render for Ran {
     fn exit_code(&self) -> u8 {
         match self {
             Ran::Started { .. } => exit::OK,
-            Ran::Ended(run) => run.exit_code(),
+            Ran::Ended { run, .. } => run.exit_code(),
             Ran::Interrupted { .. } => 130,
         }
     }
@@ -138,7 +144,10 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
         done = follow::follow(&ctx.targets, &target, &access, &run.id, 0, true, Some(conn), &mut sink) => {
             let done = done?;
             ctx.store()?.heard_runs(std::slice::from_ref(&done))?;
-            Ok(Ran::Ended(Box::new(RunJson::new(done, &target.name))))
+            Ok(Ran::Ended {
+                run: Box::new(RunJson::new(done, &target.name)),
+                snapshot_bytes_sent: sent,
+            })
         }
         _ = interrupt.recv() => {
             eprintln!(

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 pub(super) struct Established {
     pub(super) handle: client::Handle<Handler>,
     pub(super) host_key: HostKeyInfo,
+    pub(super) public_key: russh::keys::PublicKey,
     pub(super) auth_method: String,
     pub(super) auth_used: AuthUsed,
 }
@@ -150,7 +151,7 @@ where
     ));
     let handshake = timeout_at(deadline, client::connect_stream(config, stream, handler)).await;
     let decided = decision.lock().expect("decision lock").take();
-    let (mut handle, host_key) = match (handshake, decided) {
+    let (mut handle, host_key, public_key) = match (handshake, decided) {
         (_, Some(KeyDecision::Refuse(e))) => return Err(e),
         (Err(_), _) => return Err(timed_out("SSH handshake")),
         (Ok(Ok(handle)), Some(KeyDecision::Accept { key, learn, file })) => {
@@ -168,7 +169,7 @@ where
                 options.known_hosts.learn(&host, port, &key)?;
                 tracing::info!(host = %host, port, fingerprint = %info.fingerprint, "recorded new host key");
             }
-            (handle, info)
+            (handle, info, key)
         }
         (Ok(Ok(_)), None) => {
             unreachable!("russh completed a handshake without checking the host key")
@@ -200,6 +201,7 @@ where
     Ok(Established {
         handle,
         host_key,
+        public_key,
         auth_method,
         auth_used,
     })

@@ -94,6 +94,9 @@ pub struct Session {
     pub via: Vec<JumpHost>,
     /// The verified host key.
     pub host_key: HostKeyInfo,
+    /// That key itself (a warm connection's is checked again against the
+    /// known_hosts files before each use).
+    pub public_key: russh::keys::PublicKey,
     /// How authentication succeeded, e.g. `publickey (ssh-ed25519 key ~/.ssh/id)`.
     pub auth_method: String,
     /// Which credential it was.
@@ -192,6 +195,7 @@ impl Session {
             endpoint: endpoint.clone(),
             via,
             host_key: established.host_key,
+            public_key: established.public_key,
             auth_method: established.auth_method,
             auth_used: established.auth_used,
             connect_time: started.elapsed(),

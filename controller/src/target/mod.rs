@@ -16,6 +16,7 @@ use crate::agent_bundle::{self, AgentBundle};
 use crate::agent_client::AgentClient;
 use crate::error::{Error, Result};
 use crate::fleet;
+use crate::mux;
 use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
 use crate::store::{Store, Target};
 use crate::target_kind::TargetKind;
@@ -33,13 +34,15 @@ pub struct Targets {
 /// An open connection to a target's agent (and the SSH session under it;
 /// none for `local`).
 pub struct Connected {
+    /// None for `local` and for a pipe from the mux.
     session: Option<Session>,
     /// The agent.
     pub agent: AgentClient,
 }
 
 impl Connected {
-    /// The SSH session under the agent's connection (none for `local`).
+    /// The SSH session under the agent's connection (none for `local` and
+    /// for a pipe from the mux: [`Targets::connect_direct`] has one).
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
     }
@@ -134,9 +137,34 @@ impl Targets {
         settings::for_target(target, access, &self.workspace)
     }
 
-    /// Connects to a target's agent: SSH with the target's settings and the
-    /// user's flags, then `moor-agent stdio` of the build the target recorded.
+    /// Connects to a target's agent: a pipe from the workspace's warm
+    /// connection ([`crate::mux`]) when it has a live one and the flags
+    /// allow, else SSH with the target's settings and the user's flags,
+    /// then `moor-agent stdio` of the build the target recorded.
     pub async fn connect(&self, target: &Target, access: &Access) -> Result<Connected> {
+        if access.may_use_mux() && mux::serves(target) {
+            if let Some(stream) = mux::open(&self.workspace, target).await {
+                let (reader, writer) = stream.into_split();
+                let host = target.host.clone();
+                match AgentClient::over(Box::new(reader), Box::new(writer), host).await {
+                    Ok(agent) => {
+                        tracing::debug!(target = %target.name, "agent pipe from the mux");
+                        return Ok(Connected {
+                            session: None,
+                            agent,
+                        });
+                    }
+                    // A spare whose agent went away: no request was sent yet.
+                    Err(e) => tracing::debug!(error = %e, "mux pipe failed; connecting directly"),
+                }
+            }
+        }
+        self.connect_direct(target, access).await
+    }
+
+    /// [`Targets::connect`] over a connection of this command's own (the
+    /// SSH session is there for forwarding a port through it).
+    pub async fn connect_direct(&self, target: &Target, access: &Access) -> Result<Connected> {
         if target.kind == TargetKind::Local {
             return Ok(Connected {
                 session: None,

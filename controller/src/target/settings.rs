@@ -35,6 +35,9 @@ pub struct Access {
     pub host_key_policy: HostKeyPolicy,
     /// known_hosts files whose keys to trust (`--known-hosts`).
     pub known_hosts_files: Vec<PathBuf>,
+    /// Whether the workspace's mux may give the connection (not
+    /// `--no-mux`, not `MOOR_NO_MUX`).
+    pub mux: bool,
     auth: AuthArgs,
     password: Option<Secret>,
     passphrase: Option<Secret>,
@@ -86,6 +89,7 @@ impl Access {
             timeout: timeout(args.connect_timeout)?,
             host_key_policy,
             known_hosts_files: args.known_hosts.clone(),
+            mux: !args.no_mux && !crate::mux::off_by_env(),
             auth: auth.clone(),
             password,
             passphrase,
@@ -95,6 +99,17 @@ impl Access {
     /// The defaults: stored settings, strict host keys, 10 s.
     pub fn defaults() -> Access {
         Access::from_args(&TargetArgs::default()).expect("the defaults are valid")
+    }
+
+    /// Whether these flags leave a target's connection to its stored
+    /// settings (no credential, host-key or known_hosts flag), so that the
+    /// mux, which connects with those, may give it.
+    pub fn may_use_mux(&self) -> bool {
+        self.mux
+            && !self.auth.any()
+            && self.auth.key_passphrase_env.is_none()
+            && self.host_key_policy == HostKeyPolicy::Strict
+            && self.known_hosts_files.is_empty()
     }
 
     /// The credential flags as given.
@@ -318,4 +333,24 @@ fn secret_from_stdin() -> Result<Secret> {
         ));
     }
     Ok(Secret::new(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_target_s_stored_settings_go_through_the_mux() {
+        let mut args = TargetArgs::default();
+        let on = !crate::mux::off_by_env();
+        assert_eq!(Access::from_args(&args).unwrap().may_use_mux(), on);
+        args.no_mux = true;
+        assert!(!Access::from_args(&args).unwrap().may_use_mux());
+        args.no_mux = false;
+        args.accept_new_host_key = true;
+        assert!(!Access::from_args(&args).unwrap().may_use_mux());
+        args.accept_new_host_key = false;
+        args.auth.key = Some("/nonexistent/key".into());
+        assert!(!Access::from_args(&args).unwrap().may_use_mux());
+    }
 }

@@ -70,7 +70,8 @@ pub async fn invoke(args: &EndpointInvokeArgs, ctx: &Context) -> Result<Invoked>
     let body = request_body(args)?;
     let target = locate(ctx, &args.endpoint)?;
     let access = Access::from_args(&args.endpoint.connect)?;
-    let conn = ctx.targets.connect(&target, &access).await?;
+    // Its own SSH session: the request goes through it to the port.
+    let conn = ctx.targets.connect_direct(&target, &access).await?;
     let endpoint = conn.agent.endpoint(&args.endpoint.name).await?;
     if matches!(
         endpoint.state,
