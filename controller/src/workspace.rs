@@ -41,6 +41,16 @@ fn make_private(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) 0700, narrowing it if it was wider: a
+/// private folder of the workspace.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    make_private(dir, 0o700)
+}
+
 /// An opened workspace directory.
 #[derive(Debug, Clone)]
 pub struct Workspace {

@@ -153,26 +153,14 @@ impl Moor {
 
     /// Runs `moor ARGS` with `stdin` on standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("USER", "tester")
-            .env("MOOR_WORKSPACE", self.workspace())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if !self.mux {
-            cmd.env("MOOR_NO_MUX", "1");
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn moor");
         if let Some(input) = stdin {

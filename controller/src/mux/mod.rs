@@ -27,7 +27,7 @@ pub mod serve;
 mod warm;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -187,7 +187,7 @@ pub fn start(workspace: &Workspace, target: Option<&str>) {
 
 fn spawn(workspace: &Workspace, target: Option<&str>) -> std::io::Result<()> {
     let dir = dir(workspace);
-    private_dir(&dir)?;
+    crate::workspace::create_private_dir(&dir)?;
     let log = crate::workspace::open_private_append(&dir.join("log"))?;
     let idle = std::env::var(IDLE_VAR)
         .ok()
@@ -232,16 +232,6 @@ const KEPT_ENV: [&str; 8] = [
     "TMPDIR",
     "XDG_DATA_HOME",
 ];
-
-/// Creates the mux's folder, 0700.
-pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-}
 
 /// Tells the mux to drop its connection to `name` (the target is being
 /// detached or replaced); nothing when no mux runs.

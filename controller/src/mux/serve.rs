@@ -48,7 +48,7 @@ pub async fn serve(targets: Targets, idle: Duration, warm: Option<String>) -> Re
         let path = dir.clone();
         move |cause| Error::Io { what, path, cause }
     };
-    super::private_dir(&dir).map_err(io("cannot create the mux folder"))?;
+    crate::workspace::create_private_dir(&dir).map_err(io("cannot create the mux folder"))?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
