@@ -17,6 +17,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 # The agent's C dependencies (zstd, bzip2, TLS) are built for musl.
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+# The arm64 test host and the aarch64 agent on it run under qemu
+# (deploy/testhost/binfmt.sh registers it with binfmt_misc).
+[ -r /usr/lib/binfmt.d/qemu-aarch64.conf ] || need+=(qemu-user-static)
 # The embedded agent is also stored packed with xz and gzip (cli/build.rs).
 command -v xz >/dev/null || need+=(xz-utils)
 command -v gzip >/dev/null || need+=(gzip)
@@ -38,11 +41,19 @@ if ! python3 -m piptools compile --version >/dev/null 2>&1; then
   log "installing pip-tools (pip-compile)"
   python3 -m pip install --quiet --disable-pip-version-check 'pip-tools==7.4.1'
 fi
+# The aarch64 agent's C dependencies are compiled by zig's clang
+# (deploy/cross/aarch64-linux-musl-cc), from PyPI.
+if ! python3 -m ziglang version >/dev/null 2>&1; then
+  log "installing zig (PyPI ziglang) to compile the aarch64 agent's C code"
+  python3 -m pip install --quiet --disable-pip-version-check 'ziglang==0.17.1'
+fi
 command -v cargo >/dev/null || { log "cargo missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
 # The agent ships as a static musl binary, built by the controller's build.rs.
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  log "adding the Rust target x86_64-unknown-linux-musl"
-  rustup target add x86_64-unknown-linux-musl >/dev/null
-fi
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    log "adding the Rust target $target"
+    rustup target add "$target" >/dev/null
+  fi
+done
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
   || { log "the Docker engine does not answer: start it (systemctl start docker) and make sure you may use it"; exit 1; }

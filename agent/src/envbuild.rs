@@ -285,7 +285,12 @@ pub async fn conda_create(
         .with_package_cache(packages.clone())
         .finish();
     let repodata = gateway
-        .query(channels, [Subdir::Linux64, Subdir::NoArch], specs.clone())
+        // linux-64 or linux-aarch64: the machine this agent build runs on.
+        .query(
+            channels,
+            [Subdir::current().unwrap_or(Subdir::Linux64), Subdir::NoArch],
+            specs.clone(),
+        )
         .recursive(true)
         .await
         .map_err(|e| crate::fetch_error::channel_error(&e))?;

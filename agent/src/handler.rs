@@ -108,11 +108,26 @@ fn send(writer: &Writer, frame: &Frame) -> io::Result<()> {
     w.write_all(&bytes)
 }
 
-/// Serves one connection: magic and hello first, then requests.
+/// Serves one connection: magic and hello first, then requests. This
+/// side's hello goes at once, before the controller's is read: a pipe opened
+/// ahead (the mux's spare) holds it when a command takes it over, and each
+/// side checks the other's protocol.
 pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
     let mut reader = io::BufReader::new(stream.try_clone()?);
     let writer: Writer = Arc::new(Mutex::new(stream));
-    writer.lock().expect("writer lock").write_all(MAGIC)?;
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        build: daemon.build.clone(),
+    };
+    let mut greeting = MAGIC.to_vec();
+    greeting.extend(
+        Response::Hello { hello }
+            .to_frame(0)
+            .to_bytes()
+            .map_err(io::Error::other)?,
+    );
+    writer.lock().expect("writer lock").write_all(&greeting)?;
     let mut magic = vec![0u8; MAGIC.len()];
     reader.read_exact(&mut magic)?;
     if magic != MAGIC {
@@ -121,16 +136,9 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
             "the peer did not start with moor's magic bytes",
         ));
     }
-    let hello = Hello {
-        protocol: PROTOCOL_VERSION,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        build: daemon.build.clone(),
-    };
     match read_frame(&mut reader).map_err(io::Error::other)? {
         Some(frame) => match frame.request() {
-            Ok(Request::Hello { hello: theirs }) if theirs.protocol == PROTOCOL_VERSION => {
-                send(&writer, &Response::Hello { hello }.to_frame(frame.id))?;
-            }
+            Ok(Request::Hello { hello: theirs }) if theirs.protocol == PROTOCOL_VERSION => {}
             Ok(Request::Hello { hello: theirs }) => {
                 let message = format!(
                     "agent speaks protocol {PROTOCOL_VERSION}, controller {}",

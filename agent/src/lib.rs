@@ -1,5 +1,6 @@
 //! `moor-agent`: the program moor installs on an attached machine. Built as a
-//! static x86_64 musl binary, so it runs on any x86_64 Linux whatever its libc.
+//! static musl binary (x86_64 and aarch64 builds), so it runs on any Linux of
+//! those architectures whatever its libc.
 //!
 //! Commands:
 //! - `--version`, `hello`: what it is; `hello` is the handshake the

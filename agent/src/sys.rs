@@ -203,9 +203,12 @@ pub fn boot_id() -> String {
 
 /// A process's start time in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), or `None` if it is gone (or a zombie, which will not
-/// run again).
+/// run again). Read from its main thread's `task/PID/stat` (the same
+/// field): a process reading its own `/proc/PID/stat` under qemu-user (an
+/// arm64 machine emulated) gets qemu's made-up start time, its main
+/// thread's file is the kernel's, for itself and for others alike.
 pub fn process_start(pid: u32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it follow ") ".
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -368,7 +371,12 @@ mod tests {
 
     #[test]
     fn this_process_has_a_start_time_and_a_boot() {
-        assert!(process_start(std::process::id()).is_some());
+        let me = std::process::id();
+        // The main thread's start time is the process's.
+        let stat = fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let field_22 = after.split_whitespace().nth(19).unwrap();
+        assert_eq!(process_start(me).as_deref(), Some(field_22));
         assert!(!boot_id().is_empty());
         assert_eq!(random_hex(4).len(), 8);
         assert_eq!(self_hash().unwrap().len(), 64);

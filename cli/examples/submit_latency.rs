@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::open(
         std::env::var_os("MOOR_WORKSPACE").map(Into::into),
         false,
-        &moor_cli::AGENT,
+        &moor_cli::AGENTS,
     )?;
     let target = ctx.targets.attached(&ctx.store()?, name)?;
     let conn = ctx.targets.connect(&target, &Access::defaults()).await?;

@@ -55,12 +55,18 @@ fn main() -> ExitCode {
 
 /// moor's command line, with a version that names the agent it carries.
 fn command() -> clap::Command {
-    let agent = &moor_cli::AGENT;
-    let version = if agent.is_present() {
+    let agents = &moor_cli::AGENTS;
+    let version = if agents.is_present() {
+        let builds: Vec<String> = agents
+            .builds
+            .iter()
+            .filter(|agent| agent.is_present())
+            .map(|agent| format!("{} {}", agent.arch, agent.install_id()))
+            .collect();
         format!(
-            "{} (agent {}, static x86_64 musl)",
+            "{} (agents, static musl: {})",
             env!("CARGO_PKG_VERSION"),
-            agent.install_id()
+            builds.join(", ")
         )
     } else {
         format!(
@@ -108,7 +114,7 @@ fn parse() -> Result<Cli, u8> {
 
 async fn run(cli: Cli) -> u8 {
     let json = cli.json;
-    let ctx = match Context::open(cli.workspace, json, &moor_cli::AGENT) {
+    let ctx = match Context::open(cli.workspace, json, &moor_cli::AGENTS) {
         Ok(ctx) => ctx,
         Err(e) => {
             output::error(&e, json);

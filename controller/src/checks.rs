@@ -83,11 +83,13 @@ fn os_supported(f: &Facts) -> Check {
 fn os_arch(f: &Facts) -> Check {
     const ID: &str = "os.arch";
     match f.arch.as_str() {
-        "x86_64" | "amd64" => Check::pass(ID, format!("{} (kernel {})", f.arch, f.kernel)),
+        "x86_64" | "amd64" | "aarch64" | "arm64" => {
+            Check::pass(ID, format!("{} (kernel {})", f.arch, f.kernel))
+        }
         other => Check::fail(
             ID,
             format!("{other} is not supported"),
-            "use an x86_64 machine: moor's agent is built for x86_64 Linux",
+            "use an x86_64 or aarch64 (arm64) machine: moor's agents are built for those",
         ),
     }
 }

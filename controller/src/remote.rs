@@ -161,7 +161,7 @@ else
   if [ "$got" != "$want" ]; then echo "error=agent upload corrupted: sha256 $got, expected $want"; exit 65; fi
   chmod 0700 "$tmp"
   if ! "$tmp" --version >/dev/null 2>&1; then
-    echo "error=the agent does not run in $dir (noexec mount, or not an x86_64 host)"; exit 66
+    echo "error=the agent does not run in $dir (noexec mount, or an agent for another architecture)"; exit 66
   fi
   mv -f "$tmp" "$dir/moor-agent"
   trap - EXIT

@@ -7,11 +7,16 @@
 #      spark/Dockerfile with pyspark from PyPI (spark/requirements.txt);
 #   with the argument `dist`, the distributed-training host: steps 1 and 2
 #   with dist.packages added to the base (Debian's CPU torch with gloo, Open
-#   MPI and mpi4py), for the multi-node job tests.
+#   MPI and mpi4py), for the multi-node job tests;
+#   with the argument `arm64`, an aarch64 host: steps 1 and 2 with
+#   arm64.packages only, debootstrapped with --arch arm64 and imported as a
+#   linux/arm64 image. It runs on this x86_64 machine under qemu-user-static
+#   through binfmt_misc, which this script sets up (root needed) when the
+#   kernel does not run aarch64 executables yet.
 # Each is tagged by the sha256 of its recipe, so an unchanged recipe is a
 # cache hit and a changed one rebuilds. Prints the final image tag on stdout.
 #
-# Usage: build-image.sh [spark|dist]
+# Usage: build-image.sh [spark|dist|arm64]
 # Env: MOOR_DEBIAN_MIRROR (default: the mirror apt uses here, else deb.debian.org).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,11 +25,14 @@ log() { printf 'testhost: %s\n' "$*" >&2; }
 flavour=${1:-}
 packages=("$here/base.packages")
 prefix=moor-testhost
+arch=amd64
 case "$flavour" in
   ""|spark) ;;
   dist) packages+=("$here/dist.packages"); prefix=moor-testhost-dist ;;
-  *) log "unknown flavour $flavour (only: spark, dist)"; exit 2 ;;
+  arm64) packages=("$here/arm64.packages"); prefix=moor-testhost-arm64; arch=arm64 ;;
+  *) log "unknown flavour $flavour (only: spark, dist, arm64)"; exit 2 ;;
 esac
+[ "$arch" = amd64 ] || "$here/binfmt.sh"
 
 hash_of() { cat "$@" | sha256sum | cut -c1-12; }
 base_hash=$(hash_of "${packages[@]}" <(sed -n '/^# --- base recipe ---$/,/^# --- end base recipe ---$/p' "$0"))
@@ -74,11 +82,11 @@ if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   rootfs=$(mktemp -d /var/tmp/moor-testhost-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap bookworm ($include) from $mirror"
-  debootstrap --variant=minbase --include="$include" bookworm "$rootfs" "$mirror" >&2
+  debootstrap --arch "$arch" --variant=minbase --include="$include" bookworm "$rootfs" "$mirror" >&2
   # Every host generates its own host keys and machine-id at start.
   rm -f "$rootfs"/etc/ssh/ssh_host_* "$rootfs"/etc/machine-id "$rootfs"/var/lib/dbus/machine-id
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | docker import - "$base_tag" >/dev/null
+  tar -C "$rootfs" -c . | docker import --platform "linux/$arch" - "$base_tag" >/dev/null
   log "imported $base_tag"
 fi
 # --- end base recipe ---

@@ -42,7 +42,7 @@ fn the_agent_goes_compressed_as_the_host_can_unpack_it() {
         .status()
         .unwrap();
     assert!(copied.success());
-    let agent = &moor_cli::AGENT;
+    let agent = &moor_cli::AGENT_X86_64;
     for (tool, sent) in [
         ("xz", agent.xz.len()),
         ("gzip", agent.gzip.len()),
@@ -86,7 +86,10 @@ fn attach_installs_the_agent_once_and_reattach_sends_nothing() {
     let json = out.json();
     assert_eq!(json["agent"]["status"], "installed");
     // The test host (Debian minbase) has gzip and no xz: the gzip form went.
-    assert_eq!(json["agent"]["bytes_sent"], moor_cli::AGENT.gzip.len());
+    assert_eq!(
+        json["agent"]["bytes_sent"],
+        moor_cli::AGENT_X86_64.gzip.len()
+    );
     assert_eq!(json["claim"], "created");
     let build = json["agent"]["build"].as_str().unwrap().to_owned();
     // The agent on the host is the very build, verified by its hash there.
@@ -518,7 +521,7 @@ fn an_interrupted_upload_never_looks_installed() {
         return;
     }
     let f = fixture(HostSpec::default());
-    let agent = &moor_cli::AGENT;
+    let agent = &moor_cli::AGENT_X86_64;
     let id = agent.install_id();
     let sha = agent.sha256;
     let half = &agent.binary[..agent.binary.len() / 2];

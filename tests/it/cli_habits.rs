@@ -41,7 +41,9 @@ fn the_version_names_the_agent_and_usage_errors_are_json_under_json() {
     let version = moor.run(&["--version"]);
     assert_exit(&version, 0);
     assert!(
-        version.stdout.starts_with("moor 0.") && version.stdout.contains("(agent 0."),
+        version.stdout.starts_with("moor 0.")
+            && version.stdout.contains("x86_64 0.")
+            && version.stdout.contains("aarch64 0."),
         "{}",
         version.stdout
     );

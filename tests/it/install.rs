@@ -4,7 +4,7 @@
 //! racing installs do not clash.
 
 use moor::remote::{key_values, INSTALL};
-use moor_cli::AGENT;
+use moor_cli::AGENT_X86_64 as AGENT;
 
 /// Starts the install script locally with `HOME` at `home`, feeding it
 /// `upload` from a thread (so several can run at once).

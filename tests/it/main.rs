@@ -2,6 +2,7 @@
 //! of six): each module drives the real `moor` binary against real OpenSSH
 //! test hosts in containers (see the `moor-tests` harness).
 
+mod arm64;
 mod attach;
 mod bastion;
 mod cli_habits;

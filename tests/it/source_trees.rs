@@ -109,4 +109,14 @@ fn one_changed_file_sends_about_that_file_and_the_host_keeps_each_content_once()
     assert_eq!(pruned.json()["snapshots"], 1, "{}", pruned.stdout);
     let left = f.host.exec(&format!("ls {store}/blobs | wc -l"));
     assert_eq!(left.trim(), "3", "the newest snapshot's contents stay");
+
+    // A host that lost the source this workspace sent it (its snapshots
+    // removed by hand): the start, sent without asking first, is refused,
+    // and the source goes again.
+    f.host.exec(&format!("rm -rf {store}/*"));
+    let again = f.run_on("box", p, &["--json"], &["python3", "train.py"]);
+    assert_exit(&again, 0);
+    let resent = again.json()["snapshot_bytes_sent"].as_u64().unwrap();
+    assert!(resent > 0, "{}", again.stdout);
+    assert_eq!(again.json()["exit_code"], 0, "{}", again.stdout);
 }

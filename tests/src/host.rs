@@ -40,6 +40,16 @@ pub fn dist_image() -> &'static str {
     })
 }
 
+/// The arm64 test host's image: an aarch64 Debian run under qemu-user-static
+/// (see deploy/testhost/arm64.packages; the script sets up binfmt_misc).
+pub fn arm64_image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let script = repo_root().join("deploy/testhost/build-image.sh");
+        run(Command::new(&script).arg("arm64"))
+    })
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -165,6 +175,8 @@ pub struct HostSpec {
     /// A training node: the image with torch, Open MPI and scikit-learn
     /// ([`dist_image`]).
     pub dist: bool,
+    /// An aarch64 machine, emulated ([`arm64_image`]).
+    pub arm64: bool,
 }
 
 impl Default for HostSpec {
@@ -180,6 +192,7 @@ impl Default for HostSpec {
             sudo: false,
             spark: false,
             dist: false,
+            arm64: false,
         }
     }
 }
@@ -207,9 +220,10 @@ impl TestHost {
 
     /// Starts a host on `network` and waits until sshd answers.
     pub fn start_on(network: &Arc<Network>, spec: &HostSpec) -> TestHost {
-        let image = match (spec.spark, spec.dist) {
-            (true, _) => spark_image(),
-            (_, true) => dist_image(),
+        let image = match (spec.spark, spec.dist, spec.arm64) {
+            (true, _, _) => spark_image(),
+            (_, true, _) => dist_image(),
+            (_, _, true) => arm64_image(),
             _ => image(),
         };
         let name = unique("moor-test-host");
@@ -280,7 +294,8 @@ impl TestHost {
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
             &host.name,
         ]));
-        host.wait_for_ssh(Duration::from_secs(30));
+        // An emulated host makes its host keys ten times slower.
+        host.wait_for_ssh(Duration::from_secs(if spec.arm64 { 180 } else { 30 }));
         host
     }
 

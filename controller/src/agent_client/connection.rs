@@ -14,7 +14,23 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 
-type Pending = Arc<Mutex<HashMap<u64, Sink>>>;
+type Pending = Arc<Mutex<Routes>>;
+
+/// The requests waiting for frames; once the link is closed, none more.
+#[derive(Default)]
+struct Routes {
+    sinks: HashMap<u64, Sink>,
+    closed: bool,
+}
+
+impl Routes {
+    /// Ends every waiting request (dropping its sender wakes it with
+    /// "closed") and refuses later ones.
+    fn close(&mut self) {
+        self.closed = true;
+        self.sinks.clear();
+    }
+}
 
 /// Where a request's frames go: most answers are small and come at once; a
 /// download is bounded, so a fast agent waits for the disk instead of
@@ -55,7 +71,7 @@ impl Frames {
 }
 
 /// How long the agent may take to say hello (it may start its daemon first).
-const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a request may wait for its answer by default. Requests that
 /// take longer by design (cancel with a grace period) say so with
@@ -67,92 +83,75 @@ pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 /// Writing half of a byte pipe to an agent.
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// A connection to an agent, after the handshake.
+/// A connection to an agent.
 pub struct Connection {
     writer: tokio::sync::Mutex<Writer>,
     pending: Pending,
     next: AtomicU64,
     host: String,
-    /// The agent's hello.
-    pub hello: Hello,
+    /// Why the agent's hello was refused, when it was (a pipelined
+    /// handshake learns it after requests went out).
+    refused_hello: Arc<Mutex<Option<String>>>,
 }
 
 impl Connection {
     /// Shakes hands over a byte pipe to `moor-agent stdio` (or a daemon's
-    /// socket): magic and hello both ways. `host` names the agent in errors.
+    /// socket): magic and hello both ways, the agent's hello read before
+    /// this returns. `host` names the agent in errors.
     pub async fn handshake(
-        mut reader: Reader,
+        reader: Reader,
+        mut writer: Writer,
+        host: String,
+        limit: Duration,
+    ) -> Result<Connection> {
+        send_hello(&mut writer, &host).await?;
+        let (buf, reader) = read_hello(reader, &host, limit).await?;
+        Ok(Self::routing(reader, buf, writer, host))
+    }
+
+    /// The handshake without waiting for the agent's hello: requests go out
+    /// behind this side's hello at once (a round trip less on a far link,
+    /// and the agent's start-up overlaps them). The agent's hello is read
+    /// before any answer; a bad or missing one fails every request with the
+    /// handshake's error, as [`Connection::handshake`] would have.
+    pub async fn handshake_pipelined(
+        reader: Reader,
         mut writer: Writer,
         host: String,
     ) -> Result<Connection> {
-        let proto_err = |cause: String| Error::Remote {
-            host: host.clone(),
-            step: "agent handshake",
-            cause,
-            fix: "run `moor attach` again to reinstall the agent".into(),
-        };
-        // The agent checks the protocol; the build is for its logs.
-        let mine = Hello {
-            protocol: PROTOCOL_VERSION,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            build: String::new(),
-        };
-        let mut out = MAGIC.to_vec();
-        Request::Hello { hello: mine }
-            .to_frame(0)
-            .encode(&mut out)
-            .map_err(|e| proto_err(e.to_string()))?;
-        writer
-            .write_all(&out)
-            .await
-            .map_err(|e| proto_err(e.to_string()))?;
-        writer.flush().await.map_err(|e| proto_err(e.to_string()))?;
-
-        // Skip anything before the magic (shell noise), then read the hello.
-        let mut buf = Vec::new();
-        let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
-            let start = loop {
-                if let Some(pos) = buf.windows(MAGIC.len()).position(|w| w == MAGIC) {
-                    break pos + MAGIC.len();
-                }
-                if buf.len() > 64 * 1024 {
-                    return Err(proto_err("no magic bytes from the agent".into()));
-                }
-                read_more(&mut reader, &mut buf).await.map_err(&proto_err)?;
-            };
-            buf.drain(..start);
-            loop {
-                if let Some((frame, used)) =
-                    Frame::decode(&buf).map_err(|e| proto_err(e.to_string()))?
-                {
-                    buf.drain(..used);
-                    return match frame.response().map_err(|e| proto_err(e.to_string()))? {
-                        Response::Hello { hello } if hello.protocol == PROTOCOL_VERSION => {
-                            Ok(hello)
-                        }
-                        Response::Hello { hello } => Err(proto_err(format!(
-                            "agent protocol {}, controller {PROTOCOL_VERSION}",
-                            hello.protocol
-                        ))),
-                        Response::Error { error } => Err(proto_err(error.message)),
-                        other => Err(proto_err(format!("unexpected {other:?}"))),
-                    };
-                }
-                read_more(&mut reader, &mut buf).await.map_err(&proto_err)?;
-            }
-        })
-        .await
-        .map_err(|_| proto_err("the agent did not answer".into()))??;
-
+        send_hello(&mut writer, &host).await?;
         let pending: Pending = Arc::default();
-        tokio::spawn(route(reader, buf, pending.clone()));
+        let refused_hello = Arc::new(Mutex::new(None));
+        let (routed, refused) = (pending.clone(), refused_hello.clone());
+        let agent = host.clone();
+        tokio::spawn(async move {
+            match read_hello(reader, &agent, HELLO_TIMEOUT).await {
+                Ok((buf, reader)) => route(reader, buf, routed).await,
+                Err(e) => {
+                    *refused.lock().expect("hello lock") = Some(e.to_string());
+                    routed.lock().expect("pending lock").close();
+                }
+            }
+        });
         Ok(Connection {
             writer: tokio::sync::Mutex::new(writer),
             pending,
             next: AtomicU64::new(1),
             host,
-            hello,
+            refused_hello,
         })
+    }
+
+    fn routing(reader: Reader, buf: Vec<u8>, writer: Writer, host: String) -> Connection {
+        let pending: Pending = Arc::default();
+        tokio::spawn(route(reader, buf, pending.clone()));
+        Connection {
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next: AtomicU64::new(1),
+            host,
+            refused_hello: Arc::default(),
+        }
     }
 
     /// The host the agent runs on.
@@ -163,6 +162,9 @@ impl Connection {
     /// The error for a connection to the agent that broke (exit code 6:
     /// callers that follow a log reconnect on it).
     pub fn lost(&self, cause: impl Into<String>) -> Error {
+        if let Some(refused) = self.refused_hello.lock().expect("hello lock").clone() {
+            return handshake_error(&self.host, refused);
+        }
         Error::Agent {
             host: self.host.clone(),
             cause: cause.into(),
@@ -197,7 +199,13 @@ impl Connection {
 
     async fn send(&self, request: &Request, sink: Sink) -> Result<u64> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().expect("pending lock").insert(id, sink);
+        {
+            let mut routes = self.pending.lock().expect("pending lock");
+            if routes.closed {
+                return Err(self.lost("closed"));
+            }
+            routes.sinks.insert(id, sink);
+        }
         self.write(&request.to_frame(id)).await?;
         Ok(id)
     }
@@ -235,6 +243,77 @@ impl Connection {
     }
 }
 
+/// The error of a handshake that failed for `cause`.
+fn handshake_error(host: &str, cause: String) -> Error {
+    Error::Remote {
+        host: host.to_owned(),
+        step: "agent handshake",
+        cause,
+        fix: "run `moor attach` again to reinstall the agent".into(),
+    }
+}
+
+/// Writes the magic bytes and this side's hello.
+async fn send_hello(writer: &mut Writer, host: &str) -> Result<()> {
+    let proto_err = |cause: String| handshake_error(host, cause);
+    // The agent checks the protocol; the build is for its logs.
+    let mine = Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        build: String::new(),
+    };
+    let mut out = MAGIC.to_vec();
+    Request::Hello { hello: mine }
+        .to_frame(0)
+        .encode(&mut out)
+        .map_err(|e| proto_err(e.to_string()))?;
+    writer
+        .write_all(&out)
+        .await
+        .map_err(|e| proto_err(e.to_string()))?;
+    writer.flush().await.map_err(|e| proto_err(e.to_string()))
+}
+
+/// Reads the agent's hello, skipping anything before the magic (shell
+/// noise), within `limit`, and checks its protocol; gives back what was
+/// read after it.
+async fn read_hello(mut reader: Reader, host: &str, limit: Duration) -> Result<(Vec<u8>, Reader)> {
+    let proto_err = |cause: String| handshake_error(host, cause);
+    let mut buf = Vec::new();
+    tokio::time::timeout(limit, async {
+        let start = loop {
+            if let Some(pos) = buf.windows(MAGIC.len()).position(|w| w == MAGIC) {
+                break pos + MAGIC.len();
+            }
+            if buf.len() > 64 * 1024 {
+                return Err(proto_err("no magic bytes from the agent".into()));
+            }
+            read_more(&mut reader, &mut buf).await.map_err(proto_err)?;
+        };
+        buf.drain(..start);
+        loop {
+            if let Some((frame, used)) =
+                Frame::decode(&buf).map_err(|e| proto_err(e.to_string()))?
+            {
+                buf.drain(..used);
+                return match frame.response().map_err(|e| proto_err(e.to_string()))? {
+                    Response::Hello { hello } if hello.protocol == PROTOCOL_VERSION => Ok(()),
+                    Response::Hello { hello } => Err(proto_err(format!(
+                        "agent protocol {}, controller {PROTOCOL_VERSION}",
+                        hello.protocol
+                    ))),
+                    Response::Error { error } => Err(proto_err(error.message)),
+                    other => Err(proto_err(format!("unexpected {other:?}"))),
+                };
+            }
+            read_more(&mut reader, &mut buf).await.map_err(proto_err)?;
+        }
+    })
+    .await
+    .map_err(|_| proto_err("the agent did not answer".into()))??;
+    Ok((buf, reader))
+}
+
 /// Appends what the reader has (up to 256 KiB) to `buf`, without zeroing.
 async fn read_more<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
@@ -268,9 +347,9 @@ async fn route(mut reader: Reader, mut buf: Vec<u8>, pending: Pending) {
                     };
                     let sink = {
                         let mut pending = pending.lock().expect("pending lock");
-                        let sink = pending.get(&id).cloned();
+                        let sink = pending.sinks.get(&id).cloned();
                         if done {
-                            pending.remove(&id);
+                            pending.sinks.remove(&id);
                         }
                         sink
                     };
@@ -288,16 +367,19 @@ async fn route(mut reader: Reader, mut buf: Vec<u8>, pending: Pending) {
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!("bad frame from the agent: {e}");
-                    pending.lock().expect("pending lock").clear();
+                    pending.lock().expect("pending lock").close();
                     return;
                 }
             }
         }
         buf.drain(..pos);
         if read_more(&mut reader, &mut buf).await.is_err() {
-            // Dropping the senders wakes every waiting request with "closed".
-            pending.lock().expect("pending lock").clear();
+            pending.lock().expect("pending lock").close();
             return;
         }
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

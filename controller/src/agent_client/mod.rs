@@ -15,10 +15,10 @@ mod snapshots;
 use std::time::Duration;
 
 use moor_proto::env::{EnvInfo, EnvSpec, PrepareOptions};
-use moor_proto::{AgentStatus, FrameKind, Hello, Request, Response, RunInfo, RunSpec, WireError};
+use moor_proto::{AgentStatus, FrameKind, Request, Response, RunInfo, RunSpec, WireError};
 
 use connection::{Connection, Frames};
-pub use connection::{Reader, Writer, CALL_TIMEOUT};
+pub use connection::{Reader, Writer, CALL_TIMEOUT, HELLO_TIMEOUT};
 
 use crate::error::{Error, Result};
 
@@ -76,14 +76,34 @@ impl AgentClient {
     /// Shakes hands over a byte pipe to `moor-agent stdio` (or to a daemon's
     /// socket); `host` names the agent in errors.
     pub async fn over(reader: Reader, writer: Writer, host: String) -> Result<AgentClient> {
+        Self::over_within(reader, writer, host, HELLO_TIMEOUT).await
+    }
+
+    /// [`AgentClient::over`], the agent's hello to come within `limit` (a
+    /// pipe from the mux, whose agent started before: its hello is there).
+    pub async fn over_within(
+        reader: Reader,
+        writer: Writer,
+        host: String,
+        limit: Duration,
+    ) -> Result<AgentClient> {
         Ok(AgentClient {
-            conn: Connection::handshake(reader, writer, host).await?,
+            conn: Connection::handshake(reader, writer, host, limit).await?,
         })
     }
 
-    /// The agent's hello.
-    pub fn hello(&self) -> &Hello {
-        &self.conn.hello
+    /// [`AgentClient::over`] without waiting for the agent's hello: requests
+    /// follow this side's hello at once, and a bad hello fails them with the
+    /// handshake's error (for a fresh `moor-agent stdio` over SSH, where
+    /// waiting costs a round trip).
+    pub async fn over_pipelined(
+        reader: Reader,
+        writer: Writer,
+        host: String,
+    ) -> Result<AgentClient> {
+        Ok(AgentClient {
+            conn: Connection::handshake_pipelined(reader, writer, host).await?,
+        })
     }
 
     /// The error for a connection that broke (exit code 6: callers that follow

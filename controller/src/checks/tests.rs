@@ -67,6 +67,8 @@ fn arch() {
     let mut f = facts();
     assert_eq!(check(&f, "os.arch").status, Status::Pass);
     f.arch = "aarch64".into();
+    assert_eq!(check(&f, "os.arch").status, Status::Pass);
+    f.arch = "armv7l".into();
     assert_eq!(check(&f, "os.arch").status, Status::Fail);
 }
 

@@ -27,7 +27,7 @@ pub mod validate;
 
 use std::path::PathBuf;
 
-use crate::agent_bundle::AgentBundle;
+use crate::agent_bundle::Agents;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::target::Targets;
@@ -46,11 +46,11 @@ pub struct Context {
 
 impl Context {
     /// Opens the workspace named by `--workspace`/`MOOR_WORKSPACE`, else the
-    /// default; `bundle` is the agent this moor carries.
+    /// default; `agents` are the agents this moor carries.
     pub fn open(
         workspace: Option<PathBuf>,
         json: bool,
-        bundle: &'static AgentBundle,
+        agents: &'static Agents,
     ) -> Result<Context> {
         let dir = workspace.or_else(Workspace::default_dir).ok_or_else(|| {
             Error::usage(
@@ -60,7 +60,7 @@ impl Context {
         })?;
         let workspace = Workspace::open(dir)?;
         Ok(Context {
-            targets: Targets::new(workspace.clone(), bundle),
+            targets: Targets::new(workspace.clone(), agents),
             workspace,
             json,
         })

@@ -215,10 +215,6 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         // A cache hit is one request; otherwise the build log shows first.
         prepare_on(&conn, ctx, &target, env, &Assets::from(&args.assets)).await?;
     }
-    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));
-    let sent = conn.agent.put_snapshot(&snap, &progress).await?;
-    drop(progress);
-    tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");
     let spec = RunSpec {
         name: args.name.clone().or_else(|| default_name(&args.command)),
         snapshot: snap.sha256.clone(),
@@ -229,7 +225,13 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         gpus: args.gpus,
         ..RunSpec::default()
     };
-    let run = conn.agent.start_run(spec).await?;
+    let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));
+    let (sent, run) = conn
+        .agent
+        .start_with_snapshot(&snap, spec, &progress)
+        .await?;
+    drop(progress);
+    tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");
     store.record_run(&run, &target.name)?;
     Ok(Started {
         run,

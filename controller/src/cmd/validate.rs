@@ -163,13 +163,14 @@ pub async fn probe_only(
     report
 }
 
-/// Connects, authenticates and probes (asking about the agent `agent_id`).
+/// Connects, authenticates and probes (asking about the agents `agent_ids`:
+/// install ids separated by spaces).
 /// Returns the report and, when everything up to the probe worked, the open
 /// session.
 pub async fn connect_and_probe(
     resolved: Resolved,
     options: checks::Options,
-    agent_id: &str,
+    agent_ids: &str,
     cluster: Option<&str>,
 ) -> (Report, Option<Session>) {
     let endpoint = resolved.endpoint.clone();
@@ -242,7 +243,7 @@ pub async fn connect_and_probe(
     let probed = tokio::time::timeout(
         PROBE_TIMEOUT,
         session.exec(
-            &probe::command(agent_id, options.kind),
+            &probe::command(agent_ids, options.kind),
             probe::SCRIPT.as_bytes(),
         ),
     )

@@ -18,13 +18,14 @@ mod hadoop;
 /// The probe script. Run with [`command`], the script on stdin.
 pub const SCRIPT: &str = include_str!("probe.sh");
 
-/// The command that runs [`SCRIPT`], asking about the agent installed as
-/// `agent_id` (a `[0-9a-z.-]` directory name, quoted all the same); a head
+/// The command that runs [`SCRIPT`], asking about the agents installed as
+/// `agent_ids` (`[0-9a-z.-]` directory names separated by spaces, one per
+/// architecture moor carries; quoted all the same, split by the script); a head
 /// node (`hdinsight`) is also asked about Spark, YARN and HDFS.
-pub fn command(agent_id: &str, kind: TargetKind) -> String {
+pub fn command(agent_ids: &str, kind: TargetKind) -> String {
     format!(
         "sh -s -- {} {}",
-        crate::remote::quote(agent_id),
+        crate::remote::quote(agent_ids),
         kind.as_str()
     )
 }

@@ -1,6 +1,6 @@
 # moor host probe, version 1. Read-only: it changes nothing on the host.
-# Run as `sh -s -- AGENT_ID KIND` with this text on stdin (AGENT_ID: the agent
-# directory moor expects, or empty; KIND: vm or hdinsight); prints sections `@@moor NAME`
+# Run as `sh -s -- AGENT_IDS KIND` with this text on stdin (AGENT_IDS: the agent
+# directories moor expects, separated by spaces, or empty; KIND: vm or hdinsight); prints sections `@@moor NAME`
 # followed by raw command output, which the controller parses. Everything runs
 # inside main() with stdin from /dev/null, so no command can swallow the rest
 # of the script.
@@ -138,8 +138,15 @@ fi
 s decompressors
 for c in xz gzip; do have "$c" && echo "$c"; done
 s agent
-a="$HOME/.moor/agent/$1/moor-agent"
-if [ -n "$1" ] && [ -x "$a" ]; then t 10 "$a" hello 2>&1; fi
+# $1: the agent directories moor may have installed here (one per
+# architecture it carries), separated by spaces; the first one present answers.
+# Split on spaces only, never glob-expanded.
+set -f
+for id in $1; do
+  a="$HOME/.moor/agent/$id/moor-agent"
+  if [ -x "$a" ]; then t 10 "$a" hello 2>&1; break; fi
+done
+set +f
 s claim
 cat "$HOME/.moor/claim" 2>/dev/null
 printf '\n@@moor end\n'

@@ -1,11 +1,11 @@
 //! The local target (`--target local`): this machine, no SSH. Its agent is
-//! the one this `moor` carries, installed under `~/.moor/agent/` here and
+//! the one this `moor` carries for this machine's architecture, installed under `~/.moor/agent/` here and
 //! spoken to over its stdin and stdout.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::agent_bundle::AgentBundle;
+use crate::agent_bundle::{AgentBundle, Agents};
 use crate::agent_client::AgentClient;
 use crate::error::{Error, Result};
 use crate::store::{AuthRef, Target, TargetState};
@@ -15,8 +15,11 @@ use crate::target_kind::TargetKind;
 pub const NAME: &str = "local";
 
 /// This machine as a target.
-pub fn target(bundle: &AgentBundle) -> Target {
+pub fn target(agents: &Agents) -> Target {
     let now = crate::time::now();
+    let (version, build) = agents
+        .local()
+        .map_or(("", ""), |bundle| (bundle.version, bundle.sha256));
     Target {
         name: NAME.into(),
         kind: TargetKind::Local,
@@ -30,8 +33,8 @@ pub fn target(bundle: &AgentBundle) -> Target {
         host_key_algorithm: String::new(),
         host_key_fingerprint: String::new(),
         machine_id: String::new(),
-        agent_version: bundle.version.into(),
-        agent_build: bundle.sha256.into(),
+        agent_version: version.into(),
+        agent_build: build.into(),
         state: TargetState::Ready,
         facts: None,
         checks: Vec::new(),
@@ -41,8 +44,8 @@ pub fn target(bundle: &AgentBundle) -> Target {
 }
 
 /// Starts this machine's agent (installing it first if needed) and shakes hands.
-pub async fn connect(bundle: &AgentBundle) -> Result<AgentClient> {
-    let path = install(bundle)?;
+pub async fn connect(agents: &Agents) -> Result<AgentClient> {
+    let path = install(agents)?;
     let mut child = tokio::process::Command::new(&path)
         .arg("stdio")
         .stdin(Stdio::piped())
@@ -65,13 +68,26 @@ pub async fn connect(bundle: &AgentBundle) -> Result<AgentClient> {
 
 /// Installs the bundled agent in `~/.moor/agent/<id>/` on this machine
 /// (atomically, checked by its hash) unless it is there; returns its path.
-fn install(bundle: &AgentBundle) -> Result<PathBuf> {
-    if !bundle.is_present() {
-        return Err(Error::usage(
-            "this moor was built for checking only and carries no agent",
-            "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
-        ));
-    }
+fn install(agents: &Agents) -> Result<PathBuf> {
+    let bundle: &AgentBundle = match agents.local() {
+        Some(bundle) => bundle,
+        None if !agents.is_present() => {
+            return Err(Error::usage(
+                "this moor was built for checking only and carries no agent",
+                "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
+            ))
+        }
+        None => {
+            return Err(Error::usage(
+                format!(
+                    "this moor carries no agent for this machine's architecture ({}), only for {}",
+                    std::env::consts::ARCH,
+                    agents.arches()
+                ),
+                "run `--target local` from an x86_64 or aarch64 machine",
+            ))
+        }
+    };
     let home = crate::workspace::home_dir().ok_or_else(|| {
         Error::usage(
             "HOME is not set",

@@ -12,7 +12,7 @@ pub mod local;
 pub mod network;
 pub mod settings;
 
-use crate::agent_bundle::{self, AgentBundle};
+use crate::agent_bundle::{self, Agents};
 use crate::agent_client::AgentClient;
 use crate::error::{Error, Result};
 use crate::fleet;
@@ -24,11 +24,16 @@ use crate::workspace::Workspace;
 
 pub use settings::{Access, Resolved};
 
+/// How long a pipe from the mux may take to give the agent's hello (its
+/// agent started before it was handed over) before the command connects by
+/// itself.
+const MUX_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The targets of a workspace, and how to reach them.
 #[derive(Debug, Clone)]
 pub struct Targets {
     workspace: Workspace,
-    bundle: &'static AgentBundle,
+    agents: &'static Agents,
 }
 
 /// An open connection to a target's agent (and the SSH session under it;
@@ -56,10 +61,10 @@ impl Connected {
 }
 
 impl Targets {
-    /// The targets of `workspace`; `bundle` is the agent this moor carries
-    /// (the local target's).
-    pub fn new(workspace: Workspace, bundle: &'static AgentBundle) -> Targets {
-        Targets { workspace, bundle }
+    /// The targets of `workspace`; `agents` are the agents this moor carries
+    /// (one per architecture; the local target's among them).
+    pub fn new(workspace: Workspace, agents: &'static Agents) -> Targets {
+        Targets { workspace, agents }
     }
 
     /// The workspace.
@@ -67,9 +72,9 @@ impl Targets {
         &self.workspace
     }
 
-    /// The agent this moor carries.
-    pub fn bundle(&self) -> &'static AgentBundle {
-        self.bundle
+    /// The agents this moor carries.
+    pub fn agents(&self) -> &'static Agents {
+        self.agents
     }
 
     /// The attached target called `name`.
@@ -83,7 +88,7 @@ impl Targets {
     /// The target called `name`: an attached one, or this machine for `local`.
     pub fn named(&self, store: &Store, name: &str) -> Result<Target> {
         if name == local::NAME {
-            Ok(local::target(self.bundle))
+            Ok(local::target(self.agents))
         } else {
             self.attached(store, name)
         }
@@ -93,7 +98,7 @@ impl Targets {
     pub fn all_with_runs(&self, store: &Store) -> Result<Vec<Target>> {
         let mut targets = store.targets()?;
         if store.has_runs_on(local::NAME)? {
-            targets.push(local::target(self.bundle));
+            targets.push(local::target(self.agents));
         }
         Ok(targets)
     }
@@ -146,7 +151,8 @@ impl Targets {
             if let Some(stream) = mux::open(&self.workspace, target).await {
                 let (reader, writer) = stream.into_split();
                 let host = target.host.clone();
-                match AgentClient::over(Box::new(reader), Box::new(writer), host).await {
+                let (reader, writer) = (Box::new(reader), Box::new(writer));
+                match AgentClient::over_within(reader, writer, host, MUX_HELLO_TIMEOUT).await {
                     Ok(agent) => {
                         tracing::debug!(target = %target.name, "agent pipe from the mux");
                         return Ok(Connected {
@@ -168,11 +174,11 @@ impl Targets {
         if target.kind == TargetKind::Local {
             return Ok(Connected {
                 session: None,
-                agent: local::connect(self.bundle).await?,
+                agent: local::connect(self.agents).await?,
             });
         }
         let session = self.session(target, access).await?;
-        let agent = self.agent_on(&session, target).await?;
+        let agent = self.agent_pipelined_on(&session, target).await?;
         Ok(Connected {
             session: Some(session),
             agent,
@@ -194,17 +200,30 @@ impl Targets {
     }
 
     /// The target's agent (`moor-agent stdio` of the build it recorded),
-    /// over an open session.
+    /// over an open session, its hello read (so a missing or wrong agent is
+    /// this call's error).
     pub async fn agent_on(&self, session: &Session, target: &Target) -> Result<AgentClient> {
+        let (reader, writer) = Self::stdio(session, target).await?;
+        AgentClient::over(reader, writer, session.endpoint.host.clone()).await
+    }
+
+    /// [`Targets::agent_on`] with requests going out with the exec and the
+    /// hello: the agent's start-up and the link's round trip overlap them,
+    /// and a missing or wrong agent is the first request's error.
+    async fn agent_pipelined_on(&self, session: &Session, target: &Target) -> Result<AgentClient> {
+        let (reader, writer) = Self::stdio(session, target).await?;
+        AgentClient::over_pipelined(reader, writer, session.endpoint.host.clone()).await
+    }
+
+    /// `moor-agent stdio` of the build `target` recorded, over `session`.
+    async fn stdio(
+        session: &Session,
+        target: &Target,
+    ) -> Result<(crate::agent_client::Reader, crate::agent_client::Writer)> {
         let install_id = agent_bundle::install_id(&target.agent_version, &target.agent_build);
         let stream = session.exec_stream(&stdio_command(&install_id)).await?;
         let (reader, writer) = tokio::io::split(stream);
-        AgentClient::over(
-            Box::new(reader),
-            Box::new(writer),
-            session.endpoint.host.clone(),
-        )
-        .await
+        Ok((Box::new(reader), Box::new(writer)))
     }
 
     /// After a connection to `target` verified `key`: when the user trusted

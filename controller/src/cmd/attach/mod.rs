@@ -143,20 +143,22 @@ pub(crate) async fn attach(
         kind,
         require_public_ip: common.options.require_public_ip,
     };
-    let bundle = ctx.targets.bundle();
-    if !bundle.is_present() {
+    let agents = ctx.targets.agents();
+    if !agents.is_present() {
         return Err(Error::usage(
             "this moor was built for checking only and carries no agent",
             "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
         ));
     }
-    let install_id = bundle.install_id();
+    // The host's architecture is not known before the probe: it looks for
+    // each agent this moor carries.
+    let install_ids = agents.install_ids();
     let named_keys = match &resolved.options.host_key_policy {
         HostKeyPolicy::Fingerprint(fingerprints) => fingerprints.clone(),
         _ => Vec::new(),
     };
     let (report, session) =
-        connect_and_probe(resolved, options, &install_id, cluster.as_deref()).await;
+        connect_and_probe(resolved, options, &install_ids, cluster.as_deref()).await;
     let Some(session) = session else {
         return Ok(Outcome::Refused(Box::new(report)));
     };
@@ -170,6 +172,18 @@ pub(crate) async fn attach(
         .clone()
         .expect("a connected report has a host key");
     let machine_id = facts.machine_id.clone().unwrap_or_default();
+    let Some(bundle) = agents.for_arch(&facts.arch) else {
+        let host = session.endpoint.host.clone();
+        session.close().await;
+        return Err(Error::usage(
+            format!(
+                "this moor carries no agent for {host}'s architecture {} (only for {})",
+                facts.arch,
+                agents.arches()
+            ),
+            "use a moor built with the agents of both architectures (cargo build -p moor-cli builds them)",
+        ));
+    };
 
     let host = session.endpoint.host.clone();
     // A reinstalled host (same machine-id, new key) keeps its name when the
