@@ -325,6 +325,17 @@ fn handle(
             Ok(run) => reply(Response::Run { run }),
             Err(e) => reply(e.to_response()),
         },
+        Request::StartRunFollowing { spec } => match daemon.start_run(spec) {
+            Ok(run) => {
+                let run_id = run.id.clone();
+                reply(Response::Stream {
+                    offset: 0,
+                    run: Some(Box::new(run)),
+                })?;
+                stream_log(daemon, writer, id, &run_id, 0, true)
+            }
+            Err(e) => reply(e.to_response()),
+        },
         Request::PruneRuns {
             older_than_secs,
             keep,
@@ -389,14 +400,17 @@ fn handle(
             if daemon.runs.info(&run_id).is_err() {
                 return reply(not_found(format!("no run {run_id}")));
             }
-            reply(Response::Stream { offset })?;
+            reply(Response::Stream { offset, run: None })?;
             stream_log(daemon, writer, id, &run_id, offset, follow)
         }
         Request::Download { run_id, selection } => {
             if daemon.runs.info(&run_id).is_err() {
                 return reply(not_found(format!("no run {run_id}")));
             }
-            reply(Response::Stream { offset: 0 })?;
+            reply(Response::Stream {
+                offset: 0,
+                run: None,
+            })?;
             let outputs = daemon.runs.dir(&run_id).join(files::OUTPUTS);
             let frames =
                 outputs::Chunked::new(|chunk: &[u8]| send(writer, &Frame::data(id, chunk)));
@@ -408,7 +422,9 @@ fn handle(
 }
 
 /// Sends the log from `offset` as data frames; with `follow`, until the run
-/// has ended and every byte is sent.
+/// has ended and every byte is sent, the ended run (JSON) then in the end
+/// frame's trailer: the follower needs no other request to learn how it
+/// ended.
 fn stream_log(
     daemon: &Daemon,
     writer: &Writer,
@@ -454,11 +470,20 @@ fn stream_log(
         }
         // At the end of what is written: done, unless following a live run.
         // The state is read before the last read, so no final bytes are lost.
-        if !follow || daemon.runs.info(run_id)?.state.is_final() {
+        let ended = if follow {
+            Some(daemon.runs.info(run_id)?).filter(|run| run.state.is_final())
+        } else {
+            None
+        };
+        if !follow || ended.is_some() {
             if send_chunk(&mut file)? > 0 {
                 continue;
             }
-            return send(writer, &Frame::end(id));
+            let trailer = match ended {
+                Some(run) => serde_json::to_vec(&run).map_err(io::Error::other)?,
+                None => Vec::new(),
+            };
+            return send(writer, &Frame::end_with(id, trailer));
         }
         wait(&mut idle);
     }

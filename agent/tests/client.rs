@@ -34,12 +34,20 @@ async fn read_all(
     client: &AgentClient,
     stream: moor::Result<moor::agent_client::ByteStream>,
 ) -> Vec<u8> {
+    read_with_end(client, stream).await.0
+}
+
+/// The bytes of a stream and its end frame's trailer.
+async fn read_with_end(
+    client: &AgentClient,
+    stream: moor::Result<moor::agent_client::ByteStream>,
+) -> (Vec<u8>, Vec<u8>) {
     let mut stream = stream.unwrap();
     let mut out = Vec::new();
     loop {
         match stream.next().await {
             Some(Chunk::Data(bytes)) => out.extend_from_slice(&bytes),
-            Some(Chunk::End(_)) => return out,
+            Some(Chunk::End(trailer)) => return (out, trailer),
             Some(Chunk::Failed(e)) => panic!("{e}"),
             None => panic!("{}", client.lost("closed mid-stream")),
         }
@@ -76,13 +84,30 @@ async fn upload_run_stream_cancel_and_download_in_process() {
 
     let job = spec(&snap.sha256, &["python3", "train.py"]);
     let run = client.start_run(job).await.unwrap();
-    let log = read_all(&client, client.read_log(&run.id, 0, true).await).await;
+    let (log, end) = read_with_end(&client, client.read_log(&run.id, 0, true).await).await;
     assert_eq!(log, b"training\n");
     let done = client.run(&run.id).await.unwrap();
     assert_eq!((done.state, done.exit_code), (RunState::Succeeded, Some(0)));
-    // Resume from an offset.
-    let tail = read_all(&client, client.read_log(&run.id, 4, false).await).await;
+    // A log followed to the end says how the run ended.
+    let ended: moor_proto::RunInfo = serde_json::from_slice(&end).unwrap();
+    assert_eq!(
+        (ended.id, ended.state, ended.exit_code),
+        (run.id.clone(), RunState::Succeeded, Some(0))
+    );
+    // Started and followed in one request: the run, its log, how it ended.
+    let (started, log) = client
+        .start_run_following(spec(&snap.sha256, &["python3", "train.py"]))
+        .await
+        .unwrap();
+    assert_ne!(started.id, run.id);
+    let (log, end) = read_with_end(&client, Ok(log)).await;
+    assert_eq!(log, b"training\n");
+    let ended: moor_proto::RunInfo = serde_json::from_slice(&end).unwrap();
+    assert_eq!((ended.id, ended.exit_code), (started.id, Some(0)));
+    // Resume from an offset; not followed: no trailer.
+    let (tail, end) = read_with_end(&client, client.read_log(&run.id, 4, false).await).await;
     assert_eq!(tail, b"ning\n");
+    assert!(end.is_empty());
 
     let outputs = read_all(&client, client.download(&run.id, Default::default()).await).await;
     let names: Vec<String> = tar::Archive::new(&outputs[..])
@@ -102,7 +127,7 @@ async fn upload_run_stream_cancel_and_download_in_process() {
     let cancelled = client.cancel(&sleeper.id, 1).await.unwrap();
     assert_eq!(cancelled.state, RunState::Cancelled);
     let runs = client.runs().await.unwrap();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     assert!(runs.iter().any(|r| r.id == sleeper.id));
     assert_eq!(client.status().await.unwrap().running, 0);
     assert!(client.envs().await.unwrap().is_empty());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use moor_proto::RunInfo;
 
-use crate::agent_client::{AgentClient, Chunk};
+use crate::agent_client::{AgentClient, ByteStream, Chunk};
 use crate::error::{exit, Result};
 use crate::progress::LogSink;
 use crate::store::Target;
@@ -56,11 +56,7 @@ pub async fn follow(
             },
         };
         match stream(&c.agent, run_id, &mut offset, until_end, sink).await {
-            Ok(()) => {
-                let run = c.agent.run(run_id).await?;
-                c.close().await;
-                return Ok(run);
-            }
+            Ok(ended) => return finish(c, run_id, ended).await,
             Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
                 eprintln!(
                     "moor: connection to {} lost ({e}); resuming at byte {offset}",
@@ -73,15 +69,64 @@ pub async fn follow(
     }
 }
 
+/// [`follow`] for a run started with its log streaming (`log`, from its
+/// first byte, on `conn`): the log goes to `sink` until the run ends, and a
+/// broken connection is made again as [`follow`] does.
+pub async fn follow_started(
+    targets: &Targets,
+    target: &Target,
+    access: &Access,
+    run_id: &str,
+    conn: Connected,
+    log: ByteStream,
+    sink: &mut LogSink,
+) -> Result<RunInfo> {
+    let mut offset = 0;
+    match read(&conn.agent, log, &mut offset, sink).await {
+        Ok(ended) => finish(conn, run_id, ended).await,
+        Err(e) if e.exit_code() == exit::UNREACHABLE => {
+            eprintln!(
+                "moor: connection to {} lost ({e}); resuming at byte {offset}",
+                target.name
+            );
+            follow(targets, target, access, run_id, offset, true, None, sink).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The run once its stream ended: as the agent sent it with the log's end
+/// (an older agent does not: then asked); closes the connection.
+async fn finish(conn: Connected, run_id: &str, ended: Option<RunInfo>) -> Result<RunInfo> {
+    let run = match ended {
+        Some(run) => run,
+        None => conn.agent.run(run_id).await?,
+    };
+    conn.close().await;
+    Ok(run)
+}
+
 /// One attempt at streaming; `offset` advances with every byte written.
+/// With `until_end`, the ended run when the agent sent it with the end.
 pub async fn stream(
     agent: &AgentClient,
     run_id: &str,
     offset: &mut u64,
     until_end: bool,
     sink: &mut LogSink,
-) -> Result<()> {
-    let mut log = agent.read_log(run_id, *offset, until_end).await?;
+) -> Result<Option<RunInfo>> {
+    let log = agent.read_log(run_id, *offset, until_end).await?;
+    read(agent, log, offset, sink).await
+}
+
+/// Reads an open log stream into `sink`, pinging the agent while it is
+/// quiet; `offset` advances with every byte written.
+async fn read(
+    agent: &AgentClient,
+    mut log: ByteStream,
+    offset: &mut u64,
+    sink: &mut LogSink,
+) -> Result<Option<RunInfo>> {
     let mut heard = tokio::time::Instant::now();
     loop {
         let chunk = match tokio::time::timeout(TICK, log.next()).await {
@@ -107,7 +152,12 @@ pub async fn stream(
                 sink.write(&bytes, log.has_more());
                 *offset += bytes.len() as u64;
             }
-            Chunk::End(_) => return Ok(()),
+            Chunk::End(trailer) if trailer.is_empty() => return Ok(None),
+            Chunk::End(trailer) => {
+                return serde_json::from_slice(&trailer)
+                    .map(Some)
+                    .map_err(|e| agent.lost(format!("a log's end that is not a run: {e}")));
+            }
             Chunk::Failed(error) => return Err(agent.refused(error)),
         }
     }

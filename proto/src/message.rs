@@ -72,6 +72,14 @@ pub enum Request {
         /// What to run.
         spec: RunSpec,
     },
+    /// Start a run and follow its log: answered with [`Response::Stream`]
+    /// carrying the run, then the log as with [`Request::ReadLog`]
+    /// `follow` (the ended run in the end frame's trailer). One request
+    /// where a start and a log would take two round trips.
+    StartRunFollowing {
+        /// What to run.
+        spec: RunSpec,
+    },
     /// Let a held run's process start (gang start); answered with the run.
     Release {
         /// The run's id.
@@ -87,8 +95,9 @@ pub enum Request {
         run_id: String,
     },
     /// A run's log (stdout and stderr, in order) from a byte offset, as data
-    /// frames. With `follow`, the stream goes on until the run ends;
-    /// otherwise it ends at the log's current end.
+    /// frames. With `follow`, the stream goes on until the run ends, and
+    /// its end frame's trailer is the ended run ([`RunInfo`], JSON);
+    /// otherwise it ends at the log's current end, with no trailer.
     ReadLog {
         /// The run's id.
         run_id: String,
@@ -248,6 +257,9 @@ pub enum Response {
     Stream {
         /// Offset of the first byte that follows.
         offset: u64,
+        /// The run just started ([`Request::StartRunFollowing`] only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<Box<RunInfo>>,
     },
     /// The request failed.
     Error {

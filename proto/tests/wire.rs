@@ -119,6 +119,12 @@ fn all_requests() -> Vec<Request> {
         Request::BuildTree {
             sha256: "ab".repeat(32),
         },
+        Request::StartRunFollowing {
+            spec: RunSpec {
+                command: vec!["true".into()],
+                ..RunSpec::default()
+            },
+        },
         Request::StartRun {
             spec: RunSpec {
                 name: Some("n".into()),
@@ -269,7 +275,14 @@ fn all_responses() -> Vec<Response> {
         Response::Runs {
             runs: vec![run_info(), ended],
         },
-        Response::Stream { offset: 99 },
+        Response::Stream {
+            offset: 99,
+            run: None,
+        },
+        Response::Stream {
+            offset: 0,
+            run: Some(Box::new(run_info())),
+        },
         Response::Node(moor_proto::NodeInfo {
             addresses: vec!["10.0.3.7/24".into()],
             free_port: 29500,

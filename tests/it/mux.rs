@@ -186,3 +186,19 @@ fn the_mux_ends_when_idle_and_forgets_a_detached_target() {
     let log = std::fs::read_to_string(f.moor.workspace().join("mux/log")).unwrap();
     assert!(log.contains("idle: exiting"), "{log}");
 }
+
+#[test]
+fn the_first_command_over_many_targets_warms_each_of_them() {
+    let mut cluster = moor_tests::Cluster::new(MOOR, 3, HostSpec::default());
+    cluster.moor.with_mux();
+    // No mux yet: this status connects by itself and starts one warming all three.
+    let out = cluster.moor.run(&["status", "--json"]);
+    assert_exit(&out, 0);
+    eventually(30, "every target warm", || {
+        let out = cluster.moor.run(&["mux", "status", "--json"]);
+        let rows = out.json()["targets"].as_array()?.clone();
+        let warm = rows.iter().filter(|r| r["state"] == "warm").count();
+        (warm == 3).then_some(())
+    });
+    assert_exit(&cluster.moor.run(&["mux", "stop"]), 0);
+}

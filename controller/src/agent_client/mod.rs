@@ -15,10 +15,13 @@ mod snapshots;
 use std::time::Duration;
 
 use moor_proto::env::{EnvInfo, EnvSpec, PrepareOptions};
-use moor_proto::{AgentStatus, FrameKind, Request, Response, RunInfo, RunSpec, WireError};
+use moor_proto::{
+    AgentStatus, ErrorKind, FrameKind, Request, Response, RunInfo, RunSpec, WireError,
+};
 
 use connection::{Connection, Frames};
 pub use connection::{Reader, Writer, CALL_TIMEOUT, HELLO_TIMEOUT};
+pub use snapshots::StartedRun;
 
 use crate::error::{Error, Result};
 
@@ -40,8 +43,9 @@ pub struct ByteStream {
 pub enum Chunk {
     /// Bytes.
     Data(Vec<u8>),
-    /// The stream ended, with its trailer (empty for a log; for a download,
-    /// what the agent left out).
+    /// The stream ended, with its trailer (for a log followed to the run's
+    /// end, the run as JSON, else empty; for a download, what the agent
+    /// left out).
     End(Vec<u8>),
     /// The agent gave up mid-stream, and said why.
     Failed(WireError),
@@ -156,6 +160,30 @@ impl AgentClient {
     pub async fn start_run(&self, spec: RunSpec) -> Result<RunInfo> {
         self.ask(Request::StartRun { spec }, CALL_TIMEOUT, expect_run)
             .await
+    }
+
+    /// Starts a run and follows its log in one request (the ended run comes
+    /// with the log's end). An agent that does not know that request gets a
+    /// start and a log request instead.
+    pub async fn start_run_following(&self, spec: RunSpec) -> Result<(RunInfo, ByteStream)> {
+        let request = Request::StartRunFollowing { spec: spec.clone() };
+        let (_, mut rx) = self.conn.request(&request).await?;
+        let answer = tokio::time::timeout(CALL_TIMEOUT, self.conn.response(&mut rx))
+            .await
+            .map_err(|_| self.lost("the run did not start"))?;
+        match answer {
+            Ok(Response::Stream { run: Some(run), .. }) => Ok((*run, ByteStream { rx })),
+            Ok(other) => Err(self.unexpected(&request, &other)),
+            Err(Error::Refused {
+                kind: ErrorKind::BadRequest,
+                ..
+            }) => {
+                let run = self.start_run(spec).await?;
+                let log = self.read_log(&run.id, 0, true).await?;
+                Ok((run, log))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Lets a held run start (gang start).

@@ -7,7 +7,7 @@ use moor_proto::tree::BlobHeader;
 use moor_proto::{ErrorKind, Frame, Request, Response, RunInfo, RunSpec};
 use tokio::sync::mpsc;
 
-use super::{AgentClient, CALL_TIMEOUT, UPLOAD_CHUNK};
+use super::{AgentClient, ByteStream, CALL_TIMEOUT, UPLOAD_CHUNK};
 use crate::error::{Error, Result};
 use crate::snapshot::{Snapshot, TreeSource};
 use crate::transfer::Transfer;
@@ -15,6 +15,14 @@ use crate::transfer::Transfer;
 /// zstd's level for contents on the wire: fast enough to keep up with a
 /// LAN, and random data passes through it at memory speed.
 const ZSTD_LEVEL: i32 = 3;
+
+/// A run just started, and its log when it was asked to follow.
+pub struct StartedRun {
+    /// The run.
+    pub run: RunInfo,
+    /// Its log, streaming from its first byte until it ends.
+    pub log: Option<ByteStream>,
+}
 
 impl AgentClient {
     /// Whether the agent has the snapshot `sha256`.
@@ -43,27 +51,29 @@ impl AgentClient {
     }
 
     /// Starts the run `spec` (whose source is `snap`), uploading `snap`
-    /// first when the host lacks it; returns the bytes sent and the run. A
-    /// source sent before (the usual next run) is not asked about first: the
-    /// start goes with the question, a round trip less; a host without it
-    /// refuses the start before anything happens, and it goes again after
-    /// the upload.
+    /// first when the host lacks it, and with `follow` its log streaming
+    /// from the same request; returns the bytes sent and the run. A source
+    /// sent before (the usual next run) is not asked about first: the start
+    /// goes with the question, a round trip less; a host without it refuses
+    /// the start before anything happens, and it goes again after the
+    /// upload.
     pub async fn start_with_snapshot(
         &self,
         snap: &Snapshot,
         spec: RunSpec,
+        follow: bool,
         progress: &Transfer,
-    ) -> Result<(usize, RunInfo)> {
+    ) -> Result<(usize, StartedRun)> {
         if snap.tree().is_some() && snap.new {
             let sent = self.put_snapshot(snap, progress).await?;
-            return Ok((sent, self.start_run(spec).await?));
+            return Ok((sent, self.start(spec, follow).await?));
         }
         let (has, started) = tokio::join!(
             self.has_snapshot(&snap.sha256),
-            self.start_run(spec.clone())
+            self.start(spec.clone(), follow)
         );
         match (has?, started) {
-            (_, Ok(run)) => Ok((0, run)),
+            (_, Ok(started)) => Ok((0, started)),
             (
                 false,
                 Err(Error::Refused {
@@ -72,9 +82,24 @@ impl AgentClient {
                 }),
             ) => {
                 let sent = self.upload_snapshot(snap, progress).await?;
-                Ok((sent, self.start_run(spec).await?))
+                Ok((sent, self.start(spec, follow).await?))
             }
             (_, Err(e)) => Err(e),
+        }
+    }
+
+    async fn start(&self, spec: RunSpec, follow: bool) -> Result<StartedRun> {
+        if follow {
+            let (run, log) = self.start_run_following(spec).await?;
+            Ok(StartedRun {
+                run,
+                log: Some(log),
+            })
+        } else {
+            Ok(StartedRun {
+                run: self.start_run(spec).await?,
+                log: None,
+            })
         }
     }
 

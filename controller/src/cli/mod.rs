@@ -380,9 +380,9 @@ pub enum MuxCommand {
         /// Exit after this many seconds with no pipe open.
         #[arg(long, value_name = "SECS", default_value_t = 600)]
         idle: u64,
-        /// Connect to this target at once.
+        /// Connect to these targets at once (repeatable).
         #[arg(long, value_name = "NAME")]
-        warm: Option<String>,
+        warm: Vec<String>,
     },
 }
 

@@ -93,7 +93,7 @@ pub async fn stop(ctx: &Context) -> Result<Stopped> {
 }
 
 /// `moor mux serve` (hidden): runs until idle for `idle_secs`.
-pub async fn serve(ctx: &Context, idle_secs: u64, warm: Option<String>) -> Result<()> {
+pub async fn serve(ctx: &Context, idle_secs: u64, warm: Vec<String>) -> Result<()> {
     let idle = std::time::Duration::from_secs(idle_secs);
     mux::serve::serve(ctx.targets.clone(), idle, warm).await
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::env_build::{prepare_on, Assets};
 use super::run_json::RunJson;
 use super::Context;
+use crate::agent_client::{ByteStream, StartedRun};
 use crate::cli::RunArgs;
 use crate::error::{exit, Error, Result};
 use crate::follow;
@@ -87,6 +88,8 @@ struct Started {
     target: Target,
     access: Access,
     conn: Connected,
+    /// The run's log, streaming (unless detached).
+    log: Option<ByteStream>,
     snapshot: String,
     sent: usize,
 }
@@ -124,6 +127,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
         target,
         access,
         conn,
+        log,
         snapshot,
         sent,
     } = started;
@@ -140,8 +144,37 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
         run.id, target.name
     );
     let mut sink = LogSink::for_log(ctx.json);
+    let followed = async {
+        match log {
+            Some(log) => {
+                follow::follow_started(
+                    &ctx.targets,
+                    &target,
+                    &access,
+                    &run.id,
+                    conn,
+                    log,
+                    &mut sink,
+                )
+                .await
+            }
+            None => {
+                follow::follow(
+                    &ctx.targets,
+                    &target,
+                    &access,
+                    &run.id,
+                    0,
+                    true,
+                    Some(conn),
+                    &mut sink,
+                )
+                .await
+            }
+        }
+    };
     tokio::select! {
-        done = follow::follow(&ctx.targets, &target, &access, &run.id, 0, true, Some(conn), &mut sink) => {
+        done = followed => {
             let done = done?;
             ctx.store()?.heard_runs(std::slice::from_ref(&done))?;
             Ok(Ran::Ended {
@@ -226,9 +259,9 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         ..RunSpec::default()
     };
     let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));
-    let (sent, run) = conn
+    let (sent, StartedRun { run, log }) = conn
         .agent
-        .start_with_snapshot(&snap, spec, &progress)
+        .start_with_snapshot(&snap, spec, !args.detach, &progress)
         .await?;
     drop(progress);
     tracing::info!(sha256 = %snap.sha256, files = snap.files, sent, "snapshot");
@@ -238,6 +271,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         target,
         access,
         conn,
+        log,
         snapshot: snap.sha256,
         sent,
     })

@@ -111,7 +111,7 @@ pub async fn open(workspace: &Workspace, target: &Target) -> Option<UnixStream> 
         build: protocol::build_id(),
     };
     let Some((answer, stream)) = ask_stream(workspace, &request).await else {
-        start(workspace, Some(&target.name));
+        start(workspace, &[target.name.as_str()]);
         return None;
     };
     match answer {
@@ -119,7 +119,7 @@ pub async fn open(workspace: &Workspace, target: &Target) -> Option<UnixStream> 
         Answer::Stale => {
             // A mux of another moor build is going away: a new one starts.
             tracing::debug!("the mux is of another moor build; starting a new one");
-            start(workspace, Some(&target.name));
+            start(workspace, &[target.name.as_str()]);
             None
         }
         Answer::Cold { why } => {
@@ -173,19 +173,33 @@ pub(crate) async fn read_line(stream: &mut UnixStream) -> Option<Vec<u8>> {
     }
 }
 
+/// Before a command reaches many targets: when no mux answers, starts one
+/// warming all of `targets` (those it serves), so that the next command
+/// finds each of them warm, not only the first one asked for.
+pub async fn warm_ahead(workspace: &Workspace, targets: &[&Target]) {
+    let names: Vec<&str> = targets
+        .iter()
+        .filter(|t| serves(t))
+        .map(|t| t.name.as_str())
+        .collect();
+    if names.len() > 1 && ask(workspace, &Request::Status).await.is_none() {
+        start(workspace, &names);
+    }
+}
+
 /// Starts the workspace's mux in the background (once per process), to
-/// warm `target` at once. A mux that finds another one running exits.
-pub fn start(workspace: &Workspace, target: Option<&str>) {
+/// warm `targets` at once. A mux that finds another one running exits.
+pub fn start(workspace: &Workspace, targets: &[&str]) {
     static STARTED: AtomicBool = AtomicBool::new(false);
     if STARTED.swap(true, Ordering::SeqCst) || socket_path(workspace).is_none() {
         return;
     }
-    if let Err(e) = spawn(workspace, target) {
+    if let Err(e) = spawn(workspace, targets) {
         tracing::debug!(error = %e, "cannot start the mux");
     }
 }
 
-fn spawn(workspace: &Workspace, target: Option<&str>) -> std::io::Result<()> {
+fn spawn(workspace: &Workspace, targets: &[&str]) -> std::io::Result<()> {
     let dir = dir(workspace);
     crate::workspace::create_private_dir(&dir)?;
     let log = crate::workspace::open_private_append(&dir.join("log"))?;
@@ -199,7 +213,7 @@ fn spawn(workspace: &Workspace, target: Option<&str>) -> std::io::Result<()> {
         .arg(workspace.dir())
         // Its log (`mux/log`) says what it connected to and why it ended.
         .args(["mux", "serve", "-v", "--idle", &idle.to_string()]);
-    if let Some(target) = target {
+    for target in targets {
         command.args(["--warm", target]);
     }
     // A long-lived process gets no secret: only what finding keys, the

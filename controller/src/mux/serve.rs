@@ -40,9 +40,10 @@ struct Mux {
     stop: Notify,
 }
 
-/// Serves the workspace's mux until idle for `idle`; warms `warm` first.
+/// Serves the workspace's mux until idle for `idle`; warms the targets
+/// `warm` first.
 /// Returns at once when another mux holds the lock.
-pub async fn serve(targets: Targets, idle: Duration, warm: Option<String>) -> Result<()> {
+pub async fn serve(targets: Targets, idle: Duration, warm: Vec<String>) -> Result<()> {
     let dir = super::dir(targets.workspace());
     let io = |what: &'static str| {
         let path = dir.clone();
@@ -89,8 +90,8 @@ pub async fn serve(targets: Targets, idle: Duration, warm: Option<String>) -> Re
         stop: Notify::new(),
     });
     tracing::info!(pid = std::process::id(), socket = %sock.display(), "mux listening");
-    if let Some(name) = warm {
-        mux.pool.warm(&name);
+    for name in &warm {
+        mux.pool.warm(name);
     }
     let mut tick = tokio::time::interval(TICK);
     loop {

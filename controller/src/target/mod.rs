@@ -256,6 +256,9 @@ impl Targets {
         ask: impl AsyncFn(&AgentClient) -> Result<T>,
     ) -> Vec<Result<T>> {
         let ask = &ask;
+        if access.may_use_mux() {
+            mux::warm_ahead(&self.workspace, &targets.iter().collect::<Vec<_>>()).await;
+        }
         fleet::each(
             targets.iter().collect(),
             fleet::DEFAULT_PARALLEL,
