@@ -4,7 +4,7 @@
 //! script runs on it, and a pip environment builds there from a wheelhouse.
 
 use moor_tests::packages::{small_wheelhouse, SMALL_REQUIREMENTS};
-use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec};
+use moor_tests::{assert_exit, docker_or_skip, find_file, Fixture, HostSpec};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -86,7 +86,7 @@ fn an_arm64_host_gets_the_aarch64_agent_runs_python_and_builds_a_pip_env() {
     let into = into.to_str().unwrap();
     assert_exit(&f.moor.run(&["download", &id, "--to", into]), 0);
     let result: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(find(&dir.path().join("got"), "result.json")).unwrap(),
+        &std::fs::read_to_string(find_file(&dir.path().join("got"), "result.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(result["machine"], "aarch64");
@@ -135,20 +135,4 @@ fn an_arm64_host_gets_the_aarch64_agent_runs_python_and_builds_a_pip_env() {
         "{}",
         out.stdout
     );
-}
-
-/// The path of the file called `name` somewhere under `dir`.
-fn find(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            let found = find(&path, name);
-            if found.exists() {
-                return found;
-            }
-        } else if path.file_name().is_some_and(|n| n == name) {
-            return path;
-        }
-    }
-    dir.join(name)
 }

@@ -2,10 +2,9 @@
 //! unchanged source sent once, ignores honoured, and runs that survive a
 //! killed client, a frozen network and a killed agent daemon.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use moor_tests::{assert_exit, docker_or_skip, Fixture, HostSpec, Moor, Output};
+use moor_tests::{assert_exit, docker_or_skip, find_file, Fixture, HostSpec, Moor, Output};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
@@ -143,7 +142,7 @@ fn a_run_streams_its_log_and_exits_with_the_jobs_code() {
         .moor()
         .run(&["download", id, "--to", to.to_str().unwrap()]);
     assert_exit(&dl, 0);
-    let metrics = std::fs::read_to_string(find(&to, "metrics.json")).unwrap();
+    let metrics = std::fs::read_to_string(find_file(&to, "metrics.json")).unwrap();
     assert!(metrics.contains("0.97"));
 
     let status = a.moor().run(&["status", "--json"]);
@@ -291,22 +290,6 @@ fn cancel_and_concurrent_runs_from_two_controllers() {
         assert_exit(out, 0);
         assert_eq!(out.stdout, format!("run {i}\n"));
     }
-}
-
-fn find(dir: &Path, name: &str) -> std::path::PathBuf {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == name) {
-            return path;
-        }
-        if path.is_dir() {
-            let found = find(&path, name);
-            if found.exists() {
-                return found;
-            }
-        }
-    }
-    dir.join("missing")
 }
 
 #[test]

@@ -96,3 +96,21 @@ pub fn assert_exit(out: &Output, code: i32) {
         out.stdout, out.stderr
     );
 }
+
+/// The path of the file called `name` somewhere under `dir` (a download's
+/// layout), or `dir/missing` when there is none.
+pub fn find_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return path;
+        }
+        if path.is_dir() {
+            let found = find_file(&path, name);
+            if found.exists() {
+                return found;
+            }
+        }
+    }
+    dir.join("missing")
+}

@@ -22,7 +22,7 @@ mod moor;
 pub mod packages;
 
 pub use cluster::Cluster;
-pub use fixture::{assert_exit, Fixture};
+pub use fixture::{assert_exit, find_file, Fixture};
 pub use host::{dist_image, image, spark_image, HostSpec, Network, SshAuth, TestHost, USER};
 pub use keys::{KeyPair, Keys};
 pub use moor::{Moor, Output};

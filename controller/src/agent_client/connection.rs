@@ -106,7 +106,9 @@ impl Connection {
     ) -> Result<Connection> {
         send_hello(&mut writer, &host).await?;
         let (buf, reader) = read_hello(reader, &host, limit).await?;
-        Ok(Self::routing(reader, buf, writer, host))
+        let conn = Self::new(writer, host);
+        tokio::spawn(route(reader, buf, conn.pending.clone()));
+        Ok(conn)
     }
 
     /// The handshake without waiting for the agent's hello: requests go out
@@ -120,10 +122,9 @@ impl Connection {
         host: String,
     ) -> Result<Connection> {
         send_hello(&mut writer, &host).await?;
-        let pending: Pending = Arc::default();
-        let refused_hello = Arc::new(Mutex::new(None));
-        let (routed, refused) = (pending.clone(), refused_hello.clone());
-        let agent = host.clone();
+        let conn = Self::new(writer, host);
+        let (routed, refused) = (conn.pending.clone(), conn.refused_hello.clone());
+        let agent = conn.host.clone();
         tokio::spawn(async move {
             match read_hello(reader, &agent, HELLO_TIMEOUT).await {
                 Ok((buf, reader)) => route(reader, buf, routed).await,
@@ -133,21 +134,14 @@ impl Connection {
                 }
             }
         });
-        Ok(Connection {
-            writer: tokio::sync::Mutex::new(writer),
-            pending,
-            next: AtomicU64::new(1),
-            host,
-            refused_hello,
-        })
+        Ok(conn)
     }
 
-    fn routing(reader: Reader, buf: Vec<u8>, writer: Writer, host: String) -> Connection {
-        let pending: Pending = Arc::default();
-        tokio::spawn(route(reader, buf, pending.clone()));
+    /// A connection with no request yet, whose reading the caller starts.
+    fn new(writer: Writer, host: String) -> Connection {
         Connection {
             writer: tokio::sync::Mutex::new(writer),
-            pending,
+            pending: Arc::default(),
             next: AtomicU64::new(1),
             host,
             refused_hello: Arc::default(),
