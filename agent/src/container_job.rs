@@ -55,7 +55,7 @@ pub fn run(dir: &Path) -> Result<i32> {
             .collect();
         }
         Some(p) => env.extend(
-            crate::launch::rank_variables(&p, 0)
+            crate::launch::rank_variables(&p, 0, None)
                 .into_iter()
                 .map(|(k, v)| format!("{k}={v}")),
         ),

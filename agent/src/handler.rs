@@ -2,8 +2,8 @@
 //! request, answers and streams written as frames under one lock.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moor_proto::{
-    frame::HEADER_LEN, read_frame, AgentStatus, DiskUse, ErrorKind, Frame, FrameKind, Hello,
-    Pruned, Request, Response, MAGIC, PROTOCOL_VERSION,
+    read_frame, AgentStatus, DiskUse, ErrorKind, Frame, FrameKind, Hello, Pruned, Request,
+    Response, MAGIC, PROTOCOL_VERSION,
 };
 
 use crate::envs::Envs;
 use crate::error::AgentError;
 use crate::outputs;
+use crate::run_stream;
 use crate::runs::{files, Runs};
 use crate::snapshots;
 use crate::sys;
@@ -100,8 +101,10 @@ impl Default for Daemon {
     }
 }
 
+/// The connection's writing half, shared by the requests answered at once.
 type Writer = Arc<Mutex<UnixStream>>;
 
+/// Writes one frame.
 fn send(writer: &Writer, frame: &Frame) -> io::Result<()> {
     let bytes = frame.to_bytes().map_err(io::Error::other)?;
     let mut w = writer.lock().expect("writer lock");
@@ -332,7 +335,7 @@ fn handle(
                     offset: 0,
                     run: Some(Box::new(run)),
                 })?;
-                stream_log(daemon, writer, id, &run_id, 0, true)
+                run_stream::stream(&daemon.runs, writer, id, &run_id, files::LOG, 0, true)
             }
             Err(e) => reply(e.to_response()),
         },
@@ -401,7 +404,27 @@ fn handle(
                 return reply(not_found(format!("no run {run_id}")));
             }
             reply(Response::Stream { offset, run: None })?;
-            stream_log(daemon, writer, id, &run_id, offset, follow)
+            run_stream::stream(
+                &daemon.runs,
+                writer,
+                id,
+                &run_id,
+                files::LOG,
+                offset,
+                follow,
+            )
+        }
+        Request::ReadMetrics {
+            run_id,
+            offset,
+            follow,
+        } => {
+            if daemon.runs.info(&run_id).is_err() {
+                return reply(not_found(format!("no run {run_id}")));
+            }
+            reply(Response::Stream { offset, run: None })?;
+            let name = moor_proto::tracking::FILE;
+            run_stream::stream(&daemon.runs, writer, id, &run_id, name, offset, follow)
         }
         Request::Download { run_id, selection } => {
             if daemon.runs.info(&run_id).is_err() {
@@ -418,73 +441,5 @@ fn handle(
             let trailer = serde_json::to_vec(&trailer).map_err(io::Error::other)?;
             send(writer, &Frame::end_with(id, trailer))
         }
-    }
-}
-
-/// Sends the log from `offset` as data frames; with `follow`, until the run
-/// has ended and every byte is sent, the ended run (JSON) then in the end
-/// frame's trailer: the follower needs no other request to learn how it
-/// ended.
-fn stream_log(
-    daemon: &Daemon,
-    writer: &Writer,
-    id: u64,
-    run_id: &str,
-    offset: u64,
-    follow: bool,
-) -> io::Result<()> {
-    let path = daemon.runs.dir(run_id).join(files::LOG);
-    // Polled at 1 ms, then less often while nothing happens (25 ms at most):
-    // a short run's end is seen at once, a quiet long one costs little.
-    let mut idle = Duration::from_millis(1);
-    let wait = |idle: &mut Duration| {
-        std::thread::sleep(*idle);
-        *idle = (*idle * 2).min(Duration::from_millis(25));
-    };
-    let mut file = loop {
-        match fs::File::open(&path) {
-            Ok(f) => break f,
-            Err(_) if follow && !daemon.runs.info(run_id)?.state.is_final() => wait(&mut idle),
-            Err(_) => return send(writer, &Frame::end(id)),
-        }
-    };
-    file.seek(SeekFrom::Start(offset))?;
-    // Read straight behind a frame header and write header and bytes at once.
-    let mut buf = vec![0u8; HEADER_LEN + 256 * 1024];
-    let mut send_chunk = |file: &mut fs::File| -> io::Result<usize> {
-        let n = file.read(&mut buf[HEADER_LEN..])?;
-        if n > 0 {
-            let header = Frame::data_header(id, n).map_err(io::Error::other)?;
-            buf[..HEADER_LEN].copy_from_slice(&header);
-            writer
-                .lock()
-                .expect("writer lock")
-                .write_all(&buf[..HEADER_LEN + n])?;
-        }
-        Ok(n)
-    };
-    loop {
-        if send_chunk(&mut file)? > 0 {
-            idle = Duration::from_millis(1);
-            continue;
-        }
-        // At the end of what is written: done, unless following a live run.
-        // The state is read before the last read, so no final bytes are lost.
-        let ended = if follow {
-            Some(daemon.runs.info(run_id)?).filter(|run| run.state.is_final())
-        } else {
-            None
-        };
-        if !follow || ended.is_some() {
-            if send_chunk(&mut file)? > 0 {
-                continue;
-            }
-            let trailer = match ended {
-                Some(run) => serde_json::to_vec(&run).map_err(io::Error::other)?,
-                None => Vec::new(),
-            };
-            return send(writer, &Frame::end_with(id, trailer));
-        }
-        wait(&mut idle);
     }
 }

@@ -27,13 +27,26 @@ use crate::runs::{files, StoredSpec};
 use crate::sys;
 
 /// The per-process variables of local rank `local`.
-pub fn rank_variables(p: &moor_proto::Processes, local: u32) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
-        ("RANK", (p.first_rank + local).to_string()),
+/// With the run's MLflow token (`tracking_token`), the rank's own token.
+pub fn rank_variables(
+    p: &moor_proto::Processes,
+    local: u32,
+    tracking_token: Option<&str>,
+) -> BTreeMap<&'static str, String> {
+    let rank = p.first_rank + local;
+    let mut variables = BTreeMap::from([
+        ("RANK", rank.to_string()),
         ("LOCAL_RANK", local.to_string()),
         ("LOCAL_WORLD_SIZE", p.count.to_string()),
         ("WORLD_SIZE", p.world_size.to_string()),
-    ])
+    ]);
+    if let Some(token) = tracking_token {
+        variables.insert(
+            "MLFLOW_TRACKING_TOKEN",
+            crate::tracking::rank_token(token, rank),
+        );
+    }
+    variables
 }
 
 /// Runs `argv` once per local rank of the run in `dir`; returns the exit
@@ -76,12 +89,13 @@ pub fn run_ranks(processes: moor_proto::Processes, argv: &[String]) -> Result<i3
     // A SIGTERM (a cancel; docker-init's in a container) is passed on to
     // every rank, and their ends are waited for, not cut short.
     let term = sys::survive_sigterm();
+    let tracking_token = std::env::var(crate::tracking::TOKEN_VAR).ok();
     let mut children: Vec<Pid> = Vec::new();
     for local in 0..processes.count {
         let mut command = Command::new(program);
         command
             .args(&argv[1..])
-            .envs(rank_variables(&processes, local));
+            .envs(rank_variables(&processes, local, tracking_token.as_deref()));
         match command.spawn() {
             Ok(child) => children.push(Pid::from_raw(child.id() as i32)),
             Err(e) => {
@@ -160,7 +174,7 @@ mod tests {
             first_rank: 4,
             world_size: 6,
         };
-        let v = super::rank_variables(&p, 1);
+        let v = super::rank_variables(&p, 1, None);
         assert_eq!(v["RANK"], "5");
         assert_eq!(v["LOCAL_RANK"], "1");
         assert_eq!(v["LOCAL_WORLD_SIZE"], "2");

@@ -34,9 +34,11 @@
 //! [`runs`] and [`supervise`]
 //! keep runs on disk and watch them, [`envs`] and [`envbuild`] keep and build
 //! environments ([`docker`] is the Engine API, [`spark`] spark-submit),
-//! [`gpus`] shares the host's GPUs among runs,
+//! [`gpus`] shares the host's GPUs among runs, [`tracking`] is a run's
+//! MLflow tracking endpoint,
 //! [`endpoints`] keeps models served over HTTP, [`start_run`] starts a run,
-//! [`outputs`] streams a run's outputs as an archive, [`inputs`] unpacks its
+//! [`outputs`] streams a run's outputs as an archive, [`run_stream`] its log
+//! and MLflow records, [`inputs`] unpacks its
 //! data inputs ([`url_inputs`] downloads URL ones), [`node`] tells a multi-node job this host's addresses, [`login_env`] gives
 //! runs the login shell's `PATH` and `/etc/environment`,
 //! [`sys`] holds file and process helpers, [`error`] the one error type.
@@ -61,6 +63,7 @@ pub mod manifests;
 pub mod mpi;
 pub mod node;
 pub mod outputs;
+pub mod run_stream;
 pub mod runs;
 pub mod serve;
 pub mod snapshot_trees;
@@ -69,6 +72,7 @@ pub mod spark;
 pub mod start_run;
 pub mod supervise;
 pub mod sys;
+pub mod tracking;
 pub mod url_inputs;
 
 pub use error::{AgentError, Result};

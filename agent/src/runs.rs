@@ -388,6 +388,8 @@ impl Runs {
                 .and_then(|_| crate::spark::application_id(&dir.join(files::LOG))),
             env_names: stored.spec.env.keys().cloned().collect(),
             spark: stored.spec.spark,
+            metrics: sys::read_json(&dir.join(moor_proto::tracking::LATEST_FILE))
+                .unwrap_or_default(),
             error: status.error.or_else(|| {
                 (state == RunState::Lost).then(|| {
                     "its supervisor ended without recording how the run ended (the host restarted, or the supervisor was killed)".to_owned()

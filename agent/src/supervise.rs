@@ -215,6 +215,26 @@ pub fn run(dir: &Path) -> Result<()> {
     command
         .envs(login.iter().map(|(k, v)| (k, v)))
         .env_remove(crate::login_env::LOGIN_PATH_VAR);
+    // The run's MLflow endpoint, unless the run (or the host's login
+    // environment) names its own server.
+    let own_server = |k: &str| k == "MLFLOW_TRACKING_URI";
+    let tracking = if stored.spec.env.keys().any(|k| own_server(k))
+        || login.iter().any(|(k, _)| own_server(k))
+    {
+        None
+    } else {
+        crate::tracking::start(dir, &run_id, stored.spec.experiment.as_deref())
+            .inspect_err(|e| {
+                note_in_log(
+                    &log,
+                    &format!("no MLflow tracking endpoint for this run: {e}"),
+                )
+            })
+            .ok()
+    };
+    if let Some(endpoint) = &tracking {
+        command.envs(endpoint.env());
+    }
     if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
         // conda and venv: the environment's interpreter and tools come first.
         let path = login_path
@@ -252,7 +272,8 @@ pub fn run(dir: &Path) -> Result<()> {
         command.env("CUDA_VISIBLE_DEVICES", list.join(","));
     }
     if let Some(p) = stored.spec.processes.filter(|p| p.count == 1) {
-        command.envs(crate::launch::rank_variables(&p, 0));
+        let token = tracking.as_ref().map(|t| t.token());
+        command.envs(crate::launch::rank_variables(&p, 0, token));
     }
     let job = match command.spawn() {
         // Waited for below with waitpid, which also reaps adopted orphans.
@@ -283,6 +304,9 @@ pub fn run(dir: &Path) -> Result<()> {
         sys::signal_descendants(me, Signal::SIGTERM);
     }
     let (exit_code, signal) = wait_for(job)?;
+    if let Some(endpoint) = &tracking {
+        endpoint.finish();
+    }
     status.exit_code = exit_code;
     status.signal = signal;
     let state = if dir.join(files::CANCEL).exists() {
@@ -295,6 +319,11 @@ pub fn run(dir: &Path) -> Result<()> {
         RunState::Failed
     };
     finish(dir, status, state)
+}
+
+/// A `moor:` line in the run's log.
+fn note_in_log(log: &fs::File, line: &str) {
+    let _ = io::Write::write_all(&mut &*log, format!("moor: {line}\n").as_bytes());
 }
 
 /// How long a held run waits for its release: the controller that started

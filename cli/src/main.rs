@@ -178,6 +178,9 @@ async fn run(cli: Cli) -> u8 {
             None => cmd::runs::list(args, &ctx).await.map(|r| Printed::of(&r)),
         },
         Command::Logs(args) => cmd::runs::logs(args, &ctx).await.map(|r| Printed::of(&r)),
+        Command::Metrics(args) => cmd::metrics::metrics(args, &ctx)
+            .await
+            .map(|r| Printed::of(&r)),
         Command::Cancel(args) => cmd::runs::cancel(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Download(args) => cmd::download::download(args, &ctx)
             .await

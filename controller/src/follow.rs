@@ -1,5 +1,6 @@
 //! Following a run's log, for `moor run`, `moor logs` and the build of an
-//! environment: bytes go to a [`LogSink`] as they come, a quiet stream is
+//! environment (and its MLflow records, for `moor metrics`): bytes go to a
+//! [`ByteSink`] (a [`LogSink`] for a log) as they come, a quiet stream is
 //! pinged so a dead link is noticed within seconds, and a broken connection
 //! is reconnected (with the user's flags) and resumed at the byte where it
 //! stopped.
@@ -23,6 +24,33 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`follow`] keeps trying to reconnect.
 const RECONNECT_FOR: Duration = Duration::from_secs(600);
 
+/// Where the bytes of a followed stream go.
+pub trait ByteSink {
+    /// Bytes as they came (`more`: others are already waiting).
+    fn write(&mut self, bytes: &[u8], more: bool);
+    /// Nothing came for a while.
+    fn tick(&mut self) {}
+}
+
+impl ByteSink for LogSink {
+    fn write(&mut self, bytes: &[u8], more: bool) {
+        LogSink::write(self, bytes, more);
+    }
+
+    fn tick(&mut self) {
+        LogSink::tick(self);
+    }
+}
+
+/// Which of a run's growing files to stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFile {
+    /// Its log.
+    Log,
+    /// Its MLflow records (`metrics.jsonl`).
+    Metrics,
+}
+
 /// Streams a run's log into `sink` from `offset`, reconnecting when the
 /// link breaks; returns the run once the stream ends (with `until_end`, when
 /// the run has ended). `conn` is an open connection to start with.
@@ -32,10 +60,30 @@ pub async fn follow(
     target: &Target,
     access: &Access,
     run_id: &str,
+    offset: u64,
+    until_end: bool,
+    conn: Option<Connected>,
+    sink: &mut LogSink,
+) -> Result<RunInfo> {
+    let file = RunFile::Log;
+    follow_file(
+        targets, target, access, run_id, file, offset, until_end, conn, sink,
+    )
+    .await
+}
+
+/// [`follow`] for any of the run's growing files.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_file(
+    targets: &Targets,
+    target: &Target,
+    access: &Access,
+    run_id: &str,
+    file: RunFile,
     mut offset: u64,
     until_end: bool,
     mut conn: Option<Connected>,
-    sink: &mut LogSink,
+    sink: &mut (dyn ByteSink + Send),
 ) -> Result<RunInfo> {
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
@@ -55,7 +103,7 @@ pub async fn follow(
                 Err(e) => return Err(e),
             },
         };
-        match stream(&c.agent, run_id, &mut offset, until_end, sink).await {
+        match stream_file(&c.agent, run_id, file, &mut offset, until_end, sink).await {
             Ok(ended) => return finish(c, run_id, ended).await,
             Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
                 eprintln!(
@@ -115,8 +163,23 @@ pub async fn stream(
     until_end: bool,
     sink: &mut LogSink,
 ) -> Result<Option<RunInfo>> {
-    let log = agent.read_log(run_id, *offset, until_end).await?;
-    read(agent, log, offset, sink).await
+    stream_file(agent, run_id, RunFile::Log, offset, until_end, sink).await
+}
+
+/// [`stream`] for any of the run's growing files.
+pub async fn stream_file(
+    agent: &AgentClient,
+    run_id: &str,
+    file: RunFile,
+    offset: &mut u64,
+    until_end: bool,
+    sink: &mut (dyn ByteSink + Send),
+) -> Result<Option<RunInfo>> {
+    let bytes = match file {
+        RunFile::Log => agent.read_log(run_id, *offset, until_end).await?,
+        RunFile::Metrics => agent.read_metrics(run_id, *offset, until_end).await?,
+    };
+    read(agent, bytes, offset, sink).await
 }
 
 /// Reads an open log stream into `sink`, pinging the agent while it is
@@ -125,7 +188,7 @@ async fn read(
     agent: &AgentClient,
     mut log: ByteStream,
     offset: &mut u64,
-    sink: &mut LogSink,
+    sink: &mut (dyn ByteSink + Send),
 ) -> Result<Option<RunInfo>> {
     let mut heard = tokio::time::Instant::now();
     loop {

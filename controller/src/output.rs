@@ -46,6 +46,11 @@ impl Text {
         self.stdout.push_str(text);
     }
 
+    /// What is on stdout so far.
+    pub fn as_str(&self) -> &str {
+        &self.stdout
+    }
+
     /// A line on stderr (a note beside the result, or an error line).
     pub fn note(&mut self, line: impl Display) {
         use std::fmt::Write as _;

@@ -12,6 +12,7 @@
 //! - [`archive`]: unpacking what a host sends into a folder, never outside it.
 //! - [`selection`]: which output files a download sends.
 //! - [`tree`]: snapshots sent file by file (manifests, blob streams).
+//! - [`tracking`]: what training code logs through MLflow, as a run keeps it.
 //! - [`env`]: environment specs, their canonical hash, and their state on a host.
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod message;
 pub mod run;
 pub mod selection;
 pub mod time;
+pub mod tracking;
 pub mod tree;
 
 pub use frame::{read_frame, write_frame, Frame, FrameError, FrameKind, MAX_FRAME};

@@ -106,6 +106,17 @@ pub enum Request {
         /// Keep streaming until the run ends.
         follow: bool,
     },
+    /// What a run's code logged through MLflow (its `metrics.jsonl`, JSON
+    /// lines of [`crate::tracking::Record`]) from a byte offset, streamed
+    /// as [`Request::ReadLog`] streams the log.
+    ReadMetrics {
+        /// The run's id.
+        run_id: String,
+        /// Byte offset to start at.
+        offset: u64,
+        /// Keep streaming until the run ends.
+        follow: bool,
+    },
     /// Stop a run: SIGTERM to its process group, SIGKILL after the grace period.
     Cancel {
         /// The run's id.

@@ -59,6 +59,11 @@ pub struct RunSpec {
     /// restarts it when it dies and probes it (see `moor_proto::endpoint`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<Box<Serving>>,
+    /// The experiment it belongs to (a job file's `experiment_name`,
+    /// `moor run --experiment`): MLflow's `MLFLOW_EXPERIMENT_NAME` in the
+    /// run; none: `Default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
 }
 
 /// How the nodes of a job watch one another: node 0's supervisor listens on
@@ -240,6 +245,9 @@ pub struct RunInfo {
     /// The names of the variables the run was given (never their values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_names: Vec<String>,
+    /// The latest value of each metric its code logged through MLflow.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, crate::tracking::Latest>,
 }
 
 /// How the agent's keeper of an endpoint serves it (part of its run's spec).

@@ -37,6 +37,7 @@ fn run_info() -> RunInfo {
         yarn_application: Some("application_1732700000000_0042".into()),
         error: None,
         env_names: vec!["WANDB_MODE".into()],
+        metrics: [("loss".to_owned(), moor_proto::tracking::Latest(0.25))].into(),
     }
 }
 
@@ -163,6 +164,7 @@ fn all_requests() -> Vec<Request> {
                     address: "127.0.0.1".into(),
                     health_path: "/".into(),
                 })),
+                experiment: Some("sweep".into()),
             },
         },
         Request::CreateEndpoint {
@@ -204,6 +206,11 @@ fn all_requests() -> Vec<Request> {
             run_id: "r-1".into(),
             offset: 1 << 40,
             follow: true,
+        },
+        Request::ReadMetrics {
+            run_id: "r-1".into(),
+            offset: 7,
+            follow: false,
         },
         Request::Cancel {
             run_id: "r-1".into(),

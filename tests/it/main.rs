@@ -20,6 +20,7 @@ mod install;
 mod job_link;
 mod jobs;
 mod jobs_torch;
+mod mlflow;
 mod mux;
 mod outputs;
 mod run_ends;

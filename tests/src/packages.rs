@@ -258,6 +258,30 @@ pub fn serving_wheelhouse() -> &'static Path {
     })
 }
 
+/// MLflow's client (the skinny package: no server) and pandas, which
+/// `autolog` needs, beside scikit-learn.
+pub const MLFLOW_REQUIREMENTS: &str = "mlflow-skinny==3.17.2\npandas==2.2.3\n";
+
+/// A wheelhouse with [`SKLEARN_REQUIREMENTS`] and [`MLFLOW_REQUIREMENTS`]
+/// with their dependencies, for CPython 3.11 on x86_64 Linux, downloaded
+/// from PyPI once into `target/test-cache/wheelhouse-mlflow`.
+pub fn mlflow_wheelhouse() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/test-cache/wheelhouse-mlflow");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reqs = dir.join("../mlflow-requirements.txt");
+        std::fs::write(
+            &reqs,
+            format!("{SKLEARN_REQUIREMENTS}{MLFLOW_REQUIREMENTS}"),
+        )
+        .unwrap();
+        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
+        dir
+    })
+}
+
 /// `pip download --only-binary=:all: -d DIR -r REQS EXTRA`, from PyPI.
 fn pip_download(dir: &Path, reqs: &Path, extra: &[&str]) {
     let out = Command::new("python3")

@@ -240,6 +240,26 @@ impl AgentClient {
         self.stream(request, "the log stream did not start").await
     }
 
+    /// What a run's code logged through MLflow (JSON lines of
+    /// [`moor_proto::tracking::Record`]) from byte `offset`; with `follow`,
+    /// until the run ends.
+    pub async fn read_metrics(
+        &self,
+        run_id: &str,
+        offset: u64,
+        follow: bool,
+    ) -> Result<ByteStream> {
+        let request = Request::ReadMetrics {
+            run_id: run_id.to_owned(),
+            offset,
+            follow,
+        };
+        // At the pace it is read: a million points are about 100 MB.
+        let frames = self.conn.request_bounded(&request).await?;
+        self.stream_from(request, frames, "the metrics stream did not start")
+            .await
+    }
+
     /// A run's `outputs/` as a tar archive (the files `selection` wants and
     /// lacks), at the pace it is taken; the end frame's trailer is the JSON
     /// [`moor_proto::archive::Trailer`].

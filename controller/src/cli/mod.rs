@@ -124,6 +124,12 @@ pub enum Command {
     /// node's lines after `[node N]`.
     Logs(LogsArgs),
 
+    /// What a run's code logged through MLflow (every run gets a tracking
+    /// endpoint: MLFLOW_TRACKING_URI): params, tags, each metric's last
+    /// value, range, point count and a sparkline; a job's, node by node.
+    /// `--json` gives every point.
+    Metrics(MetricsArgs),
+
     /// Stop a run (a job: every node): SIGTERM to its processes, SIGKILL
     /// after the grace period.
     Cancel(CancelArgs),
@@ -214,6 +220,15 @@ pub struct RunsArgs {
     #[arg(long, conflicts_with = "target")]
     pub all: bool,
 
+    /// Order by the latest value of this MLflow metric, smallest first
+    /// (runs without it last), and show it as a column.
+    #[arg(long, value_name = "METRIC")]
+    pub sort: Option<String>,
+
+    /// With --sort: largest first.
+    #[arg(long, requires = "sort")]
+    pub desc: bool,
+
     /// `prune`: remove finished runs.
     #[command(subcommand)]
     pub action: Option<RunsCommand>,
@@ -286,6 +301,26 @@ pub struct LogsArgs {
     /// Start at this byte of the log.
     #[arg(long, default_value_t = 0)]
     pub offset: u64,
+
+    /// How to connect (defaults: the target's stored settings).
+    #[command(flatten)]
+    pub connect: TargetArgs,
+}
+
+/// `moor metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Run or job id (or name).
+    pub run: String,
+
+    /// A job's node N only.
+    #[arg(long, value_name = "N")]
+    pub node: Option<u32>,
+
+    /// Keep reading until the run ends: on a terminal the table is redrawn
+    /// as points come; with --json, one JSON line a point.
+    #[arg(long, short)]
+    pub follow: bool,
 
     /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]

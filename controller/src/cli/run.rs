@@ -97,6 +97,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub gpus: u32,
 
+    /// The experiment the run belongs to: MLflow code in it logs into this
+    /// experiment (MLFLOW_EXPERIMENT_NAME); default `Default`. A job file's
+    /// `experiment_name` sets it for a job.
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+
     /// Start the run and return at once (prints its id).
     #[arg(long)]
     pub detach: bool,

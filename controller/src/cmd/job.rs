@@ -209,9 +209,13 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
                 pool: args.pool.as_deref(),
                 nodes: args.nodes.or(Some(read.file.instance_count)),
             };
-            file_plan(
+            let mut plan = file_plan(
                 ctx, &store, file, read, &placement, env, variables, &args.job,
-            )?
+            )?;
+            if args.experiment.is_some() {
+                plan.experiment = args.experiment.clone();
+            }
+            plan
         }
         None => {
             let (targets, pool) = place(
@@ -235,7 +239,7 @@ pub async fn run(args: &RunArgs, ctx: &Context) -> Result<Ran> {
             }
             JobPlan {
                 name: args.name.clone(),
-                experiment: None,
+                experiment: args.experiment.clone(),
                 command: args.command.clone(),
                 snapshot: Some(snap),
                 inputs: BTreeMap::new(),

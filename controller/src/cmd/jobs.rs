@@ -97,6 +97,12 @@ pub fn row(job: &JobRecord, runs: &[Option<RunJson>]) -> RunJson {
         reachable: runs.iter().all(|r| r.as_ref().is_some_and(|r| r.reachable)),
         target_detached: known.iter().any(|r| r.target_detached),
         experiment: job.experiment.clone(),
+        // Rank 0 logs for the job, as distributed training code does.
+        metrics: runs
+            .first()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.metrics.clone())
+            .unwrap_or_default(),
         nodes,
     }
 }

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod host_key;
 pub mod job;
 pub mod jobs;
+pub mod metrics;
 pub mod mux;
 pub mod pool;
 pub mod run;

@@ -256,6 +256,7 @@ async fn start(args: &RunArgs, ctx: &Context) -> Result<Started> {
         environment: env.as_ref().map(|e| e.hash.clone()),
         spark,
         gpus: args.gpus,
+        experiment: args.experiment.clone(),
         ..RunSpec::default()
     };
     let progress = crate::transfer::Transfer::new("source snapshot", Some(snap.size));

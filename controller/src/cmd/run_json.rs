@@ -1,6 +1,8 @@
 //! A run as `moor runs --json` and the other run commands print it: one
 //! row per run, or per job (its nodes in `nodes`).
 
+use std::collections::BTreeMap;
+
 use moor_proto::{RunInfo, RunState, SparkSpec};
 use serde::Serialize;
 
@@ -51,6 +53,10 @@ pub struct RunJson {
     /// A job's experiment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
+    /// The latest value of each metric its code logged through MLflow (a
+    /// job's: node 0's).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, moor_proto::tracking::Latest>,
     /// A job's nodes (the row is the job's; `target` lists their targets).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeJson>,
@@ -79,6 +85,7 @@ impl RunJson {
             reachable: true,
             target_detached: false,
             experiment: None,
+            metrics: run.metrics,
             nodes: Vec::new(),
         }
     }

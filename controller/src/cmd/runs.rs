@@ -21,6 +21,8 @@ use crate::target::Access;
 pub struct Runs {
     runs: Vec<RunJson>,
     #[serde(skip)]
+    sorted_by: Option<String>,
+    #[serde(skip)]
     failures: Vec<String>,
     #[serde(skip)]
     exit_code: u8,
@@ -28,11 +30,15 @@ pub struct Runs {
 
 impl Render for Runs {
     fn render(&self, out: &mut Text) {
-        let mut table = Table::new(&[
-            "RUN", "NAME", "TARGET", "STATE", "EXIT", "DURATION", "COMMAND",
-        ])
-        .right(4)
-        .right(5);
+        let metric = self.sorted_by.as_deref();
+        let column = metric.map(str::to_uppercase);
+        let mut headers = vec!["RUN", "NAME", "TARGET", "STATE", "EXIT", "DURATION"];
+        headers.extend(column.as_deref());
+        headers.push("COMMAND");
+        let mut table = Table::new(&headers).right(4).right(5);
+        if metric.is_some() {
+            table = table.right(6);
+        }
         for r in &self.runs {
             let exit = r
                 .exit_code
@@ -44,7 +50,7 @@ impl Render for Runs {
                 (false, false) => format!("unreachable ({})", state_name(r.state)),
                 (false, true) => format!("detached ({})", state_name(r.state)),
             };
-            table.row(vec![
+            let mut row = vec![
                 r.id.clone(),
                 r.name.clone().unwrap_or_default(),
                 r.target.clone(),
@@ -53,8 +59,13 @@ impl Render for Runs {
                 r.duration_secs
                     .map(crate::output::duration)
                     .unwrap_or_default(),
-                r.shown_command(),
-            ]);
+            ];
+            if let Some(metric) = metric {
+                let value = r.metrics.get(metric).map(|v| super::metrics::number(v.0));
+                row.push(value.unwrap_or_default());
+            }
+            row.push(r.shown_command());
+            table.row(row);
         }
         out.raw(&table.render());
         for failure in &self.failures {
@@ -93,6 +104,7 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     };
     let mut found = Runs {
         runs: Vec::new(),
+        sorted_by: args.sort.clone(),
         failures: Vec::new(),
         exit_code: exit::OK,
     };
@@ -133,7 +145,24 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let runs = std::mem::take(&mut found.runs);
     found.runs = super::jobs::fold(runs, &store.jobs()?, &history, args.experiment.as_deref());
+    if let Some(metric) = &args.sort {
+        sort_by_metric(&mut found.runs, metric, args.desc);
+    }
     Ok(found)
+}
+
+/// Orders runs by their latest value of `metric` (smallest first, or
+/// largest with `desc`); runs without it (or with NaN) go last, newest first.
+fn sort_by_metric(runs: &mut [RunJson], metric: &str, desc: bool) {
+    let value = |r: &RunJson| r.metrics.get(metric).map(|v| v.0).filter(|v| !v.is_nan());
+    // Stable: runs with equal values (and those without) keep their order.
+    runs.sort_by(|a, b| match (value(a), value(b)) {
+        (Some(x), Some(y)) if desc => y.total_cmp(&x),
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
 }
 
 /// What `moor runs prune` removed.

@@ -235,6 +235,7 @@ async fn start_held(
             gpus: plan.gpus,
             spark: None,
             link: link(rank),
+            experiment: plan.experiment.clone(),
         }
     };
     let mut runs: Vec<(usize, RunInfo)> = Vec::new();
