@@ -223,6 +223,24 @@ fn not_found(what: impl std::fmt::Display) -> Response {
     Response::error(ErrorKind::NotFound, what.to_string())
 }
 
+/// Answers a request for a run's growing file `name` (its log, its MLflow
+/// records): the stream's start, then the file from `offset`.
+fn read_run_file(
+    daemon: &Daemon,
+    writer: &Writer,
+    id: u64,
+    run_id: &str,
+    name: &str,
+    offset: u64,
+    follow: bool,
+) -> io::Result<()> {
+    if daemon.runs.info(run_id).is_err() {
+        return send(writer, &not_found(format!("no run {run_id}")).to_frame(id));
+    }
+    send(writer, &Response::Stream { offset, run: None }.to_frame(id))?;
+    run_stream::stream(&daemon.runs, writer, id, run_id, name, offset, follow)
+}
+
 /// Handles one request; errors become `internal` error responses.
 fn handle(
     daemon: &Daemon,
@@ -399,32 +417,14 @@ fn handle(
             run_id,
             offset,
             follow,
-        } => {
-            if daemon.runs.info(&run_id).is_err() {
-                return reply(not_found(format!("no run {run_id}")));
-            }
-            reply(Response::Stream { offset, run: None })?;
-            run_stream::stream(
-                &daemon.runs,
-                writer,
-                id,
-                &run_id,
-                files::LOG,
-                offset,
-                follow,
-            )
-        }
+        } => read_run_file(daemon, writer, id, &run_id, files::LOG, offset, follow),
         Request::ReadMetrics {
             run_id,
             offset,
             follow,
         } => {
-            if daemon.runs.info(&run_id).is_err() {
-                return reply(not_found(format!("no run {run_id}")));
-            }
-            reply(Response::Stream { offset, run: None })?;
             let name = moor_proto::tracking::FILE;
-            run_stream::stream(&daemon.runs, writer, id, &run_id, name, offset, follow)
+            read_run_file(daemon, writer, id, &run_id, name, offset, follow)
         }
         Request::Download { run_id, selection } => {
             if daemon.runs.info(&run_id).is_err() {

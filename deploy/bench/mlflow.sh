@@ -24,18 +24,20 @@ $moor attach vm bench --host "$ip" --user moor --key "$work/key" >/dev/null
 wheels=$PWD/target/test-cache/wheelhouse-mlflow
 mkdir -p "$wheels" "$work/src"
 printf 'scikit-learn==1.5.2\nnumpy==2.1.3\nscipy==1.14.1\njoblib==1.4.2\nthreadpoolctl==3.5.0\nmlflow-skinny==3.17.2\npandas==2.2.3\n' > "$work/requirements.txt"
-python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --python-version 3.11 \
-  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 -d "$wheels" -r "$work/requirements.txt"
+# Wheels for the host's CPython 3.11 on x86_64 Linux, into DIR.
+wheels_for_host() {
+  python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --python-version 3.11 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 -d "$1" -r "$2"
+}
+wheels_for_host "$wheels" "$work/requirements.txt"
 $moor env create ml --pip-requirements "$work/requirements.txt" >/dev/null
 $moor env prepare ml --target bench --wheelhouse "$wheels" >/dev/null
 # The baseline server: the full mlflow package in an environment of its own.
 server_wheels=$PWD/target/test-cache/wheelhouse-mlflow-server
 mkdir -p "$server_wheels"
 echo 'mlflow==3.17.2' > "$work/server-requirements.txt"
-python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --python-version 3.11 \
-  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 -d "$server_wheels" -r "$work/server-requirements.txt"
+wheels_for_host "$server_wheels" "$work/server-requirements.txt"
 $moor env create mlserver --pip-requirements "$work/server-requirements.txt" >/dev/null
 $moor env prepare mlserver --target bench --wheelhouse "$server_wheels" >/dev/null
 

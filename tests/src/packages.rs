@@ -224,14 +224,7 @@ const CPYTHON_311_LINUX: &[&str] = &[
 /// `target/test-cache/wheelhouse`.
 pub fn wheelhouse() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/wheelhouse");
-        std::fs::create_dir_all(&dir).unwrap();
-        let reqs = dir.join("../requirements.txt");
-        std::fs::write(&reqs, SKLEARN_REQUIREMENTS).unwrap();
-        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
-        dir
-    })
+    DIR.get_or_init(|| downloaded_once("wheelhouse", SKLEARN_REQUIREMENTS))
 }
 
 /// The scoring server endpoints use, pinned for the tests.
@@ -244,17 +237,8 @@ pub const SERVING_REQUIREMENTS: &str = "azureml-inference-server-http==1.5.1\n";
 pub fn serving_wheelhouse() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/test-cache/wheelhouse-serving");
-        std::fs::create_dir_all(&dir).unwrap();
-        let reqs = dir.join("../serving-requirements.txt");
-        std::fs::write(
-            &reqs,
-            format!("{SKLEARN_REQUIREMENTS}{SERVING_REQUIREMENTS}"),
-        )
-        .unwrap();
-        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
-        dir
+        let reqs = format!("{SKLEARN_REQUIREMENTS}{SERVING_REQUIREMENTS}");
+        downloaded_once("wheelhouse-serving", &reqs)
     })
 }
 
@@ -268,18 +252,22 @@ pub const MLFLOW_REQUIREMENTS: &str = "mlflow-skinny==3.17.2\npandas==2.2.3\n";
 pub fn mlflow_wheelhouse() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/test-cache/wheelhouse-mlflow");
-        std::fs::create_dir_all(&dir).unwrap();
-        let reqs = dir.join("../mlflow-requirements.txt");
-        std::fs::write(
-            &reqs,
-            format!("{SKLEARN_REQUIREMENTS}{MLFLOW_REQUIREMENTS}"),
-        )
-        .unwrap();
-        pip_download(&dir, &reqs, CPYTHON_311_LINUX);
-        dir
+        let reqs = format!("{SKLEARN_REQUIREMENTS}{MLFLOW_REQUIREMENTS}");
+        downloaded_once("wheelhouse-mlflow", &reqs)
     })
+}
+
+/// `target/test-cache/NAME`: the wheels of `requirements` for CPython 3.11
+/// on x86_64 Linux (Debian 12's Python), downloaded from PyPI (pip keeps
+/// what is there), their list beside it in `NAME.requirements.txt`.
+fn downloaded_once(name: &str, requirements: &str) -> PathBuf {
+    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache");
+    let dir = cache.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let reqs = cache.join(format!("{name}.requirements.txt"));
+    std::fs::write(&reqs, requirements).unwrap();
+    pip_download(&dir, &reqs, CPYTHON_311_LINUX);
+    dir
 }
 
 /// `pip download --only-binary=:all: -d DIR -r REQS EXTRA`, from PyPI.
