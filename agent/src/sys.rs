@@ -297,6 +297,14 @@ pub fn random_hex(n: usize) -> String {
     moor_proto::hex(&bytes)
 }
 
+/// `n` random bytes as hex, from the kernel, for a secret: an error when
+/// the kernel gives none (never a predictable value).
+pub fn secret_hex(n: usize) -> io::Result<String> {
+    let mut bytes = vec![0u8; n];
+    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(moor_proto::hex(&bytes))
+}
+
 /// 1, 5 and 15 minute load averages.
 pub fn load_average() -> [f64; 3] {
     let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();

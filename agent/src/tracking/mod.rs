@@ -90,7 +90,7 @@ pub fn start(dir: &Path, run_id: &str, experiment: Option<&str>) -> io::Result<E
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
-    let token = crate::sys::random_hex(24);
+    let token = crate::sys::secret_hex(24)?;
     let store = Arc::new(Mutex::new(store));
     let shared = Arc::new(Shared {
         token: token.clone(),
