@@ -106,9 +106,7 @@ type Writer = Arc<Mutex<UnixStream>>;
 
 /// Writes one frame.
 fn send(writer: &Writer, frame: &Frame) -> io::Result<()> {
-    let bytes = frame.to_bytes().map_err(io::Error::other)?;
-    let mut w = writer.lock().expect("writer lock");
-    w.write_all(&bytes)
+    sys::send_frame(writer, frame)
 }
 
 /// Serves one connection: magic and hello first, then requests. This
@@ -221,24 +219,6 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
 
 fn not_found(what: impl std::fmt::Display) -> Response {
     Response::error(ErrorKind::NotFound, what.to_string())
-}
-
-/// Answers a request for a run's growing file `name` (its log, its MLflow
-/// records): the stream's start, then the file from `offset`.
-fn read_run_file(
-    daemon: &Daemon,
-    writer: &Writer,
-    id: u64,
-    run_id: &str,
-    name: &str,
-    offset: u64,
-    follow: bool,
-) -> io::Result<()> {
-    if daemon.runs.info(run_id).is_err() {
-        return send(writer, &not_found(format!("no run {run_id}")).to_frame(id));
-    }
-    send(writer, &Response::Stream { offset, run: None }.to_frame(id))?;
-    run_stream::stream(&daemon.runs, writer, id, run_id, name, offset, follow)
 }
 
 /// Handles one request; errors become `internal` error responses.
@@ -417,14 +397,22 @@ fn handle(
             run_id,
             offset,
             follow,
-        } => read_run_file(daemon, writer, id, &run_id, files::LOG, offset, follow),
+        } => run_stream::answer(
+            &daemon.runs,
+            writer,
+            id,
+            &run_id,
+            files::LOG,
+            offset,
+            follow,
+        ),
         Request::ReadMetrics {
             run_id,
             offset,
             follow,
         } => {
             let name = moor_proto::tracking::FILE;
-            read_run_file(daemon, writer, id, &run_id, name, offset, follow)
+            run_stream::answer(&daemon.runs, writer, id, &run_id, name, offset, follow)
         }
         Request::Download { run_id, selection } => {
             if daemon.runs.info(&run_id).is_err() {

@@ -7,12 +7,32 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use moor_proto::frame::HEADER_LEN;
-use moor_proto::Frame;
+use moor_proto::{ErrorKind, Frame, Response};
 
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
 use crate::runs::Runs;
+use crate::sys::send_frame as send;
+
+/// Answers a request for the run file `name`: not found, or the stream's
+/// start and then [`stream`].
+pub fn answer(
+    runs: &Runs,
+    writer: &Mutex<UnixStream>,
+    id: u64,
+    run_id: &str,
+    name: &str,
+    offset: u64,
+    follow: bool,
+) -> io::Result<()> {
+    if runs.info(run_id).is_err() {
+        let missing = Response::error(ErrorKind::NotFound, format!("no run {run_id}"));
+        return send(writer, &missing.to_frame(id));
+    }
+    send(writer, &Response::Stream { offset, run: None }.to_frame(id))?;
+    stream(runs, writer, id, run_id, name, offset, follow)
+}
 
 /// Sends the run file `name` (its log, its MLflow records) from `offset`
 /// as data frames; with `follow`, until the run
@@ -82,9 +102,4 @@ pub fn stream(
         }
         wait(&mut idle);
     }
-}
-
-fn send(writer: &Mutex<UnixStream>, frame: &Frame) -> io::Result<()> {
-    let bytes = frame.to_bytes().map_err(io::Error::other)?;
-    writer.lock().expect("writer lock").write_all(&bytes)
 }

@@ -288,6 +288,15 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(moor_proto::hex(&hasher.finalize()))
 }
 
+/// Writes one protocol frame on a connection shared by several answers.
+pub fn send_frame(
+    writer: &std::sync::Mutex<std::os::unix::net::UnixStream>,
+    frame: &moor_proto::Frame,
+) -> io::Result<()> {
+    let bytes = frame.to_bytes().map_err(io::Error::other)?;
+    writer.lock().expect("writer lock").write_all(&bytes)
+}
+
 /// `n` random bytes as hex, from the kernel.
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
