@@ -206,6 +206,12 @@ pub async fn metrics(args: &MetricsArgs, ctx: &Context) -> Result<Metrics> {
                 .into_iter()
                 .map(|n| (Some(n.rank), n.target, n.run_id))
                 .collect(),
+            None if args.node.is_some() => {
+                return Err(crate::error::Error::usage(
+                    format!("--node: {} is a run, not a job", args.run),
+                    "give a job's id (see `moor runs`), or drop --node",
+                ))
+            }
             None => {
                 let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
                 vec![(None, target, run_id)]
