@@ -29,6 +29,9 @@ command -v openssl >/dev/null || need+=(openssl)
 # The tests download a wheelhouse (pip) for the pip-environment test.
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# `moor ui`'s tests drive a real browser over WebDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

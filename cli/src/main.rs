@@ -223,6 +223,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Forward(args) => cmd::forward::forward(args, &ctx)
             .await
             .map(|r| Printed::of(&r)),
+        Command::Ui(args) => moor::ui::serve(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Ssh(args) => cmd::ssh::ssh(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Mux(MuxCommand::Status) => cmd::mux::status(&ctx).await.map(|r| Printed::of(&r)),
         Command::Mux(MuxCommand::Stop) => cmd::mux::stop(&ctx).await.map(|r| Printed::of(&r)),

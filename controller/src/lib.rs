@@ -9,6 +9,7 @@
 //! - [`cmd`]: one module per command, each returning a value that
 //!   [`output`] renders as text or JSON; [`cli`] parses the command line.
 //! - [`mux`]: warm connections kept by a per-workspace process.
+//! - [`ui`]: `moor ui`, the local web dashboard.
 //! - [`transfer`]: progress bars of long transfers on a terminal.
 //! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
@@ -45,6 +46,7 @@ pub mod store;
 pub mod target;
 pub mod target_kind;
 pub mod transfer;
+pub mod ui;
 pub mod workspace;
 
 pub use moor_proto::time;

@@ -123,6 +123,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether two secrets (tokens) are equal, compared in time independent
+/// of where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Hex sha256 of `bytes`: how snapshots, environments and agent builds are named.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -31,5 +31,6 @@ mod runs;
 mod source_trees;
 mod spark;
 mod ssh_shell;
+mod ui;
 mod validate;
 mod workspace_db;

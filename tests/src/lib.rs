@@ -13,6 +13,7 @@
 //! Docker is required: without it the harness panics under `CI=true`, and
 //! elsewhere tests call [`docker_or_skip`] to skip with a message.
 
+pub mod browser;
 mod cluster;
 pub mod corporate;
 mod fixture;

@@ -214,12 +214,7 @@ fn authorized(token: &str, headers: &hyper::HeaderMap) -> Option<api::Caller> {
         Some((secret, rank)) => (secret, Some(rank.parse::<u32>().ok()?)),
         None => (given, None),
     };
-    same_secret(secret.as_bytes(), token.as_bytes()).then_some(api::Caller { rank })
-}
-
-/// Compares in time independent of where the two differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    moor_proto::same_secret(secret.as_bytes(), token.as_bytes()).then_some(api::Caller { rank })
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {

@@ -163,6 +163,12 @@ pub enum Command {
     #[command(subcommand)]
     Mux(MuxCommand),
 
+    /// A local web dashboard: targets with their checks and facts, runs and
+    /// jobs (a run's log live, its MLflow metrics as charts, several runs
+    /// compared), environments, endpoints. Served on 127.0.0.1 with a random
+    /// token in the URL it prints (the page needs it); until Ctrl-C.
+    Ui(UiArgs),
+
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]
     HostKey(HostKeyCommand),
@@ -177,6 +183,15 @@ pub enum Command {
 
     /// Print moor's manual page (roff): `moor man > moor.1; man ./moor.1`.
     Man,
+}
+
+/// `moor ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The port on 127.0.0.1 [default: 8650, or the next free one up to
+    /// 8659, else any free port]; 0: any free port.
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
 }
 
 /// `moor detach`.

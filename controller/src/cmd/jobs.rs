@@ -10,7 +10,7 @@ use super::Context;
 use crate::cli::{CancelArgs, LogsArgs};
 use crate::error::{Error, Result};
 use crate::job::watch::{self, job_state};
-use crate::store::{JobRecord, Store};
+use crate::store::{JobRecord, Store, Target};
 use crate::target::Access;
 
 /// The job named by `key` (id, id prefix, name), if one is.
@@ -93,6 +93,7 @@ pub fn row(job: &JobRecord, runs: &[Option<RunJson>]) -> RunJson {
         yarn_application: None,
         error,
         duration_secs,
+        environment: known.first().and_then(|r| r.environment.clone()),
         env: known.first().map(|r| r.env.clone()).unwrap_or_default(),
         reachable: runs.iter().all(|r| r.as_ref().is_some_and(|r| r.reachable)),
         target_detached: known.iter().any(|r| r.target_detached),
@@ -158,7 +159,31 @@ pub fn fold(
     rows
 }
 
-/// The job's nodes, resolved to targets.
+/// The runs behind `key`: a job's nodes (`only` one of them), each with
+/// its node; or one run (`only` is refused: it is not a job).
+pub fn runs_of(
+    ctx: &Context,
+    store: &Store,
+    key: &str,
+    only: Option<u32>,
+) -> Result<Vec<(Option<usize>, Target, String)>> {
+    match find(store, key)? {
+        Some(job) => Ok(nodes(ctx, store, &job, only)?
+            .into_iter()
+            .map(|n| (Some(n.rank), n.target, n.run_id))
+            .collect()),
+        None if only.is_some() => Err(Error::usage(
+            format!("--node: {key} is a run, not a job"),
+            "give a job's id (see `moor runs`), or drop --node",
+        )),
+        None => {
+            let (target, run_id) = ctx.targets.of_run(store, key)?;
+            Ok(vec![(None, target, run_id)])
+        }
+    }
+}
+
+/// The job's nodes (`only` one of them), resolved to targets.
 pub fn nodes(
     ctx: &Context,
     store: &Store,

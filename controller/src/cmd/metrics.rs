@@ -199,24 +199,7 @@ impl ByteSink for Collector<'_> {
 pub async fn metrics(args: &MetricsArgs, ctx: &Context) -> Result<Metrics> {
     let store = ctx.store()?;
     let access = Access::from_args(&args.connect)?;
-    // (node, target, run) of each run to read.
-    let runs: Vec<(Option<usize>, crate::store::Target, String)> =
-        match super::jobs::find(&store, &args.run)? {
-            Some(job) => super::jobs::nodes(ctx, &store, &job, args.node)?
-                .into_iter()
-                .map(|n| (Some(n.rank), n.target, n.run_id))
-                .collect(),
-            None if args.node.is_some() => {
-                return Err(crate::error::Error::usage(
-                    format!("--node: {} is a run, not a job", args.run),
-                    "give a job's id (see `moor runs`), or drop --node",
-                ))
-            }
-            None => {
-                let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
-                vec![(None, target, run_id)]
-            }
-        };
+    let runs = super::jobs::runs_of(ctx, &store, &args.run, args.node)?;
     let live = args.follow && !ctx.json && runs.len() == 1 && std::io::stdout().is_terminal();
     let json_lines = args.follow && ctx.json;
     let mut json = (ctx.json && !args.follow).then(|| JsonOut::start(&args.run));

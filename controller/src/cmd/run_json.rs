@@ -41,6 +41,9 @@ pub struct RunJson {
     pub error: Option<String>,
     /// Seconds from its start to its end (or to now, while it runs).
     pub duration_secs: Option<u64>,
+    /// The environment it runs in (its content hash), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// The names of its `-e`/`--env-file` variables (never the values).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
@@ -81,6 +84,7 @@ impl RunJson {
             yarn_application: run.yarn_application,
             error: run.error,
             duration_secs,
+            environment: run.environment,
             env: run.env_names,
             reachable: true,
             target_detached: false,

@@ -1,0 +1,187 @@
+//! The dashboard's JSON API: each answer is what the matching command
+//! prints with `--json` (the same functions compute it), so the page shows
+//! nothing the command line does not.
+//!
+//! | request                         | answer (command)                     |
+//! |---------------------------------|--------------------------------------|
+//! | `GET targets`                   | every target as `moor show --json`   |
+//! | `GET status`                    | `moor status --json`                 |
+//! | `GET runs[?all=1]`              | `moor runs --json [--all]`           |
+//! | `GET runs/ID`                   | the run's (or job's) row of `runs`   |
+//! | `GET runs/ID/log[?node&tail&offset]` | its log as it grows ([`super::live`]) |
+//! | `GET runs/ID/metrics`           | `moor metrics ID` (curves downsampled)|
+//! | `GET chart?run=ID&key=K[&from&to]` | one metric's curves ([`super::live`]) |
+//! | `GET envs`, `GET pools`         | `moor env list`, `moor pool list`    |
+//! | `GET endpoints`                 | `moor endpoint list --json`          |
+//! | `POST runs/ID/cancel`           | `moor cancel ID` (token in a header) |
+
+use std::sync::Arc;
+
+use clap::{Args, FromArgMatches, Parser};
+use hyper::{Method, StatusCode};
+
+use super::http::{self, Answer};
+use super::{live, Shared};
+use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
+use crate::cmd::{self, Context};
+use crate::error::{Error, Result};
+
+/// Answers `method path?query` (path without `/api/`).
+pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &str) -> Answer {
+    let ctx = &shared.ctx;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    let answered = match parts.as_slice() {
+        ["targets"] if get => targets(ctx).map(|t| http::json(&t)),
+        ["status"] if get => status(ctx).await,
+        ["runs"] if get => runs(ctx, query_flag(query, "all"))
+            .await
+            .map(|r| http::json(&r)),
+        ["runs", id] if get => run(ctx, id).await,
+        ["runs", id, "log"] if get => live::log(shared, id, query).await,
+        ["runs", id, "metrics"] if get => metrics(ctx, id).await,
+        ["runs", id, "cancel"] if post => cancel(ctx, id).await,
+        ["chart"] if get => live::chart(ctx, query).await,
+        ["envs"] if get => cmd::env::list(ctx).map(|e| http::json(&e)),
+        ["pools"] if get => cmd::pool::list(ctx).map(|p| http::json(&p)),
+        ["endpoints"] if get => endpoints(ctx).await,
+        ["about"] if get => Ok(http::json(&serde_json::json!({
+            "workspace": ctx.workspace.dir(),
+            "version": env!("CARGO_PKG_VERSION"),
+        }))),
+        _ => Ok(http::problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no API {method} /api/{path}"),
+            "the page calls only the API it is served with: reload it",
+        )),
+    };
+    answered.unwrap_or_else(|e| http::error(&e))
+}
+
+/// Whether the query has `name=1` (or `name=true`).
+fn query_flag(query: &str, name: &str) -> bool {
+    matches!(
+        http::query_value(query, name).as_deref(),
+        Some("1" | "true")
+    )
+}
+
+/// A command's arguments as its command line would give them (the same
+/// defaults, the same environment variables).
+pub fn parse<A: Args + FromArgMatches>(argv: &[&str]) -> Result<A> {
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Parsed<A: Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    Parsed::<A>::try_parse_from(argv)
+        .map(|parsed| parsed.args)
+        .map_err(|e| {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or("").to_owned();
+            Error::usage(
+                format!("the dashboard's request is not valid: {first}"),
+                "reload the page",
+            )
+        })
+}
+
+/// Every target with its facts and checks, as `moor show` has them.
+fn targets(ctx: &Context) -> Result<Vec<cmd::targets::Shown>> {
+    let store = ctx.store()?;
+    let names: Vec<String> = store.targets()?.into_iter().map(|t| t.name).collect();
+    names
+        .iter()
+        .map(|name| cmd::targets::show(ctx, name))
+        .collect()
+}
+
+async fn status(ctx: &Context) -> Result<Answer> {
+    let args: StatusArgs = parse(&[])?;
+    Ok(http::json(&cmd::status::run(&args, ctx).await?))
+}
+
+/// `moor runs` (`--all`: with the runs of detached targets).
+async fn runs(ctx: &Context, all: bool) -> Result<cmd::runs::Runs> {
+    let argv: &[&str] = if all { &["--all"] } else { &[] };
+    let args: RunsArgs = parse(argv)?;
+    cmd::runs::list(&args, ctx).await
+}
+
+/// One run's (or job's) row: its id, or the start of it.
+async fn run(ctx: &Context, id: &str) -> Result<Answer> {
+    let runs = runs(ctx, true).await?;
+    let rows = serde_json::to_value(&runs).map_err(internal)?;
+    let found = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|row| row["id"].as_str() == Some(id))
+        .or_else(|| {
+            let mut starting = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|row| row["id"].as_str().is_some_and(|r| r.starts_with(id)));
+            let first = starting.next();
+            first.filter(|_| starting.next().is_none())
+        });
+    match found {
+        Some(row) => Ok(http::json(row)),
+        None => Ok(http::problem(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no run or job {id}"),
+            "see the runs page (moor runs)",
+        )),
+    }
+}
+
+async fn metrics(ctx: &Context, id: &str) -> Result<Answer> {
+    let args: MetricsArgs = parse(&[id])?;
+    Ok(http::json(&cmd::metrics::metrics(&args, ctx).await?))
+}
+
+/// `moor cancel ID`: what it says of the run, and whether it is stopped.
+async fn cancel(ctx: &Context, id: &str) -> Result<Answer> {
+    let args: CancelArgs = parse(&[id])?;
+    let cancelled = cmd::runs::cancel(&args, ctx).await?;
+    Ok(http::json(&cancelled))
+}
+
+async fn endpoints(ctx: &Context) -> Result<Answer> {
+    let connect: TargetArgs = parse(&[])?;
+    Ok(http::json(
+        &cmd::endpoint::manage::list(ctx, None, &connect).await?,
+    ))
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::usage(format!("cannot read the runs: {e}"), "report this as a bug")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_get_the_command_line_s_defaults() {
+        let args: CancelArgs = parse(&["abc"]).unwrap();
+        assert_eq!(args.run, "abc");
+        assert_eq!(args.grace, 10);
+        let runs: RunsArgs = parse(&["--all"]).unwrap();
+        assert!(runs.all && runs.target.is_none());
+        let wrong = parse::<CancelArgs>(&["--nope"]).unwrap_err();
+        assert!(wrong.to_string().contains("not valid"), "{wrong}");
+    }
+
+    #[test]
+    fn flags_in_queries() {
+        assert!(query_flag("all=1", "all"));
+        assert!(query_flag("x=2&all=true", "all"));
+        assert!(!query_flag("all=0", "all"));
+    }
+}
