@@ -54,7 +54,13 @@ pick() { grep "RESULT $1 " "$work/browser.txt" | cut -d' ' -f3-; }
 
 hyperfine --warmup 1 --runs 5 --export-json "$work/cli.json" \
   "$moor runs --json" "$moor runs" "$moor metrics $big --json" > /dev/null
-cli() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]; print(f"{r[\"mean\"]*1000:.0f} ms ± {r[\"stddev\"]*1000:.0f}")' "$work/cli.json" "$1"; }
+cli() {
+  python3 - "$work/cli.json" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]
+print("%.0f ms ± %.0f" % (r["mean"] * 1000, r["stddev"] * 1000))
+PY
+}
 # The same log lines through `moor logs --follow`, stamped as they come.
 cli_lag=$(timeout 8 "$moor" logs "$live" --follow 2>/dev/null | python3 -c '
 import sys, time

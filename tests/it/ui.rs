@@ -299,6 +299,18 @@ fn the_dashboard_in_a_real_browser_shows_runs_charts_and_a_live_log() {
     assert_eq!(targets, 2);
     browser.screenshot(&shots.join("targets.png"));
     show(&browser, "#/envs", "envs");
+    let built = browser.execute_async(
+        "const done = arguments[arguments.length - 1];
+         moor.api('envs/targets').then(t => done(t.map(x => x.target + ':' + Array.isArray(x.envs))), e => done(e.message));",
+        &[],
+    );
+    assert_eq!(built, json!(["node0:true", "node1:true"]));
+    browser.wait_for(
+        "the targets' environments",
+        "return !document.getElementById('built').textContent.includes('Asking');",
+        Duration::from_secs(30),
+    );
+    browser.screenshot(&shots.join("envs.png"));
     show(&browser, "#/endpoints", "endpoints");
 
     // SIGTERM ends it with exit 0.

@@ -108,7 +108,7 @@ pub struct Point {
 struct Collector<'a> {
     run_id: String,
     node: Option<usize>,
-    partial: Vec<u8>,
+    lines: RecordLines,
     summary: Summary,
     json: Option<&'a mut JsonOut>,
     live: Option<Live>,
@@ -173,8 +173,17 @@ impl Collector<'_> {
     }
 }
 
-impl ByteSink for Collector<'_> {
-    fn write(&mut self, bytes: &[u8], more: bool) {
+/// A run's records as they stream in chunks cut anywhere: whole lines
+/// only (a line cut short waits for the rest); lines that are not records
+/// (a last line cut by a kill) are skipped.
+#[derive(Debug, Default)]
+pub struct RecordLines {
+    partial: Vec<u8>,
+}
+
+impl RecordLines {
+    /// Takes `bytes`, and gives `each` every record they complete.
+    pub fn feed(&mut self, bytes: &[u8], mut each: impl FnMut(Record)) {
         self.partial.extend_from_slice(bytes);
         let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return;
@@ -182,9 +191,17 @@ impl ByteSink for Collector<'_> {
         let whole: Vec<u8> = self.partial.drain(..=end).collect();
         for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             if let Some(record) = tracking::parse_line(line) {
-                self.take(record);
+                each(record);
             }
         }
+    }
+}
+
+impl ByteSink for Collector<'_> {
+    fn write(&mut self, bytes: &[u8], more: bool) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.feed(bytes, |record| self.take(record));
+        self.lines = lines;
         if !more {
             self.redraw(false);
         }
@@ -209,7 +226,7 @@ pub async fn metrics(args: &MetricsArgs, ctx: &Context) -> Result<Metrics> {
         let mut collector = Collector {
             run_id: run_id.clone(),
             node,
-            partial: Vec::new(),
+            lines: RecordLines::default(),
             summary: Summary::default(),
             json: json.as_mut(),
             live: live.then(|| Live {
@@ -404,7 +421,7 @@ mod tests {
         let mut collector = Collector {
             run_id: "r".into(),
             node: Some(1),
-            partial: Vec::new(),
+            lines: RecordLines::default(),
             summary: Summary::default(),
             json: None,
             live: None,

@@ -12,6 +12,7 @@
 //! | `GET runs/ID/metrics`           | `moor metrics ID` (curves downsampled)|
 //! | `GET chart?run=ID&key=K[&from&to]` | one metric's curves ([`super::live`]) |
 //! | `GET envs`, `GET pools`         | `moor env list`, `moor pool list`    |
+//! | `GET envs/targets`              | each target's built environments     |
 //! | `GET endpoints`                 | `moor endpoint list --json`          |
 //! | `POST runs/ID/cancel`           | `moor cancel ID` (token in a header) |
 
@@ -25,6 +26,8 @@ use super::{live, Shared};
 use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
 use crate::cmd::{self, Context};
 use crate::error::{Error, Result};
+use crate::output::error_line;
+use crate::target::Access;
 
 /// Answers `method path?query` (path without `/api/`).
 pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &str) -> Answer {
@@ -44,6 +47,7 @@ pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &s
         ["runs", id, "cancel"] if post => cancel(ctx, id).await,
         ["chart"] if get => live::chart(ctx, query).await,
         ["envs"] if get => cmd::env::list(ctx).map(|e| http::json(&e)),
+        ["envs", "targets"] if get => built_envs(ctx).await,
         ["pools"] if get => cmd::pool::list(ctx).map(|p| http::json(&p)),
         ["endpoints"] if get => endpoints(ctx).await,
         ["about"] if get => Ok(http::json(&serde_json::json!({
@@ -111,8 +115,13 @@ async fn runs(ctx: &Context, all: bool) -> Result<cmd::runs::Runs> {
     cmd::runs::list(&args, ctx).await
 }
 
-/// One run's (or job's) row: its id, or the start of it.
+/// One run's (or job's) row: its id, the start of it, or its name. A run
+/// is asked of its agent alone; a job (or a run its agent cannot tell of
+/// now) is found in the whole list, as `moor runs --all` has it.
 async fn run(ctx: &Context, id: &str) -> Result<Answer> {
+    if let Ok(row) = one_run(ctx, id).await {
+        return Ok(http::json(&row));
+    }
     let runs = runs(ctx, true).await?;
     let rows = serde_json::to_value(&runs).map_err(internal)?;
     let found = rows
@@ -140,6 +149,22 @@ async fn run(ctx: &Context, id: &str) -> Result<Answer> {
     }
 }
 
+/// A run (not a job) as its agent tells of it now.
+async fn one_run(ctx: &Context, id: &str) -> Result<cmd::runs::RunJson> {
+    let mut store = ctx.store()?;
+    if cmd::jobs::find(&store, id)?.is_some() {
+        return Err(Error::usage(format!("{id} is a job"), "list it"));
+    }
+    let (target, run_id) = ctx.targets.of_run(&store, id)?;
+    let access = Access::from_args(&parse::<TargetArgs>(&[])?)?;
+    let conn = ctx.targets.connect(&target, &access).await?;
+    let info = conn.agent.run(&run_id).await;
+    conn.close().await;
+    let info = info?;
+    store.heard_runs(std::slice::from_ref(&info))?;
+    Ok(cmd::runs::RunJson::new(info, &target.name))
+}
+
 async fn metrics(ctx: &Context, id: &str) -> Result<Answer> {
     let args: MetricsArgs = parse(&[id])?;
     Ok(http::json(&cmd::metrics::metrics(&args, ctx).await?))
@@ -150,6 +175,26 @@ async fn cancel(ctx: &Context, id: &str) -> Result<Answer> {
     let args: CancelArgs = parse(&[id])?;
     let cancelled = cmd::runs::cancel(&args, ctx).await?;
     Ok(http::json(&cancelled))
+}
+
+/// What each attached target holds of environments (built, building,
+/// failed), asked of all at once; a target that does not answer says why.
+async fn built_envs(ctx: &Context) -> Result<Answer> {
+    let targets = ctx.store()?.targets()?;
+    let access = Access::from_args(&parse::<TargetArgs>(&[])?)?;
+    let answers = ctx
+        .targets
+        .ask_all(&targets, &access, async |agent| agent.envs().await)
+        .await;
+    let rows: Vec<serde_json::Value> = targets
+        .iter()
+        .zip(answers)
+        .map(|(target, answer)| match answer {
+            Ok(envs) => serde_json::json!({"target": target.name, "envs": envs}),
+            Err(e) => serde_json::json!({"target": target.name, "error": error_line(&e)}),
+        })
+        .collect();
+    Ok(http::json(&rows))
 }
 
 async fn endpoints(ctx: &Context) -> Result<Answer> {

@@ -295,6 +295,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_holds_a_bounded_queue_for_a_slow_page() {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let sender = StreamSender {
+            sender,
+            queued: Arc::new(AtomicUsize::new(0)),
+        };
+        let chunk = vec![b'x'; 1 << 20];
+        let mut sent = 0;
+        while sender.send(&chunk) {
+            sent += 1;
+        }
+        assert_eq!(sent, STREAM_QUEUE >> 20, "whole chunks up to the bound");
+        // The stream's last note goes in anyway.
+        sender.send_anyway(b"note");
+        let mut got = 0;
+        while let Ok(bytes) = receiver.try_recv() {
+            got += bytes.len();
+        }
+        assert_eq!(got, STREAM_QUEUE + 4);
+    }
+
+    #[test]
     fn query_values_are_decoded() {
         let q = "run=a%2Fb&run=c&key=val+loss&bad=%zz";
         assert_eq!(query_values(q, "run"), vec!["a/b", "c"]);

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 
-use moor_proto::tracking::{self, Curve, Record};
+use moor_proto::tracking::{Curve, Record};
 
 use super::api::parse;
 use super::http::{self, query_value, query_values, Answer, StreamSender};
 use super::Shared;
 use crate::cli::TargetArgs;
+use crate::cmd::metrics::RecordLines;
 use crate::cmd::{self, Context};
 use crate::error::{Error, Result};
 use crate::follow::{self, ByteSink, RunFile};
@@ -174,7 +175,7 @@ pub async fn chart(ctx: &Context, query: &str) -> Result<Answer> {
                 run_id: run_id.clone(),
                 key: key.clone(),
                 range: from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX),
-                partial: Vec::new(),
+                lines: RecordLines::default(),
                 count: 0,
                 curve: Curve::default(),
             };
@@ -213,33 +214,30 @@ struct CurveSink {
     run_id: String,
     key: String,
     range: std::ops::RangeInclusive<i64>,
-    partial: Vec<u8>,
+    lines: RecordLines,
     count: u64,
     curve: Curve,
 }
 
 impl ByteSink for CurveSink {
     fn write(&mut self, bytes: &[u8], _more: bool) {
-        self.partial.extend_from_slice(bytes);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let whole: Vec<u8> = self.partial.drain(..=end).collect();
-        for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if let Some(Record::Metric {
+        let (run_id, key, range) = (&self.run_id, &self.key, &self.range);
+        let (count, curve) = (&mut self.count, &mut self.curve);
+        self.lines.feed(bytes, |record| {
+            if let Record::Metric {
                 run,
-                key,
+                key: k,
                 value,
                 step,
                 ..
-            }) = tracking::parse_line(line)
+            } = record
             {
-                if run == self.run_id && key == self.key && self.range.contains(&step) {
-                    self.count += 1;
-                    self.curve.push(step, value);
+                if run == *run_id && k == *key && range.contains(&step) {
+                    *count += 1;
+                    curve.push(step, value);
                 }
             }
-        }
+        });
     }
 }
 
@@ -253,7 +251,7 @@ mod tests {
             run_id: "r1".into(),
             key: "loss".into(),
             range: 2..=4,
-            partial: Vec::new(),
+            lines: RecordLines::default(),
             count: 0,
             curve: Curve::default(),
         };

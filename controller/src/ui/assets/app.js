@@ -74,6 +74,13 @@ moor.table = function (id, headers, rows) {
   return '<table id="' + id + '"><thead><tr>' + head + "</tr></thead><tbody>" + body.join("") + "</tbody></table>";
 };
 
+// Environment names by content hash: NAME:VERSION.
+moor.envNames = function (envs) {
+  const names = {};
+  for (const e of envs) names[e.hash] = e.name + ":" + e.version;
+  return names;
+};
+
 // An error shown where a page's content would be.
 moor.failed = function (where, e) {
   where.innerHTML = '<p class="error">' + moor.esc(e.message || e) + "</p>";
@@ -103,7 +110,7 @@ moor.route = function () {
   document.body.dataset.page = page;
   delete document.body.dataset.ready;
   for (const a of document.querySelectorAll("nav a")) {
-    a.classList.toggle("active", a.dataset.page === page || (page === "run" && a.dataset.page === "runs"));
+    a.classList.toggle("active", a.dataset.page === page || ((page === "run" || page === "compare") && a.dataset.page === "runs"));
   }
   const show = moor.pages[page];
   if (!show) {

@@ -149,16 +149,36 @@
     }
   };
 
-  // ---- Environments and pools.
+  // ---- Environments: the workspace's specs, and what each target holds.
   moor.pages.envs = async function (main) {
     const envs = await moor.api("envs");
+    const names = moor.envNames(envs);
     main.innerHTML =
       "<h1>Environments</h1>" +
       (envs.length
         ? table("envs-table", ["NAME", "VERSION", "KIND", "HASH", "FROM", "CREATED"], envs.map((e) => [esc(e.name), esc(e.version), esc(e.kind), "<code>" + esc(e.hash.slice(0, 12)) + "</code>", esc(e.sources.join(", ")), esc(e.created_at)]))
         : '<p class="muted">No environments: create one with <code>moor env create</code>.</p>') +
+      '<h2>On the targets</h2><div id="built"><p class="muted">Asking the targets…</p></div>' +
       '<p class="muted">An environment is built on a target the first time a run uses it (or with <code>moor env prepare</code>).</p>';
     moor.ready();
+    const built = await moor.api("envs/targets");
+    const rows = [];
+    for (const t of built) {
+      if (t.error) rows.push([esc(t.target), "", "", '<span class="down">unreachable</span>', "", esc(t.error)]);
+      for (const e of t.envs || []) {
+        rows.push([
+          esc(t.target),
+          esc(names[e.hash] || e.hash.slice(0, 12)),
+          esc(e.kind),
+          '<span class="env-' + esc(e.state) + '">' + esc(e.state) + "</span>",
+          esc(e.ready_at || ""),
+          (e.build_run ? link("#/run/" + encodeURIComponent(e.build_run), "build log") + " " : "") + esc(e.error || ""),
+        ]);
+      }
+    }
+    main.querySelector("#built").innerHTML = rows.length
+      ? table("built-table", ["TARGET", "ENVIRONMENT", "KIND", "STATE", "READY AT", "BUILD"], rows)
+      : '<p class="muted">No environment is built on any target yet.</p>';
   };
 
   // ---- Endpoints: what each target serves, and whether it answers.

@@ -12,7 +12,7 @@
   const going = (state) => state === "queued" || state === "running";
   let streaming = null; // the log stream shown (one at a time)
 
-  function info(row) {
+  function info(row, envNames) {
     const fields = [
       ["State", moor.state(row.state) + (row.reachable ? "" : ' <span class="muted">(as last heard: target ' + (row.target_detached ? "detached" : "unreachable") + ")</span>")],
       ["Target", esc(row.target)],
@@ -25,7 +25,8 @@
     ];
     if (row.name) fields.splice(1, 0, ["Name", esc(row.name)]);
     if (row.experiment) fields.push(["Experiment", esc(row.experiment)]);
-    fields.push(["Environment", row.environment ? "<code>" + esc(row.environment.slice(0, 12)) + "</code>" : '<span class="muted">the host\'s own</span>']);
+    const env = row.environment && (envNames[row.environment] || row.environment.slice(0, 12));
+    fields.push(["Environment", env ? "<code>" + esc(env) + "</code>" : '<span class="muted">the host\'s own</span>']);
     if (row.env && row.env.length) fields.push(["Variables", esc(row.env.join(", "))]);
     if (row.spark) fields.push(["Spark", esc(JSON.stringify(row.spark)) + (row.yarn_application ? " " + esc(row.yarn_application) : "")]);
     if (row.error) fields.push(["Error", '<span class="error">' + esc(row.error) + "</span>"]);
@@ -170,6 +171,7 @@
   moor.pages.run = async function (main, rest) {
     const id = rest[0];
     let row = await moor.api("runs/" + encodeURIComponent(id));
+    const envNames = moor.envNames(await moor.api("envs").catch(() => []));
     main.innerHTML =
       "<h1>" + (row.nodes ? "Job " : "Run ") + esc(row.id) + ' <button id="cancel" class="danger" hidden>Cancel</button></h1>' +
       '<div id="info"></div><div id="nodes"></div>' +
@@ -177,7 +179,7 @@
       '<div id="logged"></div><div id="metric-table"></div><div id="charts" class="charts"></div>' +
       '<h2>Log <select id="node" hidden></select></h2><pre id="log" class="log"></pre>';
     const draw = () => {
-      main.querySelector("#info").innerHTML = info(row);
+      main.querySelector("#info").innerHTML = info(row, envNames);
       main.querySelector("#nodes").innerHTML = nodes(row);
       main.querySelector("#cancel").hidden = !going(row.state);
     };
