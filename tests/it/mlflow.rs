@@ -22,6 +22,8 @@ with mlflow.start_run() as run:
         mlflow.log_metric("loss", lr * 10 / (step + 1), step=step)
     mlflow.set_tag("stage", "test")
     mlflow.log_text("hello from the run", "notes.txt")
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    print("history", len(history), history[-1].step, history[-1].value, flush=True)
 uri = os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/get?run_id=" + os.environ["MOOR_RUN_ID"]
 try:
     urllib.request.urlopen(uri, timeout=10)
@@ -132,6 +134,8 @@ fn unmodified_mlflow_code_logs_into_the_run_and_moor_metrics_returns_it() {
         "{}",
         log.stdout
     );
+    // MlflowClient.get_metric_history reads the points back.
+    assert!(log.stdout.contains("history 50 49 0.02"), "{}", log.stdout);
     assert!(
         log.stdout.contains("no token: 401 UNAUTHENTICATED"),
         "{}",

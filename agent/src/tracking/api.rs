@@ -91,6 +91,16 @@ pub fn handle(
         ("POST", ["runs", "outputs"]) | ("POST", ["runs", "log-model"]) => {
             args.known_run(store).map(|_| json!({}))
         }
+        ("GET", ["metrics", "get-history"]) => {
+            let run = args.known_run(store)?;
+            super::history::page(
+                &store.records_path(),
+                &run,
+                args.str("metric_key")?,
+                args.str("max_results").ok(),
+                args.str("page_token").ok(),
+            )
+        }
         ("GET", ["experiments", "get-by-name"]) => {
             let name = args.str("experiment_name")?;
             store

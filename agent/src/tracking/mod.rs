@@ -11,9 +11,10 @@
 //!
 //! - [`store`]: the records on disk and the state answered from.
 //! - [`api`]: MLflow's REST API, the part its client uses ([`models`]:
-//!   MLflow 3's logged models).
+//!   MLflow 3's logged models; [`history`]: a metric's points read back).
 
 pub mod api;
+pub mod history;
 pub mod models;
 pub mod store;
 

@@ -160,6 +160,11 @@ impl Store {
         })
     }
 
+    /// The file the records are appended to.
+    pub fn records_path(&self) -> PathBuf {
+        self.dir.join(tracking::FILE)
+    }
+
     /// The experiment the moor run is in: (id, name).
     pub fn experiment_of_main(&self) -> (String, String) {
         let id = self.runs[&self.main].experiment_id.clone();

@@ -18,9 +18,9 @@
 
 use std::sync::Arc;
 
-use clap::{Args, FromArgMatches, Parser};
 use hyper::{Method, StatusCode};
 
+use super::args::parse;
 use super::http::{self, Answer};
 use super::{live, Shared};
 use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
@@ -72,27 +72,6 @@ fn query_flag(query: &str, name: &str) -> bool {
     )
 }
 
-/// A command's arguments as its command line would give them (the same
-/// defaults, the same environment variables).
-pub fn parse<A: Args + FromArgMatches>(argv: &[&str]) -> Result<A> {
-    #[derive(Parser)]
-    #[command(no_binary_name = true)]
-    struct Parsed<A: Args> {
-        #[command(flatten)]
-        args: A,
-    }
-    Parsed::<A>::try_parse_from(argv)
-        .map(|parsed| parsed.args)
-        .map_err(|e| {
-            let first = e.to_string();
-            let first = first.lines().next().unwrap_or("").to_owned();
-            Error::usage(
-                format!("the dashboard's request is not valid: {first}"),
-                "reload the page",
-            )
-        })
-}
-
 /// Every target with its facts and checks, as `moor show` has them.
 fn targets(ctx: &Context) -> Result<Vec<cmd::targets::Shown>> {
     let store = ctx.store()?;
@@ -119,7 +98,7 @@ async fn runs(ctx: &Context, all: bool) -> Result<cmd::runs::Runs> {
 /// is asked of its agent alone; a job (or a run its agent cannot tell of
 /// now) is found in the whole list, as `moor runs --all` has it.
 async fn run(ctx: &Context, id: &str) -> Result<Answer> {
-    if let Ok(row) = one_run(ctx, id).await {
+    if let Ok(Some(row)) = one_run(ctx, id).await {
         return Ok(http::json(&row));
     }
     let runs = runs(ctx, true).await?;
@@ -149,11 +128,11 @@ async fn run(ctx: &Context, id: &str) -> Result<Answer> {
     }
 }
 
-/// A run (not a job) as its agent tells of it now.
-async fn one_run(ctx: &Context, id: &str) -> Result<cmd::runs::RunJson> {
+/// A run as its agent tells of it now (`None`: `id` is a job's).
+async fn one_run(ctx: &Context, id: &str) -> Result<Option<cmd::runs::RunJson>> {
     let mut store = ctx.store()?;
     if cmd::jobs::find(&store, id)?.is_some() {
-        return Err(Error::usage(format!("{id} is a job"), "list it"));
+        return Ok(None);
     }
     let (target, run_id) = ctx.targets.of_run(&store, id)?;
     let access = Access::from_args(&parse::<TargetArgs>(&[])?)?;
@@ -162,7 +141,7 @@ async fn one_run(ctx: &Context, id: &str) -> Result<cmd::runs::RunJson> {
     conn.close().await;
     let info = info?;
     store.heard_runs(std::slice::from_ref(&info))?;
-    Ok(cmd::runs::RunJson::new(info, &target.name))
+    Ok(Some(cmd::runs::RunJson::new(info, &target.name)))
 }
 
 async fn metrics(ctx: &Context, id: &str) -> Result<Answer> {
@@ -211,17 +190,6 @@ fn internal(e: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arguments_get_the_command_line_s_defaults() {
-        let args: CancelArgs = parse(&["abc"]).unwrap();
-        assert_eq!(args.run, "abc");
-        assert_eq!(args.grace, 10);
-        let runs: RunsArgs = parse(&["--all"]).unwrap();
-        assert!(runs.all && runs.target.is_none());
-        let wrong = parse::<CancelArgs>(&["--nope"]).unwrap_err();
-        assert!(wrong.to_string().contains("not valid"), "{wrong}");
-    }
 
     #[test]
     fn flags_in_queries() {

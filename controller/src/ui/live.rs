@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use moor_proto::tracking::{Curve, Record};
 
-use super::api::parse;
+use super::args::parse;
 use super::http::{self, query_value, query_values, Answer, StreamSender};
 use super::Shared;
 use crate::cli::TargetArgs;

@@ -12,11 +12,13 @@
 //! name), so no other page can cancel a run. Until Ctrl-C.
 //!
 //! - [`http`]: who may ask, the answers' shapes and headers, streamed bodies.
-//! - [`api`]: the JSON API the page reads (what the commands' `--json` print).
+//! - [`api`]: the JSON API the page reads (what the commands' `--json` print);
+//!   [`args`]: the commands' arguments for it.
 //! - [`live`]: a run's log as it grows, and metric curves for the charts.
 //! - [`assets`]: the page's files.
 
 mod api;
+mod args;
 mod assets;
 mod http;
 mod live;
