@@ -2,7 +2,8 @@
 //! environment. It runs the command in a container of the environment's
 //! image (through [`crate::docker`]) with the run's variables, inputs and
 //! output folders; with several processes per node, the command is the
-//! agent's own launcher, copied into the container.
+//! agent's own launcher, copied into the container. The run's MLflow
+//! endpoint is carried into the container ([`crate::tracking::relay`]).
 
 use std::fs;
 use std::path::Path;
@@ -61,6 +62,23 @@ pub fn run(dir: &Path) -> Result<i32> {
         ),
         None => {}
     }
+    // The run's MLflow endpoint: its variables, and (unless the container
+    // shares the host's network) the endpoint carried in, the command
+    // started once it listens there.
+    let host_network = stored.spec.processes.is_some();
+    let tracking_port = tracking_variables(&mut env);
+    let tracking_port = tracking_port.filter(|_| !host_network);
+    if let Some(port) = tracking_port {
+        command = [
+            crate::docker::LAUNCHER.to_owned(),
+            "await-port".into(),
+            port.to_string(),
+            "--".into(),
+        ]
+        .into_iter()
+        .chain(command)
+        .collect();
+    }
     let launches = command.first().map(String::as_str) == Some(crate::docker::LAUNCHER);
     let outputs = dir.join(files::OUTPUTS);
     let inputs = dir.join(files::INPUTS);
@@ -77,12 +95,35 @@ pub fn run(dir: &Path) -> Result<i32> {
                 outputs: &outputs,
                 inputs: inputs.is_dir().then_some(inputs.as_path()),
                 output_folders: &stored.spec.outputs,
-                host_network: stored.spec.processes.is_some(),
+                host_network,
                 gpus: Path::new("/dev/nvidia0").exists(),
                 launcher: launches.then_some(launcher.as_path()),
+                tracking_port,
             },
         )
         .await
     })?;
     Ok(i32::try_from(code).unwrap_or(1))
+}
+
+/// Adds the run's MLflow variables (the supervisor gave them to this
+/// process) to the container's; the endpoint's port when it is moor's.
+fn tracking_variables(env: &mut Vec<String>) -> Option<u16> {
+    std::env::var_os(crate::tracking::TOKEN_VAR)?;
+    for name in [
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_RUN_ID",
+        "MLFLOW_EXPERIMENT_NAME",
+        crate::tracking::TOKEN_VAR,
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            env.push(format!("{name}={value}"));
+        }
+    }
+    std::env::var("MLFLOW_TRACKING_URI")
+        .ok()?
+        .strip_prefix("http://127.0.0.1:")?
+        .parse()
+        .ok()
 }

@@ -145,12 +145,19 @@ pub struct ContainerRun<'a> {
     /// Request the host's NVIDIA GPUs.
     pub gpus: bool,
     /// This agent's executable, copied to [`LAUNCHER`] when the command is
-    /// the launcher of several processes (static: it runs in any image).
+    /// the launcher of several processes or the run's MLflow endpoint is
+    /// carried in (static: it runs in any image).
     pub launcher: Option<&'a Path>,
+    /// The port of the run's MLflow endpoint on the host's 127.0.0.1, to
+    /// carry into the container ([`crate::tracking::relay`]).
+    pub tracking_port: Option<u16>,
 }
 
 /// Where a container finds the agent's launcher.
 pub const LAUNCHER: &str = "/moor/bin/moor-agent";
+
+/// Where a container's command finds its outputs folder.
+pub const OUTPUTS: &str = "/moor/outputs";
 
 /// Runs a job in a container to its end: creates it, copies the sources in,
 /// streams its output to stdout, copies /moor/outputs back, removes it.
@@ -278,9 +285,18 @@ async fn drive(
         let stop = StopContainerOptionsBuilder::new().t(5).build();
         let _ = docker.stop_container(name, Some(stop)).await;
     };
+    let relay = async {
+        if let Some(port) = job.tracking_port {
+            if let Err(e) = relay_tracking(docker, name, port).await {
+                println!("moor: the run's MLflow endpoint is not carried into the container: {e}");
+            }
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = copy_logs => {}
         _ = stop => {}
+        _ = relay => {}
     }
     let mut wait = docker.wait_container(name, None::<WaitContainerOptions>);
     let code = match wait.next().await {
@@ -291,6 +307,52 @@ async fn drive(
     };
     copy_outputs(docker, name, job.outputs).await?;
     Ok(code)
+}
+
+/// Carries the run's MLflow endpoint (127.0.0.1:`port` here) into the
+/// container: `moor-agent tracking-relay PORT` runs there with its stdio
+/// attached, until the container ends.
+async fn relay_tracking(docker: &Docker, name: &str, port: u16) -> Result<()> {
+    use bollard::container::LogOutput;
+    use bollard::exec::StartExecResults;
+    use tokio::io::AsyncWriteExt;
+    let config = bollard::models::ExecConfig {
+        cmd: Some(vec![
+            LAUNCHER.to_owned(),
+            "tracking-relay".into(),
+            port.to_string(),
+        ]),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(false),
+        tty: Some(false),
+        ..Default::default()
+    };
+    let exec = docker
+        .create_exec(name, config)
+        .await
+        .map_err(|e| explain(&e))?;
+    let StartExecResults::Attached { mut output, input } = docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(|e| explain(&e))?
+    else {
+        return Err("the relay's exec did not attach".into());
+    };
+    let (mut feed, frames_in) = tokio::io::duplex(256 * 1024);
+    let pump = async move {
+        while let Some(Ok(chunk)) = output.next().await {
+            if let LogOutput::StdOut { message } = chunk {
+                if feed.write_all(&message).await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let endpoint = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let carried = crate::tracking::relay::carry(frames_in, input, None, Some(endpoint));
+    let ((), carried) = tokio::join!(pump, carried);
+    carried.map_err(|e| AgentError::internal(format!("relaying: {e}")))
 }
 
 /// Copies the container's /moor/outputs into `dest` while the engine sends

@@ -91,6 +91,16 @@ fn main() -> ExitCode {
             },
             None => Err(usage()),
         },
+        Some("tracking-relay") => match args.get(1) {
+            Some(port) => moor_agent::tracking::relay::relay_in_container(port),
+            None => Err(usage()),
+        },
+        Some("await-port") => match (args.get(1), args.get(2).map(String::as_str)) {
+            (Some(port), Some("--")) if args.len() > 3 => {
+                moor_agent::tracking::relay::await_port_then_exec(port, &args[3..])
+            }
+            _ => Err(usage()),
+        },
         Some("serve") => serve::serve(),
         Some("stdio") => serve::stdio(),
         _ => Err(usage()),

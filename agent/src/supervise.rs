@@ -223,14 +223,23 @@ pub fn run(dir: &Path) -> Result<()> {
     {
         None
     } else {
-        crate::tracking::start(dir, &run_id, stored.spec.experiment.as_deref())
-            .inspect_err(|e| {
-                note_in_log(
-                    &log,
-                    &format!("no MLflow tracking endpoint for this run: {e}"),
-                )
-            })
-            .ok()
+        // A container sees the run's outputs at /moor/outputs.
+        let in_container = environment
+            .as_ref()
+            .is_some_and(|ready| ready.kind == EnvKind::Docker && stored.spec.spark.is_none());
+        crate::tracking::start(
+            dir,
+            &run_id,
+            stored.spec.experiment.as_deref(),
+            in_container.then_some(Path::new(crate::docker::OUTPUTS)),
+        )
+        .inspect_err(|e| {
+            note_in_log(
+                &log,
+                &format!("no MLflow tracking endpoint for this run: {e}"),
+            )
+        })
+        .ok()
     };
     if let Some(endpoint) = &tracking {
         command.envs(endpoint.env());

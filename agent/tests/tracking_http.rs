@@ -47,7 +47,7 @@ fn request(
 fn the_endpoint_takes_only_the_runs_token_and_keeps_what_it_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("log"), "").unwrap();
-    let endpoint = moor_agent::tracking::start(dir.path(), "run-1", Some("sweep")).unwrap();
+    let endpoint = moor_agent::tracking::start(dir.path(), "run-1", Some("sweep"), None).unwrap();
     let env = endpoint.env();
     assert_eq!(env["MLFLOW_RUN_ID"], "run-1");
     assert_eq!(env["MLFLOW_EXPERIMENT_NAME"], "sweep");

@@ -2,7 +2,8 @@
 //! environment solved and installed by the agent from a local channel of
 //! real `.conda` packages (no conda on the host), a pip venv from a
 //! wheelhouse of real wheels training a real model, a Docker image built
-//! through the Engine API and a run in it, and the failures: a missing
+//! through the Engine API and a run in it (its MLflow endpoint carried into
+//! the container), and the failures: a missing
 //! package, a broken Dockerfile, no engine, no access to it, a full disk.
 
 use std::path::Path;
@@ -12,6 +13,22 @@ use moor_tests::packages::{conda_channel, wheelhouse, SKLEARN_REQUIREMENTS};
 use moor_tests::{assert_exit, docker_or_skip, image, Fixture, HostSpec, ImageGuard, Moor, Output};
 
 const MOOR: &str = env!("CARGO_BIN_EXE_moor");
+
+/// MLflow's REST calls as its client makes them, from a container: a batch
+/// of 20 points, then an artifact written where the run says.
+const TRACK: &str = r#"import json, os, urllib.parse, urllib.request
+base = os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/"
+headers = {"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"], "Content-Type": "application/json"}
+run = os.environ["MLFLOW_RUN_ID"]
+body = {"run_id": run, "metrics": [{"key": "loss", "value": 1 / (s + 1), "step": s, "timestamp": 1} for s in range(20)]}
+urllib.request.urlopen(urllib.request.Request(base + "runs/log-batch", json.dumps(body).encode(), headers, method="POST"), timeout=10).read()
+got = json.load(urllib.request.urlopen(urllib.request.Request(base + "runs/get?run_id=" + run, headers=headers), timeout=10))
+uri = got["run"]["info"]["artifact_uri"]
+print("artifacts at", uri, flush=True)
+path = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+os.makedirs(path, exist_ok=True)
+open(os.path.join(path, "note.txt"), "w").write("from the container\n")
+"#;
 
 /// An attached host, a scratch directory, and helpers.
 struct Env {
@@ -470,6 +487,31 @@ fn docker_env_is_built_through_the_engine_api_and_runs_in_a_container() {
     );
     assert!(!Path::new(&to).join("passwd").exists());
     assert!(!Path::new(&to).join("up").exists());
+
+    // MLflow in the container: the run's endpoint is carried in (its
+    // points reach `moor metrics`), and the artifact URI it gives is the
+    // container's outputs, copied back with them.
+    e.write("src/track.py", TRACK);
+    let out = e.run_in("img", &["python3", "track.py"]);
+    assert_exit(&out, 0);
+    assert!(
+        out.stdout
+            .contains("artifacts at file:///moor/outputs/mlflow/"),
+        "{}",
+        out.stdout
+    );
+    let tracked = run_id_of(&out);
+    let metrics = e.moor().run(&["metrics", &tracked, "--json"]);
+    assert_exit(&metrics, 0);
+    let points = metrics.json()["points"].as_array().unwrap().len();
+    assert_eq!(points, 20, "{}", metrics.stdout);
+    let to = e.path("tracked");
+    assert_exit(&e.moor().run(&["download", &tracked, "--to", &to]), 0);
+    let note = Path::new(&to).join(format!("mlflow/{tracked}/artifacts/note.txt"));
+    assert_eq!(
+        std::fs::read_to_string(note).unwrap(),
+        "from the container\n"
+    );
 
     // An Azure ML job file in this environment: its file input and its
     // output folder are in the container too.

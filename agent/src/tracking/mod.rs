@@ -12,10 +12,12 @@
 //! - [`store`]: the records on disk and the state answered from.
 //! - [`api`]: MLflow's REST API, the part its client uses ([`models`]:
 //!   MLflow 3's logged models; [`history`]: a metric's points read back).
+//! - [`relay`]: the endpoint carried into a Docker-environment run's container.
 
 pub mod api;
 pub mod history;
 pub mod models;
+pub mod relay;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -83,10 +85,19 @@ pub fn rank_token(token: &str, rank: u32) -> String {
 }
 
 /// Starts the endpoint of the run in `dir` (id `run_id`, experiment
-/// `experiment`): bound before this returns, served on a thread of its own.
-pub fn start(dir: &Path, run_id: &str, experiment: Option<&str>) -> io::Result<Endpoint> {
+/// `experiment`; its code sees its outputs at `outputs`, when not in
+/// `dir`): bound before this returns, served on a thread of its own.
+pub fn start(
+    dir: &Path,
+    run_id: &str,
+    experiment: Option<&str>,
+    outputs: Option<&Path>,
+) -> io::Result<Endpoint> {
     let user = std::env::var("USER").unwrap_or_default();
-    let store = Store::open(dir, run_id, experiment, &user)?;
+    let mut store = Store::open(dir, run_id, experiment, &user)?;
+    if let Some(outputs) = outputs {
+        store.set_outputs(outputs);
+    }
     let (_, experiment) = store.experiment_of_main();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     listener.set_nonblocking(true)?;

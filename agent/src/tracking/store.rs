@@ -92,6 +92,9 @@ pub struct Model {
 /// The state of one moor run's tracking endpoint.
 pub struct Store {
     dir: PathBuf,
+    /// The run's outputs folder as its code sees it (`/moor/outputs` in a
+    /// container): artifact URIs point there.
+    outputs: PathBuf,
     file: File,
     log: Option<File>,
     /// The moor run's id: its MLflow run id too.
@@ -146,6 +149,7 @@ impl Store {
         };
         Ok(Self {
             dir: dir.to_owned(),
+            outputs: dir.join(crate::runs::files::OUTPUTS),
             file,
             log,
             main: run_id.to_owned(),
@@ -172,14 +176,16 @@ impl Store {
         (id, name)
     }
 
+    /// Points artifact URIs at `outputs`: where the run's code sees its
+    /// outputs folder (a container's `/moor/outputs`).
+    pub fn set_outputs(&mut self, outputs: &Path) {
+        self.outputs = outputs.to_owned();
+    }
+
     /// The `file://` URI of `what` (`RUN/artifacts`, `models/ID`) under the
     /// run's `outputs/mlflow/`: MLflow's client writes artifacts there.
     pub fn artifact_uri(&self, what: &str) -> String {
-        let path = self
-            .dir
-            .join(crate::runs::files::OUTPUTS)
-            .join("mlflow")
-            .join(what);
+        let path = self.outputs.join("mlflow").join(what);
         format!("file://{}", percent_encode(&path.display().to_string()))
     }
 
