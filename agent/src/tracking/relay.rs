@@ -195,7 +195,8 @@ pub fn relay_in_container(port: &str) -> crate::error::Result<()> {
 }
 
 /// `moor-agent await-port PORT -- COMMAND...`: waits (at most 30 s) until
-/// something listens on 127.0.0.1:PORT, then becomes COMMAND.
+/// something listens on 127.0.0.1:PORT, then becomes COMMAND (127 when
+/// there is no such command, as a shell exits).
 pub fn await_port_then_exec(port: &str, argv: &[String]) -> crate::error::Result<()> {
     use std::os::unix::process::CommandExt;
     let port: u16 = port.parse().map_err(|_| format!("not a port: {port}"))?;
@@ -211,7 +212,13 @@ pub fn await_port_then_exec(port: &str, argv: &[String]) -> crate::error::Result
         std::thread::sleep(Duration::from_millis(20));
     }
     let error = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-    Err(format!("cannot start {}: {error}", argv[0]).into())
+    // As a shell says it: 127 for a command not found, 126 otherwise.
+    eprintln!("moor: cannot start {}: {error}", argv[0]);
+    std::process::exit(if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    });
 }
 
 #[cfg(test)]
