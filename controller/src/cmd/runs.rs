@@ -28,6 +28,13 @@ pub struct Runs {
     exit_code: u8,
 }
 
+impl Runs {
+    /// The rows, as `--json` prints them.
+    pub fn rows(&self) -> &[RunJson] {
+        &self.runs
+    }
+}
+
 impl Render for Runs {
     fn render(&self, out: &mut Text) {
         let metric = self.sorted_by.as_deref();

@@ -25,7 +25,7 @@ use super::http::{self, Answer};
 use super::{live, Shared};
 use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
 use crate::cmd::{self, Context};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::error_line;
 use crate::target::Access;
 
@@ -102,21 +102,12 @@ async fn run(ctx: &Context, id: &str) -> Result<Answer> {
         return Ok(http::json(&row));
     }
     let runs = runs(ctx, true).await?;
-    let rows = serde_json::to_value(&runs).map_err(internal)?;
-    let found = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|row| row["id"].as_str() == Some(id))
-        .or_else(|| {
-            let mut starting = rows
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|row| row["id"].as_str().is_some_and(|r| r.starts_with(id)));
-            let first = starting.next();
-            first.filter(|_| starting.next().is_none())
-        });
+    let rows = runs.rows();
+    let found = rows.iter().find(|row| row.id == id).or_else(|| {
+        let mut starting = rows.iter().filter(|row| row.id.starts_with(id));
+        let first = starting.next();
+        first.filter(|_| starting.next().is_none())
+    });
     match found {
         Some(row) => Ok(http::json(row)),
         None => Ok(http::problem(
@@ -181,10 +172,6 @@ async fn endpoints(ctx: &Context) -> Result<Answer> {
     Ok(http::json(
         &cmd::endpoint::manage::list(ctx, None, &connect).await?,
     ))
-}
-
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::usage(format!("cannot read the runs: {e}"), "report this as a bug")
 }
 
 #[cfg(test)]
