@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use moor_agent::{envbuild, runs, serve, supervise, sys, AgentError, Result};
+use moor_agent::envs::build as envbuild;
+use moor_agent::{runs, serve, supervise, sys, AgentError, Result};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
         },
         Some("conda-create") => envbuild::conda_create_command(&args[1..]),
         Some("container-run") => match args.get(1) {
-            Some(dir) => match moor_agent::container_job::run(Path::new(dir)) {
+            Some(dir) => match moor_agent::supervise::container::run(Path::new(dir)) {
                 Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => Err(e),
             },
@@ -54,11 +55,11 @@ fn main() -> ExitCode {
             let launched = match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
                 // In a container: the ranks given, no run folder.
                 (Some("--ranks"), Some(ranks), Some(dash)) if dash == "--" && args.len() > 4 => {
-                    moor_agent::launch::parse_ranks(ranks)
-                        .map(|p| moor_agent::launch::run_ranks(p, &args[4..]))
+                    moor_agent::job::launch::parse_ranks(ranks)
+                        .map(|p| moor_agent::job::launch::run_ranks(p, &args[4..]))
                 }
                 (Some(dir), Some(dash), _) if dash == "--" && args.len() > 3 => {
-                    Some(moor_agent::launch::run(Path::new(dir), &args[3..]))
+                    Some(moor_agent::job::launch::run(Path::new(dir), &args[3..]))
                 }
                 _ => None,
             };
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
         }
         Some("mpi-launch") => match (args.get(1), args.get(2).map(String::as_str)) {
             (Some(dir), Some("--")) if args.len() > 3 => {
-                match moor_agent::mpi::launch(Path::new(dir), &args[3..]) {
+                match moor_agent::job::mpi::launch(Path::new(dir), &args[3..]) {
                     Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
                     Err(e) => Err(e),
                 }
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
             None => Err(usage()),
         },
         Some("mpi-peer") => match args.get(1) {
-            Some(dir) => match moor_agent::mpi::peer(Path::new(dir)) {
+            Some(dir) => match moor_agent::job::mpi::peer(Path::new(dir)) {
                 Ok(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => Err(e),
             },

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use moor::cmd::Context;
-use moor::target::Access;
+use moor::reach::Access;
 use moor_proto::RunSpec;
 
 #[tokio::main(flavor = "current_thread")]

@@ -145,11 +145,9 @@ async fn run(cli: Cli) -> u8 {
             cmd::targets::network(&ctx, name, network).map(|r| Printed::of(&r))
         }
         Command::Detach(args) => cmd::detach::run(args, &ctx).await.map(|r| Printed::of(&r)),
-        Command::Run(args) => cmd::job::run_or_job(args, &ctx)
-            .await
-            .map(|r| Printed::of(&r)),
+        Command::Run(args) => cmd::run::run(args, &ctx).await.map(|r| Printed::of(&r)),
         Command::Job(JobCommand::Submit(args)) => {
-            cmd::job::submit(args, &ctx).await.map(|r| Printed::of(&r))
+            cmd::run::submit(args, &ctx).await.map(|r| Printed::of(&r))
         }
         Command::Pool(command) => match command {
             PoolCommand::Create { name, target } => {

@@ -317,7 +317,7 @@ fn sudo(f: &Facts) -> Check {
 }
 
 /// Bytes in binary units with one decimal: `1.5 GiB`.
-pub fn bytes(n: u64) -> String {
+fn bytes(n: u64) -> String {
     moor_proto::human_bytes(n)
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::target::check_name;
+use crate::reach::check_name;
 
 /// One host of an inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]

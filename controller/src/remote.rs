@@ -1,20 +1,16 @@
 //! Shell scripts moor runs on hosts, and how it runs them safely.
 //!
 //! Every script is a constant. Values (ids, names, key lines) reach it only as
-//! positional parameters, each quoted with [`quote`], so nothing a user typed
+//! positional parameters, each quoted with [`quote`](crate::shell::quote), so nothing a user typed
 //! is ever parsed as shell code. Scripts print `key=value` lines that
 //! [`key_values`] reads back.
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::shell::quote;
 use crate::ssh::{ExecOutput, Session};
 use crate::transfer::Transfer;
-
-/// Quotes `s` as one POSIX shell word.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// The command line that runs `script` with `args` as `$1 $2 ...`.
 pub fn command(script: &str, name: &str, args: &[&str]) -> String {

@@ -91,7 +91,7 @@ impl Endpoints {
     }
 
     fn stored(&self, name: &str) -> Result<Stored> {
-        if !crate::inputs::valid_name(name) {
+        if !crate::runs::inputs::valid_name(name) {
             return Err(AgentError::usage(format!(
                 "endpoint name {name:?}: letters, digits, '_' and '-'"
             )));
@@ -148,7 +148,7 @@ impl Endpoints {
     pub fn create(&self, host: &Host, mut spec: EndpointSpec) -> Result<EndpointInfo> {
         let endpoints = self;
         let _one = endpoints.changing.lock().expect("endpoints lock");
-        if !crate::inputs::valid_name(&spec.name) {
+        if !crate::runs::inputs::valid_name(&spec.name) {
             return Err(AgentError::usage(format!(
                 "endpoint name {:?}: letters, digits, '_' and '-'",
                 spec.name

@@ -6,7 +6,7 @@
 //!
 //! How the pipe to the agent is made (an SSH exec of `moor-agent stdio`, a
 //! local process, a test's socket) is not this module's business: see
-//! [`crate::target`]. [`connection`] is the wire underneath.
+//! [`crate::reach`]. [`connection`] is the wire underneath.
 
 pub mod connection;
 mod endpoints;

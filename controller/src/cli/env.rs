@@ -53,6 +53,13 @@ pub struct PrepareAssetArgs {
     pub use_host_conda: bool,
 }
 
+impl PrepareAssetArgs {
+    /// Whether any of them was given.
+    pub fn given(&self) -> bool {
+        self.channel_dir.is_some() || self.wheelhouse.is_some() || self.use_host_conda
+    }
+}
+
 /// `moor env prepare`.
 #[derive(Debug, Args)]
 pub struct EnvPrepareArgs {

@@ -1,5 +1,5 @@
 //! The command line, with clap derive: the doc comments here are `moor --help`.
-//! Parsing only; [`crate::target`] resolves the connection flags into
+//! Parsing only; [`crate::reach`] resolves the connection flags into
 //! validated settings before any connection is opened. Every command that
 //! connects to a target flattens [`TargetArgs`].
 

@@ -49,9 +49,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub job: JobFlags,
 
-    /// Directory to snapshot and run in (honours .gitignore and .moorignore).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub source_dir: PathBuf,
+    /// Directory to snapshot and run in (honours .gitignore and .moorignore;
+    /// default: the current one). Not with -f: the job file's `code` says.
+    #[arg(long, value_name = "DIR")]
+    pub source_dir: Option<PathBuf>,
 
     /// A name for the run.
     #[arg(long)]

@@ -15,8 +15,8 @@ use crate::agent_client::AgentClient;
 use crate::cli::DetachArgs;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
+use crate::reach::Access;
 use crate::remote;
-use crate::target::Access;
 
 /// What became of the host's claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -194,7 +194,7 @@ impl Render for Detached {
                 "removed everything moor put on the host: the agent, runs, snapshots and {} environment(s){}",
                 self.envs_removed.len(),
                 self.freed_kib
-                    .map(|k| format!(", {} freed", crate::checks::bytes(k * 1024)))
+                    .map(|k| format!(", {} freed", moor_proto::human_bytes(k * 1024)))
                     .unwrap_or_default()
             ));
         }

@@ -21,11 +21,10 @@ use serde::Serialize;
 
 use super::Context;
 use crate::agent_client::{ByteStream, Chunk, CALL_TIMEOUT};
-use crate::checks;
 use crate::cli::DownloadArgs;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
-use crate::target::Access;
+use crate::reach::Access;
 use crate::transfer::Transfer;
 
 /// Downloaded outputs.
@@ -57,7 +56,7 @@ impl Render for Downloaded {
             format!(
                 "; {} unchanged, not sent ({})",
                 self.unchanged_files,
-                checks::bytes(self.unchanged_bytes)
+                moor_proto::human_bytes(self.unchanged_bytes)
             )
         } else {
             String::new()
@@ -67,7 +66,7 @@ impl Render for Downloaded {
             self.run,
             self.to.display(),
             self.files,
-            checks::bytes(self.file_bytes)
+            moor_proto::human_bytes(self.file_bytes)
         ));
         for skipped in &self.skipped {
             out.note(format!("warning: left out {skipped}"));

@@ -17,7 +17,7 @@ use crate::error::{exit, Error, Result};
 use crate::fleet::{self, View};
 use crate::inventory::{self, InventoryHost, InventoryPool};
 use crate::output::{self, ErrorJson, Render, Table, Text};
-use crate::target::{settings, Access, Resolved};
+use crate::reach::{settings, Access, Resolved};
 use crate::target_kind::TargetKind;
 
 /// One host's result.

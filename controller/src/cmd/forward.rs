@@ -19,9 +19,9 @@ use super::Context;
 use crate::cli::ForwardArgs;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
+use crate::reach::{Access, Targets};
 use crate::ssh::Session;
 use crate::store::Target;
-use crate::target::{Access, Targets};
 
 /// How long a channel to the remote port may take to open.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,7 +107,7 @@ pub async fn forward(args: &ForwardArgs, ctx: &Context) -> Result<Forwarded> {
         .map(|p| port_pair(p))
         .collect::<Result<Vec<_>>>()?;
     let access = Access::from_args(&args.connect)?;
-    let mut interrupt = super::run::ctrl_c()?;
+    let mut interrupt = crate::signals::ctrl_c()?;
     // Connected first: a wrong key or host key fails before any port opens.
     let tunnel = Arc::new(Tunnel::open(ctx.targets.clone(), target, access).await?);
     let mut forwards = Vec::new();

@@ -56,7 +56,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16)> {
 /// Removes the host's keys from the workspace known_hosts.
 pub fn forget(ctx: &Context, target: &str) -> Result<Forgotten> {
     let (host, port) = parse_host_port(target)?;
-    let known = crate::target::settings::known_hosts(&ctx.workspace);
+    let known = crate::reach::settings::known_hosts(&ctx.workspace);
     let removed = known.forget(&host, port)?;
     let still_in = known
         .in_user_file(&host, port)

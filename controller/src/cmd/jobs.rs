@@ -9,9 +9,9 @@ use super::run_json::{NodeJson, RunJson};
 use super::Context;
 use crate::cli::{CancelArgs, LogsArgs};
 use crate::error::{Error, Result};
-use crate::job::watch::{self, job_state};
+use crate::follow::nodes::{self as watch, job_state};
+use crate::reach::Access;
 use crate::store::{JobRecord, Store, Target};
-use crate::target::Access;
 
 /// The job named by `key` (id, id prefix, name), if one is.
 pub fn find(store: &Store, key: &str) -> Result<Option<JobRecord>> {

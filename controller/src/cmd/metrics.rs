@@ -21,7 +21,7 @@ use crate::cmd::Context;
 use crate::error::Result;
 use crate::follow::{self, ByteSink, RunFile};
 use crate::output::{Render, Table, Text};
-use crate::target::Access;
+use crate::reach::Access;
 
 /// What `moor metrics` shows. With `--json` it was printed while the
 /// points streamed: `{"id", "points": [...], "runs": [...]}`.

@@ -95,5 +95,5 @@ pub async fn stop(ctx: &Context) -> Result<Stopped> {
 /// `moor mux serve` (hidden): runs until idle for `idle_secs`.
 pub async fn serve(ctx: &Context, idle_secs: u64, warm: Vec<String>) -> Result<()> {
     let idle = std::time::Duration::from_secs(idle_secs);
-    mux::serve::serve(ctx.targets.clone(), idle, warm).await
+    crate::muxd::serve(ctx.targets.clone(), idle, warm).await
 }

@@ -64,7 +64,7 @@ impl Render for Deleted {
 
 /// `moor pool create NAME --target A --target B ...`.
 pub fn create(ctx: &Context, name: &str, targets: &[String]) -> Result<Shown> {
-    crate::target::check_name(name)?;
+    crate::reach::check_name(name)?;
     let store = ctx.store()?;
     for (i, target) in targets.iter().enumerate() {
         ctx.targets.named(&store, target)?;
@@ -85,28 +85,16 @@ pub fn list(ctx: &Context) -> Result<Pools> {
 
 /// `moor pool show NAME`.
 pub fn show(ctx: &Context, name: &str) -> Result<Shown> {
-    find(&ctx.store()?, name).map(Shown)
+    crate::plan::find_pool(&ctx.store()?, name).map(Shown)
 }
 
 /// `moor pool delete NAME`.
 pub fn delete(ctx: &Context, name: &str) -> Result<Deleted> {
     let store = ctx.store()?;
     if !store.delete_pool(name)? {
-        return Err(no_pool(name));
+        return Err(crate::plan::no_pool(name));
     }
     Ok(Deleted {
         deleted: name.to_owned(),
     })
-}
-
-/// The pool `name`, or the error saying there is none.
-pub fn find(store: &crate::store::Store, name: &str) -> Result<Pool> {
-    store.pool(name)?.ok_or_else(|| no_pool(name))
-}
-
-fn no_pool(name: &str) -> Error {
-    Error::usage(
-        format!("no pool {name:?} in this workspace"),
-        "see `moor pool list`, or make it with `moor pool create NAME --target A --target B`",
-    )
 }

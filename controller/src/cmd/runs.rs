@@ -13,7 +13,7 @@ use crate::error::{exit, Result};
 use crate::follow;
 use crate::output::{error_line, Render, Table, Text};
 use crate::progress::LogSink;
-use crate::target::Access;
+use crate::reach::Access;
 
 /// What `moor runs` found.
 #[derive(Debug, Serialize)]
@@ -187,7 +187,7 @@ impl Render for PrunedRuns {
             self.pruned.runs.len(),
             self.pruned.snapshots,
             self.target,
-            crate::checks::bytes(self.pruned.bytes_freed)
+            moor_proto::human_bytes(self.pruned.bytes_freed)
         ));
     }
 }

@@ -20,9 +20,9 @@ use super::Context;
 use crate::cli::SshArgs;
 use crate::error::Result;
 use crate::output::{Render, Text};
-use crate::remote::quote;
+use crate::reach::Access;
+use crate::shell::quote;
 use crate::ssh::Pty;
-use crate::target::Access;
 
 /// How the remote session ended.
 #[derive(Debug, Serialize)]
@@ -74,8 +74,8 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<Ended> {
         .interactive(command.as_deref(), pty.as_ref())
         .await?;
     let (mut from_host, to_host) = channel.split();
-    let mut window = super::run::signal(tokio::signal::unix::SignalKind::window_change())?;
-    let mut interrupt = super::run::ctrl_c()?;
+    let mut window = crate::signals::signal(tokio::signal::unix::SignalKind::window_change())?;
+    let mut interrupt = crate::signals::ctrl_c()?;
     // Raw from here to the end (restored when this is dropped).
     let _raw = if terminal { RawMode::enter() } else { None };
     let mut stdin = stdin_chunks();

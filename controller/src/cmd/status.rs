@@ -8,7 +8,7 @@ use super::Context;
 use crate::cli::StatusArgs;
 use crate::error::{exit, Result};
 use crate::output::{Render, Table, Text};
-use crate::target::Access;
+use crate::reach::Access;
 
 /// One target's status.
 #[derive(Debug, Serialize)]
@@ -57,7 +57,7 @@ impl Render for Status {
                     // Runs + snapshots + environments under ~/.moor.
                     s.disk
                         .map(|d| {
-                            crate::checks::bytes(d.runs_bytes + d.snapshots_bytes + d.envs_bytes)
+                            moor_proto::human_bytes(d.runs_bytes + d.snapshots_bytes + d.envs_bytes)
                         })
                         .unwrap_or_default(),
                     String::new(),

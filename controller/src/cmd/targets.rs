@@ -8,9 +8,9 @@ use crate::cli::NetworkArgs;
 use crate::error::Result;
 use crate::output::{check_table, Render, Table, Text};
 use crate::probe::Facts;
+use crate::reach::network;
 use crate::ssh::jump;
 use crate::store::Target;
-use crate::target::network;
 
 /// The targets.
 #[derive(Debug, Serialize)]

@@ -16,9 +16,9 @@ use crate::cli::ValidateArgs;
 use crate::error::{exit, Error};
 use crate::output::{self, ErrorJson, Render, Text};
 use crate::probe::{self, Facts};
+use crate::reach::{settings, Access, Resolved};
 use crate::ssh::{ConnectProgress, HostKeyInfo, Session};
 use crate::store::Target;
-use crate::target::{settings, Access, Resolved};
 use crate::target_kind::TargetKind;
 
 /// How long the probe may take once connected (it bounds its own slow
@@ -340,7 +340,7 @@ fn render_table(report: &Report, out: &mut Text) {
             parts.push(format!("{n} CPUs"));
         }
         if let Some(m) = f.memory_total_bytes {
-            parts.push(format!("{} RAM", checks::bytes(m)));
+            parts.push(format!("{} RAM", moor_proto::human_bytes(m)));
         }
         if let Some(id) = &f.machine_id {
             parts.push(format!("machine-id {id}"));

@@ -101,7 +101,8 @@ pub enum Environment {
 }
 
 /// `distribution`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Distribution {
     /// `type: pytorch`.
     Pytorch {
@@ -502,7 +503,7 @@ pub fn shell_word(value: &str) -> String {
     if safe {
         value.to_owned()
     } else {
-        crate::remote::quote(value)
+        crate::shell::quote(value)
     }
 }
 

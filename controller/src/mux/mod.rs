@@ -1,4 +1,5 @@
-//! Warm connections, as OpenSSH's `ControlMaster`/`ControlPersist`: one
+//! Warm connections, the client side (the mux process itself is
+//! [`crate::muxd`]), as OpenSSH's `ControlMaster`/`ControlPersist`: one
 //! multiplexer process per workspace (`moor mux serve`, started on demand)
 //! keeps an authenticated SSH connection to each target a command reached,
 //! and later commands get a pipe to the target's agent from it over a Unix
@@ -23,8 +24,6 @@
 //! `MOOR_NO_MUX=1` turns it off.
 
 mod protocol;
-pub mod serve;
-mod warm;
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -35,7 +34,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-pub use protocol::{Answer, MuxStatus, Request, WarmTarget};
+pub use protocol::{build_id, Answer, MuxStatus, Request, WarmTarget};
 
 use crate::store::{AuthRef, Target};
 use crate::target_kind::TargetKind;
@@ -159,7 +158,7 @@ async fn ask_stream(workspace: &Workspace, request: &Request) -> Option<(Answer,
 }
 
 /// One line, read a byte at a time so that nothing after it is taken.
-pub(crate) async fn read_line(stream: &mut UnixStream) -> Option<Vec<u8>> {
+pub async fn read_line(stream: &mut UnixStream) -> Option<Vec<u8>> {
     let mut line = Vec::new();
     loop {
         let byte = stream.read_u8().await.ok()?;
@@ -201,8 +200,8 @@ pub fn start(workspace: &Workspace, targets: &[&str]) {
 
 fn spawn(workspace: &Workspace, targets: &[&str]) -> std::io::Result<()> {
     let dir = dir(workspace);
-    crate::workspace::create_private_dir(&dir)?;
-    let log = crate::workspace::open_private_append(&dir.join("log"))?;
+    crate::private_fs::create_private_dir(&dir)?;
+    let log = crate::private_fs::open_private_append(&dir.join("log"))?;
     let idle = std::env::var(IDLE_VAR)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

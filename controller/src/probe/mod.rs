@@ -25,7 +25,7 @@ pub const SCRIPT: &str = include_str!("probe.sh");
 pub fn command(agent_ids: &str, kind: TargetKind) -> String {
     format!(
         "sh -s -- {} {}",
-        crate::remote::quote(agent_ids),
+        crate::shell::quote(agent_ids),
         kind.as_str()
     )
 }

@@ -123,7 +123,7 @@ impl SnapshotIndex {
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
         }
-        let written = crate::workspace::write_private_atomic(&file, &text);
+        let written = crate::private_fs::write_private_atomic(&file, &text);
         if let Err(e) = written {
             tracing::debug!(file = %file.display(), error = %e, "snapshot index not written");
         }

@@ -367,7 +367,7 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
                     format!(
                         "the source in {} is over {} (at {})",
                         dir.display(),
-                        crate::checks::bytes(max_bytes),
+                        moor_proto::human_bytes(max_bytes),
                         rel.display()
                     ),
                     "list data and build outputs in .moorignore or .gitignore, or raise --max-snapshot-size",

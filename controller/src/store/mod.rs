@@ -29,7 +29,7 @@ use crate::probe::Facts;
 use moor_proto::env::EnvKind;
 
 /// A named environment in the workspace.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Env {
     /// Its name.
     pub name: String,

@@ -27,7 +27,7 @@ use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
 use crate::cmd::{self, Context};
 use crate::error::Result;
 use crate::output::error_line;
-use crate::target::Access;
+use crate::reach::Access;
 
 /// Answers `method path?query` (path without `/api/`).
 pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &str) -> Answer {

@@ -21,7 +21,7 @@ use crate::cmd::{self, Context};
 use crate::error::{Error, Result};
 use crate::follow::{self, ByteSink, RunFile};
 use crate::output::error_line;
-use crate::target::Access;
+use crate::reach::Access;
 
 /// The most runs one chart compares.
 const MAX_COMPARED: usize = 20;

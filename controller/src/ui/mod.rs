@@ -34,7 +34,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::cli::UiArgs;
-use crate::cmd::Context;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
 
@@ -102,8 +102,8 @@ pub async fn serve(args: &UiArgs, ctx: &Context) -> Result<Served> {
         port,
         requests: AtomicU64::new(0),
     });
-    let mut interrupt = crate::cmd::run::ctrl_c()?;
-    let mut terminate = crate::cmd::run::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = crate::signals::ctrl_c()?;
+    let mut terminate = crate::signals::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         () = accept(listener, shared.clone()) => {}
         _ = interrupt.recv() => {}

@@ -68,7 +68,7 @@ impl AgentStatus {
             AgentInstall::Installed => format!(
                 "agent {} installed ({} sent)",
                 self.version,
-                crate::checks::bytes(self.bytes_sent as u64)
+                moor_proto::human_bytes(self.bytes_sent as u64)
             ),
         }
     }

@@ -23,10 +23,10 @@ use crate::cli::{AttachArgs, AttachHdinsightArgs, AttachVmArgs, AuthArgs};
 use crate::error::{exit, Error, Result};
 use crate::output::{check_table, Render, Text};
 use crate::probe::Facts;
+use crate::reach::{settings, Resolved};
 use crate::resource_id::{self, ResourceKind};
 use crate::ssh::{same_fingerprint, AuthUsed, HostKeyPolicy};
 use crate::store::{AuthRef, Conflict, Target, TargetState};
-use crate::target::{settings, Resolved};
 use crate::target_kind::TargetKind;
 
 /// What attach did, as `--json` prints it.
@@ -63,7 +63,7 @@ pub enum Outcome {
 
 /// `moor attach vm`.
 pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
-    crate::target::check_name(&args.common.name)?;
+    crate::reach::check_name(&args.common.name)?;
     let resource_id = args
         .resource_id
         .as_deref()
@@ -85,7 +85,7 @@ pub async fn vm(args: &AttachVmArgs, ctx: &Context) -> Result<Outcome> {
 /// `moor attach hdinsight`: the host is `--host`, else the cluster's SSH
 /// endpoint from `--cluster` or the resource id.
 pub async fn hdinsight(args: &AttachHdinsightArgs, ctx: &Context) -> Result<Outcome> {
-    crate::target::check_name(&args.common.name)?;
+    crate::reach::check_name(&args.common.name)?;
     let resource_id = args
         .resource_id
         .as_deref()
@@ -246,7 +246,7 @@ pub(crate) async fn attach(
 
     // Network settings: the flags over what the target had.
     let had = store.target(name)?.map(|t| t.network).unwrap_or_default();
-    let network = crate::target::network::apply(&had, &common.options.network)?;
+    let network = crate::reach::network::apply(&had, &common.options.network)?;
     let now = crate::time::now();
     let target = Target {
         name: name.to_owned(),

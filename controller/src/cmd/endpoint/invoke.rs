@@ -15,7 +15,7 @@ use crate::cli::EndpointInvokeArgs;
 use crate::cmd::Context;
 use crate::error::{exit, Error, Result};
 use crate::output::{Render, Text};
-use crate::target::Access;
+use crate::reach::Access;
 
 /// Largest request body read.
 const MAX_REQUEST: u64 = 256 << 20;

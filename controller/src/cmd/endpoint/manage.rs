@@ -10,8 +10,8 @@ use crate::error::{exit, Error, Result};
 use crate::follow;
 use crate::output::{Render, Table, Text};
 use crate::progress::LogSink;
+use crate::reach::{Access, Connected};
 use crate::store::Target;
-use crate::target::{Access, Connected};
 
 /// The target serving the endpoint `args` names.
 pub fn locate(ctx: &Context, args: &EndpointNameArgs) -> Result<Target> {

@@ -222,7 +222,7 @@ impl KnownHosts {
             host_entry_name(host, port),
             key.to_openssh().map_err(|e| io(std::io::Error::other(e)))?
         );
-        let mut file = crate::workspace::open_private_append(&self.workspace_file).map_err(io)?;
+        let mut file = crate::private_fs::open_private_append(&self.workspace_file).map_err(io)?;
         file.write_all(line.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)
     }
@@ -253,7 +253,7 @@ impl KnownHosts {
             }
         }
         if removed > 0 {
-            crate::workspace::write_private_atomic(&self.workspace_file, kept.as_bytes())
+            crate::private_fs::write_private_atomic(&self.workspace_file, kept.as_bytes())
                 .map_err(io)?;
         }
         Ok(removed)
