@@ -13,9 +13,10 @@
 //! `CC_aarch64_unknown_linux_musl` / `AR_...` / `CARGO_TARGET_..._LINKER` to
 //! use others.
 //!
-//! Beside each agent, the agent compressed with `xz -6` and `gzip -9` (about
-//! 31% and 43% of its size), which is what goes over the wire to a host that
-//! has `xz` or `gzip` to unpack it (the build needs both tools).
+//! Beside each agent, the agent compressed with `xz -6` (about 31% of its
+//! size): the one copy `moor` embeds. It goes over the wire as it is to a
+//! host that has `xz`; `moor` unpacks it for a host without (gzipped for
+//! one with `gzip`) and for `--target local` (the build needs `xz`).
 //!
 //! Set `MOOR_AGENT_BINARY=/path/to/moor-agent` (x86_64) and
 //! `MOOR_AGENT_BINARY_AARCH64=...` to embed prebuilt agents instead
@@ -175,30 +176,24 @@ fn build(root: &Path, target_dir: &Path, to_build: &[(&str, PathBuf)]) -> &'stat
 /// architecture.
 fn placeholder(dest: &Path) {
     std::fs::write(dest, b"").expect("write the placeholder agent");
-    for packed in ["xz", "gz"] {
-        std::fs::write(dest.with_extension(packed), b"").expect("write the placeholder");
-    }
+    std::fs::write(dest.with_extension("xz"), b"").expect("write the placeholder");
     write_hash(dest);
 }
 
-/// `moor-agent.xz` and `moor-agent.gz` beside the agent, made by the
-/// system's `xz` and `gzip` (reproducible: no names or times stored).
+/// `moor-agent.xz` beside the agent, made by the system's `xz`
+/// (reproducible: no names or times stored).
 fn compress(agent: &Path) {
-    for (tool, args, ext) in [
-        ("xz", &["-6", "-c", "-T1"][..], "xz"),
-        ("gzip", &["-9", "-n", "-c"][..], "gz"),
-    ] {
-        let input = std::fs::File::open(agent).expect("read the agent");
-        let output =
-            std::fs::File::create(agent.with_extension(ext)).expect("write the packed agent");
-        let status = Command::new(tool)
-            .args(args)
-            .stdin(input)
-            .stdout(output)
-            .status()
-            .unwrap_or_else(|e| panic!("run {tool} to compress the agent: {e}; install it (apt-get install xz-utils gzip)"));
-        assert!(status.success(), "{tool} failed to compress the agent");
-    }
+    let input = std::fs::File::open(agent).expect("read the agent");
+    let output = std::fs::File::create(agent.with_extension("xz")).expect("write the packed agent");
+    let status = Command::new("xz")
+        .args(["-6", "-c", "-T1"])
+        .stdin(input)
+        .stdout(output)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("run xz to compress the agent: {e}; install it (apt-get install xz-utils)")
+        });
+    assert!(status.success(), "xz failed to compress the agent");
 }
 
 /// Whether this build only checks (clippy, rust-analyzer): their compiler

@@ -5,25 +5,21 @@
 
 use moor::agent_bundle::{AgentBundle, Agents};
 
-/// The x86_64 agent.
-pub static AGENT_X86_64: AgentBundle = AgentBundle {
-    arch: "x86_64",
-    binary: include_bytes!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent")),
-    xz: include_bytes!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent.xz")),
-    gzip: include_bytes!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent.gz")),
-    sha256: include_str!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent.sha256")),
-    version: env!("CARGO_PKG_VERSION"),
-};
+/// The x86_64 agent, carried once (xz-packed; see [`AgentBundle`]).
+pub static AGENT_X86_64: AgentBundle = AgentBundle::new(
+    "x86_64",
+    include_bytes!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent.xz")),
+    include_str!(concat!(env!("OUT_DIR"), "/x86_64/moor-agent.sha256")),
+    env!("CARGO_PKG_VERSION"),
+);
 
 /// The aarch64 (arm64) agent.
-pub static AGENT_AARCH64: AgentBundle = AgentBundle {
-    arch: "aarch64",
-    binary: include_bytes!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent")),
-    xz: include_bytes!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent.xz")),
-    gzip: include_bytes!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent.gz")),
-    sha256: include_str!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent.sha256")),
-    version: env!("CARGO_PKG_VERSION"),
-};
+pub static AGENT_AARCH64: AgentBundle = AgentBundle::new(
+    "aarch64",
+    include_bytes!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent.xz")),
+    include_str!(concat!(env!("OUT_DIR"), "/aarch64/moor-agent.sha256")),
+    env!("CARGO_PKG_VERSION"),
+);
 
 /// Every agent carried; attach installs the one for the host's `uname -m`.
 pub static AGENTS: Agents = Agents {
@@ -36,7 +32,7 @@ mod tests {
 
     /// A static ELF executable for `machine` (the ELF e_machine number).
     fn assert_static_elf(agent: &AgentBundle, machine: u16, interpreter: &str) {
-        let binary = agent.binary;
+        let binary = agent.binary().unwrap();
         assert_eq!(&binary[..4], b"\x7fELF");
         assert_eq!(binary[4], 2, "64-bit");
         assert_eq!(
@@ -51,9 +47,10 @@ mod tests {
         assert!(agent.install_id().starts_with(agent.version));
         assert_eq!(agent.sha256, moor_proto::sha256_hex(binary));
         // The packed forms are the agent, smaller.
+        let gzip = agent.gzip().unwrap();
         assert_eq!(&agent.xz[..6], b"\xfd7zXZ\0");
-        assert_eq!(&agent.gzip[..2], b"\x1f\x8b");
-        assert!(agent.xz.len() < binary.len() / 2 && agent.gzip.len() < binary.len() * 3 / 4);
+        assert_eq!(&gzip[..2], b"\x1f\x8b");
+        assert!(agent.xz.len() < binary.len() / 2 && gzip.len() < binary.len() * 3 / 4);
         assert!(agent
             .install_id()
             .chars()

@@ -149,26 +149,8 @@ async fn run(cli: Cli) -> u8 {
         Command::Job(JobCommand::Submit(args)) => {
             cmd::run::submit(args, &ctx).await.map(|r| Printed::of(&r))
         }
-        Command::Pool(command) => match command {
-            PoolCommand::Create { name, target } => {
-                cmd::pool::create(&ctx, name, target).map(|r| Printed::of(&r))
-            }
-            PoolCommand::List => cmd::pool::list(&ctx).map(|r| Printed::of(&r)),
-            PoolCommand::Show { name } => cmd::pool::show(&ctx, name).map(|r| Printed::of(&r)),
-            PoolCommand::Delete { name } => cmd::pool::delete(&ctx, name).map(|r| Printed::of(&r)),
-        },
-        Command::Env(command) => match command {
-            EnvCommand::Create(args) => cmd::env::create(args, &ctx).map(|r| Printed::of(&r)),
-            EnvCommand::List => cmd::env::list(&ctx).map(|r| Printed::of(&r)),
-            EnvCommand::Show { name } => cmd::env::show(&ctx, name).map(|r| Printed::of(&r)),
-            EnvCommand::Delete { name } => cmd::env::delete(&ctx, name).map(|r| Printed::of(&r)),
-            EnvCommand::Prepare(args) => cmd::env_build::prepare(args, &ctx)
-                .await
-                .map(|r| Printed::of(&r)),
-            EnvCommand::Prune(args) => cmd::env_build::prune(args, &ctx)
-                .await
-                .map(|r| Printed::of(&r)),
-        },
+        Command::Pool(command) => pool(command, &ctx).await,
+        Command::Env(command) => env(command, &ctx).await,
         Command::Runs(args) => match &args.action {
             Some(RunsCommand::Prune(prune)) => {
                 cmd::runs::prune(prune, &ctx).await.map(|r| Printed::of(&r))
@@ -184,40 +166,7 @@ async fn run(cli: Cli) -> u8 {
             .await
             .map(|r| Printed::of(&r)),
         Command::Status(args) => cmd::status::run(args, &ctx).await.map(|r| Printed::of(&r)),
-        Command::Endpoint(command) => {
-            use cmd::endpoint::{invoke, manage};
-            match command {
-                EndpointCommand::Create(args) => cmd::endpoint::create(args, &ctx)
-                    .await
-                    .map(|r| Printed::of(&r)),
-                EndpointCommand::List { target, connect } => {
-                    manage::list(&ctx, target.as_deref(), connect)
-                        .await
-                        .map(|r| Printed::of(&r))
-                }
-                EndpointCommand::Show(args) => {
-                    manage::show(&ctx, args).await.map(|r| Printed::of(&r))
-                }
-                EndpointCommand::Logs { endpoint, follow } => manage::logs(&ctx, endpoint, *follow)
-                    .await
-                    .map(|r| Printed::of(&r)),
-                EndpointCommand::Stop(args) => {
-                    manage::stop(&ctx, args).await.map(|r| Printed::of(&r))
-                }
-                EndpointCommand::Start {
-                    endpoint,
-                    wait_timeout,
-                } => manage::start(&ctx, endpoint, *wait_timeout)
-                    .await
-                    .map(|r| Printed::of(&r)),
-                EndpointCommand::Delete(args) => {
-                    manage::delete(&ctx, args).await.map(|r| Printed::of(&r))
-                }
-                EndpointCommand::Invoke(args) => {
-                    invoke::invoke(args, &ctx).await.map(|r| Printed::of(&r))
-                }
-            }
-        }
+        Command::Endpoint(command) => endpoint(command, &ctx).await,
         Command::Forward(args) => cmd::forward::forward(args, &ctx)
             .await
             .map(|r| Printed::of(&r)),
@@ -245,6 +194,60 @@ async fn run(cli: Cli) -> u8 {
             output::error(&e, json);
             e.exit_code()
         }
+    }
+}
+
+/// `moor endpoint ...`.
+async fn endpoint(command: &EndpointCommand, ctx: &Context) -> moor::error::Result<Printed> {
+    use cmd::endpoint::{invoke, manage};
+    match command {
+        EndpointCommand::Create(args) => cmd::endpoint::create(args, ctx)
+            .await
+            .map(|r| Printed::of(&r)),
+        EndpointCommand::List { target, connect } => manage::list(ctx, target.as_deref(), connect)
+            .await
+            .map(|r| Printed::of(&r)),
+        EndpointCommand::Show(args) => manage::show(ctx, args).await.map(|r| Printed::of(&r)),
+        EndpointCommand::Logs { endpoint, follow } => manage::logs(ctx, endpoint, *follow)
+            .await
+            .map(|r| Printed::of(&r)),
+        EndpointCommand::Stop(args) => manage::stop(ctx, args).await.map(|r| Printed::of(&r)),
+        EndpointCommand::Start {
+            endpoint,
+            wait_timeout,
+        } => manage::start(ctx, endpoint, *wait_timeout)
+            .await
+            .map(|r| Printed::of(&r)),
+        EndpointCommand::Delete(args) => manage::delete(ctx, args).await.map(|r| Printed::of(&r)),
+        EndpointCommand::Invoke(args) => invoke::invoke(args, ctx).await.map(|r| Printed::of(&r)),
+    }
+}
+
+/// `moor env ...`.
+async fn env(command: &EnvCommand, ctx: &Context) -> moor::error::Result<Printed> {
+    match command {
+        EnvCommand::Create(args) => cmd::env::create(args, ctx).map(|r| Printed::of(&r)),
+        EnvCommand::List => cmd::env::list(ctx).map(|r| Printed::of(&r)),
+        EnvCommand::Show { name } => cmd::env::show(ctx, name).map(|r| Printed::of(&r)),
+        EnvCommand::Delete { name } => cmd::env::delete(ctx, name).map(|r| Printed::of(&r)),
+        EnvCommand::Prepare(args) => cmd::env_build::prepare(args, ctx)
+            .await
+            .map(|r| Printed::of(&r)),
+        EnvCommand::Prune(args) => cmd::env_build::prune(args, ctx)
+            .await
+            .map(|r| Printed::of(&r)),
+    }
+}
+
+/// `moor pool ...`.
+async fn pool(command: &PoolCommand, ctx: &Context) -> moor::error::Result<Printed> {
+    match command {
+        PoolCommand::Create { name, target } => {
+            cmd::pool::create(ctx, name, target).map(|r| Printed::of(&r))
+        }
+        PoolCommand::List => cmd::pool::list(ctx).map(|r| Printed::of(&r)),
+        PoolCommand::Show { name } => cmd::pool::show(ctx, name).map(|r| Printed::of(&r)),
+        PoolCommand::Delete { name } => cmd::pool::delete(ctx, name).map(|r| Printed::of(&r)),
     }
 }
 

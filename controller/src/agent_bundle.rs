@@ -6,6 +6,9 @@
 //! `~/.moor/agent/<version>-<sha256 prefix>/moor-agent` on the host; the one
 //! installed is the one for the host's `uname -m`.
 
+use std::io;
+use std::sync::OnceLock;
+
 /// The agents this moor carries, one per architecture.
 #[derive(Debug)]
 pub struct Agents {
@@ -69,24 +72,44 @@ pub fn canonical_arch(arch: &str) -> Option<&'static str> {
     }
 }
 
-/// An agent executable for one architecture, and its identity.
+/// An agent executable for one architecture, and its identity. It is
+/// carried once, xz-packed (what goes to a host that has `xz`); the
+/// executable itself (for `--target local`, or a host with neither `xz` nor
+/// `gzip`) and a gzip form are made from it the first time they are needed,
+/// and the executable is checked against [`AgentBundle::sha256`].
 #[derive(Debug)]
 pub struct AgentBundle {
     /// The architecture it runs on, as `uname -m` says it: `x86_64`, `aarch64`.
     pub arch: &'static str,
-    /// The executable.
-    pub binary: &'static [u8],
-    /// It, compressed with `xz` (what goes to a host that has `xz`).
+    /// The executable, compressed with `xz`.
     pub xz: &'static [u8],
-    /// It, compressed with `gzip` (to a host with `gzip` but no `xz`).
-    pub gzip: &'static [u8],
-    /// Hex sha256 of [`AgentBundle::binary`] (its build hash).
+    /// Hex sha256 of the executable (its build hash).
     pub sha256: &'static str,
     /// Its version (agent and controller ship together).
     pub version: &'static str,
+    raw: OnceLock<Vec<u8>>,
+    gzip: OnceLock<Vec<u8>>,
 }
 
 impl AgentBundle {
+    /// The agent for `arch`: its xz-packed executable, the executable's hex
+    /// sha256, and the version.
+    pub const fn new(
+        arch: &'static str,
+        xz: &'static [u8],
+        sha256: &'static str,
+        version: &'static str,
+    ) -> AgentBundle {
+        AgentBundle {
+            arch,
+            xz,
+            sha256,
+            version,
+            raw: OnceLock::new(),
+            gzip: OnceLock::new(),
+        }
+    }
+
     /// The name of this agent's directory on the host.
     pub fn install_id(&self) -> String {
         install_id(self.version, self.sha256)
@@ -95,22 +118,60 @@ impl AgentBundle {
     /// Whether this is a real agent: a build made for checking only (clippy,
     /// rust-analyzer) carries an empty one, which must never be installed.
     pub fn is_present(&self) -> bool {
-        !self.binary.is_empty()
+        !self.xz.is_empty()
+    }
+
+    /// The executable, unpacked once and checked against its hash.
+    pub fn binary(&self) -> io::Result<&[u8]> {
+        if let Some(raw) = self.raw.get() {
+            return Ok(raw);
+        }
+        let mut raw = Vec::new();
+        lzma_rs::xz_decompress(&mut io::BufReader::new(self.xz), &mut raw)
+            .map_err(|e| io::Error::other(format!("the embedded {} agent: {e}", self.arch)))?;
+        if moor_proto::sha256_hex(&raw) != self.sha256 {
+            return Err(io::Error::other(format!(
+                "the embedded {} agent does not match its hash (a damaged moor executable: build or install it again)",
+                self.arch
+            )));
+        }
+        Ok(self.raw.get_or_init(|| raw))
+    }
+
+    /// The executable, gzipped (for a host with `gzip` but no `xz`).
+    pub fn gzip(&self) -> io::Result<&[u8]> {
+        if let Some(gz) = self.gzip.get() {
+            return Ok(gz);
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut encoder, self.binary()?)?;
+        let gz = encoder.finish()?;
+        Ok(self.gzip.get_or_init(|| gz))
     }
 
     /// The smallest form a host with these decompressors (`xz`, `gzip`)
     /// can unpack, and its name for the install script: `xz`, `gzip`, or
     /// `raw` (none: the executable as it is). The host checks the sha256 of
     /// what it unpacked, so it trusts neither its tools nor the wire.
-    pub fn packed_for(&self, decompressors: &[String]) -> (&'static str, &'static [u8]) {
+    pub fn packed_for(&self, decompressors: &[String]) -> io::Result<(&'static str, &[u8])> {
         let has = |tool: &str| decompressors.iter().any(|d| d == tool);
-        if has("xz") && !self.xz.is_empty() {
+        Ok(if has("xz") {
             ("xz", self.xz)
-        } else if has("gzip") && !self.gzip.is_empty() {
-            ("gzip", self.gzip)
+        } else if has("gzip") {
+            ("gzip", self.gzip()?)
         } else {
-            ("raw", self.binary)
-        }
+            ("raw", self.binary()?)
+        })
+    }
+}
+
+/// The error for an embedded agent that cannot be unpacked: the `moor`
+/// executable is damaged.
+pub fn damaged(cause: io::Error) -> crate::error::Error {
+    crate::error::Error::Io {
+        what: "cannot unpack the agent embedded in",
+        path: std::env::current_exe().unwrap_or_else(|_| "moor".into()),
+        cause,
     }
 }
 
@@ -125,71 +186,87 @@ pub fn install_id(version: &str, build: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `bytes` packed as the build script packs an agent (`xz -6`).
+    fn xz(bytes: &[u8]) -> &'static [u8] {
+        let mut child = std::process::Command::new("xz")
+            .args(["-6", "-c"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("xz (xz-utils) is installed for the tests");
+        io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+        Vec::leak(child.wait_with_output().unwrap().stdout)
+    }
+
+    fn bundle(arch: &'static str, binary: &[u8]) -> AgentBundle {
+        let sha = String::leak(moor_proto::sha256_hex(binary));
+        AgentBundle::new(
+            arch,
+            if binary.is_empty() { b"" } else { xz(binary) },
+            sha,
+            "0.1.0",
+        )
+    }
+
     #[test]
-    fn install_ids_are_the_version_and_a_hash_prefix() {
-        let bundle = AgentBundle {
-            arch: "x86_64",
-            binary: b"\x7fELF",
-            xz: b"x",
-            gzip: b"g",
-            sha256: "0123456789abcdef0123",
-            version: "0.1.0",
-        };
-        assert_eq!(bundle.install_id(), "0.1.0-0123456789abcdef");
-        assert!(bundle.is_present());
+    fn one_xz_copy_gives_the_executable_and_a_gzip_form() {
+        let binary: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let agent = bundle("x86_64", &binary);
+        assert_eq!(agent.install_id(), format!("0.1.0-{}", &agent.sha256[..16]));
+        assert!(agent.is_present());
+        assert_eq!(agent.binary().unwrap(), &binary[..]);
+        let gz = agent.gzip().unwrap();
+        let mut back = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut back).unwrap();
+        assert_eq!(back, binary);
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(bundle.packed_for(&tools(&["gzip", "xz"])).0, "xz");
-        assert_eq!(bundle.packed_for(&tools(&["gzip"])).0, "gzip");
-        assert_eq!(bundle.packed_for(&tools(&[])), ("raw", &b"\x7fELF"[..]));
+        assert_eq!(agent.packed_for(&tools(&["gzip", "xz"])).unwrap().0, "xz");
+        assert_eq!(agent.packed_for(&tools(&["gzip"])).unwrap().0, "gzip");
+        assert_eq!(agent.packed_for(&tools(&[])).unwrap(), ("raw", &binary[..]));
         assert_eq!(install_id("0.1.0", "ab"), "0.1.0-ab");
     }
 
     #[test]
+    fn a_damaged_agent_is_refused_not_installed() {
+        let agent = AgentBundle::new("x86_64", xz(b"\x7fELF-real"), "00ff", "0.1.0");
+        let e = agent.binary().unwrap_err().to_string();
+        assert!(e.contains("does not match its hash"), "{e}");
+        let truncated = AgentBundle::new("x86_64", &xz(b"\x7fELF-real")[..10], "00ff", "0.1.0");
+        assert!(truncated.binary().is_err());
+    }
+
+    #[test]
     fn the_agent_installed_is_the_one_for_the_hosts_architecture() {
-        static X86: AgentBundle = AgentBundle {
-            arch: "x86_64",
-            binary: b"\x7fELF-x86",
-            xz: b"",
-            gzip: b"",
-            sha256: "1111111111111111aaaa",
-            version: "0.1.0",
+        let leak = |b: AgentBundle| -> &'static AgentBundle { Box::leak(Box::new(b)) };
+        let x86 = leak(bundle("x86_64", b"\x7fELF-x86"));
+        let arm = leak(bundle("aarch64", b"\x7fELF-arm"));
+        let no_arm = leak(bundle("aarch64", b""));
+        let both = Agents {
+            builds: Vec::leak(vec![x86, arm]),
         };
-        static ARM: AgentBundle = AgentBundle {
-            arch: "aarch64",
-            binary: b"\x7fELF-arm",
-            xz: b"",
-            gzip: b"",
-            sha256: "2222222222222222bbbb",
-            version: "0.1.0",
-        };
-        static NO_ARM: AgentBundle = AgentBundle {
-            arch: "aarch64",
-            binary: b"",
-            xz: b"",
-            gzip: b"",
-            sha256: "",
-            version: "0.1.0",
-        };
-        static BOTH: [&AgentBundle; 2] = [&X86, &ARM];
-        static X86_ONLY: [&AgentBundle; 2] = [&X86, &NO_ARM];
-        static NONE: [&AgentBundle; 1] = [&NO_ARM];
-        let both = Agents { builds: &BOTH };
-        assert_eq!(both.for_arch("x86_64").unwrap().sha256, X86.sha256);
-        assert_eq!(both.for_arch("amd64").unwrap().sha256, X86.sha256);
-        assert_eq!(both.for_arch("aarch64").unwrap().sha256, ARM.sha256);
-        assert_eq!(both.for_arch("arm64").unwrap().sha256, ARM.sha256);
+        assert_eq!(both.for_arch("x86_64").unwrap().sha256, x86.sha256);
+        assert_eq!(both.for_arch("amd64").unwrap().sha256, x86.sha256);
+        assert_eq!(both.for_arch("aarch64").unwrap().sha256, arm.sha256);
+        assert_eq!(both.for_arch("arm64").unwrap().sha256, arm.sha256);
         for other in ["aarch64_be", "armv7l", "riscv64", "ppc64le", "s390x", ""] {
             assert!(both.for_arch(other).is_none(), "{other}");
         }
         assert_eq!(
             both.install_ids(),
-            "0.1.0-1111111111111111 0.1.0-2222222222222222"
+            format!("{} {}", x86.install_id(), arm.install_id())
         );
         assert_eq!(both.arches(), "x86_64, aarch64");
-        let x86_only = Agents { builds: &X86_ONLY };
+        let x86_only = Agents {
+            builds: Vec::leak(vec![x86, no_arm]),
+        };
         assert!(x86_only.for_arch("aarch64").is_none());
-        assert_eq!(x86_only.install_ids(), "0.1.0-1111111111111111");
+        assert_eq!(x86_only.install_ids(), x86.install_id());
         assert!(x86_only.is_present());
-        assert!(!Agents { builds: &NONE }.is_present());
+        assert!(!Agents {
+            builds: Vec::leak(vec![no_arm])
+        }
+        .is_present());
     }
 }

@@ -38,7 +38,7 @@ fn spawn_packed_install(
 #[test]
 fn install_script_verifies_and_is_atomic() {
     let home = tempfile::tempdir().unwrap();
-    let agent = AGENT.binary;
+    let agent = AGENT.binary().unwrap();
     let sha = AGENT.sha256;
     let id = AGENT.install_id();
     let run = |stdin: &[u8]| {
@@ -149,7 +149,7 @@ fn install_script_verifies_and_is_atomic() {
 /// cut stream or the right packing of the wrong bytes installs nothing.
 #[test]
 fn packed_uploads_are_unpacked_then_verified() {
-    for (packing, packed) in [("xz", AGENT.xz), ("gzip", AGENT.gzip)] {
+    for (packing, packed) in [("xz", AGENT.xz), ("gzip", AGENT.gzip().unwrap())] {
         let home = tempfile::tempdir().unwrap();
         let installed = home
             .path()
@@ -170,7 +170,7 @@ fn packed_uploads_are_unpacked_then_verified() {
         assert!(out.contains("could not unpack"), "{packing}: {out}");
         assert!(!installed.exists());
         let other = if packing == "xz" {
-            AGENT.gzip
+            AGENT.gzip().unwrap()
         } else {
             AGENT.xz
         };
@@ -191,7 +191,7 @@ fn concurrent_installs_do_not_clash() {
     let home = tempfile::tempdir().unwrap();
     let id = AGENT.install_id();
     let children: Vec<_> = (0..4)
-        .map(|_| spawn_install(home.path(), AGENT.binary.to_vec()))
+        .map(|_| spawn_install(home.path(), AGENT.binary().unwrap().to_vec()))
         .collect();
     let statuses: Vec<String> = children
         .into_iter()

@@ -31,26 +31,7 @@ pub fn build_context(
     };
     let mut archive = tar::Builder::new(Vec::new());
     if let Some(tar_path) = user_context {
-        let file = fs::File::open(tar_path).map_err(|e| {
-            AgentError::internal(format!("the build context {}: {e}", tar_path.display()))
-                .with_fix("prepare the environment again (the context is uploaded with it)")
-        })?;
-        let mut user = tar::Archive::new(file);
-        for entry in user
-            .entries()
-            .map_err(|e| format!("reading the build context: {e}"))?
-        {
-            let mut entry = entry.map_err(|e| format!("reading the build context: {e}"))?;
-            let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-            // moor writes the Dockerfile (the user's with its layers) and moor-build/.
-            if path == Path::new("Dockerfile") || path.starts_with("moor-build") {
-                continue;
-            }
-            let header = entry.header().clone();
-            archive
-                .append(&header, &mut entry)
-                .map_err(|e| format!("copying the build context: {e}"))?;
-        }
+        copy_user_context(&mut archive, tar_path)?;
     }
     let mut add = |path: &str, bytes: &[u8], mode: u32| -> Result<()> {
         let mut header = tar::Header::new_gnu();
@@ -145,4 +126,30 @@ pub fn build_context(
         .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
         .map_err(|e| e.to_string())?;
     Ok(archive.into_inner()?)
+}
+
+/// Copies the user's build context (a snapshot tar) into `archive`, all
+/// but its Dockerfile and `moor-build/`, which moor writes.
+fn copy_user_context(archive: &mut tar::Builder<Vec<u8>>, tar_path: &Path) -> Result<()> {
+    let file = fs::File::open(tar_path).map_err(|e| {
+        AgentError::internal(format!("the build context {}: {e}", tar_path.display()))
+            .with_fix("prepare the environment again (the context is uploaded with it)")
+    })?;
+    let mut user = tar::Archive::new(file);
+    for entry in user
+        .entries()
+        .map_err(|e| format!("reading the build context: {e}"))?
+    {
+        let mut entry = entry.map_err(|e| format!("reading the build context: {e}"))?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        // moor writes the Dockerfile (the user's with its layers) and moor-build/.
+        if path == Path::new("Dockerfile") || path.starts_with("moor-build") {
+            continue;
+        }
+        let header = entry.header().clone();
+        archive
+            .append(&header, &mut entry)
+            .map_err(|e| format!("copying the build context: {e}"))?;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The daemon's side of the protocol: the handshake, then one thread per
 //! request, answers and streams written as frames under one lock.
 
+mod requests;
 pub mod start_run;
 
 use std::collections::HashMap;
@@ -13,16 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moor_proto::{
-    read_frame, AgentStatus, DiskUse, ErrorKind, Frame, FrameKind, Hello, Pruned, Request,
-    Response, MAGIC, PROTOCOL_VERSION,
+    read_frame, ErrorKind, Frame, FrameKind, Hello, Request, Response, MAGIC, PROTOCOL_VERSION,
 };
 
 use crate::envs::Envs;
 use crate::error::AgentError;
-use crate::runs::outputs;
-use crate::runs::stream;
-use crate::runs::{files, Runs};
-use crate::snapshots;
+use crate::runs::Runs;
 use crate::sys;
 
 /// What the daemon shares between connections.
@@ -201,7 +198,7 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
                 let (daemon, writer, uploads, id) =
                     (daemon.clone(), writer.clone(), uploads.clone(), frame.id);
                 std::thread::spawn(move || {
-                    let result = handle(&daemon, &writer, id, request, data);
+                    let result = requests::handle(&daemon, &writer, id, request, data);
                     uploads.lock().expect("uploads lock").remove(&id);
                     if let Err(e) = result {
                         tracing::warn!(request = id, "request failed: {e}");
@@ -215,222 +212,6 @@ pub fn connection(daemon: &Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
                 }
             }
             FrameKind::Response => {}
-        }
-    }
-}
-
-fn not_found(what: impl std::fmt::Display) -> Response {
-    Response::error(ErrorKind::NotFound, what.to_string())
-}
-
-/// Handles one request; errors become `internal` error responses.
-fn handle(
-    daemon: &Daemon,
-    writer: &Writer,
-    id: u64,
-    request: Request,
-    data: Option<mpsc::Receiver<Frame>>,
-) -> io::Result<()> {
-    let reply = |r: Response| send(writer, &r.to_frame(id));
-    let endpoint = |r: crate::error::Result<moor_proto::endpoint::EndpointInfo>| match r {
-        Ok(endpoint) => reply(Response::Endpoint {
-            endpoint: Box::new(endpoint),
-        }),
-        Err(e) => reply(e.to_response()),
-    };
-    match request {
-        Request::Hello { .. } => reply(Response::error(
-            ErrorKind::BadRequest,
-            "hello was already said",
-        )),
-        Request::Ping => reply(Response::Pong),
-        Request::Status => {
-            let running = daemon
-                .runs
-                .list()?
-                .iter()
-                .filter(|r| !r.state.is_final())
-                .count() as u32;
-            reply(Response::Status(AgentStatus {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                uptime_secs: daemon.started.elapsed().as_secs(),
-                load: sys::load_average(),
-                running,
-                disk: Some(DiskUse {
-                    runs_bytes: sys::tree_bytes(daemon.runs.root()),
-                    snapshots_bytes: sys::tree_bytes(&daemon.snapshots),
-                    envs_bytes: sys::tree_bytes(daemon.envs.root()),
-                }),
-            }))
-        }
-        Request::HasSnapshot { sha256 } => reply(Response::Snapshot {
-            present: snapshots::has(&daemon.snapshots, &sha256),
-        }),
-        Request::PutSnapshot { sha256, size } => {
-            let data = data.expect("uploads get a data channel");
-            reply(snapshots::put(&daemon.snapshots, &sha256, size, data)?)
-        }
-        Request::PutTree { sha256, size } => {
-            let data = data.expect("uploads get a data channel");
-            reply(crate::snapshots::manifests::put(
-                &daemon.snapshots,
-                &sha256,
-                size,
-                data,
-            )?)
-        }
-        Request::PutBlobs { count, size, build } => {
-            let data = data.expect("uploads get a data channel");
-            let stored = crate::snapshots::blobs::put(&daemon.snapshots, count, size, data)?;
-            match (stored, build) {
-                (Response::Blobs { .. }, Some(sha256)) => reply(
-                    crate::snapshots::manifests::build(&daemon.snapshots, &sha256)?,
-                ),
-                (answer, _) => reply(answer),
-            }
-        }
-        Request::BuildTree { sha256 } => reply(crate::snapshots::manifests::build(
-            &daemon.snapshots,
-            &sha256,
-        )?),
-        Request::PrepareEnv {
-            spec,
-            hash,
-            options,
-        } => {
-            let _one = daemon.preparing.lock().expect("prepare lock");
-            match daemon.envs.prepare(
-                &daemon.runs,
-                &daemon.exe,
-                &daemon.snapshots,
-                *spec,
-                &hash,
-                options,
-            ) {
-                Ok(env) => reply(Response::Env { env }),
-                Err(e) => reply(e.to_response()),
-            }
-        }
-        Request::GetEnv { hash } => match daemon.envs.info(&daemon.runs, &hash) {
-            Ok(env) => reply(Response::Env { env }),
-            Err(_) => reply(not_found(format!("no environment {hash}"))),
-        },
-        Request::ListEnvs => reply(Response::Envs {
-            envs: daemon.envs.list(&daemon.runs)?,
-        }),
-        Request::RemoveEnv { hash } => {
-            let _one = daemon.preparing.lock().expect("prepare lock");
-            match daemon.envs.remove(&daemon.runs, &hash) {
-                Ok(env) => reply(Response::Env { env }),
-                Err(e) => reply(e.to_response()),
-            }
-        }
-        Request::StartRun { spec } => match daemon.start_run(spec) {
-            Ok(run) => reply(Response::Run { run }),
-            Err(e) => reply(e.to_response()),
-        },
-        Request::StartRunFollowing { spec } => match daemon.start_run(spec) {
-            Ok(run) => {
-                let run_id = run.id.clone();
-                reply(Response::Stream {
-                    offset: 0,
-                    run: Some(Box::new(run)),
-                })?;
-                stream::stream(&daemon.runs, writer, id, &run_id, files::LOG, 0, true)
-            }
-            Err(e) => reply(e.to_response()),
-        },
-        Request::PruneRuns {
-            older_than_secs,
-            keep,
-        } => {
-            let older_than = older_than_secs.map(Duration::from_secs);
-            let serving = daemon.endpoints.runs();
-            let (runs, mut freed) =
-                daemon
-                    .runs
-                    .prune(older_than, keep.unwrap_or(0) as usize, &serving)?;
-            let (snapshots, bytes) = snapshots::prune(&daemon.snapshots, &daemon.runs)?;
-            freed += bytes;
-            reply(Response::Pruned(Pruned {
-                runs,
-                snapshots,
-                bytes_freed: freed,
-            }))
-        }
-        Request::Release { run_id } => match daemon.runs.release(&run_id) {
-            Ok(run) => reply(Response::Run { run }),
-            Err(_) => reply(not_found(format!("no run {run_id}"))),
-        },
-        Request::CreateEndpoint { spec } => {
-            endpoint(daemon.with_endpoints(|e, host| e.create(host, *spec)))
-        }
-        Request::ListEndpoints => match daemon.with_endpoints(|e, host| e.list(host)) {
-            Ok(endpoints) => reply(Response::Endpoints { endpoints }),
-            Err(e) => reply(e.to_response()),
-        },
-        Request::GetEndpoint { name } => {
-            endpoint(daemon.with_endpoints(|e, host| e.get(host, &name)))
-        }
-        Request::StopEndpoint { name } => {
-            endpoint(daemon.with_endpoints(|e, host| e.stop(host, &name)))
-        }
-        Request::StartEndpoint { name } => {
-            endpoint(daemon.with_endpoints(|e, host| e.start(host, &name)))
-        }
-        Request::DeleteEndpoint { name } => {
-            endpoint(daemon.with_endpoints(|e, host| e.delete(host, &name)))
-        }
-        Request::NodeInfo => reply(Response::Node(crate::job::node::info()?)),
-        Request::ListRuns => reply(Response::Runs {
-            runs: daemon.runs.list()?,
-        }),
-        Request::GetRun { run_id } => match daemon.runs.info(&run_id) {
-            Ok(run) => reply(Response::Run { run }),
-            Err(_) => reply(not_found(format!("no run {run_id}"))),
-        },
-        Request::Cancel { run_id, grace_secs } => match daemon
-            .runs
-            .cancel(&run_id, Duration::from_secs(grace_secs.into()))
-        {
-            Ok(run) => reply(Response::Run { run }),
-            Err(_) => reply(not_found(format!("no run {run_id}"))),
-        },
-        Request::ReadLog {
-            run_id,
-            offset,
-            follow,
-        } => stream::answer(
-            &daemon.runs,
-            writer,
-            id,
-            &run_id,
-            files::LOG,
-            offset,
-            follow,
-        ),
-        Request::ReadMetrics {
-            run_id,
-            offset,
-            follow,
-        } => {
-            let name = moor_proto::tracking::FILE;
-            stream::answer(&daemon.runs, writer, id, &run_id, name, offset, follow)
-        }
-        Request::Download { run_id, selection } => {
-            if daemon.runs.info(&run_id).is_err() {
-                return reply(not_found(format!("no run {run_id}")));
-            }
-            reply(Response::Stream {
-                offset: 0,
-                run: None,
-            })?;
-            let outputs = daemon.runs.dir(&run_id).join(files::OUTPUTS);
-            let frames =
-                outputs::Chunked::new(|chunk: &[u8]| send(writer, &Frame::data(id, chunk)));
-            let trailer = outputs::write_archive(&outputs, &selection, frames)?;
-            let trailer = serde_json::to_vec(&trailer).map_err(io::Error::other)?;
-            send(writer, &Frame::end_with(id, trailer))
         }
     }
 }

@@ -13,6 +13,8 @@
 //! cancel that lands while the job is being started is seen right after.
 
 pub mod container;
+mod end;
+mod kind;
 
 use std::fs;
 use std::io;
@@ -21,23 +23,97 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
-
-use moor_proto::RunState;
-
 use moor_proto::env::EnvKind;
+use moor_proto::RunState;
+use nix::sys::signal::Signal;
 
 use crate::envs::{Envs, Ready};
 use crate::error::{AgentError, Result};
 use crate::runs::{files, note, Status, StoredSpec, Supervisor};
 use crate::sys;
+use crate::tracking::Endpoint;
+use end::finish;
+use kind::RunKind;
 
-/// Supervises the run in `dir` to its end.
+/// Why a run ended before its job started: the one failure path of every
+/// step before the spawn.
+enum Stop {
+    /// Recorded as failed (exit 127) with this reason.
+    Failed(String),
+    /// Cancelled before its job started.
+    Cancelled,
+    /// The supervisor itself cannot go on (its run folder is unwritable).
+    Error(AgentError),
+}
+
+impl From<AgentError> for Stop {
+    fn from(e: AgentError) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Stop {
+        Stop::Error(e.into())
+    }
+}
+
+/// What the steps before the spawn made ready.
+struct Prepared {
+    /// The run's log (stdout and stderr of the job).
+    log: fs::File,
+    /// The run's id (its folder's name).
+    run_id: String,
+    /// The GPUs it was given.
+    gpus: Option<Vec<u32>>,
+    /// Its environment, ready on this host.
+    environment: Option<Ready>,
+}
+
+/// A job that started, and what the supervisor keeps for its end.
+struct Started {
+    pid: u32,
+    status: Status,
+    tracking: Option<Endpoint>,
+}
+
+/// Supervises the run in `dir` to its end: prepare, the command line of its
+/// kind, spawn, wait, finish.
 pub fn run(dir: &Path) -> Result<()> {
+    match start(dir) {
+        Ok(started) => wait_and_finish(dir, started),
+        Err(Stop::Failed(why)) => {
+            let status = Status {
+                error: Some(why),
+                exit_code: Some(127),
+                ..Status::default()
+            };
+            finish(dir, status, RunState::Failed)
+        }
+        Err(Stop::Cancelled) => finish(dir, Status::default(), RunState::Cancelled),
+        Err(Stop::Error(e)) => Err(e),
+    }
+}
+
+/// Every step up to the job's spawn.
+fn start(dir: &Path) -> std::result::Result<Started, Stop> {
     let stored: StoredSpec = sys::read_json(&dir.join(files::SPEC))?;
+    register(dir)?;
+    let prepared = prepare(dir, &stored)?;
+    let environment = prepared.environment.as_ref();
+    let argv = RunKind::of(&stored, environment)
+        .argv(dir, &stored, &prepared.run_id, environment)
+        .map_err(|error| {
+            note_in_log(&prepared.log, &error.to_string());
+            Stop::Failed(error.to_string())
+        })?;
+    let argv = kind::kept(dir, &stored, argv)?;
+    let (command, tracking) = command(dir, &stored, prepared, &argv)?;
+    spawn(dir, &stored, command, tracking)
+}
+
+/// Records who supervises the run, and adopts the job's orphans.
+fn register(dir: &Path) -> Result<()> {
     let me = std::process::id();
     // Orphans of the job come to us, not to init (Linux 3.4+; without it a
     // double-forked process can escape a cancel, nothing worse).
@@ -52,19 +128,17 @@ pub fn run(dir: &Path) -> Result<()> {
             boot_id: sys::boot_id(),
         },
     )?;
-    let status_path = dir.join(files::STATUS);
+    Ok(())
+}
+
+/// Waits for a held run's release, joins the job's link, takes GPUs, opens
+/// the log, downloads URL inputs and finds the environment ready.
+fn prepare(dir: &Path, stored: &StoredSpec) -> std::result::Result<Prepared, Stop> {
     if stored.spec.hold {
-        if let Err(why) = wait_for_release(dir) {
-            let status = Status {
-                error: Some(why),
-                exit_code: Some(127),
-                ..Status::default()
-            };
-            return finish(dir, status, RunState::Failed);
-        }
+        wait_for_release(dir).map_err(Stop::Failed)?;
     }
     if dir.join(files::CANCEL).exists() {
-        return finish(dir, Status::default(), RunState::Cancelled);
+        return Err(Stop::Cancelled);
     }
     // A node of a job: the nodes watch one another from here on.
     if let Some(link) = &stored.spec.link {
@@ -74,21 +148,12 @@ pub fn run(dir: &Path) -> Result<()> {
         0 => None,
         want => {
             let runs = crate::runs::Runs::new(dir.parent().unwrap_or(dir).to_owned());
-            match crate::runs::gpus::acquire(&runs, dir, want) {
-                Ok(Some(gpus)) => Some(gpus),
-                Ok(None) => return finish(dir, Status::default(), RunState::Cancelled),
-                Err(why) => {
-                    let status = Status {
-                        error: Some(why),
-                        exit_code: Some(127),
-                        ..Status::default()
-                    };
-                    return finish(dir, status, RunState::Failed);
-                }
+            match crate::runs::gpus::acquire(&runs, dir, want).map_err(Stop::Failed)? {
+                Some(gpus) => Some(gpus),
+                None => return Err(Stop::Cancelled),
             }
         }
     };
-
     let log = {
         use std::os::unix::fs::OpenOptionsExt;
         fs::OpenOptions::new()
@@ -105,113 +170,46 @@ pub fn run(dir: &Path) -> Result<()> {
             Err(why) => format!("moor: {why}\n"),
         };
         let _ = io::Write::write_all(&mut &log, lines.as_bytes());
-        if let Err(why) = placed {
-            let status = Status {
-                error: Some(why),
-                exit_code: Some(127),
-                ..Status::default()
-            };
-            return finish(dir, status, RunState::Failed);
-        }
+        placed.map_err(Stop::Failed)?;
     }
-    let run_id = dir
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
     let environment = match &stored.spec.environment {
-        Some(hash) => match Envs::new(Envs::default_root()).ready(hash) {
-            Some(ready) => Some(ready),
-            None => {
-                let status = Status {
-                    error: Some(format!("environment {hash} is not ready on this host")),
-                    exit_code: Some(127),
-                    ..Status::default()
-                };
-                return finish(dir, status, RunState::Failed);
-            }
-        },
+        Some(hash) => Some(Envs::new(Envs::default_root()).ready(hash).ok_or_else(|| {
+            Stop::Failed(format!("environment {hash} is not ready on this host"))
+        })?),
         None => None,
     };
-    // Docker environments: the job is a container, driven by `container-run`.
-    let argv: Vec<String> = match (&environment, &stored.spec.spark) {
-        (Some(ready), None) if ready.kind == EnvKind::Docker => vec![
-            std::env::current_exe()?.display().to_string(),
-            "container-run".into(),
-            dir.display().to_string(),
-        ],
-        (_, None) if stored.spec.mpi.is_some() => {
-            let exe = std::env::current_exe()?.display().to_string();
-            let dir = dir.display().to_string();
-            match &stored.spec.mpi {
-                Some(moor_proto::MpiRole::Peer { .. }) => vec![exe, "mpi-peer".into(), dir],
-                _ => [exe, "mpi-launch".into(), dir, "--".into()]
-                    .into_iter()
-                    .chain(stored.spec.command.iter().cloned())
-                    .collect(),
-            }
-        }
-        (_, None) => match stored.spec.processes {
-            // Several processes here: the launcher starts and watches them.
-            Some(p) if p.count > 1 => [
-                std::env::current_exe()?.display().to_string(),
-                "launch".into(),
-                dir.display().to_string(),
-                "--".into(),
-            ]
-            .into_iter()
-            .chain(stored.spec.command.iter().cloned())
-            .collect(),
-            _ => stored.spec.command.clone(),
-        },
-        (_, Some(spark)) => {
-            let name = stored.spec.name.clone().unwrap_or(format!("moor-{run_id}"));
-            match spark_argv(spark, &name, &stored, dir, environment.as_ref()) {
-                Ok(argv) => argv,
-                Err(error) => {
-                    let status = Status {
-                        error: Some(error.to_string()),
-                        exit_code: Some(127),
-                        ..Status::default()
-                    };
-                    let _ = io::Write::write_all(&mut &log, format!("moor: {error}\n").as_bytes());
-                    return finish(dir, status, RunState::Failed);
-                }
-            }
-        }
-    };
-    // An endpoint's server: the keeper runs it and restarts it. The
-    // command goes in a file, not on the keeper's command line: a `pkill -f`
-    // aimed at the server must not take its keeper.
-    let argv: Vec<String> = match &stored.spec.serving {
-        Some(_) => {
-            sys::write_json_atomic(&dir.join(crate::endpoints::keeper::COMMAND), &argv)?;
-            vec![
-                std::env::current_exe()?.display().to_string(),
-                "keep-endpoint".into(),
-                dir.display().to_string(),
-            ]
-        }
-        None => argv,
-    };
+    Ok(Prepared {
+        log,
+        run_id: dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        gpus,
+        environment,
+    })
+}
+
+/// The job's command: `argv` with what `ssh host cmd` users expect (the
+/// login `PATH`, /etc/environment), the run's MLflow endpoint, the
+/// environment's interpreter first, the run's variables, the log as stdout
+/// and stderr, and its own process group.
+fn command(
+    dir: &Path,
+    stored: &StoredSpec,
+    prepared: Prepared,
+    argv: &[String],
+) -> Result<(Command, Option<Endpoint>)> {
+    let Prepared {
+        log,
+        run_id,
+        gpus,
+        environment,
+    } = prepared;
     let mut command = Command::new(&argv[0]);
     if stored.spec.spark.is_some() {
-        if std::env::var_os("SPARK_HOME").is_none() {
-            command.env(
-                "SPARK_HOME",
-                crate::runs::spark::spark_home(Path::new(&argv[0])),
-            );
-        }
-        // The environment's interpreter runs the driver and the (local)
-        // executors' Python workers.
-        if let Some(prefix) = environment.as_ref().and_then(|r| r.prefix.as_ref()) {
-            let python = prefix.join("bin/python");
-            command
-                .env("PYSPARK_PYTHON", &python)
-                .env("PYSPARK_DRIVER_PYTHON", &python);
-        }
+        spark_env(&mut command, &argv[0], environment.as_ref());
     }
-    // What `ssh host cmd` users expect: /etc/environment, the login PATH.
     let login = crate::runs::login_env::variables();
     let login_path = login
         .iter()
@@ -220,31 +218,13 @@ pub fn run(dir: &Path) -> Result<()> {
     command
         .envs(login.iter().map(|(k, v)| (k, v)))
         .env_remove(crate::runs::login_env::LOGIN_PATH_VAR);
-    // The run's MLflow endpoint, unless the run (or the host's login
-    // environment) names its own server.
     let own_server = |k: &str| k == "MLFLOW_TRACKING_URI";
     let tracking = if stored.spec.env.keys().any(|k| own_server(k))
         || login.iter().any(|(k, _)| own_server(k))
     {
-        None
+        None // the run (or the host) names its own MLflow server
     } else {
-        // A container sees the run's outputs at /moor/outputs.
-        let in_container = environment
-            .as_ref()
-            .is_some_and(|ready| ready.kind == EnvKind::Docker && stored.spec.spark.is_none());
-        crate::tracking::start(
-            dir,
-            &run_id,
-            stored.spec.experiment.as_deref(),
-            in_container.then_some(Path::new(crate::envs::docker::OUTPUTS)),
-        )
-        .inspect_err(|e| {
-            note_in_log(
-                &log,
-                &format!("no MLflow tracking endpoint for this run: {e}"),
-            )
-        })
-        .ok()
+        tracking(dir, stored, &run_id, environment.as_ref(), &log)
     };
     if let Some(endpoint) = &tracking {
         command.envs(endpoint.env());
@@ -255,19 +235,17 @@ pub fn run(dir: &Path) -> Result<()> {
             .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
         let paths = std::iter::once(prefix.join("bin")).chain(std::env::split_paths(&path));
+        let var = if ready_is_venv(environment.as_ref()) {
+            "VIRTUAL_ENV"
+        } else {
+            "CONDA_PREFIX"
+        };
         command
             .env(
                 "PATH",
                 std::env::join_paths(paths).map_err(io::Error::other)?,
             )
-            .env(
-                if ready_is_venv(environment.as_ref()) {
-                    "VIRTUAL_ENV"
-                } else {
-                    "CONDA_PREFIX"
-                },
-                prefix,
-            );
+            .env(var, prefix);
     }
     command
         .args(&argv[1..])
@@ -289,35 +267,94 @@ pub fn run(dir: &Path) -> Result<()> {
         let token = tracking.as_ref().map(|t| t.token());
         command.envs(crate::job::launch::rank_variables(&p, 0, token));
     }
-    let job = match command.spawn() {
-        // Waited for below with waitpid, which also reaps adopted orphans.
-        Ok(child) => child.id(),
-        Err(e) => {
-            let status = Status {
-                error: Some(format!("cannot start {:?}: {e}", stored.spec.command[0])),
-                exit_code: Some(127),
-                ..Status::default()
-            };
-            return finish(dir, status, RunState::Failed);
-        }
-    };
-    let mut status = Status {
+    Ok((command, tracking))
+}
+
+/// A Spark run's `SPARK_HOME`, and the environment's interpreter for the
+/// driver and the (local) executors' Python workers.
+fn spark_env(command: &mut Command, submit: &str, environment: Option<&Ready>) {
+    if std::env::var_os("SPARK_HOME").is_none() {
+        command.env(
+            "SPARK_HOME",
+            crate::runs::spark::spark_home(Path::new(submit)),
+        );
+    }
+    if let Some(prefix) = environment.and_then(|r| r.prefix.as_ref()) {
+        let python = prefix.join("bin/python");
+        command
+            .env("PYSPARK_PYTHON", &python)
+            .env("PYSPARK_DRIVER_PYTHON", &python);
+    }
+}
+
+/// The run's MLflow endpoint (a container sees the run's outputs at
+/// /moor/outputs), or none with a line in the log saying why.
+fn tracking(
+    dir: &Path,
+    stored: &StoredSpec,
+    run_id: &str,
+    environment: Option<&Ready>,
+    log: &fs::File,
+) -> Option<Endpoint> {
+    let in_container = environment
+        .is_some_and(|ready| ready.kind == EnvKind::Docker && stored.spec.spark.is_none());
+    crate::tracking::start(
+        dir,
+        run_id,
+        stored.spec.experiment.as_deref(),
+        in_container.then_some(Path::new(crate::envs::docker::OUTPUTS)),
+    )
+    .inspect_err(|e| {
+        note_in_log(
+            log,
+            &format!("no MLflow tracking endpoint for this run: {e}"),
+        )
+    })
+    .ok()
+}
+
+/// Starts the job and records that it runs; a cancel that came while it
+/// was being started (and found no pid to signal) is seen here.
+fn spawn(
+    dir: &Path,
+    stored: &StoredSpec,
+    mut command: Command,
+    tracking: Option<Endpoint>,
+) -> std::result::Result<Started, Stop> {
+    // Waited for with waitpid, which also reaps adopted orphans.
+    let pid = command
+        .spawn()
+        .map_err(|e| Stop::Failed(format!("cannot start {:?}: {e}", stored.spec.command[0])))?
+        .id();
+    let status = Status {
         state: Some(RunState::Running),
-        pid: Some(job),
+        pid: Some(pid),
         started_at: Some(moor_proto::time::now()),
         ..Status::default()
     };
     // Not fatal on a full disk: the job runs on, and its end is recorded
     // (in the reserved room if need be).
-    if let Err(e) = sys::write_json_atomic(&status_path, &status) {
+    if let Err(e) = sys::write_json_atomic(&dir.join(files::STATUS), &status) {
         note(dir, &format!("could not record that the run started: {e}"));
     }
-    // A cancel that came while the job was being started may have found no
-    // pid to signal: it is seen here.
     if dir.join(files::CANCEL).exists() {
-        sys::signal_descendants(me, Signal::SIGTERM);
+        sys::signal_descendants(std::process::id(), Signal::SIGTERM);
     }
-    let (exit_code, signal) = wait_for(job)?;
+    Ok(Started {
+        pid,
+        status,
+        tracking,
+    })
+}
+
+/// Waits for the job, stops what is left of a cancelled run, records the end.
+fn wait_and_finish(dir: &Path, started: Started) -> Result<()> {
+    let Started {
+        pid,
+        mut status,
+        tracking,
+    } = started;
+    let (exit_code, signal) = end::wait_for(pid)?;
     if let Some(endpoint) = &tracking {
         endpoint.finish();
     }
@@ -325,7 +362,7 @@ pub fn run(dir: &Path) -> Result<()> {
     status.signal = signal;
     let state = if dir.join(files::CANCEL).exists() {
         // Nothing of a cancelled run keeps running.
-        stop_descendants(cancel_grace(dir));
+        end::stop_descendants(end::cancel_grace(dir));
         RunState::Cancelled
     } else if exit_code == Some(0) {
         RunState::Succeeded
@@ -359,136 +396,6 @@ fn wait_for_release(dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Waits for the job `pid` to end (reaping adopted orphans meanwhile);
-/// returns its exit code or the signal that ended it.
-fn wait_for(pid: u32) -> Result<(Option<i32>, Option<i32>)> {
-    let job = Pid::from_raw(i32::try_from(pid).map_err(|_| AgentError::internal("pid"))?);
-    loop {
-        match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(p, code)) if p == job => return Ok((Some(code), None)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == job => return Ok((None, Some(sig as i32))),
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(e) => return Err(AgentError::internal(format!("waiting for the job: {e}"))),
-        }
-    }
-}
-
-/// Reaps every child that has ended, without waiting.
-fn reap_ended() {
-    while let Ok(status) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-/// Stops every process left of the run: SIGTERM, then SIGKILL to what is
-/// still there after `grace`.
-fn stop_descendants(grace: Duration) {
-    let me = std::process::id();
-    if sys::signal_descendants(me, Signal::SIGTERM) == 0 {
-        return;
-    }
-    let gone = |limit: Duration| {
-        let deadline = Instant::now() + limit;
-        loop {
-            reap_ended();
-            if sys::descendants(me).is_empty() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    if !gone(grace) {
-        sys::signal_descendants(me, Signal::SIGKILL);
-        gone(Duration::from_secs(5));
-    }
-}
-
-/// The grace period a cancel asked for (the marker's content), 10 s if unreadable.
-fn cancel_grace(dir: &Path) -> Duration {
-    fs::read_to_string(dir.join(files::CANCEL))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(10))
-}
-
-/// The spark-submit command of a Spark run, or why there is none.
-fn spark_argv(
-    spark: &moor_proto::SparkSpec,
-    name: &str,
-    stored: &StoredSpec,
-    dir: &Path,
-    environment: Option<&Ready>,
-) -> Result<Vec<String>> {
-    if environment.is_some_and(|r| r.kind == EnvKind::Docker) {
-        return Err(AgentError::usage(
-            "a Spark run cannot use a Docker environment (spark-submit runs on the host)",
-        )
-        .with_fix("use a conda or pip environment, or none"));
-    }
-    let submit = crate::runs::spark::find_submit().ok_or_else(|| {
-        AgentError::not_found(
-            "no spark-submit on this host (PATH, /usr/hdp/current/spark2-client, $SPARK_HOME)",
-        )
-        .with_fix("attach the cluster's head node, or install Spark and put spark-submit on PATH")
-    })?;
-    crate::runs::spark::submit_argv(
-        &submit,
-        spark,
-        name,
-        &stored.spec.command,
-        &stored.workdir,
-        dir,
-    )
-    .map_err(AgentError::from)
-}
-
 fn ready_is_venv(ready: Option<&Ready>) -> bool {
     ready.is_some_and(|r| r.kind == EnvKind::Venv)
-}
-
-/// Records how the run ended: `status.json`, written atomically; when that
-/// fails (a full disk), the room reserved in `end.json` when the run was
-/// accepted, rewritten in place, and a line in the run's log saying so.
-/// Then the job's other nodes hear how this one ended (node 0 waits for
-/// theirs).
-fn finish(dir: &Path, status: Status, state: RunState) -> Result<()> {
-    let detail = end_detail(&status, state);
-    let recorded = record_end(dir, status, state);
-    crate::job::link::ended(state == RunState::Succeeded, &detail);
-    recorded
-}
-
-/// Writes `status.json` (or the reserved `end.json`).
-fn record_end(dir: &Path, mut status: Status, state: RunState) -> Result<()> {
-    status.state = Some(state);
-    status.ended_at = Some(moor_proto::time::now());
-    let Err(e) = sys::write_json_atomic(&dir.join(files::STATUS), &status) else {
-        return Ok(());
-    };
-    note(
-        dir,
-        &format!("could not write status.json ({e}); the end is kept in end.json"),
-    );
-    if let Some(error) = &mut status.error {
-        *error = error.chars().take(1024).collect();
-    }
-    let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
-    sys::rewrite_reserved(&dir.join(files::END), &bytes)
-        .map_err(|e| AgentError::from(e).context("recording the run's end"))
-}
-
-/// How a run ended, in a few words (`exit 3`, `signal 9`, `cancelled`).
-fn end_detail(status: &Status, state: RunState) -> String {
-    match (state, status.exit_code, status.signal) {
-        (RunState::Cancelled, ..) => "cancelled".into(),
-        (_, _, Some(signal)) => format!("signal {signal}"),
-        (_, Some(code), None) => format!("exit {code}"),
-        _ => format!("{state:?}").to_lowercase(),
-    }
 }

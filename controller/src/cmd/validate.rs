@@ -193,6 +193,53 @@ pub async fn connect_and_probe(
 
     let mut progress = ConnectProgress::default();
     let connected = Session::connect(&endpoint, resolved.options, &mut progress).await;
+    connection_checks(&mut report, &progress);
+    let session = match connected {
+        Ok(session) => session,
+        Err(e) => return (stopped(report, e), None),
+    };
+    report.checks.push(Check::pass(
+        "ssh.auth",
+        format!("{} as {}", session.auth_method, endpoint.user),
+    ));
+
+    let facts = match probe(
+        &session,
+        &endpoint.host,
+        endpoint.port,
+        agent_ids,
+        options.kind,
+    )
+    .await
+    {
+        Ok(facts) => facts,
+        Err(e) => return (stopped(report, e), None),
+    };
+
+    let peer = report
+        .host
+        .address
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    report
+        .checks
+        .extend(checks::evaluate(&facts, peer, options));
+    if options.kind == TargetKind::Hdinsight {
+        report
+            .checks
+            .push(checks::ssh_endpoint(&endpoint.host, cluster));
+    }
+    report.facts = Some(facts);
+    report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
+    report.exit_code = if report.ok {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    };
+    (report, Some(session))
+}
+
+/// The checks a connection passed: TCP, each jump host, the host key.
+fn connection_checks(report: &mut Report, progress: &ConnectProgress) {
     if let Some((addr, took)) = progress.tcp {
         let through = if progress.jumps.is_empty() {
             // Behind jump hosts, the target's address is theirs to know.
@@ -231,41 +278,40 @@ pub async fn connect_and_probe(
         ));
         report.host_key = Some(key.clone());
     }
-    let session = match connected {
-        Ok(session) => session,
-        Err(e) => return (stopped(report, e), None),
-    };
-    report.checks.push(Check::pass(
-        "ssh.auth",
-        format!("{} as {}", session.auth_method, endpoint.user),
-    ));
+}
 
+/// Runs the probe script on the session (within [`PROBE_TIMEOUT`]) and
+/// reads its facts.
+async fn probe(
+    session: &Session,
+    host: &str,
+    port: u16,
+    agent_ids: &str,
+    kind: TargetKind,
+) -> crate::error::Result<Facts> {
     let probed = tokio::time::timeout(
         PROBE_TIMEOUT,
-        session.exec(
-            &probe::command(agent_ids, options.kind),
-            probe::SCRIPT.as_bytes(),
-        ),
+        session.exec(&probe::command(agent_ids, kind), probe::SCRIPT.as_bytes()),
     )
     .await;
     let output = match probed {
         Err(_) => {
             let e = Error::Timeout {
-                host: endpoint.host.clone(),
-                port: endpoint.port,
+                host: host.to_owned(),
+                port,
                 step: "probe",
                 timeout: PROBE_TIMEOUT,
             };
-            return (stopped(report, e), None);
+            return Err(e);
         }
-        Ok(Err(e)) => return (stopped(report, e), None),
+        Ok(Err(e)) => return Err(e),
         Ok(Ok(output)) => output,
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     tracing::debug!(bytes = output.stdout.len(), status = ?output.exit_status, "probe finished");
     tracing::trace!(stdout = %stdout, stderr = %String::from_utf8_lossy(&output.stderr), "probe output");
-    let facts = match Facts::parse(&stdout) {
-        Ok(facts) => facts,
+    match Facts::parse(&stdout) {
+        Ok(facts) => Ok(facts),
         Err(e) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail = stderr.lines().last().unwrap_or("").trim();
@@ -275,33 +321,12 @@ pub async fn connect_and_probe(
                 format!("{e}; the shell said: {tail}")
             };
             let e = Error::Probe {
-                host: endpoint.host.clone(),
+                host: host.to_owned(),
                 cause,
             };
-            return (stopped(report, e), None);
+            Err(e)
         }
-    };
-
-    let peer = report
-        .host
-        .address
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    report
-        .checks
-        .extend(checks::evaluate(&facts, peer, options));
-    if options.kind == TargetKind::Hdinsight {
-        report
-            .checks
-            .push(checks::ssh_endpoint(&endpoint.host, cluster));
     }
-    report.facts = Some(facts);
-    report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
-    report.exit_code = if report.ok {
-        exit::OK
-    } else {
-        exit::CHECK_FAILED
-    };
-    (report, Some(session))
 }
 
 /// Ends the report at an error: records the failed SSH check and the error.

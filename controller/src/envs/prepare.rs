@@ -77,35 +77,7 @@ pub async fn prepare_on(
         ..PrepareOptions::default()
     };
     // The spec's build context (its sha256 is in the spec).
-    if let Some(sha) = env.spec.docker.as_ref().and_then(|d| d.context.clone()) {
-        let path = ctx.workspace.docker_context_file(&sha);
-        let bytes = std::fs::read(&path).map_err(|_| {
-            Error::usage(
-                format!(
-                    "the Docker build context of environment {} is missing from the workspace ({})",
-                    env.id(),
-                    path.display()
-                ),
-                format!(
-                    "create the environment again: moor env create {} --docker-context DIR ...",
-                    env.name
-                ),
-            )
-        })?;
-        if moor_proto::sha256_hex(&bytes) != sha {
-            return Err(Error::usage(
-                format!("the Docker build context {} is damaged", path.display()),
-                format!(
-                    "create the environment again: moor env create {} --docker-context DIR ...",
-                    env.name
-                ),
-            ));
-        }
-        let snap = snapshot::Snapshot::packed(bytes, 0, Vec::new());
-        let progress = crate::transfer::Transfer::new("Docker build context", Some(snap.size));
-        agent.put_snapshot(&snap, &progress).await?;
-        drop(progress);
-    }
+    ship_context(conn, ctx, env).await?;
     for (dir, slot) in [
         (assets.channel_dir, &mut options.channel_dir),
         (assets.wheelhouse, &mut options.wheelhouse),
@@ -167,6 +139,42 @@ pub async fn prepare_on(
         }
         _ => Err(unexpected_state(target, &info)),
     }
+}
+
+/// Sends the Docker build context of `env`'s spec (kept in the workspace
+/// when the version was made, checked against its hash), when it has one.
+async fn ship_context(conn: &Connected, ctx: &Context, env: &Env) -> Result<()> {
+    let Some(sha) = env.spec.docker.as_ref().and_then(|d| d.context.clone()) else {
+        return Ok(());
+    };
+    let path = ctx.workspace.docker_context_file(&sha);
+    let bytes = std::fs::read(&path).map_err(|_| {
+        Error::usage(
+            format!(
+                "the Docker build context of environment {} is missing from the workspace ({})",
+                env.id(),
+                path.display()
+            ),
+            format!(
+                "create the environment again: moor env create {} --docker-context DIR ...",
+                env.name
+            ),
+        )
+    })?;
+    if moor_proto::sha256_hex(&bytes) != sha {
+        return Err(Error::usage(
+            format!("the Docker build context {} is damaged", path.display()),
+            format!(
+                "create the environment again: moor env create {} --docker-context DIR ...",
+                env.name
+            ),
+        ));
+    }
+    let snap = snapshot::Snapshot::packed(bytes, 0, Vec::new());
+    let progress = crate::transfer::Transfer::new("Docker build context", Some(snap.size));
+    conn.agent.put_snapshot(&snap, &progress).await?;
+    drop(progress);
+    Ok(())
 }
 
 fn unexpected_state(target: &Target, info: &EnvInfo) -> Error {

@@ -115,6 +115,50 @@ async fn start_held(
     nodes: &Nodes<'_>,
     assets: &Assets<'_>,
 ) -> Result<(JobRecord, Vec<RunInfo>, usize)> {
+    let (sent, infos) = ship(plan, payloads, ctx, nodes, assets).await?;
+    let fallback: Vec<String> = nodes.targets.iter().map(|t| t.host.clone()).collect();
+    let addresses = rendezvous::node_addresses(&infos, &fallback);
+    let r = Rendezvous {
+        job_id: new_job_id(),
+        master_addr: plan
+            .master_addr
+            .clone()
+            .unwrap_or_else(|| addresses[0].clone()),
+        master_port: infos[0].free_port,
+        ports: infos.iter().map(|i| i.free_port).collect(),
+        addresses,
+    };
+    let runs = start_all(plan, nodes, &r, &infos).await?;
+    let record = JobRecord {
+        id: r.job_id.clone(),
+        name: plan.name.clone(),
+        experiment: plan.experiment.clone(),
+        command: plan.command.clone(),
+        pool: plan.pool.clone(),
+        nodes: nodes
+            .targets
+            .iter()
+            .zip(&runs)
+            .map(|(t, run)| (t.name.clone(), run.id.clone()))
+            .collect(),
+        master_addr: r.master_addr.clone(),
+        created_at: moor_proto::time::now(),
+    };
+    ctx.store()?.record_job(&record, &runs)?;
+    release(nodes, &runs).await?;
+    Ok((record, runs, sent))
+}
+
+/// Makes the environment ready on every node, sends each node the content
+/// it lacks and asks its addresses, all at once: the bytes sent and each
+/// node's answer.
+async fn ship(
+    plan: &RunPlan,
+    payloads: &Payloads,
+    ctx: &Context,
+    nodes: &Nodes<'_>,
+    assets: &Assets<'_>,
+) -> Result<(usize, Vec<moor_proto::NodeInfo>)> {
     let (targets, conns) = (nodes.targets, nodes.conns);
     let contents = plan
         .contents()
@@ -128,7 +172,6 @@ async fn start_held(
     }
     let transfer = crate::transfer::Transfer::new("sources and inputs", Some(plan.bytes()));
     let (progress, contents) = (&transfer, &contents);
-    // Each node's uploads and its addresses, asked at once.
     let answers = on_all(conns, |_, c| {
         Box::pin(async move {
             let upload = async {
@@ -145,31 +188,29 @@ async fn start_held(
     .await?;
     drop(transfer);
     let sent: usize = answers.iter().map(|(s, _)| s).sum();
-    let infos: Vec<moor_proto::NodeInfo> = answers.into_iter().map(|(_, i)| i).collect();
-    let fallback: Vec<String> = targets.iter().map(|t| t.host.clone()).collect();
-    let addresses = rendezvous::node_addresses(&infos, &fallback);
-    let job_id = new_job_id();
-    let r = Rendezvous {
-        job_id: job_id.clone(),
-        master_addr: plan
-            .master_addr
-            .clone()
-            .unwrap_or_else(|| addresses[0].clone()),
-        master_port: infos[0].free_port,
-        ports: infos.iter().map(|i| i.free_port).collect(),
-        addresses,
-    };
-    let nodes = conns.len();
+    Ok((sent, answers.into_iter().map(|(_, i)| i).collect()))
+}
+
+/// Starts every node's run, held while there are several (MPI's peers
+/// before node 0, which needs their ids); a refusal cancels the others.
+async fn start_all(
+    plan: &RunPlan,
+    nodes: &Nodes<'_>,
+    r: &Rendezvous,
+    infos: &[moor_proto::NodeInfo],
+) -> Result<Vec<RunInfo>> {
+    let (targets, conns) = (nodes.targets, nodes.conns);
+    let count = conns.len();
     // The nodes watch one another through node 0 (agents that predate the
     // job link report no port for it: then only moor's following does).
     let token = crate::random::hex(16);
     let link = |rank: usize| {
-        (nodes > 1 && infos[0].link_port != 0).then(|| {
+        (count > 1 && infos[0].link_port != 0).then(|| {
             Box::new(JobLink {
                 hub: format!("{}:{}", r.master_addr, infos[0].link_port),
                 token: token.clone(),
                 rank: rank as u32,
-                nodes: nodes as u32,
+                nodes: count as u32,
                 grace: LINK_GRACE,
             })
         })
@@ -177,12 +218,12 @@ async fn start_held(
     let spec = |rank: usize, mpi: Option<MpiRole>| {
         let mut spec = plan.node_spec(rank);
         spec.env.extend(rendezvous::node_variables(
-            &r,
+            r,
             rank,
             plan.distribution.as_ref(),
         ));
         RunSpec {
-            hold: nodes > 1,
+            hold: count > 1,
             mpi,
             link: link(rank),
             ..spec
@@ -191,9 +232,8 @@ async fn start_held(
     let mut runs: Vec<(usize, RunInfo)> = Vec::new();
     let refused = match &plan.distribution {
         Some(Distribution::Mpi { processes_per_node }) => {
-            let roles = mpi::roles(&r, &infos, targets, &job_id, *processes_per_node)?;
-            // The other nodes first: node 0 needs their runs' ids.
-            let peers: Vec<usize> = (1..nodes).collect();
+            let roles = mpi::roles(r, infos, targets, &r.job_id, *processes_per_node)?;
+            let peers: Vec<usize> = (1..count).collect();
             let refused =
                 start_some(conns, &peers, |i| spec(i, Some(roles.peer(i))), &mut runs).await;
             match refused {
@@ -206,7 +246,7 @@ async fn start_held(
             }
         }
         _ => {
-            let all: Vec<usize> = (0..nodes).collect();
+            let all: Vec<usize> = (0..count).collect();
             start_some(conns, &all, |i| spec(i, None), &mut runs).await
         }
     };
@@ -220,46 +260,38 @@ async fn start_held(
         return Err(node_failed(i, &targets[i].name, e));
     }
     runs.sort_by_key(|(i, _)| *i);
-    let runs: Vec<RunInfo> = runs.into_iter().map(|(_, r)| r).collect();
-    let record = JobRecord {
-        id: job_id,
-        name: plan.name.clone(),
-        experiment: plan.experiment.clone(),
-        command: plan.command.clone(),
-        pool: plan.pool.clone(),
-        nodes: targets
+    Ok(runs.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Releases every held run at once; one that cannot be released cancels
+/// them all.
+async fn release(nodes: &Nodes<'_>, runs: &[RunInfo]) -> Result<()> {
+    let conns = nodes.conns;
+    if conns.len() < 2 {
+        return Ok(());
+    }
+    let released = join_all(
+        conns
             .iter()
-            .zip(&runs)
-            .map(|(t, run)| (t.name.clone(), run.id.clone()))
-            .collect(),
-        master_addr: r.master_addr.clone(),
-        created_at: moor_proto::time::now(),
-    };
-    ctx.store()?.record_job(&record, &runs)?;
-    if nodes > 1 {
-        let released = join_all(
+            .zip(runs)
+            .map(|(c, run)| c.agent.release(&run.id)),
+    )
+    .await;
+    if let Some((i, e)) = released
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, r)| r.err().map(|e| (i, e)))
+    {
+        join_all(
             conns
                 .iter()
-                .zip(&runs)
-                .map(|(c, run)| c.agent.release(&run.id)),
+                .zip(runs)
+                .map(|(c, run)| c.agent.cancel(&run.id, 0)),
         )
         .await;
-        if let Some((i, e)) = released
-            .into_iter()
-            .enumerate()
-            .find_map(|(i, r)| r.err().map(|e| (i, e)))
-        {
-            join_all(
-                conns
-                    .iter()
-                    .zip(&runs)
-                    .map(|(c, run)| c.agent.cancel(&run.id, 0)),
-            )
-            .await;
-            return Err(node_failed(i, &targets[i].name, e));
-        }
+        return Err(node_failed(i, &nodes.targets[i].name, e));
     }
-    Ok((record, runs, sent))
+    Ok(())
 }
 
 /// Starts the runs of nodes `which` at once (each `spec(i)`), adding each

@@ -111,7 +111,8 @@ fn install(agents: &Agents) -> Result<PathBuf> {
             .mode(0o700)
             .create(&dir)
             .map_err(io)?;
-        crate::private_fs::write_atomic(&path, bundle.binary, 0o700).map_err(io)?;
+        let binary = bundle.binary().map_err(crate::agent_bundle::damaged)?;
+        crate::private_fs::write_atomic(&path, binary, 0o700).map_err(io)?;
     }
     Ok(path)
 }

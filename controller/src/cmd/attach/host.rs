@@ -200,7 +200,10 @@ impl HostSteps<'_> {
             return Ok(status(AgentInstall::Present, 0));
         }
         // Compressed when the host can unpack it; verified unpacked.
-        let (packing, bytes) = self.bundle.packed_for(&self.facts.decompressors);
+        let (packing, bytes) = self
+            .bundle
+            .packed_for(&self.facts.decompressors)
+            .map_err(crate::agent_bundle::damaged)?;
         let progress = Transfer::new("agent", Some(bytes.len() as u64));
         let out = tokio::time::timeout(
             INSTALL_TIMEOUT,

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::validate::{connect_and_probe, Report};
 use super::Context;
+use crate::agent_bundle::{AgentBundle, Agents};
 use crate::checks::{self, Check};
 use crate::cli::{AttachArgs, AttachHdinsightArgs, AttachVmArgs, AuthArgs};
 use crate::error::{exit, Error, Result};
@@ -25,8 +26,8 @@ use crate::output::{check_table, Render, Text};
 use crate::probe::Facts;
 use crate::reach::{settings, Resolved};
 use crate::resource_id::{self, ResourceKind};
-use crate::ssh::{same_fingerprint, AuthUsed, HostKeyPolicy};
-use crate::store::{AuthRef, Conflict, Target, TargetState};
+use crate::ssh::{same_fingerprint, AuthUsed, HostKeyPolicy, Session};
+use crate::store::{AuthRef, Conflict, Store, Target, TargetState};
 use crate::target_kind::TargetKind;
 
 /// What attach did, as `--json` prints it.
@@ -139,70 +140,43 @@ pub(crate) async fn attach(
     let name = common.name.as_str();
     let mut store = ctx.workspace.store()?;
     let workspace_id = store.workspace_id()?;
-    let options = checks::Options {
-        kind,
-        require_public_ip: common.options.require_public_ip,
-    };
     let agents = ctx.targets.agents();
-    if !agents.is_present() {
-        return Err(Error::usage(
-            "this moor was built for checking only and carries no agent",
-            "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
-        ));
-    }
-    // The host's architecture is not known before the probe: it looks for
-    // each agent this moor carries.
-    let install_ids = agents.install_ids();
+    carries_agents(agents)?;
     let named_keys = match &resolved.options.host_key_policy {
         HostKeyPolicy::Fingerprint(fingerprints) => fingerprints.clone(),
         _ => Vec::new(),
     };
-    let (report, session) =
-        connect_and_probe(resolved, options, &install_ids, cluster.as_deref()).await;
-    let Some(session) = session else {
-        return Ok(Outcome::Refused(Box::new(report)));
+    let (report, session) = match probe(common, kind, cluster, resolved, agents).await {
+        Ok(probed) => probed,
+        Err(refused) => return Ok(Outcome::Refused(refused)),
     };
-    if !report.ok {
-        session.close().await;
-        return Ok(Outcome::Refused(Box::new(report)));
-    }
     let facts = report.facts.clone().expect("a probed report has facts");
     let host_key = report
         .host_key
         .clone()
         .expect("a connected report has a host key");
     let machine_id = facts.machine_id.clone().unwrap_or_default();
-    let Some(bundle) = agents.for_arch(&facts.arch) else {
-        let host = session.endpoint.host.clone();
-        session.close().await;
-        return Err(Error::usage(
-            format!(
-                "this moor carries no agent for {host}'s architecture {} (only for {})",
-                facts.arch,
-                agents.arches()
-            ),
-            "use a moor built with the agents of both architectures (cargo build -p moor-cli builds them)",
-        ));
+    let bundle = match bundle_for(agents, &facts, &session.endpoint.host) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            session.close().await;
+            return Err(e);
+        }
     };
 
     let host = session.endpoint.host.clone();
-    // A reinstalled host (same machine-id, new key) keeps its name when the
-    // user named the new key.
-    let key_named = named_keys
-        .iter()
-        .any(|fp| same_fingerprint(fp, &host_key.fingerprint));
-    let reserved = store.reserve(
-        name,
+    let reserved = reserve(
+        &mut store,
+        common,
+        &named_keys,
         &host_key.fingerprint,
         &machine_id,
-        common.options.replace,
-        key_named,
-    )?;
-    let replaced = match reserved {
+    );
+    let replaced = match reserved.and_then(|r| r.map_err(|conflict| taken(conflict, name, &host))) {
         Ok(replaced) => replaced,
-        Err(conflict) => {
+        Err(e) => {
             session.close().await;
-            return Err(taken(conflict, name, &host));
+            return Err(e);
         }
     };
 
@@ -214,20 +188,10 @@ pub(crate) async fn attach(
         facts: &facts,
         take_over: common.options.take_over,
     };
-    let done = async {
-        let enroll_key =
-            matches!(session.auth_used, AuthUsed::Password) && !common.options.no_enroll_key;
-        let key_line = if enroll_key {
-            Some(ctx.workspace.key(&workspace_id)?)
-        } else {
-            None
-        };
-        let claim = steps.claim(ctx, key_line.as_deref()).await?;
-        let agent = steps.agent().await?;
-        Ok::<_, Error>((claim, agent, enroll_key))
-    }
-    .await;
-    let (claim, agent, enrolled_key) = match done {
+    let enroll_key =
+        matches!(session.auth_used, AuthUsed::Password) && !common.options.no_enroll_key;
+    let done = claim_and_install(&steps, ctx, enroll_key).await;
+    let (claim, agent) = match done {
         Ok(done) => done,
         Err(e) => {
             store.release(&host_key.fingerprint, &machine_id)?;
@@ -237,6 +201,7 @@ pub(crate) async fn attach(
     };
     let endpoint = session.endpoint.clone();
     let via = session.via.clone();
+    let enrolled_key = enroll_key;
     let auth = if enrolled_key {
         AuthRef::WorkspaceKey
     } else {
@@ -281,6 +246,99 @@ pub(crate) async fn attach(
         checks: report.checks,
         facts,
     })))
+}
+
+/// Reserves the target's name for this host in the store: a reinstalled
+/// host (same machine-id, new key) keeps its name when the user named the
+/// new key. The name's current holder, when it is another machine's.
+fn reserve(
+    store: &mut Store,
+    common: &AttachArgs,
+    named_keys: &[String],
+    fingerprint: &str,
+    machine_id: &str,
+) -> Result<std::result::Result<Option<String>, Conflict>> {
+    let key_named = named_keys
+        .iter()
+        .any(|fp| same_fingerprint(fp, fingerprint));
+    store.reserve(
+        &common.name,
+        fingerprint,
+        machine_id,
+        common.options.replace,
+        key_named,
+    )
+}
+
+/// Connects, probes and checks the host: the report and the open session,
+/// or the report of a host that cannot be attached (the session closed).
+async fn probe(
+    common: &AttachArgs,
+    kind: TargetKind,
+    cluster: Option<String>,
+    resolved: Resolved,
+    agents: &Agents,
+) -> std::result::Result<(Report, Session), Box<Report>> {
+    let options = checks::Options {
+        kind,
+        require_public_ip: common.options.require_public_ip,
+    };
+    // The host's architecture is not known before the probe: it looks for
+    // each agent this moor carries.
+    let install_ids = agents.install_ids();
+    let (report, session) =
+        connect_and_probe(resolved, options, &install_ids, cluster.as_deref()).await;
+    match session {
+        Some(session) if report.ok => Ok((report, session)),
+        Some(session) => {
+            session.close().await;
+            Err(Box::new(report))
+        }
+        None => Err(Box::new(report)),
+    }
+}
+
+/// Refuses to attach with a moor that carries no agent (a build for
+/// checking only).
+fn carries_agents(agents: &Agents) -> Result<()> {
+    if agents.is_present() {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "this moor was built for checking only and carries no agent",
+        "build it with `cargo build -p moor-cli` (not under clippy or rust-analyzer)",
+    ))
+}
+
+/// The agent for the host's architecture, or why this moor has none.
+fn bundle_for(agents: &Agents, facts: &Facts, host: &str) -> Result<&'static AgentBundle> {
+    agents.for_arch(&facts.arch).ok_or_else(|| {
+        Error::usage(
+            format!(
+                "this moor carries no agent for {host}'s architecture {} (only for {})",
+                facts.arch,
+                agents.arches()
+            ),
+            "use a moor built with the agents of both architectures (cargo build -p moor-cli builds them)",
+        )
+    })
+}
+
+/// Claims the host for the workspace (enrolling the workspace key when a
+/// password got in) and installs or checks the agent.
+async fn claim_and_install(
+    steps: &host::HostSteps<'_>,
+    ctx: &Context,
+    enroll_key: bool,
+) -> Result<(host::ClaimOutcome, host::AgentStatus)> {
+    let key_line = if enroll_key {
+        Some(ctx.workspace.key(steps.workspace_id)?)
+    } else {
+        None
+    };
+    let claim = steps.claim(ctx, key_line.as_deref()).await?;
+    let agent = steps.agent().await?;
+    Ok((claim, agent))
 }
 
 /// How the target will authenticate next time, from what worked now.
