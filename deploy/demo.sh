@@ -8,7 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/prereqs.sh
-cargo build --release --quiet -p moor-cli
+# The agent for this machine's architecture only (the demo host is this
+# machine's): `cargo build --release -p moor-cli` builds moor with both.
+case "$(uname -m)" in
+  aarch64|arm64) arch=aarch64 ;;
+  *) arch=x86_64 ;;
+esac
+MOOR_AGENT_ARCHES=$arch cargo build --release --quiet -p moor-cli
 
 work=$(mktemp -d)
 name="moor-demo-$$"

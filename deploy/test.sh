@@ -5,7 +5,7 @@
 # left behind by an earlier, killed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 deploy/testhost/sweep.sh
 deploy/testhost/build-image.sh >/dev/null
 deploy/testhost/build-image.sh spark >/dev/null

@@ -29,6 +29,7 @@ pub mod envspec;
 pub mod error;
 pub mod fleet;
 pub mod follow;
+pub mod history;
 pub mod inventory;
 pub mod jobfile;
 pub mod launch;

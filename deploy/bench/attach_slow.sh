@@ -9,7 +9,7 @@
 #   deploy/bench/attach_slow.sh [RUNS]        (default 5 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-5}
 cargo build --release --quiet -p moor-cli
 moor=target/release/moor

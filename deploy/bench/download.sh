@@ -10,7 +10,7 @@
 #   deploy/bench/download.sh [RUNS] [SIZE_MIB]     (default 3 runs, 2048 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-3}
 size=${2:-2048}
 cargo build --release --quiet -p moor-cli --bin moor

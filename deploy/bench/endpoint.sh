@@ -8,7 +8,7 @@
 #   deploy/bench/endpoint.sh [RUNS]     (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-30}
 cargo build --release --quiet -p moor-cli --bin moor
 moor=$PWD/target/release/moor

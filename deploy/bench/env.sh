@@ -11,7 +11,7 @@
 #   deploy/bench/env.sh [RUNS]        (default 20 runs each; builds: 5)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-20}
 builds=5
 cargo build --release --quiet -p moor-cli --bin moor

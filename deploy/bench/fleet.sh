@@ -13,7 +13,7 @@
 #   deploy/bench/fleet.sh [HOSTS] [RUNS]      (default 50 hosts, 5 runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 n=${1:-50}
 runs=${2:-5}
 venv=target/bench-venv

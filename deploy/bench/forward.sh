@@ -8,7 +8,7 @@
 #   deploy/bench/forward.sh [RUNS] [SIZE_MIB]     (default 5 runs, 200 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-5}
 size=${2:-200}
 cargo build --release --quiet -p moor-cli --bin moor

@@ -12,7 +12,7 @@
 #   deploy/bench/jobs.sh [RUNS]        (default 10 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-10}
 cargo build --release --quiet -p moor-cli --bin moor
 moor=$PWD/target/release/moor

@@ -10,7 +10,7 @@
 #   deploy/bench/jump.sh [RUNS]        (default 20 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-20}
 cargo build --release --quiet -p moor-cli --bin moor
 moor=$PWD/target/release/moor

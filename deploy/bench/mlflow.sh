@@ -14,7 +14,7 @@
 #   deploy/bench/mlflow.sh [CALLS]      (default 2000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 calls=${1:-2000}
 cargo build --release --quiet -p moor-cli --bin moor
 moor=$PWD/target/release/moor

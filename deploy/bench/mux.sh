@@ -10,7 +10,7 @@
 #   deploy/bench/mux.sh [HOSTS] [RUNS]     (default 50 hosts, 20 runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 n=${1:-50}
 runs=${2:-20}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }

@@ -10,7 +10,7 @@
 #   deploy/bench/source.sh [RUNS] [MB]        (default 10 runs, 200 MB)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-10}
 mb=${2:-200}
 cargo build --release --quiet -p moor-cli

@@ -7,7 +7,7 @@
 #   deploy/bench/source_slow.sh [RUNS] [MB]      (default 5 runs, 20 MB)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-5}
 mb=${2:-20}
 cargo build --release --quiet -p moor-cli

@@ -7,7 +7,7 @@
 #   deploy/bench/spark.sh [RUNS]        (default 5 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-5}
 cargo build --release --quiet -p moor-cli --bin moor
 moor=target/release/moor

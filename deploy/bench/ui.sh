@@ -13,7 +13,7 @@
 #   deploy/bench/ui.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-1000}
 cargo build --release --quiet -p moor-cli --bin moor
 cargo build --quiet -p moor-tests --bin ui-bench

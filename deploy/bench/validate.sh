@@ -10,7 +10,7 @@
 # when missing. Prints hyperfine's markdown table; BENCHMARKS.md keeps it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deploy/prereqs.sh
+deploy/prereqs.sh --tests
 runs=${1:-30}
 venv=target/bench-venv
 [ -x "$venv/bin/ansible" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q ansible-core; }

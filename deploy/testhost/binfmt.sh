@@ -3,13 +3,13 @@
 # the aarch64 agent on it) with Debian's qemu-user-static, through the
 # kernel's binfmt_misc. Registered with the F flag: the kernel opens the
 # emulator at registration, so it works inside containers that lack it.
-# Idempotent; needs root (deploy/prereqs.sh installs qemu-user-static).
+# Idempotent; needs root (deploy/prereqs.sh --tests installs qemu-user-static).
 set -euo pipefail
 log() { printf 'binfmt: %s\n' "$*" >&2; }
 entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
 [ -e "$entry" ] && grep -qx enabled "$entry" && exit 0
 conf=/usr/lib/binfmt.d/qemu-aarch64.conf
-[ -r "$conf" ] || { log "qemu-user-static missing: apt-get install -y qemu-user-static (deploy/prereqs.sh does)"; exit 1; }
+[ -r "$conf" ] || { log "qemu-user-static missing: apt-get install -y qemu-user-static (deploy/prereqs.sh --tests does)"; exit 1; }
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then

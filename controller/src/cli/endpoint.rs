@@ -124,7 +124,7 @@ pub struct EndpointCreateArgs {
     pub health_path: String,
 
     /// Listen on every address of the target, not only 127.0.0.1 (anyone
-    /// who reaches the port can call it: see the README).
+    /// who reaches the port can call it: see docs/reference.md).
     #[arg(long)]
     pub public: bool,
 

@@ -1,6 +1,6 @@
-//! moor's exit codes, as `--help` shows them (the README has the same table).
+//! moor's exit codes, as `--help` shows them (docs/reference.md has the same table).
 
-/// Exit codes, shown under `moor --help` and in the README.
+/// Exit codes, shown under `moor --help` and in docs/reference.md.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success: no check failed

@@ -58,6 +58,8 @@ pub struct Cli {
 /// moor's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check that a machine can be a compute target.
+    ///
     /// Connect to a machine over SSH and check that it can be a compute target.
     ///
     /// One SSH connection, one probe round trip. Every check is pass, warn,
@@ -66,6 +68,8 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Validate(ValidateArgs),
 
+    /// Attach a machine (or an inventory's fleet) as a compute target.
+    ///
     /// Attach a machine as a compute target: validate it, claim it, install
     /// the agent, and record it in the workspace; or every machine of an
     /// inventory at once (`--inventory FILE`), each pool a moor pool.
@@ -75,12 +79,16 @@ pub enum Command {
     /// List the attached targets.
     List,
 
+    /// Show one target: settings, facts, checks.
+    ///
     /// Show one target: its settings, facts and checks from the last attach or validate.
     Show {
         /// Target name.
         name: String,
     },
 
+    /// Show or change a target's proxy and CA for package indexes.
+    ///
     /// Show or change how a target reaches package indexes (proxy, CA):
     /// every environment build on it honours the settings.
     Network {
@@ -91,10 +99,14 @@ pub enum Command {
         network: NetworkArgs,
     },
 
+    /// Detach a target and remove its claim from the host.
+    ///
     /// Detach a target: remove it from the workspace and its claim from the host.
     #[command(after_help = EXIT_CODES)]
     Detach(DetachArgs),
 
+    /// Run a command on a target (or several as one job), following its log.
+    ///
     /// Run a command on a target in a snapshot of a source directory, and
     /// stream its log; on several targets or a pool as one job (`--target a
     /// --target b`, `--pool`), or an Azure ML job file (`-f`). Exits with the
@@ -102,60 +114,86 @@ pub enum Command {
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
 
+    /// Submit an Azure ML command job file.
+    ///
     /// Jobs from Azure ML command job files (`moor job submit FILE.yml`).
     #[command(subcommand)]
     Job(JobCommand),
 
+    /// Named lists of targets.
+    ///
     /// Pools: named lists of targets, usable wherever a target is (a job's
     /// nodes are the pool's first N).
     #[command(subcommand)]
     Pool(PoolCommand),
 
+    /// Environments: Docker, conda or pip, built once per target.
+    ///
     /// Environments: specs of what a run needs (Docker image, conda, pip),
     /// built once per target and content hash.
     #[command(subcommand)]
     Env(EnvCommand),
 
+    /// List runs; `runs prune` removes finished ones.
+    ///
     /// List runs on the targets (all, or --target); `moor runs prune`
     /// removes finished ones from a target.
     Runs(RunsArgs),
 
+    /// Print or follow a run's log.
+    ///
     /// Print a run's log (stdout and stderr, in order); a job's, every
     /// node's lines after `[node N]`.
     Logs(LogsArgs),
 
+    /// What a run logged through MLflow.
+    ///
     /// What a run's code logged through MLflow (every run gets a tracking
     /// endpoint: MLFLOW_TRACKING_URI): params, tags, each metric's last
     /// value, range, point count and a sparkline; a job's, node by node.
     /// `--json` gives every point.
     Metrics(MetricsArgs),
 
+    /// Stop a run or a job.
+    ///
     /// Stop a run (a job: every node): SIGTERM to its processes, SIGKILL
     /// after the grace period.
     Cancel(CancelArgs),
 
+    /// Fetch a run's outputs.
+    ///
     /// Fetch a run's outputs/ directory (a job's: each node's into node-N/).
     Download(DownloadArgs),
 
+    /// The agents' status on targets.
+    ///
     /// Agent status of targets (all, or those named): version, uptime, load, runs going.
     Status(StatusArgs),
 
+    /// Serve a model from a target, and call it.
+    ///
     /// Endpoints: a model served over HTTP from a target (a scoring script
     /// or any server), kept up by the agent; `invoke` calls it through SSH.
     #[command(subcommand)]
     Endpoint(EndpointCommand),
 
+    /// Forward local ports to a target.
+    ///
     /// Forward local ports to ports on a target (`ssh -L` with the target's
     /// stored settings and pinned host key): listens on 127.0.0.1 until
     /// Ctrl-C, reconnecting when the SSH connection drops.
     Forward(ForwardArgs),
 
+    /// A shell or one command on a target.
+    ///
     /// A shell on a target (a pseudo-terminal when this is a terminal), or
     /// one command (`-- CMD`), with the target's stored settings and pinned
     /// host key. Exits with the remote exit code (a signal N: 128+N; no
     /// status: 255).
     Ssh(SshArgs),
 
+    /// Warm connections: the workspace's SSH multiplexer.
+    ///
     /// Warm connections: the workspace's multiplexer, started on demand by
     /// commands (as ssh's ControlMaster/ControlPersist), keeps one SSH
     /// connection per target and exits after an idle time (MOOR_MUX_IDLE
@@ -163,6 +201,8 @@ pub enum Command {
     #[command(subcommand)]
     Mux(MuxCommand),
 
+    /// A local web dashboard of runs, metrics and targets.
+    ///
     /// A local web dashboard: targets with their checks and facts, runs and
     /// jobs (a run's log live, its MLflow metrics as charts, several runs
     /// compared), environments, endpoints. Served on 127.0.0.1 with a random
@@ -173,6 +213,8 @@ pub enum Command {
     #[command(subcommand, name = "host-key")]
     HostKey(HostKeyCommand),
 
+    /// Print a shell completion script.
+    ///
     /// Print a shell completion script: `moor completions bash >
     /// ~/.local/share/bash-completion/completions/moor` (zsh: into a folder
     /// of $fpath as `_moor`; fish: ~/.config/fish/completions/moor.fish).
@@ -181,6 +223,8 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
+    /// Print moor's manual page.
+    ///
     /// Print moor's manual page (roff): `moor man > moor.1; man ./moor.1`.
     Man,
 }
@@ -445,3 +489,6 @@ pub enum HostKeyCommand {
         host: String,
     },
 }
+
+#[cfg(test)]
+mod docs_tests;

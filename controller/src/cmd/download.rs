@@ -125,7 +125,7 @@ impl Puller {
 /// `moor download RUN [--to DIR]`.
 pub async fn download(args: &DownloadArgs, ctx: &Context) -> Result<Fetched> {
     let store = ctx.store()?;
-    if let Some(job) = super::jobs::find(&store, &args.run)? {
+    if let Some(job) = crate::history::find(&store, &args.run)? {
         return download_job(&job, args, ctx).await.map(Fetched::Job);
     }
     let (target, run_id) = ctx.targets.of_run(&store, &args.run)?;
@@ -304,7 +304,7 @@ pub async fn download_job(
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from(crate::snapshot::DOWNLOADS_DIR).join(&job.id));
     let mut nodes = Vec::new();
-    for node in super::jobs::nodes(ctx, &store, job, None)? {
+    for node in crate::history::nodes(ctx, &store, job, None)? {
         let dest = to.join(format!("node-{}", node.rank));
         nodes.push(download_run(ctx, &node.target, &node.run_id, dest, args).await?);
     }

@@ -216,7 +216,7 @@ impl ByteSink for Collector<'_> {
 pub async fn metrics(args: &MetricsArgs, ctx: &Context) -> Result<Metrics> {
     let store = ctx.store()?;
     let access = Access::from_args(&args.connect)?;
-    let runs = super::jobs::runs_of(ctx, &store, &args.run, args.node)?;
+    let runs = crate::history::runs_of(ctx, &store, &args.run, args.node)?;
     let live = args.follow && !ctx.json && runs.len() == 1 && std::io::stdout().is_terminal();
     let json_lines = args.follow && ctx.json;
     let mut json = (ctx.json && !args.follow).then(|| JsonOut::start(&args.run));

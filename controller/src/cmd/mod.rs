@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod mux;
 pub mod pool;
 pub mod run;
-pub mod run_json;
+
 pub mod runs;
 pub mod ssh;
 pub mod status;

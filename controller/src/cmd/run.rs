@@ -8,7 +8,6 @@
 use serde::Serialize;
 use tokio::signal::unix::Signal;
 
-use super::run_json::RunJson;
 use super::Context;
 use crate::agent_client::ByteStream;
 use crate::cli::{JobSubmitArgs, PrepareAssetArgs, RunArgs};
@@ -16,6 +15,7 @@ use crate::envs::prepare::Assets;
 use crate::error::{exit, Result};
 use crate::follow;
 use crate::follow::nodes as watch;
+use crate::history::RunJson;
 use crate::launch::{self, Launched, Started};
 use crate::output::{Render, Text};
 use crate::plan::{self, Ask, RunPlan};
@@ -306,7 +306,7 @@ async fn follow_job(
         ended = watch::follow_nodes(&ctx.targets, access, watched, 0, true, ctx.json, 10) => {
             let heard: Vec<moor_proto::RunInfo> = ended.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
             ctx.store()?.heard_runs(&heard)?;
-            let row = super::jobs::summarize(&record, ended)?;
+            let row = crate::history::summarize(&record, ended)?;
             Ok(Ran::Ended { run: Box::new(row), snapshot_bytes_sent: launched.sent })
         }
         _ = interrupt.recv() => {

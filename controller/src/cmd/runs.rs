@@ -4,7 +4,7 @@
 
 use moor_proto::RunInfo;
 
-pub use super::run_json::{state_name, RunJson};
+pub use crate::history::{state_name, RunJson};
 use serde::Serialize;
 
 use super::Context;
@@ -151,7 +151,7 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     }
     found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let runs = std::mem::take(&mut found.runs);
-    found.runs = super::jobs::fold(runs, &store.jobs()?, &history, args.experiment.as_deref());
+    found.runs = crate::history::fold(runs, &store.jobs()?, &history, args.experiment.as_deref());
     if let Some(metric) = &args.sort {
         sort_by_metric(&mut found.runs, metric, args.desc);
     }
@@ -230,7 +230,7 @@ impl Render for Logged {
 /// the run to its end.
 pub async fn logs(args: &LogsArgs, ctx: &Context) -> Result<Logged> {
     let mut store = ctx.store()?;
-    if let Some(job) = super::jobs::find(&store, &args.run)? {
+    if let Some(job) = crate::history::find(&store, &args.run)? {
         let (run, ended) = super::jobs::logs(&job, args, ctx).await?;
         return Ok(Logged {
             exit_code: if ended { run.exit_code() } else { exit::OK },
@@ -305,7 +305,7 @@ impl Render for Cancelled {
 /// `moor cancel RUN`.
 pub async fn cancel(args: &CancelArgs, ctx: &Context) -> Result<Cancelled> {
     let mut store = ctx.store()?;
-    if let Some(job) = super::jobs::find(&store, &args.run)? {
+    if let Some(job) = crate::history::find(&store, &args.run)? {
         let (run, already_ended) = super::jobs::cancel(&job, args, ctx).await?;
         return Ok(Cancelled { run, already_ended });
     }

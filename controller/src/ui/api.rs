@@ -120,9 +120,9 @@ async fn run(ctx: &Context, id: &str) -> Result<Answer> {
 }
 
 /// A run as its agent tells of it now (`None`: `id` is a job's).
-async fn one_run(ctx: &Context, id: &str) -> Result<Option<cmd::runs::RunJson>> {
+async fn one_run(ctx: &Context, id: &str) -> Result<Option<crate::history::RunJson>> {
     let mut store = ctx.store()?;
-    if cmd::jobs::find(&store, id)?.is_some() {
+    if crate::history::find(&store, id)?.is_some() {
         return Ok(None);
     }
     let (target, run_id) = ctx.targets.of_run(&store, id)?;
@@ -132,7 +132,7 @@ async fn one_run(ctx: &Context, id: &str) -> Result<Option<cmd::runs::RunJson>> 
     conn.close().await;
     let info = info?;
     store.heard_runs(std::slice::from_ref(&info))?;
-    Ok(Some(cmd::runs::RunJson::new(info, &target.name)))
+    Ok(Some(crate::history::RunJson::new(info, &target.name)))
 }
 
 async fn metrics(ctx: &Context, id: &str) -> Result<Answer> {

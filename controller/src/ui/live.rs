@@ -17,7 +17,7 @@ use super::http::{self, query_value, query_values, Answer, StreamSender};
 use super::Shared;
 use crate::cli::TargetArgs;
 use crate::cmd::metrics::RecordLines;
-use crate::cmd::{self, Context};
+use crate::cmd::Context;
 use crate::error::{Error, Result};
 use crate::follow::{self, ByteSink, RunFile};
 use crate::output::error_line;
@@ -37,7 +37,7 @@ pub async fn log(shared: &Arc<Shared>, id: &str, query: &str) -> Result<Answer> 
     let ctx = &shared.ctx;
     let store = ctx.store()?;
     let node = number::<u32>(query, "node")?;
-    let runs = cmd::jobs::runs_of(ctx, &store, id, None)?;
+    let runs = crate::history::runs_of(ctx, &store, id, None)?;
     let index = node.unwrap_or(0) as usize;
     let Some((_, target, run_id)) = runs.into_iter().nth(index) else {
         return Err(Error::usage(
@@ -170,7 +170,7 @@ pub async fn chart(ctx: &Context, query: &str) -> Result<Answer> {
     let store = ctx.store()?;
     let mut series = Vec::new();
     for id in &ids {
-        for (node, target, run_id) in cmd::jobs::runs_of(ctx, &store, id, None)? {
+        for (node, target, run_id) in crate::history::runs_of(ctx, &store, id, None)? {
             let mut sink = CurveSink {
                 run_id: run_id.clone(),
                 key: key.clone(),

@@ -77,7 +77,7 @@ pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
     };
     if args.public {
         eprintln!(
-            "moor: warning: endpoint {} listens on every address of {} (port {}): anyone who reaches that port can call it; keep it behind the host's firewall or a reverse proxy (see the README)",
+            "moor: warning: endpoint {} listens on every address of {} (port {}): anyone who reaches that port can call it; keep it behind the host's firewall or a reverse proxy (see docs/reference.md)",
             created.name, target.name, created.port
         );
     }

@@ -133,7 +133,7 @@ impl RunJson {
 
     /// The command as `moor runs` shows it: a Spark run as the spark-submit
     /// it is (and its YARN application, once known).
-    pub(super) fn shown_command(&self) -> String {
+    pub(crate) fn shown_command(&self) -> String {
         match (&self.spark, &self.yarn_application) {
             (Some(_), Some(app)) => format!("spark-submit {} ({app})", self.command.join(" ")),
             (Some(_), None) => format!("spark-submit {}", self.command.join(" ")),
