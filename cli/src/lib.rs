@@ -47,7 +47,7 @@ mod tests {
         assert!(agent.install_id().starts_with(agent.version));
         assert_eq!(agent.sha256, moor_proto::sha256_hex(binary));
         // The packed forms are the agent, smaller.
-        let gzip = agent.gzip().unwrap();
+        let gzip = agent.gzip(None).unwrap();
         assert_eq!(&agent.xz[..6], b"\xfd7zXZ\0");
         assert_eq!(&gzip[..2], b"\x1f\x8b");
         assert!(agent.xz.len() < binary.len() / 2 && gzip.len() < binary.len() * 3 / 4);

@@ -7,6 +7,7 @@
 //! installed is the one for the host's `uname -m`.
 
 use std::io;
+use std::path::Path;
 use std::sync::OnceLock;
 
 /// The agents this moor carries, one per architecture.
@@ -138,27 +139,55 @@ impl AgentBundle {
         Ok(self.raw.get_or_init(|| raw))
     }
 
-    /// The executable, gzipped (for a host with `gzip` but no `xz`).
-    pub fn gzip(&self) -> io::Result<&[u8]> {
+    /// The executable, gzipped (for a host with `gzip` but no `xz`). With a
+    /// `cache` folder (the workspace's), it is made once and kept there
+    /// (0600, checked against the agent's hash when read back), so that
+    /// later attaches pay neither the unpacking nor the compression.
+    pub fn gzip(&self, cache: Option<&Path>) -> io::Result<&[u8]> {
         if let Some(gz) = self.gzip.get() {
             return Ok(gz);
+        }
+        let file = cache.map(|dir| dir.join(format!("{}.gz", self.install_id())));
+        if let Some(gz) = file.as_deref().and_then(|f| std::fs::read(f).ok()) {
+            if self.gunzips_to_self(&gz) {
+                return Ok(self.gzip.get_or_init(|| gz));
+            }
         }
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         io::Write::write_all(&mut encoder, self.binary()?)?;
         let gz = encoder.finish()?;
+        if let (Some(dir), Some(file)) = (cache, &file) {
+            // A cache that cannot be written is only slower next time.
+            let kept = crate::private_fs::create_private_dir(dir)
+                .and_then(|()| crate::private_fs::write_private_atomic(file, &gz));
+            if let Err(e) = kept {
+                tracing::debug!("cannot keep the gzipped agent in {}: {e}", dir.display());
+            }
+        }
         Ok(self.gzip.get_or_init(|| gz))
+    }
+
+    /// Whether `gz` unpacks to this very agent.
+    fn gunzips_to_self(&self, gz: &[u8]) -> bool {
+        let mut raw = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut raw).is_ok()
+            && moor_proto::sha256_hex(&raw) == self.sha256
     }
 
     /// The smallest form a host with these decompressors (`xz`, `gzip`)
     /// can unpack, and its name for the install script: `xz`, `gzip`, or
     /// `raw` (none: the executable as it is). The host checks the sha256 of
     /// what it unpacked, so it trusts neither its tools nor the wire.
-    pub fn packed_for(&self, decompressors: &[String]) -> io::Result<(&'static str, &[u8])> {
+    pub fn packed_for(
+        &self,
+        decompressors: &[String],
+        cache: Option<&Path>,
+    ) -> io::Result<(&'static str, &[u8])> {
         let has = |tool: &str| decompressors.iter().any(|d| d == tool);
         Ok(if has("xz") {
             ("xz", self.xz)
         } else if has("gzip") {
-            ("gzip", self.gzip()?)
+            ("gzip", self.gzip(cache)?)
         } else {
             ("raw", self.binary()?)
         })
@@ -217,14 +246,33 @@ mod tests {
         assert_eq!(agent.install_id(), format!("0.1.0-{}", &agent.sha256[..16]));
         assert!(agent.is_present());
         assert_eq!(agent.binary().unwrap(), &binary[..]);
-        let gz = agent.gzip().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let gz = agent.gzip(Some(cache.path())).unwrap();
         let mut back = Vec::new();
         io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut back).unwrap();
         assert_eq!(back, binary);
+        // Kept in the cache, private, and read back by the next process.
+        let kept = cache.path().join(format!("{}.gz", agent.install_id()));
+        assert_eq!(std::fs::read(&kept).unwrap(), gz);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let next = bundle("x86_64", &binary);
+        assert_eq!(next.gzip(Some(cache.path())).unwrap(), gz);
+        // A damaged cache is made again, not sent.
+        std::fs::write(&kept, b"damaged").unwrap();
+        let third = bundle("x86_64", &binary);
+        assert_eq!(third.gzip(Some(cache.path())).unwrap(), gz);
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(agent.packed_for(&tools(&["gzip", "xz"])).unwrap().0, "xz");
-        assert_eq!(agent.packed_for(&tools(&["gzip"])).unwrap().0, "gzip");
-        assert_eq!(agent.packed_for(&tools(&[])).unwrap(), ("raw", &binary[..]));
+        assert_eq!(
+            agent.packed_for(&tools(&["gzip", "xz"]), None).unwrap().0,
+            "xz"
+        );
+        assert_eq!(agent.packed_for(&tools(&["gzip"]), None).unwrap().0, "gzip");
+        assert_eq!(
+            agent.packed_for(&tools(&[]), None).unwrap(),
+            ("raw", &binary[..])
+        );
         assert_eq!(install_id("0.1.0", "ab"), "0.1.0-ab");
     }
 

@@ -149,7 +149,7 @@ fn install_script_verifies_and_is_atomic() {
 /// cut stream or the right packing of the wrong bytes installs nothing.
 #[test]
 fn packed_uploads_are_unpacked_then_verified() {
-    for (packing, packed) in [("xz", AGENT.xz), ("gzip", AGENT.gzip().unwrap())] {
+    for (packing, packed) in [("xz", AGENT.xz), ("gzip", AGENT.gzip(None).unwrap())] {
         let home = tempfile::tempdir().unwrap();
         let installed = home
             .path()
@@ -170,7 +170,7 @@ fn packed_uploads_are_unpacked_then_verified() {
         assert!(out.contains("could not unpack"), "{packing}: {out}");
         assert!(!installed.exists());
         let other = if packing == "xz" {
-            AGENT.gzip().unwrap()
+            AGENT.gzip(None).unwrap()
         } else {
             AGENT.xz
         };

@@ -4,8 +4,10 @@
 //! zooms; a job's chart has a line per node; two runs compare on one chart;
 //! a log line written after the page opened appears in it; a request
 //! without the token (or for another host name) is refused, and a cancel
-//! from the page with its token stops the run. Screenshots of each page go
-//! to `target/test-artifacts/ui/`.
+//! from the page with its token stops the run; a run and a job started from
+//! the page (`moor run`'s own arguments, the same plan) run, and what the
+//! command line refuses the page is refused. Screenshots of each page go to
+//! `target/test-artifacts/ui/`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -288,6 +290,50 @@ fn the_dashboard_in_a_real_browser_shows_runs_charts_and_a_live_log() {
         "return document.querySelector('#info .state').textContent === 'cancelled';",
         Duration::from_secs(30),
     );
+
+    // A new run from the page, and a job: `moor run`'s own arguments,
+    // through the same plan as the command line.
+    show(&browser, "#/runs", "runs");
+    let from_page = |targets: &str, name: &str| -> String {
+        browser.execute(
+            "const f = (id, v) => { document.getElementById(id).value = v; };
+             f('new-target', arguments[0]); f('new-source', arguments[1]);
+             f('new-name', arguments[2]); f('new-command', 'python3 metrics.py 4');
+             document.getElementById('started').textContent = '';
+             document.getElementById('start').click();",
+            &[json!(targets), json!(dir), json!(name)],
+        );
+        let id = browser.wait_for(
+            "the started run",
+            "const a = document.querySelector('#started a'); return a && a.textContent;",
+            Duration::from_secs(60),
+        );
+        id.as_str().unwrap().to_owned()
+    };
+    let one = from_page("node0", "from-page");
+    let pair = from_page("node0 node1", "pair-from-page");
+    assert!(
+        pair.starts_with('j') && !one.starts_with('j'),
+        "{one} {pair}"
+    );
+    browser.screenshot(&shots.join("new-run.png"));
+    for (id, name) in [(&one, "from-page"), (&pair, "pair-from-page")] {
+        crate::jobs::wait_for("the run from the page", Duration::from_secs(60), || {
+            crate::jobs::job_row(moor, id)["state"] == "succeeded"
+        });
+        assert_eq!(crate::jobs::job_row(moor, id)["name"], name);
+    }
+    let refused = browser.execute_async(
+        "const done = arguments[arguments.length - 1];
+         const no = (body) => moor.api('runs', 'POST', body).then(() => 'started', e => e.message);
+         Promise.all([no({argv: ['--target', 'node0', '--spark', '--target', 'node1', '--', 'x.py']}),
+                      no({argv: ['--nope']}), no({argv: [], extra: 1})]).then(done);",
+        &[],
+    );
+    let refused: Vec<String> = serde_json::from_value(refused).unwrap();
+    assert!(refused[0].contains("one head node"), "{refused:?}");
+    assert!(refused[1].contains("not valid"), "{refused:?}");
+    assert!(refused[2].contains("unknown field"), "{refused:?}");
 
     // The other pages.
     show(&browser, "#/targets", "targets");

@@ -18,7 +18,7 @@ use crate::follow::nodes as watch;
 use crate::history::RunJson;
 use crate::launch::{self, Launched, Started};
 use crate::output::{Render, Text};
-use crate::plan::{self, Ask, RunPlan};
+use crate::plan::{self, Ask};
 use crate::progress::LogSink;
 use crate::reach::{Access, Connected};
 use crate::store::Target;
@@ -163,16 +163,7 @@ pub async fn go(
             follow_one(one, ctx, &mut interrupt).await
         }
         Started::Job(launched) => {
-            follow_job(
-                &plan,
-                launched,
-                ctx,
-                access,
-                detach,
-                snapshot,
-                &mut interrupt,
-            )
-            .await
+            follow_job(launched, ctx, access, detach, snapshot, &mut interrupt).await
         }
         Started::Endpoint { .. } => unreachable!("a run's plan serves no endpoint"),
     }
@@ -191,14 +182,8 @@ struct One<'a> {
 
 /// Follows one run to its end; Ctrl-C detaches.
 async fn follow_one(one: One<'_>, ctx: &Context, interrupt: &mut Signal) -> Result<Ran> {
-    let One {
-        run,
-        target,
-        access,
-        conn,
-        log,
-        sent,
-    } = one;
+    let (run, target, access, sent) = (one.run, one.target, one.access, one.sent);
+    let (conn, log) = (one.conn, one.log);
     eprintln!(
         "moor: run {} on {} ({sent} source bytes sent); Ctrl-C detaches",
         run.id, target.name
@@ -246,7 +231,6 @@ async fn follow_one(one: One<'_>, ctx: &Context, interrupt: &mut Signal) -> Resu
 
 /// Follows a launched job to its end (or returns at once with `detach`).
 async fn follow_job(
-    plan: &RunPlan,
     launched: Launched,
     ctx: &Context,
     access: &Access,
@@ -284,13 +268,8 @@ async fn follow_job(
         record.master_addr,
         launched.sent
     );
-    let store = ctx.store()?;
-    let targets = plan
-        .nodes
-        .iter()
-        .map(|n| ctx.targets.named(&store, n))
-        .collect::<Result<Vec<_>>>()?;
-    let watched: Vec<watch::Node> = targets
+    let watched: Vec<watch::Node> = launched
+        .targets
         .into_iter()
         .zip(launched.conns)
         .zip(&launched.runs)

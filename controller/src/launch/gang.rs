@@ -26,6 +26,8 @@ pub struct Launched {
     pub runs: Vec<RunInfo>,
     /// Each node's connection (node 0 first).
     pub conns: Vec<Connected>,
+    /// Each node's target (node 0 first).
+    pub targets: Vec<Target>,
     /// Bytes of sources and inputs sent, all nodes together.
     pub sent: usize,
 }
@@ -92,6 +94,7 @@ pub async fn launch(
             record,
             runs,
             conns,
+            targets,
             sent,
         }),
         Err(e) => {

@@ -54,6 +54,7 @@ pub fn build(ask: &Ask, ctx: &Context) -> Result<(RunPlan, Payloads)> {
                 .or((!job).then_some(1)),
         },
     )?;
+    refuse_spark_on_many(ask, &nodes)?;
     let env = environment(ask, ctx, &store, file.as_ref())?;
     let target = ctx.targets.named(&store, &nodes[0])?;
     let mut payloads = Payloads::default();
@@ -145,6 +146,23 @@ fn refuse_mismatches(ask: &Ask) -> Result<()> {
     Ok(())
 }
 
+/// `--spark` runs on one head node: refused on several nodes or with a
+/// distribution, before anything is packed.
+fn refuse_spark_on_many(ask: &Ask, nodes: &[String]) -> Result<()> {
+    let distributed = place::distribution(&ask.job).is_some();
+    if ask.spark.is_none() || (nodes.len() < 2 && !distributed) {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!(
+            "--spark runs spark-submit on one head node, which spreads the work itself; this run has {} node(s){}",
+            nodes.len(),
+            if distributed { " and a distribution" } else { "" }
+        ),
+        "give one --target (the head node) and no --distribution, --processes-per-node or --nodes above 1",
+    ))
+}
+
 /// Refuses what the resolved plan cannot run, before anything is sent.
 fn check(plan: &RunPlan) -> Result<()> {
     let docker = plan.env.as_ref().is_some_and(|e| e.kind == EnvKind::Docker);
@@ -152,16 +170,6 @@ fn check(plan: &RunPlan) -> Result<()> {
         return Err(Error::usage(
             "MPI jobs run mpirun on the host; the environment is a Docker image",
             "use a conda or pip environment (or none) for distribution type mpi",
-        ));
-    }
-    if plan.spark.is_some() && (plan.nodes.len() > 1 || plan.distribution.is_some()) {
-        return Err(Error::usage(
-            format!(
-                "--spark runs spark-submit on one head node, which spreads the work itself; this run has {} node(s){}",
-                plan.nodes.len(),
-                if plan.distribution.is_some() { " and a distribution" } else { "" }
-            ),
-            "give one --target (the head node) and no --distribution, --processes-per-node or --nodes above 1",
         ));
     }
     Ok(())

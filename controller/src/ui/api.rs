@@ -15,6 +15,7 @@
 //! | `GET envs/targets`              | each target's built environments     |
 //! | `GET endpoints`                 | `moor endpoint list --json`          |
 //! | `POST runs/ID/cancel`           | `moor cancel ID` (token in a header) |
+//! | `POST runs` `{"argv": [...]}`   | `moor run ARGV --detach --json`: a new run or job, through the same plan as the command line |
 
 use std::sync::Arc;
 
@@ -23,14 +24,20 @@ use hyper::{Method, StatusCode};
 use super::args::parse;
 use super::http::{self, Answer};
 use super::{live, Shared};
-use crate::cli::{CancelArgs, MetricsArgs, RunsArgs, StatusArgs, TargetArgs};
+use crate::cli::{CancelArgs, MetricsArgs, RunArgs, RunsArgs, StatusArgs, TargetArgs};
 use crate::cmd::{self, Context};
 use crate::error::Result;
 use crate::output::error_line;
 use crate::reach::Access;
 
 /// Answers `method path?query` (path without `/api/`).
-pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &str) -> Answer {
+pub async fn answer(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Answer {
     let ctx = &shared.ctx;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let get = method == Method::GET;
@@ -41,6 +48,7 @@ pub async fn answer(shared: &Arc<Shared>, method: &Method, path: &str, query: &s
         ["runs"] if get => runs(ctx, query_flag(query, "all"))
             .await
             .map(|r| http::json(&r)),
+        ["runs"] if post => start(ctx, body).await,
         ["runs", id] if get => run(ctx, id).await,
         ["runs", id, "log"] if get => live::log(shared, id, query).await,
         ["runs", id, "metrics"] if get => metrics(ctx, id).await,
@@ -138,6 +146,29 @@ async fn one_run(ctx: &Context, id: &str) -> Result<Option<crate::history::RunJs
 async fn metrics(ctx: &Context, id: &str) -> Result<Answer> {
     let args: MetricsArgs = parse(&[id])?;
     Ok(http::json(&cmd::metrics::metrics(&args, ctx).await?))
+}
+
+/// A new run from the page: `moor run`'s own arguments (parsed as its
+/// command line, so the same flags and checks), always detached.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    argv: Vec<String>,
+}
+
+/// `moor run ARGV --detach`: the run (or job) started, as `--json` says it.
+async fn start(ctx: &Context, body: &[u8]) -> Result<Answer> {
+    let request: StartRequest = serde_json::from_slice(body).map_err(|e| {
+        crate::error::Error::usage(
+            format!("the dashboard's request is not valid: {e}"),
+            r#"send {"argv": ["--target", "NAME", "--", "CMD", "ARG"]}"#,
+        )
+    })?;
+    let argv: Vec<&str> = request.argv.iter().map(String::as_str).collect();
+    let mut args: RunArgs = parse(&argv)?;
+    args.detach = true;
+    let ran = cmd::run::run(&args, ctx).await?;
+    Ok(http::json(&ran))
 }
 
 /// `moor cancel ID`: what it says of the run, and whether it is stopped.

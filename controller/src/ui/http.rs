@@ -255,6 +255,22 @@ impl Drop for Streamed {
     }
 }
 
+/// The request's body, at most `limit` bytes (more: 413, the limit named).
+pub async fn read_body(
+    body: hyper::body::Incoming,
+    limit: usize,
+) -> std::result::Result<Bytes, Answer> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request",
+            &format!("the request's body is larger than {limit} bytes, or was cut"),
+            "send a smaller request",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

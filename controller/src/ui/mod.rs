@@ -178,6 +178,9 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The largest request body the API takes (a new run's command line).
+const MAX_BODY: usize = 64 * 1024;
+
 /// Answers one request.
 async fn route(shared: &Arc<Shared>, request: Request<hyper::body::Incoming>) -> http::Answer {
     shared.requests.fetch_add(1, Ordering::Relaxed);
@@ -214,13 +217,16 @@ async fn route(shared: &Arc<Shared>, request: Request<hyper::body::Incoming>) ->
             "open the URL `moor ui` printed (it ends with ?token=...)",
         );
     }
-    match (request.method(), path.as_str()) {
-        (&Method::GET, "/") => assets::index(),
-        (method, api_path) => {
-            let api_path = api_path.trim_start_matches("/api/").to_owned();
-            api::answer(shared, method, &api_path, &query).await
-        }
+    let method = request.method().clone();
+    if method == Method::GET && path == "/" {
+        return assets::index();
     }
+    let body = match http::read_body(request.into_body(), MAX_BODY).await {
+        Ok(body) => body,
+        Err(problem) => return problem,
+    };
+    let api_path = path.trim_start_matches("/api/").to_owned();
+    api::answer(shared, &method, &api_path, &query, &body).await
 }
 
 fn not_found(path: &str) -> http::Answer {

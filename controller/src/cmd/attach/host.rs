@@ -82,6 +82,8 @@ pub(super) struct HostSteps<'a> {
     pub name: &'a str,
     pub facts: &'a Facts,
     pub take_over: bool,
+    /// Where the workspace keeps the agent's packed forms made on demand.
+    pub agent_cache: &'a std::path::Path,
 }
 
 impl HostSteps<'_> {
@@ -202,7 +204,7 @@ impl HostSteps<'_> {
         // Compressed when the host can unpack it; verified unpacked.
         let (packing, bytes) = self
             .bundle
-            .packed_for(&self.facts.decompressors)
+            .packed_for(&self.facts.decompressors, Some(self.agent_cache))
             .map_err(crate::agent_bundle::damaged)?;
         let progress = Transfer::new("agent", Some(bytes.len() as u64));
         let out = tokio::time::timeout(

@@ -187,6 +187,7 @@ pub(crate) async fn attach(
         name,
         facts: &facts,
         take_over: common.options.take_over,
+        agent_cache: &ctx.workspace.dir().join("agents"),
     };
     let enroll_key =
         matches!(session.auth_used, AuthUsed::Password) && !common.options.no_enroll_key;

@@ -10,19 +10,23 @@ const moor = (window.moor = {
   cleanups: [],
 });
 
-// A GET (or POST) of the API, as JSON; an error answer throws its message.
-moor.api = async function (path, method) {
+// A GET (or POST, with an optional JSON body) of the API, as JSON; an
+// error answer throws its message.
+moor.api = async function (path, method, body) {
+  const headers = { "X-Moor-Token": moor.token };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch("/api/" + path, {
     method: method || "GET",
-    headers: { "X-Moor-Token": moor.token },
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store",
   });
-  const body = await response.json().catch(() => null);
+  const answer = await response.json().catch(() => null);
   if (!response.ok) {
-    const e = body && body.error;
+    const e = answer && answer.error;
     throw new Error(e ? e.message + "; fix: " + e.fix : "HTTP " + response.status);
   }
-  return body;
+  return answer;
 };
 
 // Text for HTML.

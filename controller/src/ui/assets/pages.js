@@ -14,7 +14,14 @@
       '<label><input id="all" type="checkbox"' + (all ? " checked" : "") + "> detached targets too</label>" +
       '<label>metric <select id="metric"><option value="">—</option></select></label>' +
       '<button id="compare" disabled>Compare selected</button>' +
-      '<span id="count" class="muted"></span></div><div id="runs"></div><p id="notes" class="muted"></p>';
+      '<span id="count" class="muted"></span></div>' +
+      '<form id="new-run" class="toolbar"><strong>New run</strong>' +
+      '<input id="new-target" required placeholder="target(s) or pool, space-separated">' +
+      '<input id="new-source" placeholder="source folder (default: where moor ui runs)">' +
+      '<input id="new-name" placeholder="name (optional)">' +
+      '<input id="new-command" required placeholder="command, e.g. python3 train.py --lr 0.1">' +
+      '<button id="start" type="submit">Start</button><span id="started" class="muted"></span></form>' +
+      '<div id="runs"></div><p id="notes" class="muted"></p>';
     const selected = new Set();
     let rows = [];
     const draw = () => {
@@ -74,6 +81,29 @@
       if (event.target.checked) selected.add(id);
       else selected.delete(id);
       main.querySelector("#compare").disabled = selected.size < 1;
+    });
+    // A new run: `moor run`'s own arguments, started detached by the server
+    // through the same plan as the command line (words split on spaces: use
+    // `sh -c '...'` on the command line for shell syntax).
+    main.querySelector("#new-run").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const words = (id) => main.querySelector(id).value.trim().split(/\s+/).filter(Boolean);
+      const argv = [];
+      for (const t of words("#new-target")) argv.push("--target", t);
+      const source = main.querySelector("#new-source").value.trim();
+      if (source) argv.push("--source-dir", source);
+      const name = main.querySelector("#new-name").value.trim();
+      if (name) argv.push("--name", name);
+      argv.push("--", ...words("#new-command"));
+      const note = main.querySelector("#started");
+      note.textContent = "starting…";
+      try {
+        const ran = await moor.api("runs", "POST", { argv });
+        note.innerHTML = "started " + link("#/run/" + encodeURIComponent(ran.id), ran.id);
+        await load();
+      } catch (e) {
+        moor.failed(note, e);
+      }
     });
     main.querySelector("#compare").addEventListener("click", () => {
       location.hash = "#/compare?runs=" + [...selected].map(encodeURIComponent).join(",");
