@@ -141,17 +141,17 @@ impl AgentBundle {
 
     /// The executable, gzipped (for a host with `gzip` but no `xz`). With a
     /// `cache` folder (the workspace's), it is made once and kept there
-    /// (0600, checked against the agent's hash when read back), so that
-    /// later attaches pay neither the unpacking nor the compression.
+    /// (0600), so that later attaches pay neither the unpacking nor the
+    /// compression. The host checks the sha256 of what it unpacks: a
+    /// damaged copy fails the install, and [`AgentBundle::forget_gzip`]
+    /// then removes it.
     pub fn gzip(&self, cache: Option<&Path>) -> io::Result<&[u8]> {
         if let Some(gz) = self.gzip.get() {
             return Ok(gz);
         }
-        let file = cache.map(|dir| dir.join(format!("{}.gz", self.install_id())));
+        let file = cache.map(|dir| self.gzip_file(dir));
         if let Some(gz) = file.as_deref().and_then(|f| std::fs::read(f).ok()) {
-            if self.gunzips_to_self(&gz) {
-                return Ok(self.gzip.get_or_init(|| gz));
-            }
+            return Ok(self.gzip.get_or_init(|| gz));
         }
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         io::Write::write_all(&mut encoder, self.binary()?)?;
@@ -167,11 +167,13 @@ impl AgentBundle {
         Ok(self.gzip.get_or_init(|| gz))
     }
 
-    /// Whether `gz` unpacks to this very agent.
-    fn gunzips_to_self(&self, gz: &[u8]) -> bool {
-        let mut raw = Vec::new();
-        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut raw).is_ok()
-            && moor_proto::sha256_hex(&raw) == self.sha256
+    /// Removes the gzipped copy kept in `cache` (after a host refused it).
+    pub fn forget_gzip(&self, cache: &Path) {
+        let _ = std::fs::remove_file(self.gzip_file(cache));
+    }
+
+    fn gzip_file(&self, cache: &Path) -> std::path::PathBuf {
+        cache.join(format!("{}.gz", self.install_id()))
     }
 
     /// The smallest form a host with these decompressors (`xz`, `gzip`)
@@ -259,8 +261,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let next = bundle("x86_64", &binary);
         assert_eq!(next.gzip(Some(cache.path())).unwrap(), gz);
-        // A damaged cache is made again, not sent.
+        // A copy a host refused is forgotten, and made again.
         std::fs::write(&kept, b"damaged").unwrap();
+        bundle("x86_64", &binary).forget_gzip(cache.path());
         let third = bundle("x86_64", &binary);
         assert_eq!(third.gzip(Some(cache.path())).unwrap(), gz);
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();

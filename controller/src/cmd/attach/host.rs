@@ -220,7 +220,14 @@ impl HostSteps<'_> {
             ),
         )
         .await
-        .map_err(|_| self.timeout("agent install", INSTALL_TIMEOUT))??;
+        .map_err(|_| self.timeout("agent install", INSTALL_TIMEOUT))
+        .and_then(|out| out)
+        .inspect_err(|_| {
+            if packing == "gzip" {
+                // A kept copy the host refused is made again next time.
+                self.bundle.forget_gzip(self.agent_cache);
+            }
+        })?;
         drop(progress);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let hello = moor_proto::Hello::find(&stdout);
