@@ -422,12 +422,18 @@ fn a_node_killed_mid_job_fails_it_and_stops_the_others() {
 }
 
 #[test]
-fn mpi_allreduce_over_two_hosts_by_two_processes() {
+fn mpi_allreduce_over_two_hosts_by_two_processes_keeps_authorized_keys_byte_for_byte() {
     if !docker_or_skip() {
         return;
     }
     let _heavy = heavy();
     let c = Cluster::new(MOOR, 2, dist());
+    // Audit, item 2: a comment in Latin-1 (not UTF-8) in node 1's
+    // authorized_keys emptied the file once; now every byte stays.
+    let keys_file = "/home/moor/.ssh/authorized_keys";
+    c.hosts[1].exec(&format!("printf '# Jos\\351 (Latin-1)\\n' >> {keys_file}"));
+    let keys_before = c.hosts[1].exec(&format!("sha256sum < {keys_file}"));
+    assert!(c.hosts[1].exec(&format!("grep -c Jos {keys_file}")).trim() == "1");
     let code = src(&[(
         "reduce.py",
         "from mpi4py import MPI\n\
@@ -465,11 +471,14 @@ fn mpi_allreduce_over_two_hosts_by_two_processes() {
     }
     let row = out.json();
     assert_eq!(row["nodes"][1]["state"], "succeeded", "{row}");
-    // The job's key is gone from node 1, and only ever let node 0 in.
-    let keys = c.hosts[1]
-        .read_file("/home/moor/.ssh/authorized_keys")
-        .unwrap_or_default();
+    // The job's key is gone from node 1, and only ever let node 0 in; every
+    // other byte of the file is as it was.
+    let keys = c.hosts[1].read_file(keys_file).unwrap_or_default();
     assert!(!keys.contains("moor-mpi-job"), "{keys}");
+    assert_eq!(
+        c.hosts[1].exec(&format!("sha256sum < {keys_file}")),
+        keys_before
+    );
     let log = c
         .moor
         .run(&["logs", row["id"].as_str().unwrap(), "--node", "1"]);
@@ -478,4 +487,45 @@ fn mpi_allreduce_over_two_hosts_by_two_processes() {
         "{}",
         log.stdout
     );
+
+    // Audit, item 2: `mpi-peer` killed with -9 left the job's key behind;
+    // now its supervisor removes it when the peer's run ends.
+    let out = c.moor.run(&[
+        "run",
+        "--target",
+        "node0",
+        "--target",
+        "node1",
+        "--distribution",
+        "mpi",
+        "--source-dir",
+        code.path().to_str().unwrap(),
+        "--detach",
+        "--json",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_exit(&out, 0);
+    let job = out.json()["id"].as_str().unwrap().to_owned();
+    let has_key = || {
+        c.hosts[1]
+            .exec(&format!("grep -c moor-mpi-job {keys_file} || true"))
+            .trim()
+            == "1"
+    };
+    crate::jobs::wait_for("the job's key on node 1", Duration::from_secs(60), has_key);
+    c.hosts[1].exec("pkill -9 -f '[m]oor-agent mpi-peer'");
+    crate::jobs::wait_for(
+        "the job's key gone from node 1",
+        Duration::from_secs(30),
+        || !has_key(),
+    );
+    assert_eq!(
+        c.hosts[1].exec(&format!("sha256sum < {keys_file}")),
+        keys_before
+    );
+    // The job ends (its node 1 failed; the job link stops node 0): cancel
+    // whatever is left.
+    let _ = c.moor.run(&["cancel", &job]);
 }

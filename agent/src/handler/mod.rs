@@ -25,6 +25,9 @@ use crate::sys;
 /// What the daemon shares between connections.
 pub struct Daemon {
     started: Instant,
+    /// The home whose `.moor` it keeps (and whose authorized_keys holds MPI
+    /// jobs' keys).
+    home: PathBuf,
     pub(crate) runs: Runs,
     pub(crate) envs: Envs,
     /// Serialises prepares: one build per environment, however many ask.
@@ -58,6 +61,7 @@ impl Daemon {
             endpoints: crate::endpoints::Endpoints::new(moor.join("endpoints")),
             build: sys::self_hash().unwrap_or_default(),
             exe,
+            home: home.to_owned(),
         }
     }
 }
@@ -73,6 +77,11 @@ impl Daemon {
         let runs = self.runs.sweep_unstarted(stale);
         if uploads + runs > 0 {
             tracing::info!("removed {uploads} cut-short uploads and {runs} unstarted runs");
+        }
+        // MPI job keys a killed peer (and its supervisor) left behind.
+        let keys = crate::job::mpi::sweep_job_keys(&self.home, &self.runs);
+        if keys > 0 {
+            tracing::info!("removed {keys} ended MPI jobs' keys from authorized_keys");
         }
     }
 }

@@ -37,10 +37,13 @@ fn role(dir: &Path) -> Result<MpiRole> {
         .ok_or_else(|| AgentError::usage("the run is not part of an MPI job"))
 }
 
+/// How the comment that marks a job's line in authorized_keys begins.
+const TAG: &str = "moor-mpi-job:";
+
 /// The comment that marks the job's line in authorized_keys.
 fn tag(dir: &Path) -> String {
     format!(
-        "moor-mpi-job:{}",
+        "{TAG}{}",
         dir.file_name().unwrap_or_default().to_string_lossy()
     )
 }
@@ -50,36 +53,114 @@ fn authorized_keys() -> PathBuf {
 }
 
 /// Rewrites authorized_keys without the lines carrying `tag`, and with
-/// `add` when given (0600, atomically).
+/// `add` when given (0600, atomically). The file is edited as bytes: every
+/// other line stays byte for byte (a comment in Latin-1 included), and a
+/// file that cannot be read is refused, never rewritten.
 fn edit_authorized_keys(tag: &str, add: Option<&str>) -> io::Result<()> {
-    let path = authorized_keys();
-    let ssh = path.parent().expect("a parent");
-    if !ssh.exists() {
-        fs::create_dir_all(ssh)?;
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(ssh, fs::Permissions::from_mode(0o700))?;
+    edit_keys_file(&authorized_keys(), tag, add)
+}
+
+/// [`edit_authorized_keys`] on the file at `path`.
+fn edit_keys_file(path: &Path, tag: &str, add: Option<&str>) -> io::Result<()> {
+    let old = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot read {} ({e}); it was left as it is", path.display()),
+            ))
+        }
+    };
+    let (mut text, removed) = without_tag(&old, tag);
+    if add.is_none() && !removed {
+        return Ok(()); // nothing of the job's there: nothing to write
     }
-    let old = fs::read_to_string(&path).unwrap_or_default();
-    let mut text: String = old
-        .lines()
-        .filter(|l| !l.ends_with(tag))
-        .map(|l| format!("{l}\n"))
-        .collect();
     if let Some(line) = add {
-        text.push_str(line);
-        text.push('\n');
+        let ssh = path.parent().expect("a parent");
+        if !ssh.exists() {
+            fs::create_dir_all(ssh)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(ssh, fs::Permissions::from_mode(0o700))?;
+        }
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line.as_bytes());
+        text.push(b'\n');
     }
     let tmp = path.with_extension(format!("moor.{}", sys::random_hex(4)));
-    {
+    let written = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(&text)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, &path)
+    written
+}
+
+/// `bytes` without its lines whose last word is `tag`, every other byte
+/// kept; and whether any line was removed.
+fn without_tag(bytes: &[u8], tag: &str) -> (Vec<u8>, bool) {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut removed = false;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        let ours = content.ends_with(tag.as_bytes())
+            && content[..content.len() - tag.len()].ends_with(b" ");
+        if ours {
+            removed = true;
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    (kept, removed)
+}
+
+/// After a run ends: a peer's job key leaves authorized_keys, also when
+/// `mpi-peer` itself was killed before it could remove it.
+pub fn after_run(dir: &Path) {
+    let Ok(MpiRole::Peer { .. }) = role(dir) else {
+        return;
+    };
+    if let Err(e) = edit_authorized_keys(&tag(dir), None) {
+        tracing::warn!("the MPI job's key stays in authorized_keys: {e}");
+    }
+}
+
+/// At the daemon's start: removes from `home`'s authorized_keys the job
+/// keys of runs that are no longer going (a peer whose supervisor was
+/// killed too, a reboot). Returns how many it removed.
+pub fn sweep_job_keys(home: &Path, runs: &crate::runs::Runs) -> usize {
+    let path = home.join(".ssh/authorized_keys");
+    let Ok(bytes) = fs::read(&path) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        let Some(tag) = line
+            .split_whitespace()
+            .last()
+            .filter(|w| w.starts_with(TAG))
+        else {
+            continue;
+        };
+        let run_id = &tag[TAG.len()..];
+        let going = runs.info(run_id).is_ok_and(|r| !r.state.is_final());
+        if !going && edit_keys_file(&path, tag, None).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// `mpi-peer RUN_DIR`: accepts the job key from node 0 until the job ends.
@@ -312,4 +393,62 @@ fn run_mpirun(
         .code()
         .or(status.signal().map(|s| 128 + s))
         .unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_keys_file, without_tag};
+
+    const TAG: &str = "moor-mpi-job:20261207T000000-aaaaaaaa";
+
+    #[test]
+    fn every_other_line_is_kept_byte_for_byte() {
+        // A Latin-1 comment (not UTF-8), CRLF, and no newline at the end.
+        let mut keys = b"# Jos\xe9's laptop\r\nssh-ed25519 AAAA jose@laptop\n".to_vec();
+        keys.extend_from_slice(
+            format!("from=\"10.0.0.1\",restrict ssh-ed25519 BBBB {TAG}\n").as_bytes(),
+        );
+        keys.extend_from_slice(b"ssh-rsa CCCC last-line-without-newline");
+        let (kept, removed) = without_tag(&keys, TAG);
+        assert!(removed);
+        assert_eq!(
+            kept,
+            b"# Jos\xe9's laptop\r\nssh-ed25519 AAAA jose@laptop\nssh-rsa CCCC last-line-without-newline"
+        );
+        // Only a whole last word is the job's tag.
+        let (kept, removed) = without_tag(format!("ssh-ed25519 DDDD x{TAG}\n").as_bytes(), TAG);
+        assert!(!removed);
+        assert_eq!(kept.len(), 18 + TAG.len() + 1);
+    }
+
+    #[test]
+    fn a_job_key_comes_and_goes_and_the_file_is_as_it_was() {
+        let home = tempfile::tempdir().unwrap();
+        let path = home.path().join(".ssh/authorized_keys");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let before = b"# Jos\xe9\nssh-ed25519 AAAA jose@laptop".to_vec();
+        std::fs::write(&path, &before).unwrap();
+        let line = format!("from=\"10.0.0.1\",restrict ssh-ed25519 BBBB {TAG}");
+        edit_keys_file(&path, TAG, Some(&line)).unwrap();
+        let during = std::fs::read(&path).unwrap();
+        assert!(during.starts_with(&before) && during.ends_with(format!("{line}\n").as_bytes()));
+        edit_keys_file(&path, TAG, None).unwrap();
+        let mut expected = before.clone();
+        expected.push(b'\n');
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_refused_not_emptied() {
+        let home = tempfile::tempdir().unwrap();
+        // A folder where the file should be: reading fails, nothing is written.
+        let path = home.path().join("authorized_keys");
+        std::fs::create_dir(&path).unwrap();
+        let e = edit_keys_file(&path, TAG, Some("ssh-ed25519 BBBB x")).unwrap_err();
+        assert!(e.to_string().contains("left as it is"), "{e}");
+        assert!(path.is_dir());
+    }
 }

@@ -80,6 +80,14 @@ struct Started {
 /// Supervises the run in `dir` to its end: prepare, the command line of its
 /// kind, spawn, wait, finish.
 pub fn run(dir: &Path) -> Result<()> {
+    let ended = run_to_end(dir);
+    // An MPI peer's job key goes, also when `mpi-peer` was killed first.
+    crate::job::mpi::after_run(dir);
+    ended
+}
+
+/// The run's steps, and its end recorded.
+fn run_to_end(dir: &Path) -> Result<()> {
     match start(dir) {
         Ok(started) => wait_and_finish(dir, started),
         Err(Stop::Failed(why)) => {
