@@ -57,6 +57,7 @@ pub mod job;
 pub mod runs;
 pub mod serve;
 pub mod snapshots;
+pub mod strict_modes;
 pub mod supervise;
 pub mod sys;
 pub mod tracking;

@@ -148,6 +148,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 }
 
 fn hello() -> Result<()> {
+    moor_agent::strict_modes::check(&moor_agent::strict_modes::agent_dir()?)?;
     let build = sys::self_hash()
         .map_err(|e| AgentError::internal(format!("cannot read its own executable: {e}")))?;
     let hello = moor_proto::Hello {

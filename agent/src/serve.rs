@@ -24,8 +24,10 @@ pub fn state_dir() -> io::Result<PathBuf> {
     Ok(exe.parent().unwrap_or(Path::new("/")).join("run"))
 }
 
-/// Runs the daemon until killed. Exits at once if another one holds the lock.
+/// Runs the daemon until killed. Exits at once if another one holds the
+/// lock, or refuses to start from an unsafe folder.
 pub fn serve() -> Result<()> {
+    crate::strict_modes::check(&crate::strict_modes::agent_dir()?)?;
     let dir = state_dir()?;
     create_private_dir(&dir)?;
     let lock = OpenOptions::new()
@@ -70,8 +72,24 @@ pub fn serve() -> Result<()> {
 }
 
 /// Connects to the daemon, starting it if needed, and relays stdin and
-/// stdout to it until either side closes.
+/// stdout to it until either side closes; from an unsafe folder (see
+/// [`crate::strict_modes`]), answers the refusal instead.
 pub fn stdio() -> Result<()> {
+    if let Err(refused) = crate::strict_modes::check(&crate::strict_modes::agent_dir()?) {
+        // In place of the hello: the controller shows the refusal as it is.
+        let mut out = moor_proto::MAGIC.to_vec();
+        if let Ok(bytes) = refused.to_response().to_frame(0).to_bytes() {
+            out.extend(bytes);
+        }
+        let _ = io::stdout()
+            .write_all(&out)
+            .and_then(|()| io::stdout().flush());
+        // What the controller sent ahead (pipelined requests, an upload) is
+        // read and dropped until it closes: it learns the refusal from the
+        // answer, never from a broken pipe.
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        return Err(refused);
+    }
     let dir = state_dir()?;
     let stream = connect_or_start(&dir)?;
     let mut to_daemon = stream.try_clone()?;

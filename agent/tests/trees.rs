@@ -47,7 +47,7 @@ async fn a_changed_file_sends_about_that_file_and_runs_share_one_tree() {
     let index = SnapshotIndex::in_dir(ws.path().join("index"));
     let client = in_process(home.path()).await;
 
-    let first = snapshot::pack_source(p, 64 << 20, &index).unwrap();
+    let first = snapshot::pack_source(p, 64 << 20, &index, snapshot::Keys::Refuse).unwrap();
     let sent = client
         .put_snapshot(&first, &Transfer::hidden())
         .await
@@ -56,7 +56,7 @@ async fn a_changed_file_sends_about_that_file_and_runs_share_one_tree() {
     assert!(sent < (2 << 20) + 60_000, "{sent}");
     assert!(sent > 2 << 20, "{sent}");
     // Packed again, the same: the host has it, nothing is sent.
-    let again = snapshot::pack_source(p, 64 << 20, &index).unwrap();
+    let again = snapshot::pack_source(p, 64 << 20, &index, snapshot::Keys::Refuse).unwrap();
     assert_eq!(
         (again.sha256.as_str(), again.new),
         (first.sha256.as_str(), false)
@@ -108,7 +108,7 @@ async fn a_changed_file_sends_about_that_file_and_runs_share_one_tree() {
 
     // One small file changed: about that file is sent, not the 2 MiB.
     std::fs::write(p.join("same.txt"), "changed\n").unwrap();
-    let second = snapshot::pack_source(p, 64 << 20, &index).unwrap();
+    let second = snapshot::pack_source(p, 64 << 20, &index, snapshot::Keys::Refuse).unwrap();
     assert_ne!(second.sha256, first.sha256);
     let sent = client
         .put_snapshot(&second, &Transfer::hidden())

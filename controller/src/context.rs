@@ -35,6 +35,7 @@ impl Context {
             )
         })?;
         let workspace = Workspace::open(dir)?;
+        crate::snapshot::leave_out_workspace(workspace.dir());
         Ok(Context {
             targets: Targets::new(workspace.clone(), agents),
             workspace,

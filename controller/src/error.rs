@@ -310,9 +310,23 @@ pub enum Error {
     },
 }
 
-/// The JSON kind of a refusal: the agent's reason, stable.
-/// An agent's refusal for a person: which host, then the agent's words. A
-/// full disk reads "no space left on HOST in DIR (N free)".
+/// What helps with a local file error, by its cause: a full disk, a
+/// missing path, a permission, anything else.
+fn io_fix(path: &std::path::Path, cause: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match cause.kind() {
+        K::StorageFull | K::QuotaExceeded => format!(
+            "the disk holding {} is full: free space there, then try again",
+            path.display()
+        ),
+        K::NotFound => format!("check that {} exists", path.display()),
+        K::PermissionDenied | K::ReadOnlyFilesystem => {
+            format!("check your permissions on {} (ls -ld)", path.display())
+        }
+        _ => format!("check {} and try again", path.display()),
+    }
+}
+
 /// How an unknown key's host is introduced.
 fn jump_host(jump: &bool) -> &'static str {
     if *jump {
@@ -322,6 +336,8 @@ fn jump_host(jump: &bool) -> &'static str {
     }
 }
 
+/// An agent's refusal for a person: which host, then the agent's words. A
+/// full disk reads "no space left on HOST in DIR (N free)".
 fn refusal_line(host: &str, kind: ErrorKind, message: &str) -> String {
     match (kind, message.strip_prefix("no space left ")) {
         (ErrorKind::NoSpace, Some(rest)) => format!("no space left on {host} {rest}"),
@@ -329,6 +345,7 @@ fn refusal_line(host: &str, kind: ErrorKind, message: &str) -> String {
     }
 }
 
+/// The JSON kind of a refusal: the agent's reason, stable.
 fn refusal_kind(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::VersionMismatch => "agent_version_mismatch",
@@ -339,6 +356,7 @@ fn refusal_kind(kind: ErrorKind) -> &'static str {
         ErrorKind::Corrupt => "corrupt",
         ErrorKind::Resources => "resources",
         ErrorKind::NoSpace => "no_space",
+        ErrorKind::Unsafe => "unsafe_path",
         ErrorKind::Internal => "agent_internal",
     }
 }
@@ -493,7 +511,7 @@ impl Error {
                 "check the fingerprint you passed with --host-key-fingerprint; if the host offers the right key, pass that".into()
             }
             Error::Auth { fix, .. } => fix.clone(),
-            Error::Io { .. } => "check that the path exists and is writable by you".into(),
+            Error::Io { path, cause, .. } => io_fix(path, cause),
             Error::Probe { .. } => "the host's /bin/sh must be POSIX; run with -vv to see the probe output".into(),
             Error::Taken { fix, .. } | Error::Remote { fix, .. } | Error::Workspace { fix, .. } => {
                 fix.clone()

@@ -4,7 +4,7 @@
 //! The library behind the `moor` binary (crate `moor-cli`, which adds the
 //! agent it installs). Where things live:
 //! - [`ssh`]: the SSH client (connect, host keys, authentication, exec).
-//! - [`target`]: reaching a target's agent, from a name and the user's flags
+//! - [`reach`]: reaching a target's agent, from a name and the user's flags
 //!   to an open connection; [`agent_client`]: the typed client on it.
 //! - [`cmd`]: one module per command, each returning a value that
 //!   [`output`] renders as text or JSON; [`cli`] parses the command line.
@@ -15,7 +15,8 @@
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
 //! - [`follow`]: following a run's log; [`snapshot`]: source archives;
 //!   [`envspec`]: environment specs from the user's files; [`run_env`]: a
-//!   run's `-e`/`--env-file` variables; [`remote`]:
+//!   run's `-e`/`--env-file` variables; [`limits`]: what is refused as
+//!   too large before any work; [`remote`]:
 //!   the shell scripts attach and detach run on hosts.
 
 pub mod agent_bundle;
@@ -33,6 +34,7 @@ pub mod history;
 pub mod inventory;
 pub mod jobfile;
 pub mod launch;
+pub mod limits;
 pub mod mux;
 pub mod muxd;
 pub mod net;

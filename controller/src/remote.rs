@@ -53,7 +53,9 @@ pub async fn run_with(
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let cause = key_values(&stdout)
+    let mut said = key_values(&stdout);
+    let fix = said.remove("fix").unwrap_or_else(|| fix.to_owned());
+    let cause = said
         .remove("error")
         .or_else(|| {
             stderr
@@ -71,7 +73,7 @@ pub async fn run_with(
         host: session.endpoint.host.clone(),
         step,
         cause,
-        fix: fix.to_owned(),
+        fix,
     })
 }
 
@@ -118,7 +120,10 @@ fi
 "#;
 
 /// Installs the agent from stdin. `$1` install id (directory name), `$2` its
-/// sha256, `$3` how stdin is packed (`xz`, `gzip`, `raw`). Unpacks it with
+/// sha256, `$3` how stdin is packed (`xz`, `gzip`, `raw`). First, as
+/// OpenSSH's `StrictModes` does, refuses (exit 67) when a folder on the way
+/// to the agent, as written or resolved, belongs to another user or is
+/// writable by group or others: that user could replace the agent. Unpacks it with
 /// the host's tool and verifies the hash of the result on the host, runs the agent (catching noexec
 /// mounts and a wrong architecture), renames it into place atomically under a
 /// lock, prunes all but the newest 3 versions, and prints the agent's hello.
@@ -126,7 +131,30 @@ pub const INSTALL: &str = r#"set -eu
 id=$1 want=$2 packed=${3:-raw}
 root="$HOME/.moor/agent"; dir="$root/$id"
 umask 077
+me=$(id -u)
+# $1 a folder: refused (exit 67) unless it is root's or ours and writable
+# by no one else (or root's with the sticky bit).
+check_folder() {
+  st=$(stat -L -c '%u %a' -- "$1" 2>/dev/null) || return 0
+  owner=${st% *} mode=${st#* }
+  fix="fix=make every folder from / to $dir yours or root's and writable only by its owner (chmod go-w; a link out of your home: remove it), then attach again"
+  if [ "$owner" != 0 ] && [ "$owner" != "$me" ]; then
+    refuse "unsafe folder $1 on the way to the agent: it belongs to uid $owner, who could replace the agent" "$fix"
+  fi
+  case $owner.$mode in
+    0.[1357]???) ;; # root's and sticky (/tmp): others cannot rename what is ours
+    *[2367]? | *[2367]) refuse "unsafe folder $1 on the way to the agent: mode $mode lets other users write it and replace the agent" "$fix" ;;
+  esac
+}
+# The upload is read (and dropped) first: the sender waits for its end.
+refuse() { cat >/dev/null; echo "error=$1"; echo "$2"; exit 67; }
+check_path() {
+  p=$1
+  while :; do check_folder "$p"; [ "$p" = / ] && break; p=$(dirname -- "$p"); done
+}
 mkdir -p "$dir"
+check_path "$(cd -- "$dir" && pwd -P)"
+check_path "$dir"
 sha() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
   elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1

@@ -12,10 +12,11 @@ use crate::error::{Error, Result};
 pub fn collect(vars: &[String], file: Option<&Path>) -> Result<BTreeMap<String, String>> {
     let mut env = BTreeMap::new();
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file).map_err(|cause| Error::Io {
-            what: "cannot read the --env-file",
-            path: file.to_owned(),
-            cause,
+        let text = crate::limits::spec_text(file, false).map_err(|why| {
+            Error::usage(
+                format!("--env-file {why}"),
+                "give a text file of KEY=VALUE lines",
+            )
         })?;
         let mut bad = Vec::new();
         for (i, line) in text.lines().enumerate() {

@@ -152,7 +152,7 @@ pub fn unpack_within(reader: impl Read, dest: &Path, strip: usize) -> io::Result
                     .write(true)
                     .create_new(true)
                     .open(&path)?;
-                done.bytes += io::copy(&mut entry, &mut file)?;
+                done.bytes += copy_sparse(&mut entry, &mut file)?;
                 done.files += 1;
                 let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
                 file.set_permissions(fs::Permissions::from_mode(mode | 0o600))?;
@@ -201,6 +201,41 @@ pub fn unpack_within(reader: impl Read, dest: &Path, strip: usize) -> io::Result
         }
     }
     Ok(done)
+}
+
+/// Copies `from` into the new file `to`, seeking over every 4 KiB block of
+/// zeros instead of writing it: a sparse file (a disk image) stays sparse,
+/// taking on this disk what it took on the host's. The bytes copied.
+fn copy_sparse(from: &mut impl Read, to: &mut fs::File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    const BLOCK: usize = 4096;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        for block in buf[..filled].chunks(BLOCK) {
+            if block.iter().all(|b| *b == 0) {
+                to.seek(SeekFrom::Current(block.len() as i64))?;
+            } else {
+                to.write_all(block)?;
+            }
+        }
+        total += filled as u64;
+    }
+    // A hole at the end is made real by the file's length.
+    to.set_len(total)?;
+    Ok(total)
 }
 
 /// `path` without its first `strip` components, if what is left has only

@@ -69,6 +69,8 @@ pub struct Frame {
 pub enum FrameError {
     /// A declared length over [`MAX_FRAME`] (or under the header).
     BadLength(u32),
+    /// A message to send that is over [`MAX_FRAME`]: its size in bytes.
+    TooLarge(usize),
     /// An unknown kind byte.
     BadKind(u8),
     /// The stream ended inside a frame.
@@ -90,6 +92,12 @@ impl fmt::Display for FrameError {
             FrameError::BadLength(n) => {
                 write!(f, "frame length {n} is out of range (9..={MAX_FRAME})")
             }
+            FrameError::TooLarge(n) => write!(
+                f,
+                "a message of {} is over the {} one frame carries",
+                crate::human_bytes(*n as u64),
+                crate::human_bytes(u64::from(MAX_FRAME))
+            ),
             FrameError::BadKind(k) => write!(f, "unknown frame kind {k}"),
             FrameError::Truncated { wanted, got } => {
                 write!(f, "stream ended inside a frame ({got} of {wanted} bytes)")
@@ -124,7 +132,7 @@ impl Frame {
         let total = u32::try_from(1 + 8 + len)
             .ok()
             .filter(|l| *l <= MAX_FRAME)
-            .ok_or(FrameError::BadLength(u32::MAX))?;
+            .ok_or(FrameError::TooLarge(len))?;
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&total.to_be_bytes());
         header[4] = FrameKind::Data as u8;
@@ -152,7 +160,7 @@ impl Frame {
         let len = u32::try_from(len)
             .ok()
             .filter(|l| *l <= MAX_FRAME)
-            .ok_or(FrameError::BadLength(u32::MAX))?;
+            .ok_or(FrameError::TooLarge(len))?;
         out.reserve(4 + len as usize);
         out.extend_from_slice(&len.to_be_bytes());
         out.push(self.kind as u8);

@@ -360,6 +360,9 @@ pub enum ErrorKind {
     Resources,
     /// The host's disk is full where the agent had to write.
     NoSpace,
+    /// A folder on the way to the agent belongs to another user or is
+    /// writable by others: the agent refuses to run from it.
+    Unsafe,
     /// Anything else on the agent's side.
     Internal,
 }

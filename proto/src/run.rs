@@ -145,6 +145,9 @@ pub struct NodeInfo {
     /// Its IPv4 addresses with prefix length (`10.0.3.7/24`), loopback
     /// excepted, in interface order.
     pub addresses: Vec<String>,
+    /// The interface of each address (`eth0`), in the same order.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
     /// A TCP port free on all its interfaces when asked.
     pub free_port: u16,
     /// Another one (the job link's), distinct from `free_port`.

@@ -292,6 +292,7 @@ fn all_responses() -> Vec<Response> {
         },
         Response::Node(moor_proto::NodeInfo {
             addresses: vec!["10.0.3.7/24".into()],
+            interfaces: vec!["eth0".into()],
             free_port: 29500,
             link_port: 29501,
             hostname: "node-0".into(),

@@ -2,7 +2,8 @@
 //! moor following it, stop one another. A node whose command dies stops
 //! the others (through node 0); a node 0 that falls silent (its container
 //! frozen: no packet, no FIN) is left by the others after the silence
-//! limit.
+//! limit. Node 0's link listens only on the nodes' address, and 100 idle
+//! connections to it stop nothing.
 
 use std::time::Duration;
 
@@ -26,6 +27,30 @@ fn the_nodes_of_a_detached_job_stop_one_another() {
     // Node 2's command is killed: nodes 0 and 1 stop, nobody following.
     let id = start_napping(moor, &["node0", "node1", "node2"], dir);
     wait_for("every node running", Duration::from_secs(30), all_running);
+    // Node 0's link listens only on the address the nodes use, and a flood
+    // of idle connections (issue 33: 30 stopped a healthy job) is let go
+    // while every node runs on.
+    let listening = c.hosts[0].exec("ss -ltnH");
+    let ip = &c.hosts[0].ip;
+    let locals: Vec<&str> = listening
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    let port = locals
+        .iter()
+        .find_map(|a| a.strip_prefix(&format!("{ip}:")))
+        .unwrap_or_else(|| panic!("no link on {ip}: {listening}"));
+    // Only sshd listens on every address.
+    assert!(
+        locals.iter().all(|a| a.starts_with(&format!("{ip}:"))
+            || a.starts_with("127.")
+            || a.ends_with(":22")),
+        "{listening}"
+    );
+    c.hosts[2].exec(&format!(
+        "python3 -c 'import socket,time; s=[socket.create_connection((\"{ip}\", {port})) for _ in range(100)]; time.sleep(6)'"
+    ));
+    assert!(all_running(), "the flood stopped the job");
     c.hosts[2].exec("pkill -9 -f '[s]leep 600'");
     wait_for("nodes 0 and 1 stopped", Duration::from_secs(20), || {
         !running(&c.hosts[0], "[s]leep 600") && !running(&c.hosts[1], "[s]leep 600")

@@ -71,6 +71,15 @@ fn torch_all_reduce_and_ddp_across_hosts() {
     let _heavy = heavy();
     let c = Cluster::new(MOOR, 3, dist());
     let moor = &c.moor;
+    // As on a stock Ubuntu install, each host name resolves to loopback:
+    // gloo left alone would advertise 127.0.1.1 (issue 33).
+    for host in &c.hosts {
+        host.exec("h=$(hostname); { echo \"127.0.1.1 $h\"; grep -v \"$h\" /etc/hosts; } > /tmp/hosts && cat /tmp/hosts > /etc/hosts");
+        assert_eq!(
+            host.exec("getent hosts $(hostname) | cut -d' ' -f1").trim(),
+            "127.0.1.1"
+        );
+    }
     let code = src(&[("allreduce.py", ALL_REDUCE), ("train/ddp.py", DDP)]);
     let dir = code.path().to_str().unwrap();
 
@@ -141,8 +150,8 @@ fn torch_all_reduce_and_ddp_across_hosts() {
         );
     }
 
-    // DDP from an Azure ML job file: instance_count 2 on the pool, one
-    // process each; every rank ends with the same parameters.
+    // DDP from an Azure ML job file: instance_count 2 on the pool, two
+    // processes each (2x2); every rank ends with the same parameters.
     std::fs::write(
         code.path().join("ddp.yml"),
         "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n\
@@ -151,7 +160,7 @@ fn torch_all_reduce_and_ddp_across_hosts() {
          inputs:\n  steps: 30\n  lr: 0.01\n\
          outputs:\n  model:\n    type: uri_folder\n\
          compute: azureml:trio\n\
-         distribution:\n  type: pytorch\n  process_count_per_instance: 1\n\
+         distribution:\n  type: pytorch\n  process_count_per_instance: 2\n\
          resources:\n  instance_count: 2\n\
          display_name: ddp-synthetic\n",
     )
@@ -172,10 +181,12 @@ fn torch_all_reduce_and_ddp_across_hosts() {
         0,
     );
     let read = |p: &str| std::fs::read_to_string(to.path().join(p)).unwrap();
-    assert_eq!(
-        read("node-0/model/params-rank0.sha256"),
-        read("node-1/model/params-rank1.sha256")
-    );
+    for rank in 1..4 {
+        assert_eq!(
+            read("node-0/model/params-rank0.sha256"),
+            read(&format!("node-{}/model/params-rank{rank}.sha256", rank / 2))
+        );
+    }
     let loss: Vec<f64> = read("node-0/model/loss.txt")
         .split_whitespace()
         .map(|v| v.parse().unwrap())

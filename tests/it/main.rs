@@ -4,6 +4,7 @@
 
 mod arm64;
 mod attach;
+mod audit;
 mod bastion;
 mod cli_habits;
 mod detach;

@@ -202,3 +202,27 @@ fn the_first_command_over_many_targets_warms_each_of_them() {
     });
     assert_exit(&cluster.moor.run(&["mux", "stop"]), 0);
 }
+
+/// The agent's daemon killed (-9) under a warm connection: the mux sees that
+/// its spare pipe's agent is gone and opens a new pipe (which starts the
+/// daemon again), so the very next command works through it, every time
+/// (issue 33: it failed three times in a row, "connection to the agent lost").
+#[test]
+fn the_first_command_after_the_agent_daemon_was_killed_goes_through() {
+    let f = attached(600);
+    assert_exit(&f.moor.run(&["status", "box"]), 0);
+    wait_warm(&f);
+    for _ in 0..3 {
+        assert_exit(&f.moor.run(&["runs", "--target", "box"]), 0);
+        f.host
+            .exec("pkill -9 -u moor -f 'moor-agent serv[e]'; true");
+        std::thread::sleep(Duration::from_millis(300));
+        let out = f.moor.run(&["runs", "--target", "box", "-vv"]);
+        assert_exit(&out, 0);
+        assert!(
+            out.stderr.contains("agent pipe from the mux"),
+            "{}",
+            out.stderr
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! What a multi-node job needs to know of this host before it starts: its
-//! IPv4 addresses (the controller picks the one the other nodes share a
-//! network with as the master address) and a free TCP port for the
-//! rendezvous.
+//! IPv4 addresses and their interfaces (the controller picks the one the
+//! other nodes share a network with as the master address, and tells each
+//! node's processes the interface that carries its own) and a free TCP
+//! port for the rendezvous.
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
@@ -11,6 +12,7 @@ use moor_proto::NodeInfo;
 /// This host's addresses, a free port and its name.
 pub fn info() -> io::Result<NodeInfo> {
     let mut addresses = Vec::new();
+    let mut interfaces = Vec::new();
     for ifa in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
         let (Some(addr), Some(mask)) = (
             ifa.address
@@ -30,6 +32,7 @@ pub fn info() -> io::Result<NodeInfo> {
         let text = format!("{ip}/{prefix}");
         if !addresses.contains(&text) {
             addresses.push(text);
+            interfaces.push(ifa.interface_name.clone());
         }
     }
     // Bound on every interface and released: free when asked (the job binds
@@ -44,6 +47,7 @@ pub fn info() -> io::Result<NodeInfo> {
         .unwrap_or_default();
     Ok(NodeInfo {
         addresses,
+        interfaces,
         free_port,
         link_port,
         hostname,

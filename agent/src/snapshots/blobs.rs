@@ -67,7 +67,8 @@ pub fn put(
             }
             Ok(false) => {}
             Err(e) if crate::error::is_no_space(&e) => {
-                return Ok(AgentError::no_space(snapshots).to_response())
+                crate::snapshots::drop_pending_manifests(snapshots);
+                return Ok(AgentError::no_space(snapshots).to_response());
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(corrupt(e)),
             Err(e) => return Err(e),

@@ -1,6 +1,7 @@
 //! Snapshots sent file by file ([`moor_proto::tree`]): a manifest received,
-//! checked against its hash and kept as `SHA.manifest` in
-//! `~/.moor/snapshots`, then its tree `SHA.tree/` built from the blob store
+//! checked against its hash and kept pending (`.SHA.manifest.pending`) in
+//! `~/.moor/snapshots` until its contents are all here, then its tree
+//! `SHA.tree/` built from the blob store
 //! ([`crate::snapshots::blobs`]) with hard links (a staging folder renamed into place,
 //! so a tree is whole or absent). Runs use that tree as they use one
 //! unpacked from an archive ([`crate::snapshots::trees`]).
@@ -58,8 +59,8 @@ pub fn put(
         return Ok(Response::error(ErrorKind::BadRequest, e));
     }
     sys::create_private_dir(dir)?;
-    let kept = snapshots::manifest_path(dir, sha256);
-    if !kept.exists() {
+    let kept = snapshots::pending_manifest_path(dir, sha256);
+    if !snapshots::manifest_path(dir, sha256).exists() && !kept.exists() {
         let tmp_path = dir.join(format!(".{sha256}.{}.manifest.tmp", sys::random_hex(4)));
         let written = sys::TempFile::create(tmp_path).and_then(|(tmp, mut file)| {
             io::Write::write_all(&mut file, &bytes)?;
@@ -87,7 +88,11 @@ fn build_once(dir: &Path, sha256: &str, again: bool) -> io::Result<Response> {
     if tree.is_dir() {
         return Ok(Response::Snapshot { present: true });
     }
-    let Ok(bytes) = fs::read(snapshots::manifest_path(dir, sha256)) else {
+    let (kept, pending) = (
+        snapshots::manifest_path(dir, sha256),
+        snapshots::pending_manifest_path(dir, sha256),
+    );
+    let Ok(bytes) = fs::read(&kept).or_else(|_| fs::read(&pending)) else {
         return Ok(Response::error(
             ErrorKind::NotFound,
             format!("no manifest {sha256}"),
@@ -108,7 +113,10 @@ fn build_once(dir: &Path, sha256: &str, again: bool) -> io::Result<Response> {
             blobs: missing.into_iter().collect(),
         });
     }
-    match make_tree(dir, &manifest, &tree) {
+    match make_tree(dir, &manifest, &tree).and_then(|()| match fs::rename(&pending, &kept) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && kept.exists() => Ok(()),
+        other => other,
+    }) {
         Ok(()) => Ok(Response::Snapshot { present: true }),
         Err(e) if again && e.kind() == io::ErrorKind::NotFound => {
             // A content pruned between the check and the link: ask again.

@@ -39,6 +39,12 @@ pub fn prune(dir: &Path, runs: &Runs) -> io::Result<(u32, u64)> {
             let _ = fs::remove_dir_all(entry.path());
             continue;
         }
+        if name.ends_with(".manifest.pending")
+            && sys::changed_ago(&entry).is_some_and(|ago| ago > Duration::from_secs(600))
+        {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         let Some(hash) = name
             .strip_suffix(".tar")
             .or_else(|| name.strip_suffix(".manifest"))
@@ -85,6 +91,31 @@ pub fn path(dir: &Path, sha256: &str) -> PathBuf {
 /// by file ([`crate::snapshots::manifests`]).
 pub fn manifest_path(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(format!("{sha256}.manifest"))
+}
+
+/// Where a manifest waits for its contents: it becomes
+/// [`manifest_path`] once its tree is built, so nothing names a snapshot
+/// whose content never arrived (a full disk mid-upload leaves only this,
+/// removed then, or by the next prune).
+pub fn pending_manifest_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!(".{sha256}.manifest.pending"))
+}
+
+/// Removes every manifest still waiting for its contents (a full disk
+/// ended their uploads).
+pub fn drop_pending_manifests(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".manifest.pending")
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Where its shared tree is kept ([`crate::snapshots::trees`]).

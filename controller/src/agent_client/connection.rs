@@ -91,7 +91,16 @@ pub struct Connection {
     host: String,
     /// Why the agent's hello was refused, when it was (a pipelined
     /// handshake learns it after requests went out).
-    refused_hello: Arc<Mutex<Option<String>>>,
+    refused_hello: Arc<Mutex<Option<HelloRefused>>>,
+}
+
+/// Why a pipelined handshake failed.
+#[derive(Clone)]
+enum HelloRefused {
+    /// No hello, or a wrong one.
+    Handshake(String),
+    /// The agent answered a refusal in its place (an unsafe folder).
+    Agent(WireError),
 }
 
 impl Connection {
@@ -129,7 +138,13 @@ impl Connection {
             match read_hello(reader, &agent, HELLO_TIMEOUT).await {
                 Ok((buf, reader)) => route(reader, buf, routed).await,
                 Err(e) => {
-                    *refused.lock().expect("hello lock") = Some(e.to_string());
+                    let why = match e {
+                        Error::Refused {
+                            kind, message, fix, ..
+                        } => HelloRefused::Agent(WireError { kind, message, fix }),
+                        e => HelloRefused::Handshake(e.to_string()),
+                    };
+                    *refused.lock().expect("hello lock") = Some(why);
                     routed.lock().expect("pending lock").close();
                 }
             }
@@ -156,8 +171,10 @@ impl Connection {
     /// The error for a connection to the agent that broke (exit code 6:
     /// callers that follow a log reconnect on it).
     pub fn lost(&self, cause: impl Into<String>) -> Error {
-        if let Some(refused) = self.refused_hello.lock().expect("hello lock").clone() {
-            return handshake_error(&self.host, refused);
+        match self.refused_hello.lock().expect("hello lock").clone() {
+            Some(HelloRefused::Handshake(why)) => return handshake_error(&self.host, why),
+            Some(HelloRefused::Agent(error)) => return self.refused(error),
+            None => {}
         }
         Error::Agent {
             host: self.host.clone(),
@@ -206,7 +223,13 @@ impl Connection {
 
     /// Writes one frame.
     pub async fn write(&self, frame: &Frame) -> Result<()> {
-        let bytes = frame.to_bytes().map_err(|e| self.lost(e.to_string()))?;
+        let bytes = frame.to_bytes().map_err(|e| match e {
+            moor_proto::FrameError::TooLarge(_) => Error::usage(
+                format!("the request to the agent on {} is too large: {e}", self.host),
+                "send fewer or smaller variables (-e, --env-file, environment_variables) and a shorter command; large values belong in files of the source",
+            ),
+            e => self.lost(e.to_string()),
+        })?;
         let mut w = self.writer.lock().await;
         w.write_all(&bytes)
             .await
@@ -296,7 +319,13 @@ async fn read_hello(mut reader: Reader, host: &str, limit: Duration) -> Result<(
                         "agent protocol {}, controller {PROTOCOL_VERSION}",
                         hello.protocol
                     ))),
-                    Response::Error { error } => Err(proto_err(error.message)),
+                    // The agent refused before its hello (an unsafe folder).
+                    Response::Error { error } => Err(Error::Refused {
+                        host: host.to_owned(),
+                        kind: error.kind,
+                        message: error.message,
+                        fix: error.fix,
+                    }),
                     other => Err(proto_err(format!("unexpected {other:?}"))),
                 };
             }

@@ -30,6 +30,10 @@ pub struct JobSubmitArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
+    /// Send files of the code folder that hold a private key (refused otherwise).
+    #[arg(long)]
+    pub allow_private_keys: bool,
+
     /// Run on these targets instead of the file's `compute` (repeatable).
     #[arg(long, value_name = "NAME")]
     pub target: Vec<String>,

@@ -112,6 +112,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_snapshot_size: u64,
 
+    /// Send files of the source that hold a private key (refused otherwise).
+    #[arg(long)]
+    pub allow_private_keys: bool,
+
     /// How to connect (defaults: the target's stored settings).
     #[command(flatten)]
     pub connect: TargetArgs,

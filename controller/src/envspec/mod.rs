@@ -44,7 +44,7 @@ impl SpecError {
 }
 
 fn read(file: &Path) -> Result<String, SpecError> {
-    std::fs::read_to_string(file).map_err(|e| SpecError::at(file, None, e))
+    crate::limits::spec_text(file, true).map_err(|message| SpecError { message })
 }
 
 /// The channels conda means by `defaults` (its `default_channels`).

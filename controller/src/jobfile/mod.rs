@@ -19,6 +19,10 @@ use serde_yaml::Value;
 
 use raw::{Raw, RawCode, RawDistribution, RawEnvironment, RawInput, Scalar};
 
+pub use command::{input_variable, Replacement};
+
+mod command;
+mod place;
 mod raw;
 
 /// A problem in a job file: `file:line: reason` (line when known).
@@ -125,9 +129,7 @@ pub enum Distribution {
 
 /// Reads and checks a job file.
 pub fn read(file: &Path) -> Result<JobFile, JobFileError> {
-    let text = std::fs::read_to_string(file).map_err(|e| JobFileError {
-        message: format!("{}: {e}", file.display()),
-    })?;
+    let text = crate::limits::spec_text(file, true).map_err(|message| JobFileError { message })?;
     parse(file, &text)
 }
 
@@ -373,137 +375,6 @@ fn distribution_of(d: RawDistribution) -> Result<Distribution, String> {
         other => Err(format!(
             "distribution type {other:?} is not supported (pytorch, mpi, tensorflow)"
         )),
-    }
-}
-
-impl JobFile {
-    /// The command with `${{inputs.NAME}}` replaced by `input(..)` and
-    /// `${{outputs.NAME}}` by `output(..)`, each written for where it
-    /// stands in the line (bare, in double quotes, in single quotes), so a
-    /// value is always exactly itself to the shell, never expanded or split,
-    /// and a path under a variable is the variable's value (see [`Replacement`]).
-    /// An unknown name is an error.
-    pub fn command_line(
-        &self,
-        input: impl Fn(&str, &Input) -> Replacement,
-        output: impl Fn(&str) -> Replacement,
-    ) -> Result<String, String> {
-        let mut out = String::new();
-        let mut quote = Quote::Bare;
-        let mut rest = self.command.as_str();
-        while let Some(start) = rest.find("${{") {
-            out.push_str(&rest[..start]);
-            quote = quote.after(&rest[..start]);
-            let after = &rest[start + 3..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| format!("command: `${{{{` without `}}}}` in {:?}", self.command))?;
-            let expr = after[..end].trim();
-            let value = if let Some(name) = expr.strip_prefix("inputs.") {
-                let given = self
-                    .inputs
-                    .get(name)
-                    .ok_or_else(|| format!("command: ${{{{inputs.{name}}}}} names no input"))?;
-                input(name, given)
-            } else if let Some(name) = expr.strip_prefix("outputs.") {
-                if !self.outputs.iter().any(|o| o == name) {
-                    return Err(format!("command: ${{{{outputs.{name}}}}} names no output"));
-                }
-                output(name)
-            } else {
-                return Err(format!(
-                    "command: ${{{{{expr}}}}} is not supported (inputs.NAME, outputs.NAME)"
-                ));
-            };
-            out.push_str(&value.render(quote));
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
-}
-
-/// What `${{...}}` stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replacement {
-    /// This text, exactly.
-    Text(String),
-    /// A path under the directory in an environment variable of the run
-    /// (`MOOR_INPUTS_DIR`, `MOOR_OUTPUT_DIR`) and a relative path in it.
-    UnderVar(&'static str, String),
-}
-
-/// Where a point of a shell line stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    Bare,
-    Single,
-    Double,
-}
-
-impl Quote {
-    /// The state after `text`.
-    fn after(self, text: &str) -> Quote {
-        let mut q = self;
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            q = match (q, c) {
-                (Quote::Bare | Quote::Double, '\\') => {
-                    chars.next();
-                    q
-                }
-                (Quote::Bare, '\'') => Quote::Single,
-                (Quote::Bare, '"') => Quote::Double,
-                (Quote::Single, '\'') => Quote::Bare,
-                (Quote::Double, '"') => Quote::Bare,
-                (q, _) => q,
-            };
-        }
-        q
-    }
-}
-
-/// `text` inside double quotes: `\`, `"`, `$` and `` ` `` escaped.
-fn in_double(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-impl Replacement {
-    fn render(&self, quote: Quote) -> String {
-        match (self, quote) {
-            (Replacement::Text(t), Quote::Bare) => shell_word(t),
-            (Replacement::Text(t), Quote::Double) => in_double(t),
-            (Replacement::Text(t), Quote::Single) => t.replace('\'', "'\\''"),
-            (Replacement::UnderVar(var, rel), Quote::Bare) => {
-                format!("\"${var}\"/{}", shell_word(rel))
-            }
-            (Replacement::UnderVar(var, rel), Quote::Double) => {
-                format!("${{{var}}}/{}", in_double(rel))
-            }
-            (Replacement::UnderVar(var, rel), Quote::Single) => {
-                format!("'\"${{{var}}}/{}\"'", in_double(rel))
-            }
-        }
-    }
-}
-
-/// `value` as one shell word: bare when it is plainly safe, quoted otherwise.
-pub fn shell_word(value: &str) -> String {
-    let safe = !value.is_empty()
-        && value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '+' | ':' | '=' | ',')
-        });
-    if safe {
-        value.to_owned()
-    } else {
-        crate::shell::quote(value)
     }
 }
 

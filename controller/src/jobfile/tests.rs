@@ -65,16 +65,18 @@ fn azure_mls_sklearn_example_reads_as_written() {
     let line = job
         .command_line(
             |name, input| match input {
-                Input::File(_) => super::Replacement::Text(format!("/host/inputs/{name}/iris.csv")),
-                Input::Literal(v) => super::Replacement::Text(v.clone()),
+                Input::File(_) => {
+                    super::Replacement::under("MOOR_INPUTS_DIR", &super::input_variable(name))
+                }
+                Input::Literal(_) => super::Replacement::var(&super::input_variable(name)),
                 other => panic!("{other:?}"),
             },
-            |name| super::Replacement::UnderVar("MOOR_OUTPUT_DIR", name.to_owned()),
+            |name| super::Replacement::under_name("MOOR_OUTPUT_DIR", name),
         )
         .unwrap();
     assert_eq!(
         line,
-        "python main.py --iris-csv /host/inputs/iris_csv/iris.csv --C 0.8 --kernel 'rbf and more' --coef0 0.1 --model-dir \"$MOOR_OUTPUT_DIR\"/model"
+        "python main.py --iris-csv \"${MOOR_INPUTS_DIR}/${MOOR_INPUT_iris_csv}\" --C \"${MOOR_INPUT_C}\" --kernel \"${MOOR_INPUT_kernel}\" --coef0 \"${MOOR_INPUT_coef0}\" --model-dir \"${MOOR_OUTPUT_DIR}/model\""
     );
 }
 
@@ -155,8 +157,8 @@ fn what_moor_cannot_read_is_an_error_with_its_line_and_what_to_do() {
     let job = parse(Path::new(F), "command: echo ${{inputs.nope}}\n").unwrap();
     let error = job
         .command_line(
-            |_, _| super::Replacement::Text(String::new()),
-            |_| super::Replacement::Text(String::new()),
+            |_, _| super::Replacement::var("X"),
+            |_| super::Replacement::var("X"),
         )
         .unwrap_err();
     assert!(error.contains("${{inputs.nope}} names no input"), "{error}");

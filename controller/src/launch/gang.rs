@@ -129,6 +129,11 @@ async fn start_held(
             .unwrap_or_else(|| addresses[0].clone()),
         master_port: infos[0].free_port,
         ports: infos.iter().map(|i| i.free_port).collect(),
+        interfaces: infos
+            .iter()
+            .zip(&addresses)
+            .map(|(info, address)| rendezvous::interface_of(info, address))
+            .collect(),
         addresses,
     };
     let runs = start_all(plan, nodes, &r, &infos).await?;
@@ -225,6 +230,10 @@ async fn start_all(
             rank,
             plan.distribution.as_ref(),
         ));
+        // Unless the user chose the interfaces.
+        for (name, value) in rendezvous::interface_variables(r, rank) {
+            spec.env.entry(name).or_insert(value);
+        }
         RunSpec {
             hold: count > 1,
             mpi,

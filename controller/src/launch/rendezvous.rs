@@ -60,6 +60,27 @@ pub fn node_addresses(nodes: &[NodeInfo], fallback: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The interface that carries `address` on the node `info` describes.
+pub fn interface_of(info: &NodeInfo, address: &str) -> Option<String> {
+    info.addresses
+        .iter()
+        .position(|a| a.split('/').next() == Some(address))
+        .and_then(|i| info.interfaces.get(i).cloned())
+}
+
+/// The variables that make torch's gloo and NCCL talk over the interface
+/// that carries node `rank`'s address: left to themselves they take the
+/// host name's address, which a stock Ubuntu resolves to 127.0.1.1.
+pub fn interface_variables(r: &Rendezvous, rank: usize) -> BTreeMap<String, String> {
+    match r.interfaces.get(rank).cloned().flatten() {
+        Some(name) => BTreeMap::from([
+            ("GLOO_SOCKET_IFNAME".to_owned(), name.clone()),
+            ("NCCL_SOCKET_IFNAME".to_owned(), name),
+        ]),
+        None => BTreeMap::new(),
+    }
+}
+
 /// What every node of a job shares.
 #[derive(Debug, Clone)]
 pub struct Rendezvous {
@@ -73,6 +94,8 @@ pub struct Rendezvous {
     pub master_port: u16,
     /// Each node's free port (TF_CONFIG's workers).
     pub ports: Vec<u16>,
+    /// The interface carrying each node's address, when known.
+    pub interfaces: Vec<Option<String>>,
 }
 
 /// The variables of node `rank` (besides the per-process ranks the agent
@@ -124,6 +147,7 @@ mod tests {
             addresses: addrs.iter().map(|a| a.to_string()).collect(),
             free_port: 1,
             link_port: 2,
+            interfaces: Vec::new(),
             hostname: String::new(),
             host_keys: Vec::new(),
             runs_dir: String::new(),
@@ -146,6 +170,11 @@ mod tests {
         // Nothing shared: the first address; none at all: the host name.
         let nodes = [node(&["10.1.0.1/24", "10.2.0.1/24"]), node(&[])];
         assert_eq!(node_addresses(&nodes, &fallback), ["10.1.0.1", "h1"]);
+        // Each address's interface.
+        let mut two = node(&["192.168.9.4/24", "10.7.0.2/16"]);
+        two.interfaces = vec!["eth0".into(), "eth1".into()];
+        assert_eq!(interface_of(&two, "10.7.0.2").as_deref(), Some("eth1"));
+        assert_eq!(interface_of(&two, "10.7.0.3"), None);
     }
 
     #[test]
@@ -156,7 +185,11 @@ mod tests {
             master_addr: "10.0.0.1".into(),
             master_port: 29500,
             ports: vec![2222, 3333],
+            interfaces: vec![Some("eth1".into()), None],
         };
+        assert_eq!(interface_variables(&r, 0)["GLOO_SOCKET_IFNAME"], "eth1");
+        assert_eq!(interface_variables(&r, 0)["NCCL_SOCKET_IFNAME"], "eth1");
+        assert!(interface_variables(&r, 1).is_empty());
         let plain = node_variables(&r, 1, None);
         assert_eq!(plain["MOOR_NODE_RANK"], "1");
         assert_eq!(plain["MOOR_NUM_NODES"], "2");

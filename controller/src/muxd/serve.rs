@@ -26,6 +26,9 @@ const TICK: Duration = Duration::from_secs(2);
 /// How long a command may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the connection under a pipe may take to answer a keepalive.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Relay buffers, each way (a snapshot or a download goes through).
 const RELAY_BUFFER: usize = 256 * 1024;
 
@@ -190,7 +193,7 @@ impl Mux {
             Request::Open {
                 target, settings, ..
             } => match self.pool.open(&target, &settings).await {
-                Ok(pipe) => return self.relay(stream, pipe).await,
+                Ok(pipe) => return self.relay(&target, stream, pipe).await,
                 Err(why) => Answer::Cold { why },
             },
             Request::Status => Answer::Status(MuxStatus {
@@ -213,19 +216,40 @@ impl Mux {
         let _ = reply(&mut stream, &answer).await;
     }
 
-    /// Says `ready`, then copies bytes both ways until either side is done.
-    async fn relay(&self, mut stream: UnixStream, mut pipe: super::warm::Pipe) {
+    /// Says `ready`, then copies bytes both ways until either side is
+    /// done, while the connection is probed once: one that does not answer
+    /// a keepalive within [`PROBE_TIMEOUT`] (its network gone without a
+    /// FIN) ends the pipe, so the command fails at once instead of waiting
+    /// for the keepalives to give up, and the connection is dropped.
+    async fn relay(&self, target: &str, mut stream: UnixStream, mut pipe: super::warm::Pipe) {
         self.pipes_open.fetch_add(1, Ordering::SeqCst);
-        if reply(&mut stream, &Answer::Ready).await.is_ok() {
-            let copied = tokio::io::copy_bidirectional_with_sizes(
+        let ready = async {
+            reply(&mut stream, &Answer::Ready).await?;
+            // What the agent said already (a spare's hello) goes first.
+            stream.write_all(&pipe.head).await
+        };
+        if ready.await.is_ok() {
+            let session = pipe.session.clone();
+            let probe = async {
+                match session {
+                    Some(s) if !s.answers_within(PROBE_TIMEOUT).await => {}
+                    _ => std::future::pending().await,
+                }
+            };
+            let copy = tokio::io::copy_bidirectional_with_sizes(
                 &mut stream,
-                &mut pipe,
+                &mut pipe.stream,
                 RELAY_BUFFER,
                 RELAY_BUFFER,
-            )
-            .await;
-            if let Err(e) = copied {
-                tracing::debug!(error = %e, "pipe ended");
+            );
+            tokio::select! {
+                copied = copy => if let Err(e) = copied {
+                    tracing::debug!(error = %e, "pipe ended");
+                },
+                () = probe => {
+                    tracing::info!(%target, "no answer to a keepalive within {} s: the connection is dropped", PROBE_TIMEOUT.as_secs());
+                    self.pool.forget(target);
+                }
             }
         }
         self.pipes_open.fetch_sub(1, Ordering::SeqCst);

@@ -3,7 +3,10 @@
 //! spare pipe to the agent opened ahead (`moor-agent stdio` already
 //! started), so that a command's pipe costs no round trip but its own
 //! handshake. A connection is only ever given while it is live; anything
-//! else is a "cold" answer and a new connection in the background.
+//! else is a "cold" answer and a new connection in the background. A spare
+//! has its agent's hello read ahead (kept for the command), so a spare whose
+//! agent went away since (its daemon killed: the channel at its end) is
+//! seen before it is given, and a new pipe opened instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +21,32 @@ use crate::ssh::{ConnectProgress, Session};
 use crate::store::Target;
 
 /// A pipe to an agent, as the mux holds it.
-pub type Pipe = ChannelStream<Msg>;
+pub struct Pipe {
+    /// The channel to `moor-agent stdio`.
+    pub stream: ChannelStream<Msg>,
+    /// What the agent said already (its hello, on a spare), for the command.
+    pub head: Vec<u8>,
+    /// The connection it is on (probed while the pipe is used).
+    pub session: Option<Arc<Session>>,
+}
+
+impl Pipe {
+    /// Whether the agent's end is still open: nothing to read now (a spare
+    /// whose hello was read has nothing more until asked).
+    fn is_open(&mut self) -> bool {
+        use futures::FutureExt;
+        use tokio::io::AsyncReadExt;
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte).now_or_never() {
+            None => true,
+            Some(Ok(1)) => {
+                self.head.push(byte[0]);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
 
 /// How long opening a pipe on a live connection may take before the
 /// connection is taken for dead.
@@ -129,28 +157,16 @@ impl Pool {
                 self.forget(name);
                 Err("the host key is no longer trusted (changed, revoked or forgotten)".into())
             }
-            Taken::Spare(pipe, session) => {
-                self.clone().refill(name, key.to_owned(), session);
-                Ok(Some(*pipe))
-            }
-            Taken::Open(session) => {
-                let target = match target {
-                    Some(target) => target,
-                    None => self.target(name)?,
-                };
-                match open_pipe(&session, &target).await {
-                    Ok(pipe) => {
-                        // The spare was taken by another command: the next
-                        // one gets one again.
-                        self.clone().refill(name, key.to_owned(), session);
-                        Ok(Some(pipe))
-                    }
-                    Err(why) => {
-                        self.connect(target, key.to_owned());
-                        Err(why)
-                    }
+            Taken::Spare(mut pipe, session) => {
+                if pipe.is_open() {
+                    pipe.session = Some(session.clone());
+                    self.clone().refill(name, key.to_owned(), session);
+                    return Ok(Some(*pipe));
                 }
+                tracing::debug!(target = %name, "the spare's agent went away; a new pipe");
+                self.fresh(name, key, session, target).await
             }
+            Taken::Open(session) => self.fresh(name, key, session, target).await,
             Taken::Cold(why, connect) => match (connect, target) {
                 (true, None) => Ok(None),
                 (true, Some(target)) => {
@@ -159,6 +175,33 @@ impl Pool {
                 }
                 (false, _) => Err(why),
             },
+        }
+    }
+
+    /// A new pipe on a live connection (the spare was taken by another
+    /// command, or its agent went away); a failure reconnects.
+    async fn fresh(
+        self: &Arc<Self>,
+        name: &str,
+        key: &str,
+        session: Arc<Session>,
+        target: Option<Target>,
+    ) -> Result<Option<Pipe>, String> {
+        let target = match target {
+            Some(target) => target,
+            None => self.target(name)?,
+        };
+        match open_pipe(&session, &target).await {
+            Ok(mut pipe) => {
+                pipe.session = Some(session.clone());
+                // The next command gets a spare again.
+                self.clone().refill(name, key.to_owned(), session);
+                Ok(Some(pipe))
+            }
+            Err(why) => {
+                self.connect(target, key.to_owned());
+                Err(why)
+            }
         }
     }
 
@@ -270,7 +313,7 @@ impl Pool {
         tokio::spawn(async move {
             let state = match pool.session(&target).await {
                 Ok(session) => {
-                    let spare = open_pipe(&session, &target).await.ok().map(Box::new);
+                    let spare = open_spare(&session, &target).await.ok().map(Box::new);
                     tracing::info!(target = %target.name, "warm");
                     State::Warm {
                         session: Arc::new(session),
@@ -312,7 +355,7 @@ impl Pool {
             let Ok(target) = self.target(&name) else {
                 return;
             };
-            let Ok(pipe) = open_pipe(&session, &target).await else {
+            let Ok(pipe) = open_spare(&session, &target).await else {
                 return;
             };
             let mut slots = self.slots.lock().expect("mux slots");
@@ -340,11 +383,50 @@ async fn open_pipe(session: &Session, target: &Target) -> Result<Pipe, String> {
     )
     .await
     {
-        Ok(Ok(pipe)) => Ok(pipe),
+        Ok(Ok(stream)) => Ok(Pipe {
+            stream,
+            head: Vec::new(),
+            session: None,
+        }),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "no pipe within {} s: the connection is taken for dead",
             PIPE_TIMEOUT.as_secs()
         )),
+    }
+}
+
+/// [`open_pipe`], the agent's hello read ahead into the pipe's head (within
+/// [`PIPE_TIMEOUT`]): a spare whose agent is there.
+async fn open_spare(session: &Session, target: &Target) -> Result<Pipe, String> {
+    use tokio::io::AsyncReadExt;
+    let mut pipe = open_pipe(session, target).await?;
+    let read = async {
+        let magic = moor_proto::MAGIC;
+        loop {
+            if let Some(start) = pipe.head.windows(magic.len()).position(|w| w == magic) {
+                let after = &pipe.head[start + magic.len()..];
+                if moor_proto::Frame::decode(after)
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    return Ok(());
+                }
+            }
+            if pipe.head.len() > 64 * 1024 {
+                return Err("no hello from the agent".to_owned());
+            }
+            let mut buf = [0u8; 4096];
+            match pipe.stream.read(&mut buf).await {
+                Ok(0) => return Err("the agent closed the pipe".to_owned()),
+                Ok(n) => pipe.head.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    match tokio::time::timeout(PIPE_TIMEOUT, read).await {
+        Ok(Ok(())) => Ok(pipe),
+        Ok(Err(why)) => Err(why),
+        Err(_) => Err(format!("no hello within {} s", PIPE_TIMEOUT.as_secs())),
     }
 }

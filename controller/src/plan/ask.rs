@@ -25,6 +25,8 @@ pub struct Ask {
     pub source_dir: Option<PathBuf>,
     /// `--max-snapshot-size` in bytes.
     pub max_snapshot_bytes: u64,
+    /// `--allow-private-keys`: whether a source may carry private keys.
+    pub keys: crate::snapshot::Keys,
     /// `--name`.
     pub name: Option<String>,
     /// `-e KEY=VALUE`.
@@ -77,6 +79,14 @@ pub struct ServeAsk {
     pub model: Option<String>,
 }
 
+fn keys(allow: bool) -> crate::snapshot::Keys {
+    if allow {
+        crate::snapshot::Keys::Allow
+    } else {
+        crate::snapshot::Keys::Refuse
+    }
+}
+
 impl From<&RunArgs> for Ask {
     fn from(a: &RunArgs) -> Ask {
         Ask {
@@ -86,6 +96,7 @@ impl From<&RunArgs> for Ask {
             file: a.file.clone().map(|f| (f, a.set.clone())),
             source_dir: a.source_dir.clone(),
             max_snapshot_bytes: a.max_snapshot_size << 20,
+            keys: keys(a.allow_private_keys),
             name: a.name.clone(),
             env_vars: a.env_vars.clone(),
             env_file: a.env_file.clone(),
@@ -113,6 +124,7 @@ impl From<&JobSubmitArgs> for Ask {
             nodes: a.nodes,
             file: Some((a.file.clone(), a.set.clone())),
             max_snapshot_bytes: crate::snapshot::DEFAULT_MAX_BYTES,
+            keys: keys(a.allow_private_keys),
             gpus: a.gpus,
             job: a.job_flags(),
             job_asked: true,

@@ -28,7 +28,7 @@ pub fn build(ask: &Ask, ctx: &Context) -> Result<(RunPlan, Payloads)> {
             file::read(
                 path,
                 set,
-                ask.max_snapshot_bytes,
+                (ask.max_snapshot_bytes, ask.keys),
                 &ctx.workspace.snapshot_index(),
             )
         })
@@ -87,6 +87,19 @@ pub fn build(ask: &Ask, ctx: &Context) -> Result<(RunPlan, Payloads)> {
             ask.experiment.clone(),
             place::distribution(&ask.job),
         ),
+    };
+    // A name given is checked; one made from the command is dropped when
+    // it would not do (a newline in `sh -c` text).
+    let name = match name {
+        Some(name)
+            if ask.name.is_some()
+                || file.as_ref().is_some_and(|f| f.file.display_name.is_some()) =>
+        {
+            crate::limits::check_name(&name)?;
+            Some(name)
+        }
+        Some(name) => crate::limits::check_name(&name).is_ok().then_some(name),
+        None => None,
     };
     let plan = RunPlan {
         spark: spark_spec(ask, target.kind, env.as_ref())?,
@@ -206,7 +219,8 @@ fn environment(
 
 /// The run's variables: the environment's (a conda file's `variables:`),
 /// then the job file's, then `--env-file` and `-e` (each over the ones
-/// before).
+/// before), then the job file's inputs (`MOOR_INPUT_NAME`, which its
+/// command refers to).
 fn variables(
     ask: &Ask,
     env: Option<&Env>,
@@ -220,6 +234,10 @@ fn variables(
         &ask.env_vars,
         ask.env_file.as_deref(),
     )?);
+    if let Some(f) = file {
+        all.extend(f.variables.clone());
+    }
+    crate::limits::check_variables(&all)?;
     Ok(all)
 }
 
@@ -229,6 +247,7 @@ fn pack(ask: &Ask, ctx: &Context) -> Result<snapshot::Snapshot> {
         &ask.source_dir(),
         ask.max_snapshot_bytes,
         &ctx.workspace.snapshot_index(),
+        ask.keys,
     )?;
     if let Some(warning) = snap.skipped_warning() {
         eprintln!("{warning}");

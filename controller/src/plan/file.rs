@@ -27,14 +27,18 @@ pub struct FileJob {
     pub inputs: BTreeMap<String, Snapshot>,
     /// URL inputs, downloaded on the hosts.
     pub url_inputs: BTreeMap<String, String>,
+    /// The run's variables that hold the inputs (`MOOR_INPUT_NAME`), which
+    /// the command refers to.
+    pub variables: BTreeMap<String, String>,
 }
 
 /// Reads `path`, applies `set`, packs code and inputs (each at most
-/// `max_bytes`), and makes the command line.
+/// `max_bytes`; the code with private keys refused unless `keys` allows),
+/// and makes the command line.
 pub fn read(
     path: &Path,
     set: &[String],
-    max_bytes: u64,
+    (max_bytes, keys): (u64, snapshot::Keys),
     index: &snapshot::SnapshotIndex,
 ) -> Result<FileJob> {
     if !path.is_file() {
@@ -57,7 +61,7 @@ pub fn read(
     }
     let snapshot = match &file.code {
         Some(code) => {
-            let snap = snapshot::pack_source(code, max_bytes, index)?;
+            let snap = snapshot::pack_source(code, max_bytes, index, keys)?;
             if let Some(warning) = snap.skipped_warning() {
                 eprintln!("{warning}");
             }
@@ -82,14 +86,19 @@ pub fn read(
             _ => None,
         })
         .collect();
-    let line = file.command_line(input_value, output_value).map_err(|e| {
+    let invalid = |e: String| {
         Error::usage(
             format!("invalid job file {}: {e}", path.display()),
-            "name only inputs and outputs the file declares",
+            "name only inputs and outputs the file declares, where the shell expands them",
         )
-    })?;
+    };
+    let line = file
+        .command_line(input_value, output_value)
+        .map_err(invalid)?;
+    let variables = file.input_variables(input_held).map_err(invalid)?;
     Ok(FileJob {
         command: vec!["sh".into(), "-c".into(), line],
+        variables,
         file,
         snapshot,
         inputs,
@@ -157,29 +166,38 @@ pub fn environment(ctx: &Context, store: &Store, env: &Environment, file: &Path)
     }
 }
 
-/// What `${{inputs.NAME}}` becomes: a literal as itself; a file, folder or
-/// URL as its path on the host, under `$MOOR_INPUTS_DIR`.
+/// What `${{inputs.NAME}}` becomes: the run's variable that holds it (a
+/// file, folder or URL under `$MOOR_INPUTS_DIR`).
 fn input_value(name: &str, input: &Input) -> Replacement {
+    let var = jobfile::input_variable(name);
     match input {
-        Input::Literal(value) => Replacement::Text(value.clone()),
-        Input::Folder(_) => Replacement::UnderVar("MOOR_INPUTS_DIR", name.to_owned()),
+        Input::Literal(_) => Replacement::var(&var),
+        Input::File(_) | Input::Folder(_) | Input::Url(_) => {
+            Replacement::under("MOOR_INPUTS_DIR", &var)
+        }
+    }
+}
+
+/// What the variable of input `name` holds: a literal as itself; a file,
+/// folder or URL as its path under `$MOOR_INPUTS_DIR`.
+fn input_held(name: &str, input: &Input) -> String {
+    match input {
+        Input::Literal(value) => value.clone(),
+        Input::Folder(_) => name.to_owned(),
         Input::File(p) => {
             let base = p
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            Replacement::UnderVar("MOOR_INPUTS_DIR", format!("{name}/{base}"))
+            format!("{name}/{base}")
         }
-        Input::Url(url) => Replacement::UnderVar(
-            "MOOR_INPUTS_DIR",
-            format!("{name}/{}", moor_proto::url_file_name(url)),
-        ),
+        Input::Url(url) => format!("{name}/{}", moor_proto::url_file_name(url)),
     }
 }
 
 /// What `${{outputs.NAME}}` becomes: its folder under `$MOOR_OUTPUT_DIR`.
 fn output_value(name: &str) -> Replacement {
-    Replacement::UnderVar("MOOR_OUTPUT_DIR", name.to_owned())
+    Replacement::under_name("MOOR_OUTPUT_DIR", name)
 }
 
 /// The keys `--set` takes.
@@ -276,21 +294,48 @@ mod tests {
         assert!(apply_set(&mut file, "no-equals").is_err());
     }
 
+    /// Runs the job's command line with `sh` as a host would: the
+    /// variables of the run set, in a fresh folder; its stdout.
+    fn run_line(file: &JobFile, dir: &Path) -> String {
+        let line = file.command_line(input_value, output_value).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .envs(file.input_variables(input_held).unwrap())
+            .env("MOOR_OUTPUT_DIR", "/runs/a b")
+            .env("MOOR_INPUTS_DIR", "/in puts")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     #[test]
-    fn inputs_become_host_paths_and_quoted_words() {
+    fn inputs_become_references_to_the_run_s_variables() {
         let file = job("command: python train.py --data ${{inputs.data}} --name ${{inputs.n}} --out ${{outputs.model}}\ninputs:\n  data:\n    type: uri_file\n    path: ./my data.csv\n  n: a b\noutputs:\n  model:\n    type: uri_folder\n");
         let line = file.command_line(input_value, output_value).unwrap();
         assert_eq!(
             line,
-            "python train.py --data \"$MOOR_INPUTS_DIR\"/'data/my data.csv' --name 'a b' --out \"$MOOR_OUTPUT_DIR\"/model"
+            "python train.py --data \"${MOOR_INPUTS_DIR}/${MOOR_INPUT_data}\" --name \"${MOOR_INPUT_n}\" --out \"${MOOR_OUTPUT_DIR}/model\""
         );
-        // In quotes, values are escaped for where they stand.
-        let file = job("command: >-\n  echo \"n=${{inputs.n}} at ${{outputs.model}}\" 'n=${{inputs.n}} at ${{outputs.model}}'\ninputs:\n  n: it's $HOME\noutputs:\n  model:\n    type: uri_folder\n");
-        let line = file.command_line(input_value, output_value).unwrap();
+        let vars = file.input_variables(input_held).unwrap();
+        assert_eq!(vars["MOOR_INPUT_data"], "data/my data.csv");
+        assert_eq!(vars["MOOR_INPUT_n"], "a b");
+        let dir = tempfile::tempdir().unwrap();
+        let file = job("command: printf '%s|' ${{inputs.data}} '${{inputs.data}}'\ninputs:\n  data:\n    type: uri_file\n    path: ./my data.csv\n");
         assert_eq!(
-            line,
-            "echo \"n=it's \\$HOME at ${MOOR_OUTPUT_DIR}/model\" 'n=it'\\''s $HOME at '\"${MOOR_OUTPUT_DIR}/model\"''"
+            run_line(&file, dir.path()),
+            "/in puts/data/my data.csv|/in puts/data/my data.csv|"
         );
+        // Two names that make one variable, a quoted heredoc, arithmetic.
+        let clash = job("command: echo ${{inputs.a-b}}\ninputs:\n  a-b: 1\n  a_b: 2\n");
+        assert!(clash.input_variables(input_held).is_err());
+        let quoted = job("command: |\n  cat <<'EOF'\n  ${{inputs.n}}\n  EOF\ninputs:\n  n: 1\n");
+        assert!(quoted.command_line(input_value, output_value).is_err());
+        let sum = job("command: echo $(( ${{inputs.n}} + 1 ))\ninputs:\n  n: 41\n");
+        assert_eq!(run_line(&sum, dir.path()), "42\n");
+        let hostile =
+            job("command: echo $(( ${{inputs.n}} + 1 ))\ninputs:\n  n: 'a[$(touch p)]'\n");
+        assert!(hostile.command_line(input_value, output_value).is_err());
     }
 
     #[test]
@@ -303,15 +348,51 @@ outputs:
   m:
     type: uri_folder
 "#);
-        let line = file.command_line(input_value, output_value).unwrap();
-        let out = std::process::Command::new("sh")
-            .args(["-c", &line])
-            .env("MOOR_OUTPUT_DIR", "/runs/a b")
-            .current_dir("/")
-            .output()
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let n = r#"it's "$HOME" `x` \ *"#;
         let expected = format!("{n}|{n}|{n}|/runs/a b/m|/runs/a b/m|/runs/a b/m|");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{line}");
+        assert_eq!(run_line(&file, dir.path()), expected);
+    }
+
+    #[test]
+    fn job_file_inputs_never_run_as_shell_code() {
+        // Each shape the audit found, and more: the value is data wherever
+        // it stands, and the value is exact where the shell expands it.
+        let shapes = [
+            "# don't\n  echo ${{inputs.x}}",
+            "cat <<EOF\n  ${{inputs.x}}\n  EOF",
+            "echo \"$(echo ${{inputs.x}})\"",
+            "echo `echo ${{inputs.x}}`",
+            "echo \"`echo \"${{inputs.x}}\"`\"",
+            "echo '${{inputs.x}}' # it's ${{inputs.x}}",
+            "x=${{inputs.x}}; echo \"$x\"",
+            "echo \\'${{inputs.x}}\\'",
+            "echo ${x:-${{inputs.x}}}",
+            "eval echo ok; echo \"'\"${{inputs.x}}\"'\"",
+        ];
+        for value in [
+            "$(touch pwned)",
+            "`touch pwned`",
+            "'; touch pwned; '",
+            "\"; touch pwned; \"",
+            "a\ntouch pwned",
+        ] {
+            for shape in shapes {
+                let text = format!(
+                    "command: |\n  {shape}\ninputs:\n  x: {}\n",
+                    serde_json::to_string(value).unwrap()
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let out = run_line(&job(&text), dir.path());
+                assert!(
+                    !dir.path().join("pwned").exists(),
+                    "{shape} with {value:?} ran: {out}"
+                );
+                assert!(
+                    out.contains(value.lines().next().unwrap()),
+                    "{shape} with {value:?}: {out}"
+                );
+            }
+        }
     }
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the same files could be hashed otherwise.
-const FORMAT: &str = "moor-snapshot-index 2";
+/// (3: files recorded are known to hold no private key.)
+const FORMAT: &str = "moor-snapshot-index 3";
 
 /// What the index keeps of one file's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

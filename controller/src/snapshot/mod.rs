@@ -6,9 +6,11 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+mod guard;
 mod index;
 mod tree;
 
+pub use guard::{leave_out_workspace, Keys};
 pub use index::SnapshotIndex;
 pub use tree::{send_blob, TreeSource};
 
@@ -121,9 +123,15 @@ pub fn pack(dir: &Path, max_bytes: u64) -> Result<Snapshot> {
 /// last hashed, so an unchanged source is known without reading a file
 /// and a changed one reads only what changed. A source with a name that is
 /// not UTF-8 is packed as an archive instead.
-pub fn pack_source(dir: &Path, max_bytes: u64, index: &SnapshotIndex) -> Result<Snapshot> {
+pub fn pack_source(
+    dir: &Path,
+    max_bytes: u64,
+    index: &SnapshotIndex,
+    keys: Keys,
+) -> Result<Snapshot> {
     let started = std::time::SystemTime::now();
-    let listing = walk(dir, max_bytes, Ignores::Source)?;
+    let mut listing = walk(dir, max_bytes, Ignores::Source)?;
+    listing.keys = keys;
     if let Some(tree) = tree::of_listing(dir, &listing, index, started)? {
         tracing::debug!(
             read = tree.hashed,
@@ -271,6 +279,8 @@ pub struct Listing {
     links: Vec<(PathBuf, PathBuf)>,
     /// Links left out, sorted.
     skipped_links: Vec<(PathBuf, PathBuf)>,
+    /// Whether files holding a private key are refused (a source's are).
+    keys: Keys,
     /// Each file's size, times, inode and mode, in `paths` order.
     stats: Vec<index::FileStat>,
 }
@@ -312,6 +322,7 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
                 .ok()
                 .map(Path::to_owned)
         });
+    let workspace = guard::workspace_in(dir);
     let root = dir.to_path_buf();
     let mut builder = ignore::WalkBuilder::new(dir);
     builder
@@ -333,7 +344,11 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
                 }
                 _ => false,
             };
-            e.file_name() != ".git" && !ours && !docker_ignored
+            let workspace = is_dir && workspace.as_deref() == Some(rel);
+            if workspace {
+                guard::say_left_out(&root, rel);
+            }
+            e.file_name() != ".git" && !ours && !docker_ignored && !workspace
         });
     if ignores {
         builder.add_custom_ignore_filename(".moorignore");
@@ -389,6 +404,7 @@ fn walk(dir: &Path, max_bytes: u64, mode: Ignores) -> Result<Listing> {
         paths,
         links,
         skipped_links,
+        keys: Keys::Allow,
         stats,
     })
 }
@@ -405,6 +421,11 @@ fn archive(dir: &Path, listing: &Listing) -> Result<Vec<u8>> {
     for rel in paths {
         let full = dir.join(rel);
         let data = std::fs::read(&full).map_err(io)?;
+        if listing.keys == Keys::Refuse
+            && guard::is_private_key(&data[..data.len().min(guard::HEAD)])
+        {
+            return Err(guard::refused(&full));
+        }
         let executable = {
             use std::os::unix::fs::PermissionsExt;
             std::fs::metadata(&full).map_err(io)?.permissions().mode() & 0o111 != 0

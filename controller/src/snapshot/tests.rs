@@ -141,7 +141,7 @@ fn a_source_is_a_tree_whose_unchanged_files_are_not_read_again() {
     std::fs::create_dir(p.join("data")).unwrap();
     std::fs::write(p.join("data/x.csv"), "a,b\n").unwrap();
     std::os::unix::fs::symlink("data/x.csv", p.join("latest.csv")).unwrap();
-    let first = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    let first = pack_source(p, DEFAULT_MAX_BYTES, &index, Keys::Refuse).unwrap();
     let tree = first.tree().expect("a source goes file by file");
     let manifest = Manifest::parse(tree.manifest()).unwrap();
     assert_eq!(first.sha256, moor_proto::sha256_hex(tree.manifest()));
@@ -152,22 +152,22 @@ fn a_source_is_a_tree_whose_unchanged_files_are_not_read_again() {
     let (path, header) = tree.blob(&moor_proto::sha256_hex(b"a,b\n")).unwrap();
     assert_eq!((path, header.size), (p.join("data/x.csv"), 4));
     // Files younger than the packing never vouch (racily clean): read again.
-    let second = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    let second = pack_source(p, DEFAULT_MAX_BYTES, &index, Keys::Refuse).unwrap();
     assert_eq!(
         (second.sha256.as_str(), second.files_read),
         (first.sha256.as_str(), 2)
     );
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let _ = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    let _ = pack_source(p, DEFAULT_MAX_BYTES, &index, Keys::Refuse).unwrap();
     // Known now: nothing read, the same snapshot.
-    let known = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    let known = pack_source(p, DEFAULT_MAX_BYTES, &index, Keys::Refuse).unwrap();
     assert_eq!(
         (known.sha256.as_str(), known.files_read),
         (first.sha256.as_str(), 0)
     );
     // One changed file (same size): only it is read; another snapshot.
     std::fs::write(p.join("train.py"), "print(2)\n").unwrap();
-    let changed = pack_source(p, DEFAULT_MAX_BYTES, &index).unwrap();
+    let changed = pack_source(p, DEFAULT_MAX_BYTES, &index, Keys::Refuse).unwrap();
     assert_ne!(changed.sha256, first.sha256);
     assert_eq!(changed.files_read, 1);
     // A file changed between hashing and sending: refused, not sent.

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use moor_proto::tree::{BlobHeader, Manifest, TreeFile, TreeLink};
 
 use super::index::{KnownFile, SnapshotIndex};
-use super::Listing;
+use super::{Keys, Listing};
 use crate::error::{Error, Result};
 
 /// A source as a manifest, and where each of its contents is read from.
@@ -56,6 +56,18 @@ pub(super) struct Tree {
     pub new: bool,
 }
 
+/// A file's sha256, and whether it holds a private key (its first bytes).
+fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::with_capacity(super::guard::HEAD);
+    (&mut file)
+        .take(super::guard::HEAD as u64)
+        .read_to_end(&mut head)?;
+    let is_key = super::guard::is_private_key(&head);
+    let sha256 = moor_proto::sha256_of(std::io::Cursor::new(head).chain(file))?;
+    Ok((sha256, is_key))
+}
+
 /// The tree of `listing` (taken from `dir` when packing `started`); `None` when a name is not UTF-8 or a link's text is not
 /// plainly inside, which only an archive carries.
 pub(super) fn of_listing(
@@ -81,16 +93,23 @@ pub(super) fn of_listing(
         let Some(name) = rel.to_str() else {
             return Ok(None);
         };
+        let mut key = false;
         let sha256 = match known.remove(name) {
             Some(file) if file.stat == *stat => file.sha256,
             _ => {
                 hashed += 1;
                 let full = dir.join(rel);
-                let file = std::fs::File::open(&full).map_err(|e| io(&full, e))?;
-                moor_proto::sha256_of(file).map_err(|e| io(&full, e))?
+                let (sha256, is_key) = hash_file(&full).map_err(|e| io(&full, e))?;
+                if is_key && listing.keys == Keys::Refuse {
+                    return Err(super::guard::refused(&full));
+                }
+                key = is_key;
+                sha256
             }
         };
-        if stat.newest() < settled {
+        // A key sent on purpose is read again next time (and refused then
+        // unless allowed again).
+        if stat.newest() < settled && !key {
             let file = KnownFile {
                 stat: stat.clone(),
                 sha256: sha256.clone(),

@@ -292,6 +292,15 @@ impl Session {
         }
     }
 
+    /// A keepalive the server must answer, within `limit`: whether it did
+    /// (a network gone without a FIN leaves it unanswered).
+    pub async fn answers_within(&self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.handle.send_ping()).await,
+            Ok(Ok(())) if !self.handle.is_closed()
+        )
+    }
+
     /// Whether the connection has ended (dropped, or closed by the server).
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()

@@ -131,6 +131,18 @@ pub enum Conflict {
     },
 }
 
+/// Free bytes on the disk holding `dir`, for the user (statvfs).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
+/// Whether the disk holding the database at `path` is (all but) full: what
+/// SQLite's "disk I/O error" means when a write found no room.
+fn disk_full(path: &Path) -> bool {
+    free_bytes(path.parent().unwrap_or(path)).is_some_and(|free| free < 1024 * 1024)
+}
+
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     use rusqlite::ErrorCode;
     move |e| {
@@ -162,6 +174,20 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
                     "restore it from a backup; to start a new workspace instead, move the folder away (mv {0} {0}.broken)",
                     path.parent().unwrap_or(path).display()
                 ),
+            }
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == ErrorCode::DiskFull
+                || (f.code == ErrorCode::SystemIoFailure && disk_full(path)) =>
+        {
+            let dir = path.parent().unwrap_or(path);
+            Error::Workspace {
+                message: format!(
+                    "the disk holding workspace {} is full ({} free)",
+                    dir.display(),
+                    moor_proto::human_bytes(free_bytes(dir).unwrap_or(0))
+                ),
+                fix: "free space on that disk (old downloads, `moor env prune`), or use another --workspace, then try again".into(),
             }
         }
         rusqlite::Error::FromSqlConversionFailure(_, _, cause) => Error::Workspace {

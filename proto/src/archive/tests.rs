@@ -189,3 +189,25 @@ fn links_are_judged_from_where_they_lie() {
     assert!(!stays_inside(Path::new("l"), Path::new("/x")));
     assert!(!stays_inside(Path::new("l"), Path::new("")));
 }
+
+#[test]
+fn zero_runs_are_holes_on_this_disk() {
+    use std::os::unix::fs::MetadataExt;
+    // 8 MiB: data, 8 MiB of zeros less a block, data, zeros at the end.
+    let mut data = vec![0u8; 16 << 20];
+    data[..4096].fill(7);
+    data[(8 << 20)..(8 << 20) + 10].fill(9);
+    let bytes = Archive::new()
+        .entry(EntryType::Regular, "disk.img", "", &data)
+        .bytes();
+    let dest = tempfile::tempdir().unwrap();
+    let done = unpack_within(&bytes[..], dest.path(), 0).unwrap();
+    assert_eq!(done.bytes, 16 << 20);
+    let path = dest.path().join("disk.img");
+    assert_eq!(fs::read(&path).unwrap(), data);
+    let used = fs::metadata(&path).unwrap().blocks() * 512;
+    assert!(
+        used < 1 << 20,
+        "{used} bytes on disk for 16 MiB of mostly zeros"
+    );
+}

@@ -1,10 +1,11 @@
-//! Node 0's side of the job link: it listens, lets in the nodes that show
-//! the job's token, and tells every node to stop when one ends without
-//! success or falls silent.
+//! Node 0's side of the job link: it listens on the address the nodes use,
+//! lets in the nodes that show the job's token (a stranger has
+//! [`HELLO_WITHIN`] to, and is never counted against a node), and tells
+//! every node to stop when one ends without success or falls silent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufReader;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -13,7 +14,10 @@ use std::time::Instant;
 
 use moor_proto::JobLink;
 
-use super::{note, read_line, send, Stopper, BEAT, JOIN_LIMIT, SILENCE};
+use super::{note, read_line, send, Stopper, BEAT, HELLO_WITHIN, JOIN_LIMIT, SILENCE};
+
+/// Connections served at once that have not shown the token.
+const MAX_STRANGERS: usize = 64;
 
 /// What node 0's coordinator hears.
 pub(super) enum Event {
@@ -34,31 +38,12 @@ pub(super) fn hub(
         .next()
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| format!("no port in {:?}", link.hub))?;
-    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
-        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let listener = listen(&link.hub, port, &stopper)?;
     let (events, inbox) = channel();
     let token = link.token.clone();
     let nodes = link.nodes;
     let to_coordinator = events.clone();
-    // Connections served at once: the nodes, plus room for strays (anyone
-    // on the network may connect; only the token gets a node in).
-    let open = Arc::new(AtomicUsize::new(0));
-    let limit = 2 * nodes as usize + 8;
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if open.fetch_add(1, Ordering::SeqCst) >= limit {
-                open.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            let events = to_coordinator.clone();
-            let token = token.clone();
-            let open = open.clone();
-            std::thread::spawn(move || {
-                serve_node(stream, &token, nodes, &events);
-                open.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
-    });
+    std::thread::spawn(move || accept(listener, token, nodes, to_coordinator));
     let mut coordinator = Coordinator::new(link.nodes, stopper);
     let coordinator = std::thread::spawn(move || {
         let started = Instant::now();
@@ -74,6 +59,56 @@ pub(super) fn hub(
         }
     });
     Ok((events, coordinator))
+}
+
+/// Listens on the address the nodes use (the hub's), else, when this host
+/// cannot bind it (a name or a NAT address given as `--master-addr`), on
+/// every address, saying so in the run's log.
+fn listen(hub: &str, port: u16, stopper: &Stopper) -> Result<TcpListener, String> {
+    let host = hub.rsplit_once(':').map_or(hub, |(h, _)| h);
+    let ip = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|a| a.is_ipv4()))
+        .map(|a| a.ip());
+    if let Some(ip) = ip {
+        if let Ok(listener) = TcpListener::bind((ip, port)) {
+            return Ok(listener);
+        }
+    }
+    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    note(
+        &stopper.dir,
+        &format!("job link: {host} is not an address of this host; listening on all of them"),
+    );
+    Ok(listener)
+}
+
+/// Serves every connection: a node is counted against nothing once it
+/// showed the token; a connection that has not yet has [`HELLO_WITHIN`] to
+/// do so, and at most [`MAX_STRANGERS`] such are served at once (anyone on
+/// the network may connect; a real node's is never closed for lack of
+/// room: it joins as soon as room is free, and retries until it does).
+fn accept(listener: TcpListener, token: String, nodes: u32, events: Sender<Event>) {
+    let strangers = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming().flatten() {
+        if strangers.fetch_add(1, Ordering::SeqCst) >= MAX_STRANGERS {
+            strangers.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let events = events.clone();
+        let token = token.clone();
+        let strangers = strangers.clone();
+        std::thread::spawn(move || {
+            let mut counted = Some(strangers);
+            serve_node(stream, &token, nodes, &events, &mut || {
+                if let Some(s) = counted.take() {
+                    s.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        });
+    }
 }
 
 /// Node 0's view of the job.
@@ -169,25 +204,26 @@ impl Coordinator {
     }
 }
 
-/// Node 0's side of one node's connection.
-pub(super) fn serve_node(stream: TcpStream, token: &str, nodes: u32, events: &Sender<Event>) {
-    let _ = stream.set_read_timeout(Some(SILENCE));
-    let Ok(mut lines) = stream.try_clone().map(BufReader::new) else {
+/// Node 0's side of one node's connection; `known()` is called once the
+/// peer showed the token, or once it will not (the connection is done).
+pub(super) fn serve_node(
+    stream: TcpStream,
+    token: &str,
+    nodes: u32,
+    events: &Sender<Event>,
+    known: &mut dyn FnMut(),
+) {
+    let rank = hello(&stream, token, nodes);
+    known();
+    let Some((rank, mut lines)) = rank else {
         return;
-    };
-    let rank = match read_line(&mut lines).as_deref().map(str::split_whitespace) {
-        Ok(mut words) => match (words.next(), words.next(), words.next()) {
-            (Some("hello"), Some(t), Some(rank)) if t == token => match rank.parse::<u32>() {
-                Ok(rank) if (1..nodes).contains(&rank) => rank,
-                _ => return,
-            },
-            _ => return,
-        },
-        Err(_) => return,
     };
     let Ok(writer) = stream.try_clone() else {
         return;
     };
+    if send(&writer, "welcome").is_err() || stream.set_read_timeout(Some(SILENCE)).is_err() {
+        return;
+    }
     let _ = events.send(Event::Joined(rank, writer));
     loop {
         match read_line(&mut lines) {
@@ -204,5 +240,21 @@ pub(super) fn serve_node(stream: TcpStream, token: &str, nodes: u32, events: &Se
                 return;
             }
         }
+    }
+}
+
+/// The rank of a peer that says `hello TOKEN RANK` within [`HELLO_WITHIN`].
+fn hello(stream: &TcpStream, token: &str, nodes: u32) -> Option<(u32, BufReader<TcpStream>)> {
+    stream.set_read_timeout(Some(HELLO_WITHIN)).ok()?;
+    let mut lines = stream.try_clone().map(BufReader::new).ok()?;
+    let line = read_line(&mut lines).ok()?;
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("hello"), Some(t), Some(rank)) if t == token => rank
+            .parse::<u32>()
+            .ok()
+            .filter(|r| (1..nodes).contains(r))
+            .map(|r| (r, lines)),
+        _ => None,
     }
 }

@@ -14,7 +14,9 @@
 //! in its log and runs on, watched only while moor follows the job.
 //!
 //! Wire: lines of at most [`MAX_LINE`] bytes. To node 0: `hello TOKEN
-//! RANK`, `beat`, `end ok|fail DETAIL`. From node 0: `beat`, `stop REASON`.
+//! RANK`, `beat`, `end ok|fail DETAIL`. From node 0: `welcome` (the node
+//! joined: until then a closed connection only means trying again),
+//! `beat`, `stop REASON`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -36,6 +38,9 @@ mod hub;
 const BEAT: Duration = Duration::from_secs(2);
 /// Silence after which the other side is taken for gone.
 const SILENCE: Duration = Duration::from_secs(15);
+/// How long a connection to node 0 has to show the token, and a node to
+/// hear node 0's welcome.
+const HELLO_WITHIN: Duration = Duration::from_secs(2);
 /// How long a node keeps trying to reach node 0, and node 0 waits for it.
 const JOIN_LIMIT: Duration = Duration::from_secs(60);
 /// How long a node that ended before it joined keeps trying to tell node 0.
@@ -159,9 +164,8 @@ fn spoke(link: &JobLink, stopper: Stopper) -> Arc<Mutex<Connection>> {
     let shared = conn.clone();
     let link = link.clone();
     std::thread::spawn(move || {
-        let joined = join(&link, &stopper).and_then(|stream| {
+        let joined = join(&link, &stopper).and_then(|(stream, lines)| {
             stream.set_read_timeout(Some(SILENCE)).ok()?;
-            let lines = BufReader::new(stream.try_clone().ok()?);
             Some((stream, lines))
         });
         let Ok(mut slot) = shared.lock() else { return };
@@ -199,8 +203,10 @@ fn spoke(link: &JobLink, stopper: Stopper) -> Arc<Mutex<Connection>> {
     conn
 }
 
-/// Connects to node 0 and says hello, trying for [`JOIN_LIMIT`].
-fn join(link: &JobLink, stopper: &Stopper) -> Option<TcpStream> {
+/// Connects to node 0 and says hello until welcomed, trying for
+/// [`JOIN_LIMIT`]; the connection and its reader (which may hold what node
+/// 0 said after the welcome).
+fn join(link: &JobLink, stopper: &Stopper) -> Option<(TcpStream, BufReader<TcpStream>)> {
     let deadline = Instant::now() + JOIN_LIMIT;
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -211,11 +217,10 @@ fn join(link: &JobLink, stopper: &Stopper) -> Option<TcpStream> {
             .unwrap_or_default();
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(stream) => {
-                    if send(&stream, &format!("hello {} {}", link.token, link.rank)).is_ok() {
-                        return Some(stream);
-                    }
-                }
+                Ok(stream) => match welcomed(&stream, link) {
+                    Ok(lines) => return Some((stream, lines)),
+                    Err(why) => last = why,
+                },
                 Err(e) => last = e.to_string(),
             }
         }
@@ -229,6 +234,20 @@ fn join(link: &JobLink, stopper: &Stopper) -> Option<TcpStream> {
         ),
     );
     None
+}
+
+/// Says hello and waits for node 0's welcome (within [`HELLO_WITHIN`], as
+/// long as node 0 gives a stranger).
+fn welcomed(stream: &TcpStream, link: &JobLink) -> Result<BufReader<TcpStream>, String> {
+    send(stream, &format!("hello {} {}", link.token, link.rank)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(HELLO_WITHIN * 2))
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    match read_line(&mut lines)?.as_str() {
+        "welcome" => Ok(lines),
+        other => Err(format!("node 0 said {other:?}")),
+    }
 }
 
 /// Sends one line (with a write timeout: a stuck peer never blocks us).
