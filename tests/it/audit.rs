@@ -410,3 +410,43 @@ fn the_workspace_and_private_keys_stay_out_of_snapshots() {
     assert_exit(&out, 0);
     assert!(out.stdout.contains("OPENSSH PRIVATE KEY"), "{}", out.stdout);
 }
+
+/// The workspace on a disk that fills (a 4 MiB tmpfs): a command that must
+/// write says the disk is full and where, never "disk I/O error" or
+/// "writable".
+#[test]
+fn a_full_disk_under_the_workspace_says_so_and_where() {
+    if !docker_or_skip() {
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let f = Fixture::new(MOOR, HostSpec::default());
+    let ws = f.moor.workspace();
+    std::fs::create_dir_all(&ws).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(&ws)
+        .status()
+        .expect("mount");
+    assert!(
+        mounted.success(),
+        "mounting a tmpfs needs root (CI runs as root)"
+    );
+    let _unmount = Unmount(ws.clone());
+    assert_exit(&f.attach("vm1", &[]), 0);
+    let _ = std::fs::write(ws.join("filler"), vec![1u8; 8 << 20]);
+    let out = f.moor.run(&["pool", "create", "p", "--target", "vm1"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let said = format!("the disk holding workspace {} is full", ws.display());
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
+    assert!(!out.stderr.contains("writable"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
