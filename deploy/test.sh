@@ -7,22 +7,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/prereqs.sh --tests
 deploy/testhost/sweep.sh
-deploy/testhost/build-image.sh >/dev/null
-deploy/testhost/build-image.sh spark >/dev/null
-deploy/testhost/build-image.sh dist >/dev/null
-# The arm64 host (debootstrapped under qemu: minutes the first time) builds
-# while the tests compile.
-arm64_log=$(mktemp)
-deploy/testhost/build-image.sh arm64 >/dev/null 2>"$arm64_log" &
-arm64=$!
+# The test-host images (each cached by the hash of its recipe; from nothing,
+# debootstraps of minutes, the arm64 one under qemu) build side by side, one
+# family each, while the tests compile.
+logs=$(mktemp -d)
+families=("base spark" "dist" "arm64")
+pids=()
+for family in "${families[@]}"; do
+  (for flavour in $family; do
+     [ "$flavour" = base ] && flavour=
+     deploy/testhost/build-image.sh $flavour >/dev/null || exit 1
+   done) 2>"$logs/${family// /-}" &
+  pids+=($!)
+done
 status=0
 cargo test --workspace --all-targets --no-run "$@" || status=$?
-if ! wait $arm64; then
-  cat "$arm64_log" >&2
-  echo "test.sh: the arm64 test-host image did not build (above)" >&2
-  status=1
-fi
-rm -f "$arm64_log"
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    family=${families[$i]}
+    cat "$logs/${family// /-}" >&2
+    echo "test.sh: the $family test-host image did not build (above)" >&2
+    status=1
+  fi
+done
+rm -rf "$logs"
 [ $status -eq 0 ] && { cargo test --workspace --all-targets "$@" || status=$?; }
 deploy/testhost/sweep.sh
 exit $status

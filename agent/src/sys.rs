@@ -41,7 +41,9 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
 /// Writes a file atomically (mode 0600), as [`write_json_atomic`]. The
 /// temporary file is removed when any step fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    // Its own name per writer: two threads of the daemon may write the
+    // same file at once (the last rename wins, whole).
+    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), random_hex(4)));
     let written = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)

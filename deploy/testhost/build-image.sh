@@ -40,8 +40,10 @@ layer_hash=$(hash_of "$here/Dockerfile" "$here/entrypoint.sh" <(echo "$base_hash
 base_tag="$prefix-base:$base_hash"
 tag="$prefix:$layer_hash"
 
-# One build at a time on this machine: test processes may all ask at once.
-exec 9>"${TMPDIR:-/tmp}/moor-testhost-build.lock"
+# One build of an image family at a time on this machine (test processes
+# may all ask at once); the families (the base and its spark layer, dist,
+# arm64) share nothing and build side by side.
+exec 9>"${TMPDIR:-/tmp}/moor-testhost-build-$prefix.lock"
 flock 9
 
 if [ "$flavour" = spark ]; then

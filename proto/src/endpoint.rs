@@ -109,6 +109,11 @@ pub struct EndpointInfo {
     pub port: u16,
     /// The address it listens on (`127.0.0.1`, or `0.0.0.0` when public).
     pub address: String,
+    /// The unix socket it answers on (in the endpoint's 0700 folder, so
+    /// only its owner and moor through SSH reach it); none: it answers on
+    /// `address`:`port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
     /// The path of its readiness probe.
     pub health_path: String,
     /// The server.

@@ -264,6 +264,11 @@ pub struct Serving {
     pub address: String,
     /// The readiness probe's path.
     pub health_path: String,
+    /// The unix socket (in the endpoint's 0700 folder) it listens on, or
+    /// may: a scoring server listens there only; a server command is told
+    /// it as `MOOR_ENDPOINT_SOCKET` beside `PORT`. None for a public one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ fn endpoint_info() -> moor_proto::endpoint::EndpointInfo {
         state: moor_proto::endpoint::EndpointState::Failed,
         port: 8080,
         address: "0.0.0.0".into(),
+        socket: Some("/home/u/.moor/endpoints/sum/sock".into()),
         health_path: "/ready".into(),
         server: moor_proto::endpoint::Server::Command {
             command: vec!["python3".into(), "server.py".into()],
@@ -163,6 +164,7 @@ fn all_requests() -> Vec<Request> {
                     port: 5001,
                     address: "127.0.0.1".into(),
                     health_path: "/".into(),
+                    socket: Some("/home/u/.moor/endpoints/iris/sock".into()),
                 })),
                 experiment: Some("sweep".into()),
             },

@@ -45,6 +45,65 @@ fn wait_for(
     }
 }
 
+/// The endpoint's socket: no TCP port of the server listens, and another
+/// user of the host (`nobody`) cannot connect to the socket.
+fn only_its_owner_reaches(f: &Fixture, socket: &str) {
+    let tcp = f.host.exec("ss -ltnpH | grep -c python || true");
+    assert_eq!(tcp.trim(), "0", "no TCP listener of the server");
+    let other = f.host.exec(&format!(
+        "runuser -u nobody -- python3 -c \"import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('{socket}'); print('reached')\nexcept OSError as e:\n    print('refused', e.errno)\n\""
+    ));
+    assert_eq!(other.trim(), "refused 13", "another user: {other}");
+}
+
+/// `moor forward --endpoint NAME PORT`: a plain HTTP POST to that local
+/// port reaches the endpoint (its socket, through SSH); the answer's JSON
+/// has `field`.
+fn forwarded_from_here(f: &Fixture, name: &str, body: &str, field: &str) {
+    use std::io::{Read, Write};
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = local.local_addr().unwrap().port();
+    drop(local);
+    let forward = f
+        .moor
+        .spawn_piped(&["forward", "--endpoint", name, &port.to_string(), "--json"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let asked = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut conn| {
+            let request = format!(
+                "POST /score HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(request.as_bytes())?;
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer)?;
+            Ok(answer)
+        });
+        match asked {
+            Ok(answer) if answer.starts_with("HTTP/1.") => break answer,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!("no answer through moor forward --endpoint: {other:?}"),
+        }
+    };
+    assert!(answer.split(' ').nth(1) == Some("200"), "{answer}");
+    assert!(answer.contains(field), "{answer}");
+    nix_interrupt(&forward);
+    let out = forward.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["connections"], 1, "{summary}");
+}
+
+/// Ctrl-C, as a terminal sends it.
+fn nix_interrupt(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn invoke(f: &Fixture, name: &str, data: &str) -> Output {
     f.moor
         .run_with_stdin(&["endpoint", "invoke", name, "--json"], Some(data))
@@ -160,8 +219,10 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     assert_exit(&out, 0);
     let created = out.json();
     assert_eq!(created["state"], "healthy", "{created}");
-    assert_eq!(created["address"], "127.0.0.1");
-    let port = created["port"].as_u64().unwrap();
+    let socket = created["socket"].as_str().unwrap().to_owned();
+    assert_eq!(socket, "/home/moor/.moor/endpoints/iris/sock");
+    assert_eq!(created["address"], format!("unix:{socket}"));
+    assert_eq!(created["port"], 0, "no TCP port: {created}");
     let body = serde_json::json!({ "data": request["data"] }).to_string();
     let out = invoke(&f, "iris", &body);
     assert_exit(&out, 0);
@@ -172,11 +233,8 @@ fn a_trained_model_is_served_kept_up_and_removed() {
         "{}",
         out.stdout
     );
-    // Only the host's loopback: not on its other addresses.
-    let listening = f.host.exec(&format!(
-        "python3 - <<'EOF'\nimport socket\nfor a in socket.gethostbyname_ex(socket.gethostname())[2]:\n    try:\n        socket.create_connection((a, {port}), timeout=2); print('open on', a)\n    except OSError:\n        print('closed on', a)\nEOF"
-    ));
-    assert!(!listening.contains("open on"), "{listening}");
+    only_its_owner_reaches(&f, &socket);
+    forwarded_from_here(&f, "iris", &body, "predictions");
 
     // The server killed on the host: restarted, answers again.
     f.host.exec("pkill -9 -f '^python3 -c import sys' || true");
@@ -190,8 +248,7 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     let logs = f.moor.run(&["endpoint", "logs", "iris"]);
     assert_exit(&logs, 0);
     assert!(
-        logs.stdout
-            .contains(&format!("healthy on 127.0.0.1:{port}")),
+        logs.stdout.contains(&format!("healthy on unix:{socket}")),
         "{}",
         logs.stdout
     );
@@ -201,18 +258,14 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     assert_eq!(listed.json()["endpoints"][0]["name"], "iris");
     assert_eq!(listed.json()["endpoints"][0]["target"], "box");
 
-    // A taken port is refused with the reason; a model path that is not
+    // A port is for a public endpoint only; a model path that is not
     // there refuses the endpoint before anything starts.
-    let out = create(
-        "second",
-        "score.py",
-        &["--model", &model, "--port", &port.to_string()],
-    );
-    assert_exit(&out, 8);
-    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    let out = create("second", "score.py", &["--model", &model, "--port", "5001"]);
+    assert_exit(&out, 2);
     assert!(
-        message.contains(&format!("port {port} on 127.0.0.1 is taken")),
-        "{message}"
+        out.stderr.contains("--port is for a --public endpoint"),
+        "{}",
+        out.stderr
     );
     let out = create(
         "second",
@@ -264,6 +317,24 @@ fn a_trained_model_is_served_kept_up_and_removed() {
         "python3 - <<'EOF'\nimport socket\na = [x for x in socket.gethostbyname_ex(socket.gethostname())[2] if not x.startswith('127.')][0]\nsocket.create_connection((a, {open_port}), timeout=2); print('reached', a)\nEOF"
     ));
     assert!(reached.contains("reached"), "{reached}");
+    // A taken port is refused with the reason.
+    let out = create(
+        "second",
+        "score.py",
+        &[
+            "--model",
+            &model,
+            "--public",
+            "--port",
+            &open_port.to_string(),
+        ],
+    );
+    assert_exit(&out, 8);
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&format!("port {open_port} on 0.0.0.0 is taken")),
+        "{message}"
+    );
     assert_exit(&f.moor.run(&["endpoint", "delete", "open"]), 0);
 
     // Stopped: no answer; started again: answers.
@@ -285,13 +356,19 @@ fn a_trained_model_is_served_kept_up_and_removed() {
         expected
     );
 
-    // Deleted: the port is free and nothing of it runs.
+    // Deleted: its socket is gone and nothing of it runs.
     let deleted = f.moor.run(&["endpoint", "delete", "iris", "--json"]);
     assert_exit(&deleted, 0);
-    let left = port_free_and_nothing_runs(&f, port, "[a]zureml_inference_server_http");
+    let left = port_free_and_nothing_runs(&f, open_port, "[a]zureml_inference_server_http");
     assert!(
         left.contains("port-free") && left.contains("nothing-runs"),
         "{left}"
+    );
+    assert_eq!(
+        f.host
+            .exec(&format!("test -e {socket} && echo left || echo gone"))
+            .trim(),
+        "gone"
     );
     let gone = f
         .moor
@@ -300,7 +377,7 @@ fn a_trained_model_is_served_kept_up_and_removed() {
     assert_eq!(gone.json()["error"]["kind"], "not_found");
 }
 
-const SERVER: &str = "import http.server, json, os\n\
+const SERVER: &str = "import http.server, json, os, socketserver, sys\n\
 model = open(os.path.join(os.environ['AZUREML_MODEL_DIR'], 'weights.txt')).read().strip()\n\
 class Handler(http.server.BaseHTTPRequestHandler):\n\
 \x20   sick = False\n\
@@ -321,6 +398,8 @@ class Handler(http.server.BaseHTTPRequestHandler):\n\
 \x20       self.send_header('Content-Length', str(len(out))); self.end_headers(); self.wfile.write(out)\n\
 \x20   def log_message(self, *args):\n\
 \x20       pass\n\
+if sys.argv[1:] == ['--socket']:\n\
+\x20   socketserver.UnixStreamServer(os.environ['MOOR_ENDPOINT_SOCKET'], Handler).serve_forever()\n\
 http.server.HTTPServer((os.environ['MOOR_ENDPOINT_ADDRESS'], int(os.environ['PORT'])), Handler).serve_forever()\n";
 
 #[test]
@@ -409,6 +488,14 @@ fn any_http_server_with_a_local_model_outlives_the_agent_and_a_lost_run() {
     // An HTTP error status is said and exits 8.
     let bad = invoke(&f, "sum", "not json");
     assert_exit(&bad, 8);
+    // It answers on the loopback port, not on its socket: said in its log.
+    let logs = f.moor.run(&["endpoint", "logs", "sum"]);
+    assert!(
+        logs.stdout
+            .contains("where every user of this host can call it"),
+        "{}",
+        logs.stdout
+    );
     let deleted = f.moor.run(&["endpoint", "delete", "sum"]);
     assert_exit(&deleted, 0);
     let left = port_free_and_nothing_runs(&f, port, "[s]erver.py");
@@ -416,4 +503,38 @@ fn any_http_server_with_a_local_model_outlives_the_agent_and_a_lost_run() {
         left.contains("port-free") && left.contains("nothing-runs"),
         "{left}"
     );
+
+    // The same server on $MOOR_ENDPOINT_SOCKET: only its owner reaches it.
+    let out = f.moor.run(&[
+        "endpoint",
+        "create",
+        "own",
+        "--target",
+        "box",
+        "--source-dir",
+        src.to_str().unwrap(),
+        "--model",
+        &weights,
+        "--json",
+        "--",
+        "python3",
+        "server.py",
+        "--socket",
+    ]);
+    assert_exit(&out, 0);
+    let socket = "/home/moor/.moor/endpoints/own/sock";
+    let shown = wait_for(&f, "own", "on its socket", |e| e["socket"] == socket);
+    assert_eq!(shown["address"], format!("unix:{socket}"));
+    let answer = invoke(&f, "own", r#"{"data": [2, 3]}"#);
+    assert_exit(&answer, 0);
+    assert_eq!(answer.json()["body"]["sum"], 5);
+    only_its_owner_reaches(&f, socket);
+    forwarded_from_here(&f, "own", r#"{"data": [1]}"#, "\"sum\": 1");
+    let logs = f.moor.run(&["endpoint", "logs", "own"]);
+    assert!(
+        !logs.stdout.contains("every user of this host"),
+        "{}",
+        logs.stdout
+    );
+    assert_exit(&f.moor.run(&["endpoint", "delete", "own"]), 0);
 }

@@ -28,6 +28,7 @@ mod run_ends;
 mod run_env;
 mod run_history;
 mod run_names;
+mod run_output;
 mod run_plan;
 mod runs;
 mod source_trees;

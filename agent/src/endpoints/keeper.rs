@@ -44,24 +44,45 @@ const DEATHS: u32 = 5;
 /// The longest wait before a restart.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The scoring server's command: `azureml-inference-server-http` on
-/// `address` (it listens on every address unless told otherwise, and its
-/// command line cannot tell it, so its module's default is set first).
-pub fn scoring_command(script: &str, address: &str, port: u16) -> Vec<String> {
+/// The scoring server's command: `azureml-inference-server-http` bound to
+/// `bind` (gunicorn's `unix:PATH` or `ADDRESS:PORT`). Its command line can
+/// name neither a socket nor an address (it listens on every address), so
+/// the gunicorn application it starts gets its `-b` replaced first.
+pub fn scoring_command(script: &str, bind: &str) -> Vec<String> {
     let shim = "import sys\n\
+        import gunicorn.app.wsgiapp as wsgiapp\n\
         import azureml_inference_server_http.amlserver as server\n\
-        server.DEFAULT_HOST = sys.argv.pop(1)\n\
+        bind = sys.argv.pop(1)\n\
+        class Bound(wsgiapp.WSGIApplication):\n\
+        \x20   def __init__(self, *args, **kwargs):\n\
+        \x20       argv, rest = sys.argv[:1], sys.argv[1:]\n\
+        \x20       while rest:\n\
+        \x20           word = rest.pop(0)\n\
+        \x20           if word == '-b':\n\
+        \x20               rest.pop(0)\n\
+        \x20           else:\n\
+        \x20               argv.append(word)\n\
+        \x20       sys.argv = argv[:1] + ['-b', bind] + argv[1:]\n\
+        \x20       super().__init__(*args, **kwargs)\n\
+        wsgiapp.WSGIApplication = Bound\n\
         sys.argv[0] = 'azmlinfsrv'\n\
         server.run()\n";
+    // Its own `--port` (default 5001) is replaced with the rest of `-b`.
+    let port = bind.rsplit_once(':').map_or("5001", |(_, p)| p);
+    let port = if port.parse::<u16>().is_ok() {
+        port
+    } else {
+        "5001"
+    };
     [
         "python3",
         "-c",
         shim,
-        address,
+        bind,
         "--entry_script",
         script,
         "--port",
-        &port.to_string(),
+        port,
     ]
     .map(str::to_owned)
     .to_vec()
@@ -85,6 +106,7 @@ pub fn run(dir: &Path) -> Result<i32> {
         dir,
         serving,
         report: Report::default(),
+        warned: false,
     };
     let mut answered_ever = false;
     let mut deaths = 0u32;
@@ -93,7 +115,15 @@ pub fn run(dir: &Path) -> Result<i32> {
             return Ok(0);
         }
         keeper.set(EndpointState::Starting);
-        if let Err(why) = super::free_port(&keeper.serving.address, Some(keeper.serving.port)) {
+        if let Some(socket) = &keeper.serving.socket {
+            // A socket left by a server that died (ours: in our folder).
+            let _ = std::fs::remove_file(socket);
+        }
+        let taken = match keeper.serving.port {
+            0 => Ok(0),
+            port => super::free_port(&keeper.serving.address, Some(port)),
+        };
+        if let Err(why) = taken {
             if !answered_ever {
                 return Ok(keeper.fail(why.to_string()));
             }
@@ -132,8 +162,8 @@ pub fn run(dir: &Path) -> Result<i32> {
             }
             if !answered_ever {
                 return Ok(keeper.fail(format!(
-                    "its server ended ({how}) before it answered on {}:{}",
-                    keeper.serving.address, keeper.serving.port
+                    "its server ended ({how}) before it answered on {}",
+                    keeper.place()
                 )));
             }
             deaths += 1;
@@ -164,9 +194,28 @@ struct Keeper<'a> {
     dir: &'a Path,
     serving: Serving,
     report: Report,
+    /// Whether the open-port warning was said.
+    warned: bool,
 }
 
 impl Keeper<'_> {
+    /// Where the server is asked: its socket once it listens there (a
+    /// scoring server always does), else its port.
+    fn at(&self) -> probe::At<'_> {
+        match self.serving.socket.as_deref().map(Path::new) {
+            Some(socket) if self.serving.port == 0 || socket.exists() => probe::At::Socket(socket),
+            _ => probe::At::Port(self.serving.port),
+        }
+    }
+
+    /// Where it answers, in words.
+    fn place(&self) -> String {
+        match self.at() {
+            probe::At::Socket(socket) => format!("unix:{}", socket.display()),
+            probe::At::Port(port) => format!("{}:{port}", self.serving.address),
+        }
+    }
+
     fn cancelled(&self) -> bool {
         self.dir.join(files::CANCEL).exists()
     }
@@ -209,15 +258,15 @@ impl Keeper<'_> {
             if let Ok(Some(status)) = child.try_wait() {
                 return (status, answered);
             }
-            let up = probe::answers(self.serving.port, &self.serving.health_path, PROBE_LIMIT);
+            let at = self.at();
+            let up = probe::answers(at, &self.serving.health_path, PROBE_LIMIT);
             if up {
                 misses = 0;
                 if self.report.state != Some(EndpointState::Healthy) {
                     if !answered {
-                        self.say(&format!(
-                            "healthy on {}:{}",
-                            self.serving.address, self.serving.port
-                        ));
+                        self.say(&format!("healthy on {}", self.place()));
+                        let on_socket = matches!(at, probe::At::Socket(_));
+                        self.warn_if_open(on_socket);
                     }
                     answered = true;
                     self.report.healthy_since = Some(moor_proto::time::now());
@@ -242,6 +291,22 @@ impl Keeper<'_> {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+    }
+}
+
+impl Keeper<'_> {
+    /// A server command that answers on the loopback port, not on the
+    /// socket it was given: every user of this host can call it. Said in
+    /// its log, once a run.
+    fn warn_if_open(&mut self, on_socket: bool) {
+        self.report.on_socket = on_socket;
+        if self.serving.socket.is_some() && !self.report.on_socket && !self.warned {
+            self.warned = true;
+            self.say(&format!(
+                "it answers on {}:{}, where every user of this host can call it; have it listen on the unix socket $MOOR_ENDPOINT_SOCKET instead (only you and moor reach that)",
+                self.serving.address, self.serving.port
+            ));
         }
     }
 }

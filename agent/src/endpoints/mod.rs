@@ -59,7 +59,14 @@ pub struct Report {
     pub healthy_since: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Whether the server answered on its unix socket (a server command
+    /// may answer on `PORT` instead).
+    #[serde(default)]
+    pub on_socket: bool,
 }
+
+/// The longest path a unix socket can have (`sun_path` less its NUL).
+const SOCKET_PATH_MAX: usize = 107;
 
 /// The keeper's report file in a run's folder.
 pub const REPORT: &str = "serving.json";
@@ -88,6 +95,14 @@ impl Endpoints {
 
     fn dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// The unix socket of a non-public endpoint, in its 0700 folder: only
+    /// its owner (and moor, through SSH as the owner) can connect. None when
+    /// public, or when the path is too long for a socket.
+    fn socket(&self, spec: &EndpointSpec) -> Option<PathBuf> {
+        let path = self.dir(&spec.name).join("sock");
+        (!spec.public && path.as_os_str().len() <= SOCKET_PATH_MAX).then_some(path)
     }
 
     fn stored(&self, name: &str) -> Result<Stored> {
@@ -174,8 +189,25 @@ impl Endpoints {
                 .with_fix("use a pip or conda environment (--env)"));
             }
         }
-        let address = address(&spec);
-        let port = free_port(address, spec.port)?;
+        let port = match (&spec.server, self.socket(&spec)) {
+            // A scoring server not public listens on its socket only.
+            (Server::ScoringScript { .. }, _) if !spec.public && spec.port.is_some() => {
+                return Err(AgentError::usage(
+                    "--port is for a --public endpoint: one that is not listens on a unix socket only you reach (moor endpoint invoke and moor forward --endpoint use it)",
+                )
+                .with_fix("leave --port out, or add --public"));
+            }
+            (Server::ScoringScript { .. }, None) if !spec.public => {
+                return Err(AgentError::usage(format!(
+                    "endpoint name {:?} makes its socket's path under {} longer than the {SOCKET_PATH_MAX} bytes a unix socket can have",
+                    spec.name,
+                    endpoints.root.display()
+                ))
+                .with_fix("pick a shorter name"));
+            }
+            (Server::ScoringScript { .. }, Some(_)) => 0,
+            _ => free_port(address(&spec), spec.port)?,
+        };
         spec.port = Some(port);
         // The model first: a model that is not there refuses the endpoint
         // before anything starts.
@@ -212,15 +244,26 @@ impl Endpoints {
     fn serve(&self, host: &Host, mut stored: Stored) -> Result<Stored> {
         let spec = &stored.spec;
         let address = address(spec);
+        let socket = self.socket(spec);
         let mut run = spec.run.clone();
         run.name = Some(format!("endpoint-{}", spec.name));
         run.command = match &spec.server {
             Server::ScoringScript { script } => {
-                keeper::scoring_command(script, address, stored.port)
+                let bind = match &socket {
+                    Some(socket) if stored.port == 0 => format!("unix:{}", socket.display()),
+                    _ => format!("{address}:{}", stored.port),
+                };
+                keeper::scoring_command(script, &bind)
             }
             Server::Command { command } => command.clone(),
         };
-        run.env.insert("PORT".into(), stored.port.to_string());
+        if stored.port != 0 {
+            run.env.insert("PORT".into(), stored.port.to_string());
+        }
+        if let Some(socket) = &socket {
+            run.env
+                .insert("MOOR_ENDPOINT_SOCKET".into(), socket.display().to_string());
+        }
         // Its output in the log as it comes, in order (Python buffers a
         // file's stdout otherwise, and a traceback would come before it).
         run.env
@@ -239,6 +282,7 @@ impl Endpoints {
             port: stored.port,
             address: address.into(),
             health_path: spec.health_path.clone(),
+            socket: socket.map(|s| s.display().to_string()),
         }));
         let info = (host.start)(run)?;
         stored.run_id = info.id;
@@ -333,7 +377,9 @@ impl Endpoints {
                 return self.info(host, &stored);
             }
         }
-        free_port(address(&stored.spec), Some(stored.port))?;
+        if stored.port != 0 {
+            free_port(address(&stored.spec), Some(stored.port))?;
+        }
         let old = stored.run_id.clone();
         let stored = self.serve(host, stored)?;
         let _ = fs::remove_dir_all(host.runs.dir(&old));
@@ -381,11 +427,19 @@ impl Endpoints {
             Vec::new()
         };
         let spec = &stored.spec;
+        let socket = self
+            .socket(spec)
+            .filter(|_| stored.port == 0 || report.on_socket)
+            .map(|s| s.display().to_string());
         Ok(EndpointInfo {
             name: spec.name.clone(),
             state,
             port: stored.port,
-            address: address(spec).into(),
+            address: match &socket {
+                Some(socket) => format!("unix:{socket}"),
+                None => address(spec).into(),
+            },
+            socket,
             health_path: spec.health_path.clone(),
             server: spec.server.clone(),
             model: spec.model.clone(),

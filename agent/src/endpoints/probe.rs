@@ -1,24 +1,51 @@
 //! The readiness probe of an endpoint: `GET PATH` over HTTP/1.1 to the
-//! server's port on this host; an answer with a status below 500 within the
-//! time limit means it is up.
+//! server's unix socket or port on this host; an answer with a status below
+//! 500 within the time limit means it is up.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 
-/// Whether the server on `port` answers `GET path` within `limit`.
-pub fn answers(port: u16, path: &str, limit: Duration) -> bool {
-    status(port, path, limit).is_some_and(|code| code < 500)
+/// Where a server is asked.
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    /// 127.0.0.1:PORT.
+    Port(u16),
+    /// A unix socket.
+    Socket(&'a Path),
 }
 
-/// The HTTP status of `GET path` on 127.0.0.1:`port`, if one came.
-pub fn status(port: u16, path: &str, limit: Duration) -> Option<u16> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, limit).ok()?;
-    stream.set_read_timeout(Some(limit)).ok()?;
-    stream.set_write_timeout(Some(limit)).ok()?;
+/// Whether the server at `at` answers `GET path` within `limit`.
+pub fn answers(at: At, path: &str, limit: Duration) -> bool {
+    status(at, path, limit).is_some_and(|code| code < 500)
+}
+
+/// The HTTP status of `GET path` at `at`, if one came.
+pub fn status(at: At, path: &str, limit: Duration) -> Option<u16> {
+    match at {
+        At::Port(port) => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stream = TcpStream::connect_timeout(&addr, limit).ok()?;
+            stream.set_read_timeout(Some(limit)).ok()?;
+            stream.set_write_timeout(Some(limit)).ok()?;
+            ask(stream, &format!("127.0.0.1:{port}"), path)
+        }
+        At::Socket(socket) => {
+            // A local connect: at once, or refused.
+            let stream = UnixStream::connect(socket).ok()?;
+            stream.set_read_timeout(Some(limit)).ok()?;
+            stream.set_write_timeout(Some(limit)).ok()?;
+            ask(stream, "localhost", path)
+        }
+    }
+}
+
+/// Sends the probe on `stream` and reads the status line.
+fn ask(mut stream: impl Read + Write, host: &str, path: &str) -> Option<u16> {
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: moor-agent\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: moor-agent\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).ok()?;
     // The status line is all the probe needs.
@@ -65,8 +92,22 @@ mod tests {
             assert!(buf[..n].starts_with(b"GET /ready HTTP/1.1\r\n"));
             conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
         });
-        assert!(answers(port, "/ready", Duration::from_secs(2)));
+        assert!(answers(At::Port(port), "/ready", Duration::from_secs(2)));
         server.join().unwrap();
-        assert!(!answers(port, "/ready", Duration::from_millis(200)));
+        let limit = Duration::from_millis(200);
+        assert!(!answers(At::Port(port), "/ready", limit));
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = conn.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"GET / HTTP/1.1\r\n"));
+            conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        });
+        assert!(answers(At::Socket(&socket), "/", limit));
+        server.join().unwrap();
+        assert!(!answers(At::Socket(&dir.path().join("none")), "/", limit));
     }
 }

@@ -27,10 +27,10 @@ impl Daemon {
             ));
         }
         if !spec.snapshot.is_empty() && !snapshots::has(&self.snapshots, &spec.snapshot) {
-            return Err(AgentError::not_found(format!(
-                "no snapshot {}",
-                spec.snapshot
-            )));
+            return Err(
+                AgentError::not_found(format!("no snapshot {}", spec.snapshot))
+                    .with_fix("run the command again: moor sends a source the host lacks"),
+            );
         }
         if spec.command.is_empty() {
             return Err(AgentError::usage("empty command"));
@@ -42,9 +42,10 @@ impl Daemon {
                 )));
             }
             if !snapshots::path(&self.snapshots, hash).exists() {
-                return Err(AgentError::not_found(format!(
-                    "no snapshot {hash} for input {name}"
-                )));
+                return Err(
+                    AgentError::not_found(format!("no snapshot {hash} for input {name}"))
+                        .with_fix("run the command again: moor sends inputs the host lacks"),
+                );
             }
         }
         if let Some(bad) = spec

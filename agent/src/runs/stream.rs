@@ -34,6 +34,31 @@ pub fn answer(
     stream(runs, writer, id, run_id, name, offset, follow)
 }
 
+/// Opens the run file at `path`; with `follow`, waits (`wait`) while it is
+/// not there and the run goes on. `Err` when there is no file to read: the
+/// ended run (`ended`, when following), or none.
+///
+/// The state is read before each try to open (issue 41): a run that was
+/// not over before a failed open may have made its log, run and ended
+/// since, so only a run already over before the open has no log to come.
+/// Read after the failed open, a short run's end was taken for the end of
+/// a log that was never read.
+fn open_log(
+    path: &std::path::Path,
+    follow: bool,
+    mut ended: impl FnMut() -> io::Result<Option<moor_proto::RunInfo>>,
+    mut wait: impl FnMut(),
+) -> io::Result<Result<fs::File, Option<moor_proto::RunInfo>>> {
+    loop {
+        let over = if follow { ended()? } else { None };
+        match fs::File::open(path) {
+            Ok(file) => return Ok(Ok(file)),
+            Err(_) if follow && over.is_none() => wait(),
+            Err(_) => return Ok(Err(over)),
+        }
+    }
+}
+
 /// Sends the run file `name` (its log, its MLflow records) from `offset`
 /// as data frames; with `follow`, until the run
 /// has ended and every byte is sent, the ended run (JSON) then in the end
@@ -56,11 +81,17 @@ pub fn stream(
         std::thread::sleep(*idle);
         *idle = (*idle * 2).min(Duration::from_millis(25));
     };
-    let mut file = loop {
-        match fs::File::open(&path) {
-            Ok(f) => break f,
-            Err(_) if follow && !runs.info(run_id)?.state.is_final() => wait(&mut idle),
-            Err(_) => return send(writer, &Frame::end(id)),
+    let state = || -> io::Result<Option<moor_proto::RunInfo>> {
+        Ok(Some(runs.info(run_id)?).filter(|run| run.state.is_final()))
+    };
+    let mut file = match open_log(&path, follow, state, || wait(&mut idle))? {
+        Ok(file) => file,
+        Err(ended) => {
+            let trailer = match ended {
+                Some(run) => serde_json::to_vec(&run).map_err(io::Error::other)?,
+                None => Vec::new(),
+            };
+            return send(writer, &Frame::end_with(id, trailer));
         }
     };
     file.seek(SeekFrom::Start(offset))?;
@@ -101,5 +132,64 @@ pub fn stream(
             return send(writer, &Frame::end_with(id, trailer));
         }
         wait(&mut idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_log;
+    use moor_proto::{RunInfo, RunState};
+
+    fn ended_run() -> RunInfo {
+        serde_json::from_value(serde_json::json!({
+            "id": "20261207T180000-0a0b0c0d",
+            "state": "succeeded",
+            "command": ["true"],
+            "snapshot": "",
+            "created_at": "2026-12-07T18:00:00Z",
+            "log_bytes": 4
+        }))
+        .unwrap()
+    }
+
+    /// The run makes its log, runs and ends between the stream's first
+    /// failed open and its reading of the state (as a short run on a loaded
+    /// host does): the log is still opened and read, never taken for
+    /// absent. Read in the old order (open, then state) this gave no log.
+    #[test]
+    fn a_run_that_ends_as_its_log_is_first_opened_keeps_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut looks = 0;
+        let state = || {
+            looks += 1;
+            if looks == 1 {
+                // The whole run happens now: its log, then its end.
+                std::fs::write(&log, "run\n").unwrap();
+                return Ok(Some(ended_run()));
+            }
+            Ok(Some(ended_run()))
+        };
+        let opened = open_log(&log, true, state, || {}).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut opened.expect("the log is read"), &mut text).unwrap();
+        assert_eq!(text, "run\n");
+    }
+
+    #[test]
+    fn a_run_over_with_no_log_ends_the_stream_with_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut waits = 0;
+        let mut looks = 0;
+        let state = || {
+            looks += 1;
+            Ok((looks > 3).then(ended_run))
+        };
+        let opened = open_log(&dir.path().join("log"), true, state, || waits += 1).unwrap();
+        let ended = opened.expect_err("no log");
+        assert_eq!(ended.map(|r| r.state), Some(RunState::Succeeded));
+        assert_eq!(waits, 3, "waited while the run went on");
+        let not_followed = open_log(&dir.path().join("log"), false, || unreachable!(), || {});
+        assert!(matches!(not_followed, Ok(Err(None))));
     }
 }

@@ -74,8 +74,12 @@ impl AgentClient {
         );
         match (has?, started) {
             (_, Ok(started)) => Ok((0, started)),
+            // Refused for want of the snapshot: sent (or, when the question
+            // says the host has it, another controller's upload of it
+            // finished between the two answers: sent again all the same,
+            // the host keeps one), then started once more.
             (
-                false,
+                _,
                 Err(Error::Refused {
                     kind: ErrorKind::NotFound,
                     ..

@@ -115,7 +115,10 @@ pub struct EndpointCreateArgs {
     #[arg(long, value_name = "RUN[:PATH]|PATH")]
     pub model: Option<String>,
 
-    /// The port it listens on [default: a free one].
+    /// The TCP port it listens on [default: a free one]. A scoring server
+    /// that is not `--public` listens on a unix socket instead (only you
+    /// reach it), so this needs `--public`; a server command gets `PORT` and
+    /// `MOOR_ENDPOINT_SOCKET`.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
@@ -123,8 +126,9 @@ pub struct EndpointCreateArgs {
     #[arg(long, value_name = "PATH", default_value = "/")]
     pub health_path: String,
 
-    /// Listen on every address of the target, not only 127.0.0.1 (anyone
-    /// who reaches the port can call it: see docs/reference.md).
+    /// Listen on every address of the target, not on a unix socket only you
+    /// reach (anyone who reaches the port can call it: see
+    /// docs/reference.md).
     #[arg(long)]
     pub public: bool,
 

@@ -11,8 +11,16 @@ pub struct ForwardArgs {
     /// The target, then one or more `REMOTE_PORT[:LOCAL_PORT]` (the local
     /// port defaults to the remote one; 0: any free port). With `--run`, only
     /// the ports.
-    #[arg(value_name = "TARGET PORT[:LOCAL]", required = true)]
+    #[arg(
+        value_name = "TARGET PORT[:LOCAL]",
+        required_unless_present = "endpoint"
+    )]
     pub args: Vec<String>,
+
+    /// Reach this endpoint (its unix socket, or its port) from one local
+    /// port: the only argument then is that port (default: any free one).
+    #[arg(long, value_name = "NAME", conflicts_with = "run")]
+    pub endpoint: Option<String>,
 
     /// Reach ports on the target of this run (an id, id prefix or name), e.g.
     /// a TensorBoard it serves.

@@ -1,41 +1,36 @@
-//! `moor forward TARGET REMOTE_PORT[:LOCAL_PORT]...` (or `--run RUN PORT...`):
-//! local ports on 127.0.0.1 that reach ports on the target, each local
-//! connection one `direct-tcpip` channel of the target's SSH connection (as
-//! `ssh -L`), with the target's stored settings and pinned host key. Many
-//! connections at once; when the SSH connection drops, the next local
-//! connection opens a new one. Until Ctrl-C, which ends it with exit 0 and
-//! a summary.
+//! `moor forward TARGET REMOTE_PORT[:LOCAL_PORT]...` (or `--run RUN PORT...`,
+//! or `--endpoint NAME [LOCAL_PORT]`): local ports on 127.0.0.1 that reach
+//! ports on the target (or an endpoint's unix socket), each local
+//! connection one channel of the target's SSH connection (as `ssh -L`),
+//! with the target's stored settings and pinned host key
+//! ([`crate::reach::tunnel`]). Many connections at once; when the SSH
+//! connection drops, the next local connection opens a new one. Until
+//! Ctrl-C, which ends it with exit 0 and a summary.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use russh::client::Msg;
-use russh::ChannelStream;
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::Context;
 use crate::cli::ForwardArgs;
 use crate::error::{Error, Result};
 use crate::output::{Render, Text};
-use crate::reach::{Access, Targets};
-use crate::ssh::Session;
+use crate::reach::tunnel::{Remote, Tunnel};
+use crate::reach::Access;
 use crate::store::Target;
-
-/// How long a channel to the remote port may take to open.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Each direction's copy buffer.
-const COPY_BUFFER: usize = 256 * 1024;
 
 /// One forwarded port.
 #[derive(Debug, Clone, Serialize)]
 pub struct Forward {
     /// On 127.0.0.1 here.
     pub local_port: u16,
-    /// On 127.0.0.1 of the target.
+    /// On 127.0.0.1 of the target (0 for a socket).
     pub remote_port: u16,
+    /// The unix socket on the target (an endpoint's), if that is where it goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// How forwarding went, when Ctrl-C ended it.
@@ -82,66 +77,56 @@ pub fn port_pair(text: &str) -> Result<(u16, u16)> {
 
 /// `moor forward`.
 pub async fn forward(args: &ForwardArgs, ctx: &Context) -> Result<Forwarded> {
-    let store = ctx.store()?;
-    let (target, ports) = match &args.run {
-        Some(run) => (ctx.targets.of_run(&store, run)?.0, &args.args[..]),
-        None => (
-            ctx.targets.attached(&store, &args.args[0])?,
-            &args.args[1..],
-        ),
+    let access = Access::from_args(&args.connect)?;
+    let (target, pairs) = match &args.endpoint {
+        Some(name) => endpoint_pair(ctx, &access, name, &args.args).await?,
+        None => port_pairs(ctx, args)?,
     };
-    if ports.is_empty() {
-        return Err(Error::usage(
-            "no port to forward",
-            "name one or more: moor forward TARGET PORT[:LOCAL]...",
-        ));
-    }
     if target.kind == crate::target_kind::TargetKind::Local {
         return Err(Error::usage(
             "the local target is this machine: its ports need no forwarding",
             "connect to 127.0.0.1:PORT directly",
         ));
     }
-    let pairs = ports
-        .iter()
-        .map(|p| port_pair(p))
-        .collect::<Result<Vec<_>>>()?;
-    let access = Access::from_args(&args.connect)?;
     let mut interrupt = crate::signals::ctrl_c()?;
     // Connected first: a wrong key or host key fails before any port opens.
     let tunnel = Arc::new(Tunnel::open(ctx.targets.clone(), target, access).await?);
     let mut forwards = Vec::new();
     let mut listeners = Vec::new();
     for (remote, local) in pairs {
-        let listener = TcpListener::bind(("127.0.0.1", local))
-            .await
-            .map_err(|e| {
-                Error::usage(
-                    format!("cannot listen on 127.0.0.1:{local} ({e})"),
-                    format!("choose another local port: moor forward TARGET {remote}:OTHER (0: any free port)"),
-                )
-            })?;
+        let listener = TcpListener::bind(("127.0.0.1", local)).await.map_err(|e| {
+            Error::usage(
+                format!("cannot listen on 127.0.0.1:{local} ({e})"),
+                "choose another local port (0: any free port)",
+            )
+        })?;
         let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(local);
+        eprintln!(
+            "moor: forwarding 127.0.0.1:{local_port} to {} {remote}",
+            tunnel.target.name
+        );
         forwards.push(Forward {
             local_port,
-            remote_port: remote,
+            remote_port: match remote {
+                Remote::Port(port) => port,
+                Remote::Socket(_) => 0,
+            },
+            socket: match &remote {
+                Remote::Socket(path) => Some(path.clone()),
+                Remote::Port(_) => None,
+            },
         });
         listeners.push((listener, remote));
-    }
-    for f in &forwards {
-        eprintln!(
-            "moor: forwarding 127.0.0.1:{} to {} port {}",
-            f.local_port, tunnel.target.name, f.remote_port
-        );
     }
     eprintln!("moor: Ctrl-C stops");
     let mut accepting = Vec::new();
     for (listener, remote) in listeners {
         let tunnel = tunnel.clone();
+        let remote = Arc::new(remote);
         accepting.push(tokio::spawn(async move {
             while let Ok((local, _)) = listener.accept().await {
-                let tunnel = tunnel.clone();
-                tokio::spawn(async move { tunnel.carry(local, remote).await });
+                let (tunnel, remote) = (tunnel.clone(), remote.clone());
+                tokio::spawn(async move { tunnel.carry(local, &remote).await });
             }
         }));
     }
@@ -158,86 +143,74 @@ pub async fn forward(args: &ForwardArgs, ctx: &Context) -> Result<Forwarded> {
     })
 }
 
-/// The target's SSH connection, opened again when it has dropped.
-struct Tunnel {
-    targets: Targets,
-    target: Target,
-    access: Access,
-    session: tokio::sync::Mutex<Arc<Session>>,
-    connections: AtomicU64,
-    failed: AtomicU64,
-    reconnects: AtomicU32,
+/// `TARGET PORT...` or `--run RUN PORT...`: the target and each port pair.
+fn port_pairs(ctx: &Context, args: &ForwardArgs) -> Result<(Target, Vec<(Remote, u16)>)> {
+    let store = ctx.store()?;
+    let (target, ports) = match &args.run {
+        Some(run) => (ctx.targets.of_run(&store, run)?.0, &args.args[..]),
+        None => {
+            let Some((name, ports)) = args.args.split_first() else {
+                return Err(Error::usage(
+                    "no target to forward to",
+                    "moor forward TARGET PORT[:LOCAL]...",
+                ));
+            };
+            (ctx.targets.attached(&store, name)?, ports)
+        }
+    };
+    if ports.is_empty() {
+        return Err(Error::usage(
+            "no port to forward",
+            "name one or more: moor forward TARGET PORT[:LOCAL]...",
+        ));
+    }
+    let pairs = ports
+        .iter()
+        .map(|p| port_pair(p).map(|(remote, local)| (Remote::Port(remote), local)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((target, pairs))
 }
 
-impl Tunnel {
-    async fn open(targets: Targets, target: Target, access: Access) -> Result<Tunnel> {
-        let session = targets.session(&target, &access).await?;
-        Ok(Tunnel {
-            targets,
-            target,
-            access,
-            session: tokio::sync::Mutex::new(Arc::new(session)),
-            connections: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            reconnects: AtomicU32::new(0),
-        })
-    }
-
-    /// Carries one local connection to `remote` on the target, both ways,
-    /// until either side closes.
-    async fn carry(&self, mut local: TcpStream, remote: u16) {
-        let _ = local.set_nodelay(true);
-        let mut channel = match self.channel(remote).await {
-            Ok(channel) => channel,
-            Err(e) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                eprintln!("moor: a connection to port {remote} failed: {e}");
-                return;
-            }
-        };
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        // Buffers of a few SSH packets each way (the default 8 KiB cut every
-        // 32 KiB packet in four).
-        let _ = tokio::io::copy_bidirectional_with_sizes(
-            &mut local,
-            &mut channel,
-            COPY_BUFFER,
-            COPY_BUFFER,
-        )
-        .await;
-    }
-
-    /// A channel to `remote`, on a new SSH connection if the last one dropped.
-    async fn channel(&self, remote: u16) -> Result<ChannelStream<Msg>> {
-        let session = self.live_session().await?;
-        match session
-            .direct_tcpip("127.0.0.1", remote, OPEN_TIMEOUT)
-            .await
-        {
-            Err(_) if session.is_closed() => {
-                // It dropped just now: once more, on a new connection.
-                let session = self.live_session().await?;
-                session
-                    .direct_tcpip("127.0.0.1", remote, OPEN_TIMEOUT)
-                    .await
-            }
-            opened => opened,
+/// `--endpoint NAME [LOCAL_PORT]`: the endpoint's target, and its socket
+/// (or port) as the agent reports it.
+async fn endpoint_pair(
+    ctx: &Context,
+    access: &Access,
+    name: &str,
+    args: &[String],
+) -> Result<(Target, Vec<(Remote, u16)>)> {
+    let local = match args {
+        [] => 0,
+        [port] => port.parse().map_err(|_| {
+            Error::usage(
+                format!("{port:?} is not a local port"),
+                "give a number (0: any free port), e.g. moor forward --endpoint NAME 8080",
+            )
+        })?,
+        _ => {
+            return Err(Error::usage(
+                "--endpoint takes one local port at most",
+                "moor forward --endpoint NAME [LOCAL_PORT]",
+            ))
         }
-    }
-
-    /// The SSH connection, reconnected first if it has ended.
-    async fn live_session(&self) -> Result<Arc<Session>> {
-        let mut current = self.session.lock().await;
-        if current.is_closed() {
-            eprintln!(
-                "moor: the SSH connection to {} ended; connecting again",
-                self.target.name
-            );
-            *current = Arc::new(self.targets.session(&self.target, &self.access).await?);
-            self.reconnects.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(current.clone())
-    }
+    };
+    let store = ctx.store()?;
+    let Some(target) = store.endpoint_target(name)? else {
+        return Err(Error::usage(
+            format!("no endpoint {name} was created from this workspace"),
+            "see `moor endpoint list`",
+        ));
+    };
+    let target = ctx.targets.named(&store, &target)?;
+    let conn = ctx.targets.connect(&target, access).await?;
+    let endpoint = conn.agent.endpoint(name).await;
+    conn.close().await;
+    let endpoint = endpoint?;
+    let remote = match endpoint.socket {
+        Some(socket) => Remote::Socket(socket),
+        None => Remote::Port(endpoint.port),
+    };
+    Ok((target, vec![(remote, local)]))
 }
 
 #[cfg(test)]

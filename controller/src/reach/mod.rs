@@ -11,6 +11,7 @@ pub mod jumps;
 pub mod local;
 pub mod network;
 pub mod settings;
+pub mod tunnel;
 
 use crate::agent_bundle::{self, Agents};
 use crate::agent_client::AgentClient;

@@ -283,6 +283,28 @@ impl Session {
         }))
     }
 
+    /// A `direct-streamlocal@openssh.com` channel to the unix socket at
+    /// `path` on the host (what `ssh -L PORT:/path` opens per connection),
+    /// within `timeout`. The server connects as the logged-in user, so the
+    /// socket's folder permissions hold.
+    pub async fn direct_streamlocal(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<russh::ChannelStream<client::Msg>> {
+        let opened =
+            tokio::time::timeout(timeout, self.handle.channel_open_direct_streamlocal(path)).await;
+        Err(self.ssh_error(match opened {
+            Ok(Ok(channel)) => return Ok(channel.into_stream()),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => format!(
+                "cannot reach the unix socket {path} on the host: {} (is AllowStreamLocalForwarding off in its sshd_config?)",
+                connect::open_failure(&reason)
+            ),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no channel to {path} within {} s", timeout.as_secs()),
+        }))
+    }
+
     /// An SSH error of this connection.
     fn ssh_error(&self, cause: impl std::fmt::Display) -> Error {
         Error::Ssh {

@@ -1,7 +1,8 @@
 //! `moor endpoint invoke NAME --data FILE.json`: one HTTP request to the
-//! endpoint, carried by a `direct-tcpip` channel of the target's SSH
-//! connection to the endpoint's port on the host's 127.0.0.1 (as `ssh -L`
-//! would, without a local port). The answer's body is printed as it is.
+//! endpoint, carried by a channel of the target's SSH connection to the
+//! endpoint's unix socket (`direct-streamlocal`), or to its port on the
+//! host's 127.0.0.1 (`direct-tcpip`), as `ssh -L` would, without a local
+//! port. The answer's body is printed as it is.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -86,25 +87,39 @@ pub async fn invoke(args: &EndpointInvokeArgs, ctx: &Context) -> Result<Invoked>
             fix: format!("`moor endpoint start {name}` (see `moor endpoint show {name}`)"),
         });
     }
+    let host = match &endpoint.socket {
+        Some(_) => "localhost".to_owned(),
+        None => format!("127.0.0.1:{}", endpoint.port),
+    };
     let head = format!(
-        "POST {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: moor\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: moor\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         args.path,
-        endpoint.port,
         body.len()
     );
     let limit = Duration::from_secs(args.timeout);
     let started = Instant::now();
-    let answer = match conn.session() {
-        Some(session) => {
+    let unreached = |e: std::io::Error| failed(&args.endpoint.name, &target.name, e.to_string());
+    let answer = match (conn.session(), &endpoint.socket) {
+        (Some(session), Some(socket)) => {
+            let channel = session.direct_streamlocal(socket, OPEN_TIMEOUT).await?;
+            exchange(channel, &head, &body, limit).await
+        }
+        (Some(session), None) => {
             let channel = session
                 .direct_tcpip("127.0.0.1", endpoint.port, OPEN_TIMEOUT)
                 .await?;
             exchange(channel, &head, &body, limit).await
         }
-        None => {
+        (None, Some(socket)) => {
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(unreached)?;
+            exchange(stream, &head, &body, limit).await
+        }
+        (None, None) => {
             let stream = tokio::net::TcpStream::connect(("127.0.0.1", endpoint.port))
                 .await
-                .map_err(|e| failed(&args.endpoint.name, &target.name, e.to_string()))?;
+                .map_err(unreached)?;
             exchange(stream, &head, &body, limit).await
         }
     };

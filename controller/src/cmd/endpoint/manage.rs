@@ -96,9 +96,13 @@ pub struct Deleted {
 impl Render for Deleted {
     fn render(&self, out: &mut Text) {
         let e = &self.shown.endpoint;
+        let freed = match &e.socket {
+            Some(_) => String::new(),
+            None => format!(" (port {} is free)", e.port),
+        };
         out.line(format!(
-            "deleted endpoint {} from {} (port {} is free)",
-            e.name, self.shown.target, e.port
+            "deleted endpoint {} from {}{freed}",
+            e.name, self.shown.target
         ));
     }
 }
@@ -210,7 +214,7 @@ impl Render for Listed {
                 e.name.clone(),
                 target.clone(),
                 e.state.as_str().into(),
-                format!("{}:{}", e.address, e.port),
+                super::place(e),
                 e.restarts.to_string(),
                 e.last_exit.clone().unwrap_or_else(|| "-".into()),
                 e.run_id.clone(),

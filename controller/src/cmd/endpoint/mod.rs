@@ -33,16 +33,23 @@ pub struct Shown {
     pub endpoint: EndpointInfo,
 }
 
+/// Where an endpoint answers: `unix:PATH` (its socket) or `ADDRESS:PORT`.
+pub fn place(e: &EndpointInfo) -> String {
+    match &e.socket {
+        Some(_) => e.address.clone(),
+        None => format!("{}:{}", e.address, e.port),
+    }
+}
+
 impl Render for Shown {
     fn render(&self, out: &mut Text) {
         let e = &self.endpoint;
         out.line(format!(
-            "endpoint {} {} on {} at {}:{} (run {}, {} restart(s){})",
+            "endpoint {} {} on {} at {} (run {}, {} restart(s){})",
             e.name,
             e.state.as_str(),
             self.target,
-            e.address,
-            e.port,
+            place(e),
             e.run_id,
             e.restarts,
             e.last_exit
@@ -63,6 +70,12 @@ impl Render for Shown {
 /// endpoint, started by [`crate::plan::start`]; then it waits until the
 /// endpoint answers its probe.
 pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
+    if args.scoring_script.is_some() && args.port.is_some() && !args.public {
+        return Err(crate::error::Error::usage(
+            "--port is for a --public endpoint: one that is not listens on a unix socket only you reach (moor endpoint invoke and moor forward --endpoint use it)",
+            "leave --port out, or add --public",
+        ));
+    }
     let (plan, payloads) = plan::build(&Ask::from(args), ctx)?;
     let access = Access::from_args(&args.connect)?;
     let assets = Assets::from(&args.assets);
@@ -82,8 +95,11 @@ pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
         );
     }
     eprintln!(
-        "moor: endpoint {} starting on {} (port {}, run {}); waiting until it answers",
-        created.name, target.name, created.port, created.run_id
+        "moor: endpoint {} starting on {} (at {}, run {}); waiting until it answers",
+        created.name,
+        target.name,
+        place(&created),
+        created.run_id
     );
     let endpoint = wait_healthy(&conn, &target, &created.name, args.wait_timeout).await;
     conn.close().await;

@@ -219,7 +219,7 @@
         "<b>" + esc(e.name) + "</b>",
         esc(e.target),
         '<span class="health health-' + esc(e.state) + '">' + esc(e.state) + "</span>",
-        esc(e.address + ":" + e.port + e.health_path),
+        esc((e.socket ? e.address : e.address + ":" + e.port) + e.health_path),
         esc(e.restarts),
         esc(e.healthy_since || ""),
         esc(e.error || e.last_exit || ""),
