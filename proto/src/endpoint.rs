@@ -48,6 +48,14 @@ pub enum Server {
     },
 }
 
+/// Why `--port` is refused for a scoring server that is not public, and
+/// the fix: said by the controller (exit 2, before connecting) and by the
+/// agent (for any other caller) in the same words.
+pub const PORT_NEEDS_PUBLIC: (&str, &str) = (
+    "--port is for a --public endpoint: one that is not listens on a unix socket only you reach (moor endpoint invoke and moor forward --endpoint use it)",
+    "leave --port out, or add --public",
+);
+
 /// Where the model comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "snake_case")]

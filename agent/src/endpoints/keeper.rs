@@ -67,25 +67,14 @@ pub fn scoring_command(script: &str, bind: &str) -> Vec<String> {
         wsgiapp.WSGIApplication = Bound\n\
         sys.argv[0] = 'azmlinfsrv'\n\
         server.run()\n";
-    // Its own `--port` (default 5001) is replaced with the rest of `-b`.
-    let port = bind.rsplit_once(':').map_or("5001", |(_, p)| p);
-    let port = if port.parse::<u16>().is_ok() {
-        port
-    } else {
-        "5001"
-    };
-    [
-        "python3",
-        "-c",
-        shim,
-        bind,
-        "--entry_script",
-        script,
-        "--port",
-        port,
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    let mut command: Vec<String> = ["python3", "-c", shim, bind, "--entry_script", script]
+        .map(str::to_owned)
+        .to_vec();
+    // Its own `--port` only names the port in its log (`-b` is ours).
+    if let Some((_, port)) = bind.rsplit_once(':').filter(|_| !bind.starts_with("unix:")) {
+        command.extend(["--port".to_owned(), port.to_owned()]);
+    }
+    command
 }
 
 /// Keeps the server of the run in `dir` up; the exit code of the run's job

@@ -192,10 +192,8 @@ impl Endpoints {
         let port = match (&spec.server, self.socket(&spec)) {
             // A scoring server not public listens on its socket only.
             (Server::ScoringScript { .. }, _) if !spec.public && spec.port.is_some() => {
-                return Err(AgentError::usage(
-                    "--port is for a --public endpoint: one that is not listens on a unix socket only you reach (moor endpoint invoke and moor forward --endpoint use it)",
-                )
-                .with_fix("leave --port out, or add --public"));
+                let (cause, fix) = moor_proto::endpoint::PORT_NEEDS_PUBLIC;
+                return Err(AgentError::usage(cause).with_fix(fix));
             }
             (Server::ScoringScript { .. }, None) if !spec.public => {
                 return Err(AgentError::usage(format!(

@@ -105,24 +105,8 @@ pub async fn follow_file(
                 Err(e) => return Err(e),
             },
         };
-        let streamed = stream_file(&c.agent, run_id, file, &mut offset, until_end, sink).await;
-        let settled = match streamed {
-            Ok(ended) if until_end && file == RunFile::Log => {
-                settle(&c.agent, run_id, ended, &mut offset, sink).await
-            }
-            other => other,
-        };
-        match settled {
-            Ok(Some(run)) => {
-                c.close().await;
-                return Ok(run);
-            }
-            Ok(None) if until_end && file == RunFile::Log => {
-                // The end came while the run still goes: follow on.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                conn = Some(c);
-            }
-            Ok(None) => return finish(c, run_id, None).await,
+        match stream_file(&c.agent, run_id, file, &mut offset, until_end, sink).await {
+            Ok(ended) => return finish(c, run_id, ended).await,
             Err(e) if e.exit_code() == exit::UNREACHABLE && started.elapsed() < RECONNECT_FOR => {
                 eprintln!(
                     "moor: connection to {} lost ({e}); resuming at byte {offset}",
@@ -148,29 +132,8 @@ pub async fn follow_started(
     sink: &mut LogSink,
 ) -> Result<RunInfo> {
     let mut offset = 0;
-    let read = match read(&conn.agent, log, &mut offset, sink).await {
-        Ok(ended) => settle(&conn.agent, run_id, ended, &mut offset, sink).await,
-        Err(e) => Err(e),
-    };
-    match read {
-        Ok(Some(run)) => {
-            conn.close().await;
-            Ok(run)
-        }
-        // The end came while the run still goes: follow on.
-        Ok(None) => {
-            follow(
-                targets,
-                target,
-                access,
-                run_id,
-                offset,
-                true,
-                Some(conn),
-                sink,
-            )
-            .await
-        }
+    match read(&conn.agent, log, &mut offset, sink).await {
+        Ok(ended) => finish(conn, run_id, ended).await,
         Err(e) if e.exit_code() == exit::UNREACHABLE => {
             eprintln!(
                 "moor: connection to {} lost ({e}); resuming at byte {offset}",
@@ -180,41 +143,6 @@ pub async fn follow_started(
         }
         Err(e) => Err(e),
     }
-}
-
-/// A followed log's end, checked against the run (issue 41): the run must
-/// have ended (else `None`: the caller follows on), and every byte its log
-/// holds must have come (`log_bytes`, measured after the end was recorded):
-/// bytes past `offset` are read before the run is given back. So what was
-/// streamed is the log, byte for byte, however the end raced the last read.
-async fn settle(
-    agent: &AgentClient,
-    run_id: &str,
-    ended: Option<RunInfo>,
-    offset: &mut u64,
-    sink: &mut (dyn ByteSink + Send),
-) -> Result<Option<RunInfo>> {
-    let run = match ended {
-        Some(run) => run,
-        None => agent.run(run_id).await?,
-    };
-    if !run.state.is_final() {
-        tracing::warn!(
-            run = run_id,
-            "the log ended while the run goes on; following on"
-        );
-        return Ok(None);
-    }
-    if run.log_bytes > *offset {
-        tracing::warn!(
-            run = run_id,
-            missing = run.log_bytes - *offset,
-            "the log ended before its last bytes; reading them"
-        );
-        let rest = agent.read_log(run_id, *offset, false).await?;
-        read(agent, rest, offset, sink).await?;
-    }
-    Ok(Some(run))
 }
 
 /// The run once its stream ended: as the agent sent it with the log's end

@@ -71,10 +71,8 @@ impl Render for Shown {
 /// endpoint answers its probe.
 pub async fn create(args: &EndpointCreateArgs, ctx: &Context) -> Result<Shown> {
     if args.scoring_script.is_some() && args.port.is_some() && !args.public {
-        return Err(crate::error::Error::usage(
-            "--port is for a --public endpoint: one that is not listens on a unix socket only you reach (moor endpoint invoke and moor forward --endpoint use it)",
-            "leave --port out, or add --public",
-        ));
+        let (cause, fix) = moor_proto::endpoint::PORT_NEEDS_PUBLIC;
+        return Err(crate::error::Error::usage(cause, fix));
     }
     let (plan, payloads) = plan::build(&Ask::from(args), ctx)?;
     let access = Access::from_args(&args.connect)?;
