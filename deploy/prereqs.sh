@@ -3,7 +3,7 @@
 # machine (run as root, or with sudo available), and checks that the Docker
 # engine answers. `--tests` (deploy/test.sh, the benchmarks) adds what only
 # the tests need: the other architecture's agent toolchain, qemu for the
-# arm64 host, squid, openssl, chromium, pip-tools. Idempotent: installs only
+# arm64 host, squid, openssl, chromium, pip-tools, PostgreSQL. Idempotent: installs only
 # what is missing.
 set -euo pipefail
 log() { printf 'prereqs: %s\n' "$*" >&2; }
@@ -39,6 +39,8 @@ if $tests; then
   # `moor ui`'s tests drive a real browser over WebDriver.
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # The team server's tests run their own PostgreSQL cluster (initdb, pg_ctl).
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -9,6 +9,8 @@ use moor::cli::{
     AttachCommand, Cli, Command, EndpointCommand, EnvCommand, HostKeyCommand, JobCommand,
     MuxCommand, PoolCommand, RunsCommand,
 };
+
+mod team;
 use moor::cmd::{self, Context};
 use moor::error::exit;
 use moor::output::{self, Printed};
@@ -114,6 +116,10 @@ fn parse() -> Result<Cli, u8> {
 
 async fn run(cli: Cli) -> u8 {
     let json = cli.json;
+    // The team commands need no local workspace.
+    if let Some(code) = team::run(&cli.command, json).await {
+        return code;
+    }
     let ctx = match Context::open(cli.workspace, json, &moor_cli::AGENTS) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -187,6 +193,12 @@ async fn run(cli: Cli) -> u8 {
             cmd::host_key::forget(&ctx, host).map(|r| Printed::of(&r))
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the workspace"),
+        Command::Server(_)
+        | Command::Login(_)
+        | Command::Whoami
+        | Command::Logout
+        | Command::User(_)
+        | Command::Audit(_) => unreachable!("handled before the workspace"),
     };
     match printed {
         Ok(printed) => printed.print(json),

@@ -10,6 +10,7 @@
 //!   [`output`] renders as text or JSON; [`cli`] parses the command line.
 //! - [`mux`]: warm connections kept by a per-workspace process.
 //! - [`ui`]: `moor ui`, the local web dashboard.
+//! - [`team`]: a team workspace's client (`moor login`, users, audit).
 //! - [`transfer`]: progress bars of long transfers on a terminal.
 //! - [`store`] and [`workspace`]: the workspace (SQLite, keys, known_hosts).
 //! - [`probe`] and [`checks`]: what validate asks a host and how it judges.
@@ -55,6 +56,7 @@ pub mod snapshot;
 pub mod ssh;
 pub mod store;
 pub mod target_kind;
+pub mod team;
 pub mod transfer;
 pub mod ui;
 pub mod workspace;

@@ -21,7 +21,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CRATES = ["proto/src", "agent/src", "controller/src", "cli/src", "tests/src"]
+CRATES = ["proto/src", "agent/src", "controller/src", "server/src", "cli/src", "tests/src"]
 
 
 def modules(src):

@@ -34,6 +34,7 @@ mod runs;
 mod source_trees;
 mod spark;
 mod ssh_shell;
+mod team;
 mod ui;
 mod validate;
 mod workspace_db;

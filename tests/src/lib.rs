@@ -9,6 +9,7 @@
 //!   and network carries the label `moor.test`, so `.ci/run` can sweep what a
 //!   killed run left behind.
 //! - [`Moor`] runs the real `moor` binary with an isolated HOME and workspace.
+//! - [`postgres::Postgres`] runs a real PostgreSQL cluster of the test's own.
 //!
 //! Docker is required: without it the harness panics under `CI=true`, and
 //! elsewhere tests call [`docker_or_skip`] to skip with a message.
@@ -21,6 +22,7 @@ mod host;
 mod keys;
 mod moor;
 pub mod packages;
+pub mod postgres;
 
 pub use cluster::Cluster;
 pub use fixture::{assert_exit, find_file, Fixture};

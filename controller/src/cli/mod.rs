@@ -17,6 +17,7 @@ mod job;
 mod network;
 mod run;
 mod ssh;
+mod team;
 
 pub use attach::{
     AttachArgs, AttachArgsTop, AttachCommand, AttachHdinsightArgs, AttachOptions, AttachVmArgs,
@@ -33,6 +34,9 @@ pub use job::{JobCommand, JobSubmitArgs, PoolCommand};
 pub use network::NetworkArgs;
 pub use run::{DistributionKind, JobFlags, RunArgs, RUN_EXIT_CODES};
 pub use ssh::{ForwardArgs, SshArgs};
+pub use team::{
+    AuditArgs, LoginArgs, RoleArg, ServerCommand, ServerInitArgs, ServerStartArgs, UserCommand,
+};
 
 /// moor: attach machines you already own as ML compute targets, over SSH.
 #[derive(Debug, Parser)]
@@ -208,6 +212,38 @@ pub enum Command {
     /// compared), environments, endpoints. Served on 127.0.0.1 with a random
     /// token in the URL it prints (the page needs it); until Ctrl-C.
     Ui(UiArgs),
+
+    /// A team workspace's server: `init`, then `start`.
+    ///
+    /// A team workspace served over HTTPS to many people, on PostgreSQL or a
+    /// SQLite file: `moor server init --data DIR` once, then `moor server
+    /// start --data DIR`.
+    #[command(subcommand)]
+    Server(ServerCommand),
+
+    /// Log in to a team server.
+    ///
+    /// Log in to a team server: checks its certificate (pinned, as a host
+    /// key is) and the token, then saves the login (0600) in
+    /// ~/.config/moor/login.json.
+    #[command(after_help = EXIT_CODES)]
+    Login(LoginArgs),
+
+    /// Who this login is, on which server.
+    Whoami,
+
+    /// Forget the saved login.
+    Logout,
+
+    /// The team's users and their tokens.
+    ///
+    /// The team's users: add (prints the token once), list, remove, and a new
+    /// token for one. Adding, removing and others' tokens are for admins.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Who did what on the team server, and when (admins).
+    Audit(AuditArgs),
 
     /// Manage the host keys recorded in the workspace.
     #[command(subcommand, name = "host-key")]

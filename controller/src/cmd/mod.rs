@@ -24,6 +24,7 @@ pub mod runs;
 pub mod ssh;
 pub mod status;
 pub mod targets;
+pub mod team;
 pub mod validate;
 
 pub use crate::context::Context;

@@ -2,6 +2,8 @@
 //! what the user can do about it (the fix), and maps to a documented,
 //! stable exit code.
 
+pub mod team;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,6 +41,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can stop a moor command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A team server refused, or could not be reached or trusted.
+    #[error("{}", .0.message)]
+    Team(Box<team::Refused>),
     /// The command line or its inputs are wrong.
     #[error("{message}")]
     Usage {
@@ -393,7 +398,16 @@ impl std::fmt::Display for EnvBuildFailure {
 }
 
 impl Error {
-    /// A usage error with its fix.
+    /// A team server's refusal, with its fix.
+    pub fn team(fault: team::Fault, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Team(Box::new(team::Refused {
+            fault,
+            message: message.into(),
+            fix: fix.into(),
+        }))
+    }
+
+    /// A usage error: the command line or its inputs are wrong.
     pub fn usage(message: impl Into<String>, fix: impl Into<String>) -> Self {
         Error::Usage {
             message: message.into(),
@@ -427,6 +441,7 @@ impl Error {
             Error::NoTarget { .. } | Error::NoEnv { .. } => exit::USAGE,
             Error::EnvBuild(_) => exit::ENV_BUILD,
             Error::JobNode { cause, .. } => cause.exit_code(),
+            Error::Team(refused) => refused.fault.exit_code(),
         }
     }
 
@@ -459,6 +474,7 @@ impl Error {
             Error::NoEnv { .. } => "no_env",
             Error::EnvBuild(_) => "env_build",
             Error::JobNode { cause, .. } => cause.kind(),
+            Error::Team(refused) => refused.fault.kind(),
         }
     }
 
@@ -467,6 +483,7 @@ impl Error {
         match self {
             Error::JobNode { cause, .. } => cause.fix(),
             Error::Usage { fix, .. } => fix.clone(),
+            Error::Team(refused) => refused.fix.clone(),
             Error::KeyFile { .. } => "pass --key with the path of an OpenSSH private key file".into(),
             Error::KeyPermissions { path, .. } => format!("chmod 600 {}", path.display()),
             Error::KeyPassphrase { given: false, .. } => {
