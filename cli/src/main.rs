@@ -120,6 +120,10 @@ async fn run(cli: Cli) -> u8 {
     if let Some(code) = team::run(&cli.command, json).await {
         return code;
     }
+    // Logged in to a team server: the workspace commands are the team's.
+    if let Some(code) = team::forward(&cli, json).await {
+        return code;
+    }
     let ctx = match Context::open(cli.workspace, json, &moor_cli::AGENTS) {
         Ok(ctx) => ctx,
         Err(e) => {

@@ -63,8 +63,11 @@ pub async fn init(options: &InitOptions) -> Result<Initialized> {
     make_dirs(&options.data)?;
     let fingerprint =
         tls::make_self_signed(tls::default_names(), &dir.cert_file(), &dir.key_file())?;
+    // The team's workspace: the local mode's (targets, pinned host keys,
+    // runs), which the server's commands work in.
     let workspace = moor::workspace::Workspace::open(options.data.join("workspace"))?;
-    let workspace_key = workspace.key("team")?;
+    let workspace_id = workspace.store()?.workspace_id()?;
+    let workspace_key = workspace.key(&workspace_id)?;
     let url = match &options.database {
         Some(url) => url.clone(),
         None => dir.sqlite_url(),

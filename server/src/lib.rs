@@ -10,6 +10,8 @@
 //!   in it; [`token`]: tokens, made random and stored only hashed.
 //! - [`http`]: the API (the types in `moor::team::api`): authentication,
 //!   roles, bounded bodies, slowed failed logins.
+//! - [`exec`]: the workspace commands, run for the caller by this same
+//!   `moor` in the team's workspace; [`sources`]: run sources by content.
 //! - [`init`] and [`serve`]: `moor server init` and `moor server start`.
 //!
 //! The client side (`moor login`, `moor user`, `moor audit`) is
@@ -22,8 +24,12 @@
 
 pub mod data;
 pub mod db;
+pub mod exec;
 pub mod http;
 pub mod init;
 pub mod serve;
+pub mod shared;
+pub mod slow;
+pub mod sources;
 pub mod tls;
 pub mod token;

@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::data::{self, DataDir};
 use crate::db::Db;
-use crate::http::{self, Shared};
+use crate::http;
 use crate::init::team_error;
+use crate::shared::Shared;
 use crate::tls;
 
 /// The most connections served at once; more wait in the kernel's backlog.
@@ -98,9 +99,16 @@ pub async fn start(options: &StartOptions, ready: impl FnOnce(&Ready)) -> Result
         fingerprint: identity.fingerprint.clone(),
     };
     ready(&shown);
+    let moor = std::env::current_exe().map_err(|cause| Error::Io {
+        what: "cannot find this moor executable",
+        path: "/proc/self/exe".into(),
+        cause,
+    })?;
     let shared = Arc::new(Shared {
         db: db.clone(),
         slow: Default::default(),
+        data: dir.clone(),
+        moor,
     });
     let cut = serve(
         listener,

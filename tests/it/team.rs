@@ -101,8 +101,10 @@ struct Member {
 
 impl Member {
     fn new(name: &str) -> Member {
+        let mut moor = Moor::new(BIN);
+        moor.without_workspace();
         Member {
-            moor: Moor::new(BIN),
+            moor,
             name: name.to_owned(),
         }
     }
@@ -195,7 +197,10 @@ fn team_scenario(pg: Option<&Postgres>) {
 
     // The admin logs in; a login without a fingerprint to check, or with
     // another one, is refused before the token is sent.
-    let admin = Member::new("admin");
+    let mut admin = Member::new("admin");
+    // The password of the host the admin attaches, in its environment only.
+    admin.moor.env("BOX_PW", HOST_PASSWORD);
+    let admin = admin;
     let unpinned = admin.moor.run_with_stdin(
         &["login", &server.url, "--token-stdin", "--json"],
         Some(&admin_token),
@@ -285,6 +290,8 @@ fn team_scenario(pg: Option<&Postgres>) {
     );
     refused(&alice.run(&["audit", "--json"]), 8, "forbidden");
 
+    workspace_through_the_server(&admin, &alice, &bob, &vic, &data);
+
     // A member rotates its own token: the old one is refused at once, the
     // saved login carries the new one.
     let rotated = token_of(&alice.run(&["user", "token", "alice", "--rotate", "--json"]));
@@ -327,6 +334,10 @@ fn team_scenario(pg: Option<&Postgres>) {
         ("admin", "user.add", "alice"),
         ("alice", "user.token", "alice"),
         ("admin", "user.remove", "bob"),
+        ("admin", "attach", "box"),
+        ("alice", "run", "box"),
+        ("bob", "run", "box"),
+        ("admin", "cancel", "long"),
     ] {
         assert!(
             seen.contains(&(want.0.into(), want.1.into(), want.2.into())),
@@ -334,12 +345,15 @@ fn team_scenario(pg: Option<&Postgres>) {
         );
     }
     let alices = admin.run(&["audit", "--user", "alice", "--since", "1h", "--json"]);
-    assert_eq!(
-        alices.json()["entries"].as_array().unwrap().len(),
-        1,
-        "{}",
-        alices.stdout
-    );
+    let listed = alices.json();
+    let actions: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["run", "run", "user.token"], "{}", alices.stdout);
+    // Refusals are not actions: alice's refused attach and cancel are not in it.
 
     if let Some(pg) = pg {
         // The database goes away under the running server, then comes back.
@@ -387,6 +401,143 @@ fn team_scenario(pg: Option<&Postgres>) {
 
     assert_eq!(server.term(), 0, "SIGTERM drains and exits 0");
     certificate_change(&operator, &data, &at, &admin);
+}
+
+/// The password of the team's test host.
+const HOST_PASSWORD: &str = "team-host-pw-4c1d";
+
+/// The workspace commands go through the server: the admin attaches a real
+/// host with a password that never reaches the server's disk or database,
+/// members run on it from their own source folders, everyone sees whose
+/// run is whose, a member cannot cancel another's run, a viewer cannot run.
+fn workspace_through_the_server(
+    admin: &Member,
+    alice: &Member,
+    bob: &Member,
+    vic: &Member,
+    data: &Path,
+) {
+    use moor_tests::{HostSpec, SshAuth, TestHost};
+    // Password and keys: attach enrols the workspace key with the password.
+    let host = TestHost::start(&HostSpec {
+        auth: SshAuth::Any,
+        password: Some(HOST_PASSWORD.into()),
+        ..HostSpec::default()
+    });
+    let mut attach = vec![
+        "attach",
+        "vm",
+        "box",
+        "--json",
+        "--password-env",
+        "BOX_PW",
+        "--accept-new-host-key",
+    ];
+    attach.extend(host.login());
+    let mut without_password = vec!["attach", "vm", "box2", "--json", "--accept-new-host-key"];
+    without_password.extend(host.login());
+    refused(&alice.run(&without_password), 8, "forbidden");
+    let attached = admin.run(&attach);
+    assert_exit(&attached, 0);
+    assert_eq!(
+        attached.json()["target"]["name"],
+        "box",
+        "{}",
+        attached.stdout
+    );
+
+    // Members run from their own folders; the source travels through the server.
+    let source = moor_tests::source_dir(&[("data.txt", "alice's data\n")]);
+    let src = source.path().to_str().unwrap();
+    let ran = alice.run(&[
+        "run",
+        "--target",
+        "box",
+        "--source-dir",
+        src,
+        "--",
+        "sh",
+        "-c",
+        "cat data.txt; echo from-alice",
+    ]);
+    assert_exit(&ran, 0);
+    assert_eq!(ran.stdout, "alice's data\nfrom-alice\n", "{}", ran.stderr);
+    let again = alice.run(&["run", "--target", "box", "--source-dir", src, "--", "true"]);
+    assert_exit(&again, 0);
+    let long = bob.run(&[
+        "run",
+        "--target",
+        "box",
+        "--name",
+        "long",
+        "--detach",
+        "--json",
+        "--source-dir",
+        src,
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert_exit(&long, 0);
+    let long_id = long.json()["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", long.stdout))
+        .to_owned();
+    refused(
+        &vic.run(&[
+            "run",
+            "--json",
+            "--target",
+            "box",
+            "--source-dir",
+            src,
+            "--",
+            "true",
+        ]),
+        8,
+        "forbidden",
+    );
+
+    // Everyone sees whose run is whose.
+    let runs = vic.run(&["runs", "--json"]);
+    assert_exit(&runs, 0);
+    let rows = runs.json();
+    let user_of = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["user"].clone())
+    };
+    assert_eq!(user_of(&long_id), Some(json!("bob")), "{}", runs.stdout);
+    let alices = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["user"] == "alice")
+        .count();
+    assert_eq!(alices, 2, "{}", runs.stdout);
+    let table = vic.run(&["runs"]);
+    assert!(
+        table.stdout.lines().next().unwrap().contains("USER"),
+        "{}",
+        table.stdout
+    );
+
+    // A member cancels only its own runs; an admin anyone's.
+    refused(&alice.run(&["cancel", &long_id, "--json"]), 8, "forbidden");
+    assert_exit(&admin.run(&["cancel", "long", "--json"]), 0);
+
+    // The attach password is nowhere in the server's folder (the database's
+    // dump is checked by the caller).
+    assert!(
+        !contains(&all_bytes(data), HOST_PASSWORD),
+        "the host's password is in the server's folder"
+    );
+    // Not through the server yet: said, with the way out.
+    let ssh = alice.run(&["ssh", "box", "--json", "--", "true"]);
+    refused(&ssh, 2, "bad_request");
+    assert!(ssh.stderr.contains("--workspace"), "{}", ssh.stderr);
 }
 
 /// Bodies that are too large or carry an unknown field are refused, through

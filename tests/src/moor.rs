@@ -14,6 +14,7 @@ pub struct Moor {
     home: tempfile::TempDir,
     env: Vec<(String, String)>,
     mux: bool,
+    local: bool,
 }
 
 /// What one run produced.
@@ -73,6 +74,7 @@ impl Moor {
             // MOOR_TEST_MUX=1 runs every test through it): a test that
             // changes a host's keys or network sees what it did at once.
             mux: std::env::var("MOOR_TEST_MUX").is_ok_and(|v| v == "1"),
+            local: true,
         }
     }
 
@@ -100,6 +102,13 @@ impl Moor {
     /// Sets an environment variable for every later run.
     pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Gives no MOOR_WORKSPACE: a member of a team whose saved login makes
+    /// the workspace commands the team server's.
+    pub fn without_workspace(&mut self) -> &mut Self {
+        self.local = false;
         self
     }
 
@@ -135,8 +144,10 @@ impl Moor {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
-            .env("USER", "tester")
-            .env("MOOR_WORKSPACE", self.workspace());
+            .env("USER", "tester");
+        if self.local {
+            cmd.env("MOOR_WORKSPACE", self.workspace());
+        }
         if !self.mux {
             cmd.env("MOOR_NO_MUX", "1");
         }

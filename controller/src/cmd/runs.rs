@@ -39,12 +39,19 @@ impl Render for Runs {
     fn render(&self, out: &mut Text) {
         let metric = self.sorted_by.as_deref();
         let column = metric.map(str::to_uppercase);
-        let mut headers = vec!["RUN", "NAME", "TARGET", "STATE", "EXIT", "DURATION"];
+        // A team workspace's runs say who started them.
+        let users = self.runs.iter().any(|r| r.user.is_some());
+        let mut headers = vec!["RUN", "NAME"];
+        if users {
+            headers.push("USER");
+        }
+        let shift = usize::from(users);
+        headers.extend(["TARGET", "STATE", "EXIT", "DURATION"]);
         headers.extend(column.as_deref());
         headers.push("COMMAND");
-        let mut table = Table::new(&headers).right(4).right(5);
+        let mut table = Table::new(&headers).right(4 + shift).right(5 + shift);
         if metric.is_some() {
-            table = table.right(6);
+            table = table.right(6 + shift);
         }
         for r in &self.runs {
             let exit = r
@@ -57,16 +64,18 @@ impl Render for Runs {
                 (false, false) => format!("unreachable ({})", state_name(r.state)),
                 (false, true) => format!("detached ({})", state_name(r.state)),
             };
-            let mut row = vec![
-                r.id.clone(),
-                r.name.clone().unwrap_or_default(),
+            let mut row = vec![r.id.clone(), r.name.clone().unwrap_or_default()];
+            if users {
+                row.push(r.user.clone().unwrap_or_default());
+            }
+            row.extend([
                 r.target.clone(),
                 state,
                 exit,
                 r.duration_secs
                     .map(crate::output::duration)
                     .unwrap_or_default(),
-            ];
+            ]);
             if let Some(metric) = metric {
                 let value = r.metrics.get(metric).map(|v| super::metrics::number(v.0));
                 row.push(value.unwrap_or_default());
@@ -152,6 +161,11 @@ pub async fn list(args: &RunsArgs, ctx: &Context) -> Result<Runs> {
     found.runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let runs = std::mem::take(&mut found.runs);
     found.runs = crate::history::fold(runs, &store.jobs()?, &history, args.experiment.as_deref());
+    let owners = store.run_owners()?;
+    for row in &mut found.runs {
+        let first = row.nodes.first().map_or(&row.id, |node| &node.run);
+        row.user = owners.get(first).cloned();
+    }
     if let Some(metric) = &args.sort {
         sort_by_metric(&mut found.runs, metric, args.desc);
     }

@@ -30,6 +30,8 @@ pub enum Fault {
     NotFound,
     /// It exists already, or would leave the team without an admin.
     Conflict,
+    /// The machine is the team's already (attached by a teammate).
+    Taken,
     /// Too many failed logins from this address: try again later.
     Slowed,
     /// The server cannot reach its database; nothing was done.
@@ -40,8 +42,9 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault, for looking one up by kind.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::BadRequest,
+        Fault::Taken,
         Fault::Unauthorized,
         Fault::Forbidden,
         Fault::NotFound,
@@ -59,6 +62,7 @@ impl Fault {
             Fault::Forbidden => "forbidden",
             Fault::NotFound => "not_found",
             Fault::Conflict => "conflict",
+            Fault::Taken => "taken",
             Fault::Slowed => "too_many_attempts",
             Fault::Unavailable => "server_unavailable",
             Fault::CertificateChanged => "server_certificate_changed",
@@ -77,7 +81,7 @@ impl Fault {
             Fault::Unauthorized => 401,
             Fault::Forbidden => 403,
             Fault::NotFound => 404,
-            Fault::Conflict => 409,
+            Fault::Conflict | Fault::Taken => 409,
             Fault::Slowed => 429,
             Fault::Unavailable | Fault::CertificateChanged => 503,
         }
@@ -89,7 +93,7 @@ impl Fault {
             Fault::BadRequest | Fault::NotFound => exit::USAGE,
             Fault::Unauthorized => exit::AUTH,
             Fault::Forbidden => exit::REMOTE,
-            Fault::Conflict => exit::TAKEN,
+            Fault::Conflict | Fault::Taken => exit::TAKEN,
             Fault::Slowed | Fault::Unavailable => exit::UNREACHABLE,
             Fault::CertificateChanged => exit::HOST_KEY,
         }

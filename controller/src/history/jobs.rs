@@ -102,6 +102,7 @@ pub fn row(job: &JobRecord, runs: &[Option<RunJson>]) -> RunJson {
             .map(|r| r.metrics.clone())
             .unwrap_or_default(),
         nodes,
+        user: None,
     }
 }
 

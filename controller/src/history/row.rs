@@ -63,6 +63,9 @@ pub struct RunJson {
     /// A job's nodes (the row is the job's; `target` lists their targets).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeJson>,
+    /// Who started it, in a team workspace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl RunJson {
@@ -91,6 +94,7 @@ impl RunJson {
             experiment: None,
             metrics: run.metrics,
             nodes: Vec::new(),
+            user: None,
         }
     }
 

@@ -99,4 +99,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
          target TEXT NOT NULL,
          created_at TEXT NOT NULL
      );",
+    // 10: who started a run, in a team server's workspace (MOOR_TEAM_USER).
+    "ALTER TABLE runs ADD COLUMN started_by TEXT;",
 ];

@@ -21,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub use envs::{Added, EnvRef};
 pub use jobs::{JobRecord, Pool};
+pub use runs::{team_user, TEAM_USER_ENV};
 pub use target::{AuthRef, Target, TargetState};
 
 use crate::checks::Check;

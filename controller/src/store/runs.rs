@@ -56,6 +56,19 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Who started each run that a team server's user started (run id to
+    /// user; runs started otherwise are not in it).
+    pub fn run_owners(&self) -> Result<std::collections::HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started_by FROM runs WHERE started_by IS NOT NULL")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
     /// The target a run was started on.
     pub fn run_target(&self, run_id: &str) -> Result<Option<String>> {
         self.conn
@@ -104,13 +117,22 @@ impl Store {
 }
 
 /// Inserts (or replaces) the record of a run started on `target`.
+/// The variable a team server sets for the `moor` it runs for a user: runs
+/// started then are recorded as that user's (`moor runs` shows USER).
+pub const TEAM_USER_ENV: &str = "MOOR_TEAM_USER";
+
+/// The user runs are started for, when a team server runs this moor.
+pub fn team_user() -> Option<String> {
+    std::env::var(TEAM_USER_ENV).ok().filter(|u| !u.is_empty())
+}
+
 pub(super) fn insert_run(
     conn: &rusqlite::Connection,
     run: &RunInfo,
     target: &str,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO runs (id, target, name, command, snapshot, created_at, env, info, heard_at, started_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             run.id,
             target,
@@ -121,6 +143,7 @@ pub(super) fn insert_run(
             run.environment,
             serde_json::to_string(run).expect("runs serialize"),
             crate::time::now(),
+            team_user(),
         ],
     )
     .map(drop)

@@ -151,6 +151,34 @@ pub struct Audit {
     pub truncated: bool,
 }
 
+/// `POST /v1/exec`: a workspace command, run by the server in the team's
+/// workspace as the caller (the answer streams [`super::frames`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exec {
+    /// The command line after `moor` (`--workspace` and file flags refused).
+    pub argv: Vec<String>,
+    /// The values of the variables its `--password-env` and
+    /// `--key-passphrase-env` name, read on the caller's machine: given to
+    /// that one command's environment, never stored or logged.
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// A `moor run`'s source, uploaded first (`PUT /v1/sources/SHA`).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// `GET` and `PUT /v1/sources/SHA`: whether the server has that source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceState {
+    /// It has it (a member sent it already: not sent again).
+    pub present: bool,
+}
+
+/// The largest source uploaded (a run's snapshot, as `moor run` packs it).
+pub const MAX_SOURCE: u64 = 256 << 20;
+
 /// The most audit entries one answer carries.
 pub const MAX_AUDIT: usize = 10_000;
 

@@ -259,17 +259,40 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).expect("requests serialize"))
+            .unwrap_or_default();
+        let answer = self
+            .send(method, path, Bytes::from(bytes), "application/json")
+            .await?;
+        let bytes = self.read_all(answer).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            self.unavailable(format!(
+                "an answer moor cannot read ({e}): update moor to the server's version"
+            ))
+        })
+    }
+
+    /// Sends a request with `body` and returns the answer's head once the
+    /// server accepted it (a refusal is the error it carries); its body is
+    /// the caller's to read.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let tls = match self.dial().await? {
             Dialed::Open(tls) => tls,
             Dialed::Unpinned(seen) => return Err(self.changed(seen)),
         };
-        let request = self.request(method, path, body)?;
+        let request = self.request(method, path, body, content_type)?;
         let exchange = async {
             let (mut sender, conn) =
                 hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(*tls)).await?;
             tokio::spawn(conn);
-            let answer = sender.send_request(request).await?;
-            Ok::<_, hyper::Error>(answer)
+            sender.send_request(request).await
         };
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
@@ -277,34 +300,32 @@ impl Client {
                 self.unavailable(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()))
             })?
             .map_err(|e| self.unavailable(e.to_string()))?;
-        let status = answer.status();
-        let bytes = tokio::time::timeout(
+        if answer.status().is_success() {
+            return Ok(answer);
+        }
+        let status = answer.status().as_u16();
+        let bytes = self.read_all(answer).await?;
+        Err(self.refusal(status, &bytes))
+    }
+
+    async fn read_all(&self, answer: hyper::Response<hyper::body::Incoming>) -> Result<Bytes> {
+        Ok(tokio::time::timeout(
             REQUEST_TIMEOUT,
             Limited::new(answer.into_body(), MAX_ANSWER).collect(),
         )
         .await
         .map_err(|_| self.unavailable("the answer stalled".into()))?
         .map_err(|e| self.unavailable(format!("the answer could not be read: {e}")))?
-        .to_bytes();
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                self.unavailable(format!(
-                    "an answer moor cannot read ({e}): update moor to the server's version"
-                ))
-            });
-        }
-        Err(self.refusal(status.as_u16(), &bytes))
+        .to_bytes())
     }
 
     fn request(
         &self,
         method: Method,
         path: &str,
-        body: Option<&impl Serialize>,
+        body: Bytes,
+        content_type: &str,
     ) -> Result<Request<Full<Bytes>>> {
-        let bytes = body
-            .map(|b| serde_json::to_vec(b).expect("requests serialize"))
-            .unwrap_or_default();
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
@@ -312,19 +333,24 @@ impl Client {
                 hyper::header::HOST,
                 format!("{}:{}", self.url.host, self.url.port),
             )
-            .header(hyper::header::CONTENT_TYPE, "application/json");
+            .header(hyper::header::CONTENT_TYPE, content_type);
         if let Some(token) = &self.token {
             builder = builder.header(
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", token.expose()),
             );
         }
-        builder.body(Full::new(Bytes::from(bytes))).map_err(|e| {
+        builder.body(Full::new(body)).map_err(|e| {
             Error::usage(
                 format!("cannot make the request: {e}"),
                 "check the names given",
             )
         })
+    }
+
+    /// The error of a stream that broke or went quiet.
+    pub fn broken(&self, cause: String) -> Error {
+        self.unavailable(cause)
     }
 
     fn refusal(&self, status: u16, bytes: &[u8]) -> Error {

@@ -5,4 +5,6 @@
 
 pub mod api;
 pub mod client;
+pub mod exec;
+pub mod frames;
 pub mod login;

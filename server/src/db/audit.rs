@@ -71,6 +71,16 @@ impl Db {
         Ok((entries, truncated))
     }
 
+    /// Who last did `action` on `subject` (who attached a target).
+    pub async fn last_actor(&self, action: &str, subject: &str) -> Result<Option<String>, Refusal> {
+        let row = sqlx::query("SELECT user_name FROM audit WHERE action = $1 AND subject = $2 ORDER BY id DESC LIMIT 1")
+            .bind(action)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Records one entry in its own transaction (actions that change
     /// nothing else in the database: a run started on a target).
     pub async fn record(

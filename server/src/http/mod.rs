@@ -2,15 +2,17 @@
 //! Bearer ...`) and is checked against its user's role before anything is
 //! read or changed. Bodies are JSON of at most [`MAX_BODY`] bytes with no
 //! unknown fields; every refusal is an [`ApiError`] with the HTTP status of
-//! its [`Fault`].
+//! its [`Fault`]. Unknown tokens are slowed down ([`crate::slow`]).
 
 mod routes;
-pub mod slow;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use std::convert::Infallible;
+
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -18,19 +20,11 @@ use moor::team::api::{ApiError, Fault, MAX_BODY};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::db::{Caller, Db, Refusal};
-use slow::Slowdown;
+use crate::db::{Caller, Refusal};
+pub use crate::shared::Shared;
 
-/// What every request shares.
-pub struct Shared {
-    /// The database.
-    pub db: Db,
-    /// Failed logins, by address.
-    pub slow: Slowdown,
-}
-
-/// An answer.
-pub type Answer = Response<Full<Bytes>>;
+/// An answer: a JSON value, or a command's stream of frames.
+pub type Answer = Response<BoxBody<Bytes, Infallible>>;
 
 /// Answers one request from `peer`.
 pub async fn handle(shared: Arc<Shared>, peer: IpAddr, request: Request<Incoming>) -> Answer {
@@ -88,7 +82,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::CACHE_CONTROL, "no-store")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).boxed())
         .expect("a valid response")
 }
 
@@ -143,4 +137,31 @@ pub async fn body<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, 
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("the request body is not what the API takes: {e}")))
+}
+
+/// A command's answer: its frames as they come ([`crate::exec`]).
+pub fn frames(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Answer {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "application/vnd.moor.frames")
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+        .body(Frames(rx).boxed())
+        .expect("a valid response")
+}
+
+/// The body of a command's answer: the frames, as the channel gives them.
+struct Frames(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
 }

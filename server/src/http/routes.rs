@@ -1,17 +1,18 @@
 //! Which request does what, and who may: the routing table of the API.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
-use moor::team::api::{Audit, Fault, NewUser, Removed, Role, WhoAmI, PREFIX};
+use moor::team::api::{Audit, Exec, Fault, NewUser, Removed, Role, WhoAmI, PREFIX};
 
 use super::{body, json, Answer, Shared};
 use crate::db::{Caller, Refusal, Since};
 
 /// Routes a request of an authenticated `caller`.
 pub async fn route(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     caller: &Caller,
     request: Request<Incoming>,
 ) -> Result<Answer, Refusal> {
@@ -58,6 +59,24 @@ pub async fn route(
             Ok(json(
                 StatusCode::OK,
                 &db.rotate_token(&caller.name, name).await?,
+            ))
+        }
+        (Method::POST, ["exec"]) => {
+            let exec: Exec = body(request).await?;
+            Ok(super::frames(
+                crate::exec::exec(shared, caller, exec).await?,
+            ))
+        }
+        (Method::GET, ["sources", sha]) => Ok(json(
+            StatusCode::OK,
+            &crate::sources::state(shared.data.dir(), sha)?,
+        )),
+        (Method::PUT, ["sources", sha]) => {
+            caller.require(Role::Member, "send a run's source")?;
+            let sha = (*sha).to_owned();
+            Ok(json(
+                StatusCode::OK,
+                &crate::sources::receive(shared.data.dir(), &sha, request).await?,
             ))
         }
         (Method::GET, ["audit"]) => {
