@@ -167,3 +167,41 @@ fn secrets_named(
     }
     Ok(secrets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_source_dir_is_left_to_the_server_but_not_the_commands_own() {
+        assert_eq!(
+            without_source_dir(argv(
+                "run --source-dir /home/me/src --target a -- ls --source-dir x"
+            )),
+            argv("run --target a -- ls --source-dir x")
+        );
+        assert_eq!(
+            without_source_dir(argv("run --source-dir=/src -- true")),
+            argv("run -- true")
+        );
+    }
+
+    #[test]
+    fn only_the_variables_the_flags_name_are_sent() {
+        std::env::set_var("MOOR_TEST_TEAM_PW", "s3cret");
+        let sent = secrets_named(&argv(
+            "attach vm a --password-env MOOR_TEST_TEAM_PW -- --password-env HOME",
+        ))
+        .unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent["MOOR_TEST_TEAM_PW"], "s3cret");
+        let missing = secrets_named(&argv(
+            "attach vm a --key-passphrase-env=MOOR_TEST_TEAM_NONE",
+        ));
+        assert_eq!(missing.unwrap_err(), "MOOR_TEST_TEAM_NONE");
+    }
+}

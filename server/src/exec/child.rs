@@ -1,6 +1,7 @@
 //! The command's process and its stream: `moor ARGV` with the team's
-//! workspace, the caller's name and secrets in its environment (nothing
-//! else of the server's), its output relayed in frames through a bounded
+//! workspace, a HOME of the server's folder (`DATA/home`: never the
+//! operator's ~/.ssh), the caller's name and secrets in its environment
+//! (nothing else of the server's), its output relayed in frames through a bounded
 //! channel, a keepalive while it is quiet, its exit code last, and an
 //! audit line once it has ended.
 
@@ -33,6 +34,19 @@ pub async fn stream(
     secrets: BTreeMap<String, String>,
 ) -> Result<mpsc::Receiver<Bytes>, Refusal> {
     let workspace = shared.data.dir().join("workspace");
+    // A HOME of the server's own: the team's commands never see the
+    // operator's ~/.ssh (keys, agent, config), only the workspace's key.
+    let home = shared.data.dir().join("home");
+    moor::private_fs::create_private_dir(&home).map_err(|e| {
+        Refusal::new(
+            Fault::Unavailable,
+            format!(
+                "the server cannot make its commands' home {}: {e}",
+                home.display()
+            ),
+            "the server's operator should check the disk of its folder",
+        )
+    })?;
     let mut command = Command::new(&shared.moor);
     command
         .args(&argv)
@@ -42,13 +56,14 @@ pub async fn stream(
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
         .env("MOOR_WORKSPACE", &workspace)
+        .env("HOME", &home)
         .env(moor::store::TEAM_USER_ENV, &caller.name)
         .envs(&secrets)
         .current_dir(shared.data.dir())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    for keep in ["HOME", "LANG", "TMPDIR", "MOOR_MUX_IDLE", "MOOR_NO_MUX"] {
+    for keep in ["LANG", "TMPDIR", "MOOR_MUX_IDLE", "MOOR_NO_MUX"] {
         if let Some(value) = std::env::var_os(keep) {
             command.env(keep, value);
         }

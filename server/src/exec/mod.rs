@@ -177,3 +177,27 @@ fn check_own_run(shared: &Shared, caller: &Caller, run: &str) -> Result<(), Refu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_secret_is_taken_only_for_a_variable_the_command_names() {
+        let named = argv("attach vm a --host h --password-env PW");
+        let one = |name: &str| BTreeMap::from([(name.to_owned(), "x".to_owned())]);
+        check_secrets(&named, &one("PW")).unwrap();
+        check_secrets(&argv("attach vm a --password-env=PW"), &one("PW")).unwrap();
+        // Not named, or named but one that would change how moor or the
+        // loader behave: refused.
+        assert!(check_secrets(&named, &one("OTHER")).is_err());
+        for name in ["PATH", "LD_PRELOAD", "MOOR_WORKSPACE", "HOME", "lower"] {
+            let argv = argv(&format!("attach vm a --password-env {name}"));
+            assert!(check_secrets(&argv, &one(name)).is_err(), "{name}");
+        }
+    }
+}
