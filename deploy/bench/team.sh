@@ -82,6 +82,7 @@ done
 # Every target warm first, as a team server's would be.
 for t in $(seq "$n"); do $team run --target "lab-$t" --source-dir "$work/src" -- true >/dev/null; done
 burst_started=$(date +%s.%N)
+pids=()
 for m in $(seq "$members"); do
   (
     for i in $(seq "$per"); do
@@ -91,8 +92,9 @@ for m in $(seq "$members"); do
       echo $(( ($(date +%s%N) - s) / 1000000 )) >> "$work/lat-$m"
     done
   ) &
+  pids+=($!)
 done
-wait
+wait "${pids[@]}"
 burst=$(python3 -c "import time; print(round(time.time() - $burst_started, 1))")
 submitted=$(python3 -c 'import glob, json, sys; print(len({json.load(open(f))["id"] for f in glob.glob(sys.argv[1] + "/sub-*.json")}))' "$work")
 recorded=$($team runs --all --json | python3 -c 'import json, sys; print(len([r for r in json.load(sys.stdin) if r.get("user", "").startswith("m")]))')
