@@ -92,7 +92,14 @@ fn build_once(dir: &Path, sha256: &str, again: bool) -> io::Result<Response> {
         snapshots::manifest_path(dir, sha256),
         snapshots::pending_manifest_path(dir, sha256),
     );
-    let Ok(bytes) = fs::read(&kept).or_else(|_| fs::read(&pending)) else {
+    // Pending first, then kept: another upload's build renames the one
+    // into the other, so whichever moment it happens at, one read finds it
+    // (kept first could miss both: kept not yet there, pending just gone).
+    let Ok(bytes) = fs::read(&pending).or_else(|_| fs::read(&kept)) else {
+        // Or that build finished since the look above: its tree is whole.
+        if tree.is_dir() {
+            return Ok(Response::Snapshot { present: true });
+        }
         return Ok(Response::error(
             ErrorKind::NotFound,
             format!("no manifest {sha256}"),
