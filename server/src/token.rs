@@ -3,7 +3,6 @@
 //! hash is enough: there is nothing to guess that a slow hash would slow.
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 /// The prefix that marks a moor token (so secret scanners can find one).
 pub const PREFIX: &str = "moor_";
@@ -22,8 +21,7 @@ pub fn new() -> std::io::Result<String> {
 
 /// What the database keeps of a token.
 pub fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    moor_proto::sha256_hex(token.as_bytes())
 }
 
 #[cfg(test)]

@@ -155,31 +155,29 @@ impl Postgres {
     }
 
     fn tool(&self, name: &str, args: &[&str]) -> String {
-        let tool = self.bin.join(name);
-        let mut cmd = if as_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--", path(&tool)]);
-            cmd
-        } else {
-            Command::new(&tool)
-        };
+        let mut cmd = self.command(name);
         cmd.args(args).current_dir(self.dir.path());
         crate::run(&mut cmd)
+    }
+
+    /// The PostgreSQL tool `name`, as the cluster's owner.
+    fn command(&self, name: &str) -> Command {
+        let tool = self.bin.join(name);
+        if as_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(tool);
+            cmd
+        } else {
+            Command::new(tool)
+        }
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let tool = self.bin.join("pg_ctl");
-        let mut cmd = if as_root() {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--", path(&tool)]);
-            cmd
-        } else {
-            Command::new(&tool)
-        };
-        let _ = cmd
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", path(&data), "-m", "immediate", "stop"])
             .output();
     }

@@ -83,6 +83,14 @@ impl Snapshot {
         }
     }
 
+    /// The tar archive itself, for a packed snapshot (no copy of it made).
+    pub fn into_archive(self) -> Option<Vec<u8>> {
+        match self.content {
+            Content::Packed(bytes) => Some(bytes),
+            Content::Tree(_) => None,
+        }
+    }
+
     /// The source tree, for one sent file by file.
     pub fn tree(&self) -> Option<&TreeSource> {
         match &self.content {

@@ -27,26 +27,27 @@ pub async fn upload_source(client: &Client, dir: &std::path::Path) -> Result<Str
             .map_err(|e| {
                 Error::usage(format!("packing the source failed: {e}"), "run it again")
             })??;
-    let Some(archive) = snapshot.archive() else {
+    let sha256 = snapshot.sha256.clone();
+    let Some(archive) = snapshot.into_archive() else {
         return Err(Error::usage(
             "the source could not be packed as one archive",
             "pass --workspace DIR to run it from a local workspace",
         ));
     };
-    let path = format!("/v1/sources/{}", snapshot.sha256);
+    let path = format!("/v1/sources/{sha256}");
     let state: SourceState = client.call(Method::GET, &path, None::<&()>).await?;
     if !state.present {
         let answer = client
             .send(
                 Method::PUT,
                 &path,
-                Bytes::copy_from_slice(archive),
+                Bytes::from(archive),
                 "application/x-tar",
             )
             .await?;
         drop(answer);
     }
-    Ok(snapshot.sha256)
+    Ok(sha256)
 }
 
 /// Runs `exec` on the server, writing its output here; its exit code.
